@@ -1,0 +1,181 @@
+"""Gateway settings: defaults here, a YAML file (``config/hotline.yaml`` by default), environment overrides.
+
+Precedence, highest first: ``HOTLINE_<SECTION>__<KEY>`` environment variables, the YAML file, the defaults below.
+The YAML file is chosen with ``HOTLINE_CONFIG`` (a path) or ``--config`` on the command line.
+Secrets (ARI and operator passwords) are never written here: they are generated per instance and kept in the
+runtime folder with mode 0600, or given through the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG_FILE = PACKAGE_DIR / "hotline.yaml"
+PROJECT_ROOT = PACKAGE_DIR.parent
+
+
+class SettingsError(Exception):
+    """Invalid settings: the message names every bad key and what is wrong with it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AsteriskSettings(_Section):
+    mode: Literal["embedded", "system", "external"] = Field(
+        "embedded",
+        description="embedded: the Asterisk that `hotline asterisk install` puts under `prefix`; "
+        "system: an installed binary given by `binary`; external: attach to a running Asterisk's ARI at `ari_url`.",
+    )
+    prefix: Path = Field(Path("var/asterisk"), description="Install prefix of the embedded Asterisk.")
+    cache_dir: Path = Field(Path("var/cache/asterisk-debs"), description="Downloaded .deb cache (re-install offline).")
+    binary: Path | None = Field(None, description="Asterisk binary for mode=system.")
+    modules_dir: Path | None = Field(None, description="Module folder for mode=system (default: the binary's).")
+    runtime_dir: Path = Field(Path("var/run/asterisk"), description="Rendered configuration, logs, spool, sockets.")
+    ari_url: str | None = Field(None, description="ARI base URL for mode=external, e.g. http://127.0.0.1:8088/ari.")
+    ari_username: str = "hotline"
+    ari_password: SecretStr | None = Field(None, description="Generated per instance when unset (embedded/system).")
+    http_port: int = Field(8088, ge=1, le=65535)
+    sip_port: int = Field(5060, ge=1, le=65535)
+    rtp_port_start: int = Field(10000, ge=1024, le=65000)
+    rtp_ports_per_call: int = Field(8, ge=2, description="RTP ports a call needs (DESIGN §5: ≈8 with taps).")
+    startup_timeout_s: float = Field(30.0, gt=0)
+    sid_mirror: str = Field("http://deb.debian.org/debian", description="Debian mirror holding the sid suite.")
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> AsteriskSettings:
+        if self.mode == "system" and self.binary is None:
+            raise ValueError("mode 'system' needs asterisk.binary (path of the asterisk executable)")
+        if self.mode == "external" and not self.ari_url:
+            raise ValueError("mode 'external' needs asterisk.ari_url")
+        if self.mode == "external" and self.ari_password is None:
+            raise ValueError("mode 'external' needs asterisk.ari_password (HOTLINE_ASTERISK__ARI_PASSWORD)")
+        return self
+
+
+class OperatorEndpoint(_Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="SIP user name of the operator's phone.")
+    password: SecretStr | None = Field(None, description="Generated and stored in the runtime folder when unset.")
+    skills: list[str] = Field(default_factory=lambda: ["zh"], description="Language codes the operator speaks.")
+
+
+class TelephonySettings(_Section):
+    entry_number: str = Field("12345", pattern=r"^[0-9*#+]{1,20}$")
+    max_concurrent_calls: int = Field(100, ge=1, le=5000)
+    caller_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8"],
+        description="Networks allowed to call in without registration (the demo accepts loopback).",
+    )
+    operators: list[OperatorEndpoint] = Field(default_factory=list)
+
+    @field_validator("caller_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{net!r} is not a network (e.g. 127.0.0.0/8)") from exc
+        return value
+
+
+class AriSettings(_Section):
+    app: str = Field("hotline", pattern=r"^[A-Za-z0-9_-]+$")
+    request_timeout_s: float = Field(5.0, gt=0)
+    reconnect_initial_s: float = Field(0.2, gt=0)
+    reconnect_max_s: float = Field(5.0, gt=0)
+    ping_interval_s: float = Field(5.0, gt=0)
+
+
+class CallSettings(_Section):
+    greeting: str = Field("sound:hello-world", description="Media URI or prompt name played after answering.")
+    prompts_dir: Path = Field(Path("var/prompts"), description="Folder of our own prompt files (prompt:NAME).")
+    digits_prompt: str = Field("sound:vm-enter-num-to-call", description="Asks the caller for digits.")
+    max_digits: int = Field(4, ge=1, le=32)
+    first_digit_timeout_s: float = Field(8.0, gt=0)
+    inter_digit_timeout_s: float = Field(3.0, gt=0)
+    total_digit_timeout_s: float = Field(20.0, gt=0)
+    terminator: str = Field("#", pattern=r"^[0-9*#]?$")
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "console"] = "console"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        yaml_file=None,
+        yaml_file_encoding="utf-8",
+    )
+
+    asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)  # type: ignore[arg-type]
+    telephony: TelephonySettings = Field(default_factory=TelephonySettings)  # type: ignore[arg-type]
+    ari: AriSettings = Field(default_factory=AriSettings)  # type: ignore[arg-type]
+    call: CallSettings = Field(default_factory=CallSettings)  # type: ignore[arg-type]
+    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
+    data_dir: Path = Field(Path("var"), description="Base folder for relative paths in these settings.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_path = os.environ.get("HOTLINE_CONFIG") or str(DEFAULT_CONFIG_FILE)
+        return (
+            init_settings,
+            env_settings,
+            YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path),
+        )
+
+    def resolve(self, path: Path) -> Path:
+        """Relative paths in settings are relative to the project root (where `var/` lives)."""
+        return path if path.is_absolute() else (PROJECT_ROOT / path)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"  {key}: {item['msg']}")
+    return "invalid settings:\n" + "\n".join(lines)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings or raise SettingsError naming each bad key (environment names use HOTLINE_SECTION__KEY)."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise SettingsError(f"invalid settings:\n  config file {config_file}: not found")
+        os.environ["HOTLINE_CONFIG"] = str(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from exc
+    except (OSError, ValueError) as exc:  # unreadable or malformed YAML
+        raise SettingsError(f"invalid settings:\n  config file: {exc}") from exc
