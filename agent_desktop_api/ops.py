@@ -1,0 +1,31 @@
+"""Operations endpoints for the people on call: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+ReadinessProbe = Callable[[], dict[str, bool]]
+
+
+def create_ops_app(registry: CollectorRegistry, readiness: ReadinessProbe) -> FastAPI:
+    app = FastAPI(title="hotline gateway operations", docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    def readyz(response: Response) -> dict[str, object]:
+        checks = readiness()
+        ready = all(checks.values())
+        response.status_code = 200 if ready else 503
+        return {"ready": ready, "checks": checks}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Sets up the gateway on a fresh Debian bookworm machine; safe to run again (each step skips what is done).
+#   system packages (apt) -> Python virtual environment (.venv) -> Asterisk 22 from Debian sid into var/asterisk
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3 python3-venv python3-dev gcc        # the gateway's virtual environment
+  ca-certificates debian-archive-keyring apt  # the private sid apt configuration that fetches Asterisk
+  sip-tester sox                              # sipp for load tests and benchmarks, sox for audio checks
+)
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  say "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python 3.11 is bookworm's python3; a newer or older interpreter on PATH is not used.
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+"$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
+  || { echo "setup: Python 3.11 is required (found $("$PYTHON" --version))" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating the virtual environment .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  say "installing Python dependencies"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  rm -f .venv/.installed-*; touch "$stamp"
+fi
+
+.venv/bin/hotline asterisk install
+say "ready: .venv/bin/hotline --help"

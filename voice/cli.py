@@ -1,0 +1,82 @@
+"""`hotline`: the one command of the gateway (serve, install Asterisk, inspect settings, ...)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from config.settings import Settings, SettingsError, load_settings
+
+
+class _Context:
+    def __init__(self, config_file: Path | None) -> None:
+        self.config_file = config_file
+        self._settings: Settings | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_file)
+            except SettingsError as exc:
+                click.echo(str(exc), err=True)
+                sys.exit(2)
+        return self._settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Settings file (default: config/hotline.yaml; also HOTLINE_CONFIG).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None) -> None:
+    """Voice gateway for city service hotlines (Beijing 12345)."""
+    ctx.obj = _Context(config_file)
+
+
+@main.command()
+@click.pass_obj
+def serve(obj: _Context) -> None:
+    """Start Asterisk (or attach to one) and the gateway; Ctrl-C or SIGTERM stops both cleanly."""
+    from voice.logging_setup import configure_logging
+    from voice.service import run_service
+
+    settings = obj.settings()
+    configure_logging(settings.logging.level, settings.logging.format)
+    sys.exit(asyncio.run(run_service(settings)))
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the effective settings."""
+
+
+@config_group.command("show")
+@click.pass_obj
+def config_show(obj: _Context) -> None:
+    """Print the effective settings (file + environment) as JSON; secrets are masked."""
+    click.echo(json.dumps(obj.settings().model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+
+@config_group.command("check")
+@click.pass_obj
+def config_check(obj: _Context) -> None:
+    """Validate the settings and exit 0, or print each bad key and exit 2."""
+    obj.settings()
+    click.echo("settings OK")
+
+
+def _attach_subcommands() -> None:
+    from voice.asterisk.cli import asterisk_group
+
+    main.add_command(asterisk_group)
+
+
+_attach_subcommands()

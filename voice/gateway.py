@@ -1,0 +1,176 @@
+"""The ARI application: owns one CallSession per caller, routes events to them in order, resynchronises after
+the event stream reconnects, and keeps one call's failure away from the others."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import structlog
+
+from voice.ari import AriClient, AriError, AriEvent, AriNotFound, StasisStart
+from voice.metrics import GatewayMetrics
+from voice.session import CallHandler, CallSession
+
+log = structlog.get_logger(__name__)
+
+
+class Gateway:
+    def __init__(
+        self,
+        client: AriClient,
+        handler: CallHandler,
+        *,
+        max_calls: int,
+        prompts_dir: Path,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        self.client = client
+        self.metrics = metrics or GatewayMetrics()
+        self._handler = handler
+        self._max_calls = max_calls
+        self._prompts_dir = prompts_dir
+        self._sessions: dict[str, CallSession] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connected = asyncio.Event()
+        self._connections = 0
+
+    # ---- state ----
+
+    @property
+    def ready(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._sessions)
+
+    def session(self, channel_id: str) -> CallSession | None:
+        return self._sessions.get(channel_id)
+
+    async def wait_ready(self, timeout: float) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    # ---- event loop ----
+
+    async def run(self) -> None:
+        """Consume the event stream until cancelled (raises AriAuthError on wrong credentials)."""
+        self.client.events.on_connected = self._on_connected
+        self.client.events.on_disconnected = self._on_disconnected
+        async for event in self.client.events:
+            self.dispatch(event)
+
+    def dispatch(self, event: AriEvent) -> None:
+        if isinstance(event, StasisStart) and event.channel.id not in self._sessions:
+            self._start_call(event)
+            return
+        for channel_id in event.channel_ids():
+            session = self._sessions.get(channel_id)
+            if session is None:
+                continue
+            try:
+                session.handle_event(event)
+            except Exception:  # one call's bug must not stop the stream for the others
+                session.log.exception("call.event_failed", event_type=event.type)
+
+    def _start_call(self, event: StasisStart) -> None:
+        channel = event.channel
+        if event.args or channel.id.startswith("hotline-"):
+            # A leg we created (operator, snoop, media) whose owner is gone: nobody will drive it.
+            self._spawn(self._hangup_quietly(channel.id), f"orphan-{channel.id}")
+            return
+        if len(self._sessions) >= self._max_calls:
+            log.warning("call.rejected", channel=channel.id, reason="capacity", active=len(self._sessions))
+            self.metrics.calls_total.labels(outcome="rejected").inc()
+            self._spawn(self._hangup_quietly(channel.id, reason="congestion"), f"reject-{channel.id}")
+            return
+        session = CallSession(channel, self.client.rest, self.metrics, self._prompts_dir)
+        self._sessions[channel.id] = session
+        self.metrics.active_calls.set(len(self._sessions))
+        session.log.info("call.started", channel=channel.name)
+        self._spawn(self._supervise(session), f"session-{channel.id}")
+
+    async def _supervise(self, session: CallSession) -> None:
+        outcome = "error"
+        try:
+            outcome = await session.run(self._handler)
+        except asyncio.CancelledError:
+            outcome = "gateway_shutdown"
+            raise
+        except Exception:  # the session's own clean-up failed: count it, keep the gateway going
+            session.log.exception("call.cleanup_failed")
+        finally:
+            self._sessions.pop(session.channel_id, None)
+            self.metrics.active_calls.set(len(self._sessions))
+            self.metrics.calls_total.labels(outcome=outcome).inc()
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _hangup_quietly(self, channel_id: str, reason: str = "normal") -> None:
+        try:
+            await self.client.rest.hangup(channel_id, reason=reason)
+        except AriError as exc:
+            log.debug("hangup.ignored", channel=channel_id, error=str(exc))
+
+    # ---- connection state ----
+
+    async def _on_connected(self, is_reconnect: bool) -> None:
+        self._connections += 1
+        if is_reconnect:
+            self.metrics.ari_reconnects.inc()
+        await self._resync(first=not is_reconnect)
+        self._connected.set()
+        self.metrics.ari_connected.set(1)
+        log.info("ari.connected", reconnect=is_reconnect, active_calls=len(self._sessions))
+
+    async def _on_disconnected(self) -> None:
+        self._connected.clear()
+        self.metrics.ari_connected.set(0)
+        log.warning("ari.disconnected", active_calls=len(self._sessions))
+
+    async def _resync(self, first: bool) -> None:
+        """Make our view match Asterisk's: end calls whose channel vanished, adopt the ones still there,
+        hang up channels of our app that nobody owns (left by an earlier gateway process)."""
+        try:
+            channels = await self.client.rest.list_channels()
+        except AriError as exc:
+            log.warning("ari.resync_failed", error=str(exc))
+            return
+        present = {channel.id for channel in channels}
+        for channel_id, session in list(self._sessions.items()):
+            if channel_id not in present:
+                session.log.warning("call.lost_during_disconnect")
+                session.channel_gone()
+            else:
+                await self._settle_playbacks(session)
+        app = self.client.app
+        for channel in channels:
+            in_our_app = channel.dialplan is not None and channel.dialplan.app_name == "Stasis" and (
+                channel.dialplan.app_data.split(",")[0] == app
+            )
+            if in_our_app and channel.id not in self._sessions:
+                log.warning("ari.orphan_channel", channel=channel.id, first_connection=first)
+                self._spawn(self._hangup_quietly(channel.id), f"orphan-{channel.id}")
+
+    async def _settle_playbacks(self, session: CallSession) -> None:
+        """A PlaybackFinished may have been lost while disconnected: ask Asterisk about each pending one."""
+        for playback_id in session.pending_playbacks():
+            try:
+                await self.client.rest.get_playback(playback_id)
+            except AriNotFound:
+                session.playback_lost(playback_id)
+            except AriError:
+                pass
+
+    # ---- shutdown ----
+
+    async def stop(self) -> None:
+        """Hang up every call we own and wait for their sessions to finish cleaning up."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)

@@ -1,0 +1,163 @@
+"""`hotline serve`: Asterisk (embedded, system or external), the ARI gateway and the operations HTTP server,
+started in that order and stopped in reverse on Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+
+import structlog
+import uvicorn
+
+from agent_desktop_api.ops import create_ops_app
+from config.secrets import load_or_create_secrets
+from config.settings import Settings
+from voice.ari import AriAuthError, AriClient
+from voice.asterisk.instance import AsteriskInstance, AsteriskStartError
+from voice.basic_flow import make_basic_flow
+from voice.gateway import Gateway
+from voice.session import CallHandler
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK, EXIT_ASTERISK, EXIT_AUTH, EXIT_HTTP = 0, 1, 3, 4
+
+
+class ServiceError(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class GatewayService:
+    def __init__(self, settings: Settings, handler: CallHandler | None = None) -> None:
+        self.settings = settings
+        self.handler = handler or make_basic_flow(settings.call)
+        self.asterisk: AsteriskInstance | None = None
+        self.client: AriClient | None = None
+        self.gateway: Gateway | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: uvicorn.Server | None = None
+        self.failed = asyncio.Event()
+        self.failure: ServiceError | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.asterisk.mode == "external":
+            assert s.asterisk.ari_url and s.asterisk.ari_password
+            url, user, password = s.asterisk.ari_url, s.asterisk.ari_username, s.asterisk.ari_password
+            ari_password = password.get_secret_value()
+        else:
+            secrets = load_or_create_secrets(s.resolve(s.asterisk.runtime_dir) / "secrets.json", s)
+            self.asterisk = AsteriskInstance(s, secrets)
+            try:
+                await self.asterisk.start()
+            except AsteriskStartError as exc:
+                raise ServiceError(f"Asterisk did not start: {exc}", EXIT_ASTERISK) from exc
+            url, user, ari_password = self.asterisk.ari_url, self.asterisk.ari_username, self.asterisk.ari_password
+            self._tasks.append(asyncio.create_task(self._watch_asterisk(), name="asterisk-watchdog"))
+        self.client = AriClient(url, user, ari_password, s.ari.app, s.ari)
+        self.gateway = Gateway(
+            self.client,
+            self.handler,
+            max_calls=s.telephony.max_concurrent_calls,
+            prompts_dir=s.resolve(s.call.prompts_dir),
+        )
+        self._tasks.append(asyncio.create_task(self._run_gateway(), name="gateway"))
+        await self._start_http()
+        log.info("service.started", ari=url, http=f"http://{s.http.host}:{s.http.port}")
+
+    def readiness(self) -> dict[str, bool]:
+        checks = {"ari": self.gateway is not None and self.gateway.ready}
+        if self.asterisk is not None:
+            checks["asterisk"] = self.asterisk.running
+        return checks
+
+    async def _run_gateway(self) -> None:
+        assert self.gateway is not None
+        try:
+            await self.gateway.run()
+        except AriAuthError as exc:
+            self._fail(ServiceError(f"ARI refused our credentials: {exc}", EXIT_AUTH))
+
+    async def _watch_asterisk(self) -> None:
+        """Restart the embedded Asterisk if it dies; the event stream reconnects by itself."""
+        assert self.asterisk is not None
+        backoff = 1.0
+        while True:
+            await asyncio.sleep(1.0)
+            if self.asterisk.running:
+                backoff = 1.0
+                continue
+            log.error("asterisk.exited_unexpectedly", restart_in_s=backoff)
+            await asyncio.sleep(backoff)
+            try:
+                await self.asterisk.start()
+                log.info("asterisk.restarted", pid=self.asterisk.pid)
+            except AsteriskStartError as exc:
+                log.error("asterisk.restart_failed", error=str(exc))
+                backoff = min(backoff * 2, 30.0)
+
+    async def _start_http(self) -> None:
+        s = self.settings.http
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((s.host, s.port))
+        except OSError as exc:
+            sock.close()
+            raise ServiceError(f"cannot listen on http {s.host}:{s.port}: {exc.strerror}", EXIT_HTTP) from exc
+        assert self.gateway is not None
+        app = create_ops_app(self.gateway.metrics.registry, self.readiness)
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        self._http = uvicorn.Server(config)
+        self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
+
+    def _fail(self, error: ServiceError) -> None:
+        log.error("service.failed", error=str(error))
+        self.failure = error
+        self.failed.set()
+
+    async def stop(self) -> None:
+        log.info("service.stopping")
+        if self.gateway is not None:
+            await self.gateway.stop()
+        if self._http is not None:
+            self._http.should_exit = True
+        for task in self._tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.client is not None:
+            await self.client.close()
+        if self.asterisk is not None:
+            await self.asterisk.stop()
+        log.info("service.stopped")
+
+
+async def run_service(settings: Settings) -> int:
+    """Run until a signal or a fatal error; returns the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    service = GatewayService(settings)
+    try:
+        await service.start()
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(service.failed.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+    except ServiceError as exc:
+        service._fail(exc)
+    finally:
+        with contextlib.suppress(Exception):
+            await service.stop()
+    if service.failure is not None:
+        print(f"hotline serve: {service.failure}", flush=True, file=sys.stderr)
+        return service.failure.exit_code
+    return EXIT_OK

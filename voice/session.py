@@ -1,0 +1,270 @@
+"""One caller's call: the state the gateway keeps for it and the operations a call script (the IVR) uses.
+
+Events for the call reach `handle_event` in stream order and never block; the script runs in its own task and
+awaits futures those events resolve. When the caller hangs up, the script task is cancelled wherever it waits,
+and `run` cleans up everything the call owned (playbacks, extra channels, bridges).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import structlog
+
+from voice.ari import (
+    AriConflict,
+    AriError,
+    AriEvent,
+    AriNotFound,
+    AriRestClient,
+    AriUnprocessable,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    PlaybackFinished,
+    PlaybackStarted,
+    StasisEnd,
+)
+from voice.digits import DigitBuffer, GatherResult
+from voice.metrics import GatewayMetrics
+
+log = structlog.get_logger(__name__)
+
+
+class CallEnded(Exception):
+    """The caller's channel is gone: the script cannot go on."""
+
+
+class PromptMissing(Exception):
+    """A `prompt:NAME` media reference names no file in the prompts folder."""
+
+
+class CallControl(Protocol):
+    """What a call script (the IVR runtime) may do with a call; it never talks to ARI itself."""
+
+    call_id: str
+    caller_number: str
+
+    async def answer(self) -> None: ...
+
+    async def play(self, media: str | Sequence[str], *, interruptible: bool = False) -> bool: ...
+
+    async def gather(
+        self,
+        max_digits: int,
+        first_timeout: float,
+        inter_digit_timeout: float,
+        total_timeout: float,
+        terminator: str = "",
+    ) -> GatherResult: ...
+
+    def flush_digits(self) -> None: ...
+
+    async def hangup(self) -> None: ...
+
+
+CallHandler = Callable[["CallSession"], Awaitable[None]]
+
+_GONE = (AriNotFound, AriConflict, AriUnprocessable)
+_T = TypeVar("_T")
+
+
+class CallSession:
+    _playback_ids = itertools.count(1)
+
+    def __init__(
+        self,
+        channel: Channel,
+        rest: AriRestClient,
+        metrics: GatewayMetrics,
+        prompts_dir: Path,
+    ) -> None:
+        self.channel_id = channel.id
+        self.call_id = channel.id
+        self.caller_number = channel.caller.number if channel.caller else ""
+        self.started_at = time.monotonic()
+        self.outcome: str | None = None
+        self._rest = rest
+        self._metrics = metrics
+        self._prompts_dir = prompts_dir
+        self._digits = DigitBuffer()
+        self._playbacks: dict[str, asyncio.Future[None]] = {}
+        self._script: asyncio.Task[None] | None = None
+        self._gone = False
+        self._answered = False
+        self._key_mark: float | None = None  # last digit of an entry, waiting for the next prompt to start
+        self.log = log.bind(call_id=self.call_id, caller=self.caller_number)
+
+    # ---- events (called by the gateway in stream order; must not block) ----
+
+    def handle_event(self, event: AriEvent) -> None:
+        if isinstance(event, ChannelDtmfReceived):
+            if event.channel.id == self.channel_id:
+                self._digits.push(event.digit)
+        elif isinstance(event, PlaybackStarted):
+            if self._key_mark is not None:
+                self._metrics.dtmf_to_prompt_seconds.observe(time.monotonic() - self._key_mark)
+                self._key_mark = None
+        elif isinstance(event, PlaybackFinished):
+            future = self._playbacks.pop(event.playback.id, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+        elif isinstance(event, StasisEnd | ChannelDestroyed | ChannelHangupRequest):
+            if event.channel.id == self.channel_id:
+                self.channel_gone()
+
+    def channel_gone(self) -> None:
+        """The caller's channel left us (hang-up, or Asterisk lost it): stop the script wherever it waits."""
+        if self._gone:
+            return
+        self._gone = True
+        for future in self._playbacks.values():
+            if not future.done():
+                future.set_exception(CallEnded())
+        self._playbacks.clear()
+        if self._script is not None and not self._script.done():
+            self._script.cancel()
+
+    @property
+    def gone(self) -> bool:
+        return self._gone
+
+    def pending_playbacks(self) -> list[str]:
+        return list(self._playbacks)
+
+    def playback_lost(self, playback_id: str) -> None:
+        """The playback no longer exists in Asterisk (its Finished event was lost during a reconnect)."""
+        future = self._playbacks.pop(playback_id, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    # ---- operations for the call script ----
+
+    async def answer(self) -> None:
+        await self._ari(self._rest.answer(self.channel_id))
+        self._answered = True
+        self._metrics.answer_seconds.observe(time.monotonic() - self.started_at)
+        self.log.info("call.answered")
+
+    def resolve_media(self, media: str) -> str:
+        """`prompt:NAME` → our own prompt file (`sound:` with its absolute path, no extension)."""
+        if not media.startswith("prompt:"):
+            return media
+        name = media.removeprefix("prompt:")
+        if not any(self._prompts_dir.glob(f"{name}.*")):
+            raise PromptMissing(f"prompt {name!r} has no file in {self._prompts_dir}")
+        return f"sound:{(self._prompts_dir / name).resolve()}"
+
+    async def play(self, media: str | Sequence[str], *, interruptible: bool = False) -> bool:
+        """Play media and wait for its end. Returns True if a key press cut it short (the key stays buffered)."""
+        items = [media] if isinstance(media, str) else list(media)
+        uris = [self.resolve_media(item) for item in items]
+        if interruptible and self._digits.pending():
+            return True
+        playback_id = f"{self.call_id}.pb{next(self._playback_ids)}"
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._playbacks[playback_id] = finished
+        try:
+            await self._ari(self._rest.play(self.channel_id, uris, playback_id=playback_id))
+        except BaseException:
+            self._playbacks.pop(playback_id, None)
+            raise
+        if not interruptible:
+            await finished
+            return False
+        key = asyncio.ensure_future(self._digits.wait_any())
+        try:
+            await asyncio.wait({finished, key}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            key.cancel()
+        if finished.done():
+            finished.result()  # raises CallEnded if the caller left meanwhile
+            return False
+        self._playbacks.pop(playback_id, None)
+        try:
+            await self._rest.stop_playback(playback_id)
+        except AriNotFound:
+            pass  # it ended on its own meanwhile
+        return True
+
+    async def gather(
+        self,
+        max_digits: int,
+        first_timeout: float,
+        inter_digit_timeout: float,
+        total_timeout: float,
+        terminator: str = "",
+    ) -> GatherResult:
+        result = await self._digits.gather(max_digits, first_timeout, inter_digit_timeout, total_timeout, terminator)
+        if result.last_key_at is not None:
+            self._key_mark = result.last_key_at
+        self.log.info("call.digits", digits=result.digits, reason=result.reason)
+        return result
+
+    def flush_digits(self) -> None:
+        self._digits.clear()
+
+    async def hangup(self) -> None:
+        if self._gone:
+            return
+        try:
+            await self._rest.hangup(self.channel_id)
+        except _GONE:
+            pass
+
+    async def _ari(self, call: Awaitable[_T]) -> _T:
+        """Run an ARI request for the caller's channel; a channel that vanished means the caller left."""
+        if self._gone:
+            if asyncio.iscoroutine(call):
+                call.close()
+            raise CallEnded()
+        try:
+            return await call
+        except _GONE as exc:
+            raise CallEnded() from exc
+
+    # ---- lifecycle ----
+
+    async def run(self, handler: CallHandler) -> str:
+        """Run the call script to its end and clean up; returns the call's outcome."""
+        self._script = asyncio.create_task(handler(self), name=f"call-{self.call_id}")
+        if self._gone:  # hung up before the script even started
+            self._script.cancel()
+        try:
+            await asyncio.wait({self._script})
+        except asyncio.CancelledError:  # the gateway stops: end this call politely
+            self._script.cancel()
+            await asyncio.wait({self._script})
+            self.outcome = "gateway_shutdown"
+            await self._cleanup()
+            raise
+        self.outcome = self._outcome_of(self._script)
+        await self._cleanup()
+        return self.outcome
+
+    def _outcome_of(self, script: asyncio.Task[None]) -> str:
+        if script.cancelled():
+            return "caller_hangup"
+        exc = script.exception()
+        if exc is None:
+            return "completed"
+        if isinstance(exc, CallEnded):
+            return "caller_hangup"
+        self.log.error("call.script_failed", error=repr(exc), exc_info=exc)
+        return "error"
+
+    async def _cleanup(self) -> None:
+        for playback_id in list(self._playbacks):
+            try:
+                await self._rest.stop_playback(playback_id)
+            except AriError:
+                pass
+        self._playbacks.clear()
+        await self.hangup()
+        self.log.info("call.ended", outcome=self.outcome, seconds=round(time.monotonic() - self.started_at, 3))
