@@ -32,14 +32,15 @@ class Gateway:
         self._prompts_dir = prompts_dir
         self._sessions: dict[str, CallSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._connected = asyncio.Event()
-        self._connections = 0
+        self._synced = asyncio.Event()  # set once the first resync after a (re)connection is done
+        self.metrics.ari_connected.set_function(lambda: 1.0 if self.ready else 0.0)
 
     # ---- state ----
 
     @property
     def ready(self) -> bool:
-        return self._connected.is_set()
+        """Calls can be taken: the event stream is up and our state matches Asterisk's."""
+        return self.client.events.connected and self._synced.is_set()
 
     @property
     def active_calls(self) -> int:
@@ -49,14 +50,16 @@ class Gateway:
         return self._sessions.get(channel_id)
 
     async def wait_ready(self, timeout: float) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        """Wait until Asterisk knows our Stasis app (raises AriAuthError on wrong credentials)."""
+        await self.client.wait_connected(timeout)
+        await asyncio.wait_for(self._synced.wait(), timeout)
 
     # ---- event loop ----
 
     async def run(self) -> None:
         """Consume the event stream until cancelled (raises AriAuthError on wrong credentials)."""
-        self.client.events.on_connected = self._on_connected
-        self.client.events.on_disconnected = self._on_disconnected
+        self.client.on_connected = self._on_connected
+        self.client.start()
         async for event in self.client.events:
             self.dispatch(event)
 
@@ -118,18 +121,12 @@ class Gateway:
     # ---- connection state ----
 
     async def _on_connected(self, is_reconnect: bool) -> None:
-        self._connections += 1
+        """Runs in the event-consuming task before the new connection's first event (see voice.ari.events)."""
         if is_reconnect:
             self.metrics.ari_reconnects.inc()
         await self._resync(first=not is_reconnect)
-        self._connected.set()
-        self.metrics.ari_connected.set(1)
+        self._synced.set()
         log.info("ari.connected", reconnect=is_reconnect, active_calls=len(self._sessions))
-
-    async def _on_disconnected(self) -> None:
-        self._connected.clear()
-        self.metrics.ari_connected.set(0)
-        log.warning("ari.disconnected", active_calls=len(self._sessions))
 
     async def _resync(self, first: bool) -> None:
         """Make our view match Asterisk's: end calls whose channel vanished, adopt the ones still there,
@@ -143,14 +140,12 @@ class Gateway:
         for channel_id, session in list(self._sessions.items()):
             if channel_id not in present:
                 session.log.warning("call.lost_during_disconnect")
-                session.channel_gone()
+                session.channel_gone("asterisk_lost")
             else:
                 await self._settle_playbacks(session)
         app = self.client.app
         for channel in channels:
-            in_our_app = channel.dialplan is not None and channel.dialplan.app_name == "Stasis" and (
-                channel.dialplan.app_data.split(",")[0] == app
-            )
+            in_our_app = channel.dialplan.app_name == "Stasis" and channel.dialplan.app_data.split(",")[0] == app
             if in_our_app and channel.id not in self._sessions:
                 log.warning("ari.orphan_channel", channel=channel.id, first_connection=first)
                 self._spawn(self._hangup_quietly(channel.id), f"orphan-{channel.id}")

@@ -13,7 +13,6 @@ import structlog
 import uvicorn
 
 from agent_desktop_api.ops import create_ops_app
-from config.secrets import load_or_create_secrets
 from config.settings import Settings
 from voice.ari import AriAuthError, AriClient
 from voice.asterisk.instance import AsteriskInstance, AsteriskStartError
@@ -51,8 +50,7 @@ class GatewayService:
             url, user, password = s.asterisk.ari_url, s.asterisk.ari_username, s.asterisk.ari_password
             ari_password = password.get_secret_value()
         else:
-            secrets = load_or_create_secrets(s.resolve(s.asterisk.runtime_dir) / "secrets.json", s)
-            self.asterisk = AsteriskInstance(s, secrets)
+            self.asterisk = AsteriskInstance(s)
             try:
                 await self.asterisk.start()
             except AsteriskStartError as exc:

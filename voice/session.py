@@ -87,7 +87,7 @@ class CallSession:
     ) -> None:
         self.channel_id = channel.id
         self.call_id = channel.id
-        self.caller_number = channel.caller.number if channel.caller else ""
+        self.caller_number = channel.caller.number
         self.started_at = time.monotonic()
         self.outcome: str | None = None
         self._rest = rest
@@ -97,6 +97,8 @@ class CallSession:
         self._playbacks: dict[str, asyncio.Future[None]] = {}
         self._script: asyncio.Task[None] | None = None
         self._gone = False
+        self._gone_reason = "caller_hangup"
+        self._hung_up_by_us = False
         self._answered = False
         self._key_mark: float | None = None  # last digit of an entry, waiting for the next prompt to start
         self.log = log.bind(call_id=self.call_id, caller=self.caller_number)
@@ -119,16 +121,17 @@ class CallSession:
             if event.channel.id == self.channel_id:
                 self.channel_gone()
 
-    def channel_gone(self) -> None:
+    def channel_gone(self, reason: str = "caller_hangup") -> None:
         """The caller's channel left us (hang-up, or Asterisk lost it): stop the script wherever it waits."""
         if self._gone:
             return
         self._gone = True
+        self._gone_reason = reason
         for future in self._playbacks.values():
             if not future.done():
                 future.set_exception(CallEnded())
         self._playbacks.clear()
-        if self._script is not None and not self._script.done():
+        if self._script is not None and not self._script.done() and not self._hung_up_by_us:
             self._script.cancel()
 
     @property
@@ -213,6 +216,7 @@ class CallSession:
     async def hangup(self) -> None:
         if self._gone:
             return
+        self._hung_up_by_us = True
         try:
             await self._rest.hangup(self.channel_id)
         except _GONE:
@@ -250,12 +254,12 @@ class CallSession:
 
     def _outcome_of(self, script: asyncio.Task[None]) -> str:
         if script.cancelled():
-            return "caller_hangup"
+            return self._gone_reason
         exc = script.exception()
         if exc is None:
             return "completed"
-        if isinstance(exc, CallEnded):
-            return "caller_hangup"
+        if isinstance(exc, CallEnded) and not self._hung_up_by_us:
+            return self._gone_reason
         self.log.error("call.script_failed", error=repr(exc), exc_info=exc)
         return "error"
 

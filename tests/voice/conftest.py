@@ -1,0 +1,83 @@
+"""Fixtures for real-call tests: a gateway attached to the session's private Asterisk, and softphones."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.asterisk_fixture import make_settings
+from tests.support.softphone_driver import Softphone
+from voice.ari import AriRestClient
+from voice.asterisk.instance import AsteriskInstance
+from voice.service import GatewayService
+from voice.session import CallHandler
+
+GatewayStarter = Callable[..., Awaitable[GatewayService]]
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def attach_settings(instance: AsteriskInstance, **sections: dict[str, Any]) -> Any:
+    """Settings for a gateway attached (mode external) to `instance`, with a free operations port."""
+    external = {
+        "mode": "external",
+        "ari_url": instance.ari_url,
+        "ari_username": instance.ari_username,
+        "ari_password": instance.ari_password,
+    }
+    return make_settings(
+        asterisk={**external, **sections.pop("asterisk", {})},
+        http={"port": free_tcp_port()},
+        **sections,
+    )
+
+
+@pytest.fixture
+async def start_gateway(asterisk: AsteriskInstance) -> AsyncIterator[GatewayStarter]:
+    """`await start_gateway(handler, instance=None, wait=True, call={...})` → a running GatewayService."""
+    services: list[GatewayService] = []
+
+    async def start(
+        handler: CallHandler | None = None,
+        *,
+        instance: AsteriskInstance | None = None,
+        wait: bool = True,
+        **sections: dict[str, Any],
+    ) -> GatewayService:
+        service = GatewayService(attach_settings(instance or asterisk, **sections), handler)
+        services.append(service)
+        await service.start()
+        if wait:
+            assert service.gateway is not None
+            await service.gateway.wait_ready(15)
+        return service
+
+    yield start
+    for service in services:
+        await service.stop()
+
+
+@pytest.fixture
+async def ari(asterisk: AsteriskInstance) -> AsyncIterator[AriRestClient]:
+    """A separate ARI connection to check what Asterisk holds."""
+    async with AriRestClient(asterisk.ari_url, asterisk.ari_username, asterisk.ari_password, 5.0) as client:
+        yield client
+
+
+@pytest.fixture
+async def phone(tmp_path: Path) -> AsyncIterator[Softphone]:
+    async with Softphone.open(log_path=tmp_path / "phone.log", user="13800138000") as softphone:
+        yield softphone
+
+
+def entry_uri(instance: AsteriskInstance, number: str = "12345") -> str:
+    return f"sip:{number}@127.0.0.1:{instance.sip_port}"
