@@ -4,7 +4,9 @@ the event stream reconnects, and keeps one call's failure away from the others."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -107,8 +109,8 @@ class Gateway:
             self.metrics.active_calls.set(len(self._sessions))
             self.metrics.calls_total.labels(outcome=outcome).inc()
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -8,6 +8,7 @@ import contextlib
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 
 import structlog
 import uvicorn
@@ -29,6 +30,14 @@ class ServiceError(Exception):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: `run_service` owns SIGINT/SIGTERM and stops things in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class GatewayService:
@@ -111,8 +120,7 @@ class GatewayService:
         assert self.gateway is not None
         app = create_ops_app(self.gateway.metrics.registry, self.readiness)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        self._http = uvicorn.Server(config)
-        self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._http = _QuietServer(config)
         self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
 
     def _fail(self, error: ServiceError) -> None:

@@ -8,11 +8,12 @@ and `run` cleans up everything the call owned (playbacks, extra channels, bridge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -69,7 +70,7 @@ class CallControl(Protocol):
     async def hangup(self) -> None: ...
 
 
-CallHandler = Callable[["CallSession"], Awaitable[None]]
+CallHandler = Callable[["CallSession"], Coroutine[Any, Any, None]]
 
 _GONE = (AriNotFound, AriConflict, AriUnprocessable)
 _T = TypeVar("_T")
@@ -106,9 +107,8 @@ class CallSession:
     # ---- events (called by the gateway in stream order; must not block) ----
 
     def handle_event(self, event: AriEvent) -> None:
-        if isinstance(event, ChannelDtmfReceived):
-            if event.channel.id == self.channel_id:
-                self._digits.push(event.digit)
+        if isinstance(event, ChannelDtmfReceived) and event.channel.id == self.channel_id:
+            self._digits.push(event.digit)
         elif isinstance(event, PlaybackStarted):
             if self._key_mark is not None:
                 self._metrics.dtmf_to_prompt_seconds.observe(time.monotonic() - self._key_mark)
@@ -117,9 +117,10 @@ class CallSession:
             future = self._playbacks.pop(event.playback.id, None)
             if future is not None and not future.done():
                 future.set_result(None)
-        elif isinstance(event, StasisEnd | ChannelDestroyed | ChannelHangupRequest):
-            if event.channel.id == self.channel_id:
-                self.channel_gone()
+        elif isinstance(event, StasisEnd | ChannelDestroyed | ChannelHangupRequest) and (
+            event.channel.id == self.channel_id
+        ):
+            self.channel_gone()
 
     def channel_gone(self, reason: str = "caller_hangup") -> None:
         """The caller's channel left us (hang-up, or Asterisk lost it): stop the script wherever it waits."""
@@ -128,8 +129,7 @@ class CallSession:
         self._gone = True
         self._gone_reason = reason
         for future in self._playbacks.values():
-            if not future.done():
-                future.set_exception(CallEnded())
+            future.cancel()
         self._playbacks.clear()
         if self._script is not None and not self._script.done() and not self._hung_up_by_us:
             self._script.cancel()
@@ -187,13 +187,11 @@ class CallSession:
         finally:
             key.cancel()
         if finished.done():
-            finished.result()  # raises CallEnded if the caller left meanwhile
+            finished.result()  # raises CancelledError if the caller left meanwhile
             return False
         self._playbacks.pop(playback_id, None)
-        try:
+        with contextlib.suppress(AriNotFound):  # it may have ended on its own meanwhile
             await self._rest.stop_playback(playback_id)
-        except AriNotFound:
-            pass  # it ended on its own meanwhile
         return True
 
     async def gather(
@@ -217,10 +215,8 @@ class CallSession:
         if self._gone:
             return
         self._hung_up_by_us = True
-        try:
+        with contextlib.suppress(*_GONE):
             await self._rest.hangup(self.channel_id)
-        except _GONE:
-            pass
 
     async def _ari(self, call: Awaitable[_T]) -> _T:
         """Run an ARI request for the caller's channel; a channel that vanished means the caller left."""
@@ -265,10 +261,9 @@ class CallSession:
 
     async def _cleanup(self) -> None:
         for playback_id in list(self._playbacks):
-            try:
+            with contextlib.suppress(AriError):
                 await self._rest.stop_playback(playback_id)
-            except AriError:
-                pass
         self._playbacks.clear()
         await self.hangup()
-        self.log.info("call.ended", outcome=self.outcome, seconds=round(time.monotonic() - self.started_at, 3))
+        seconds = round(time.monotonic() - self.started_at, 3)
+        self.log.info("call.ended", outcome=self.outcome, seconds=seconds)

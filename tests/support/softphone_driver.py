@@ -129,7 +129,7 @@ class Softphone:
         # With an exception in flight, don't let a second one from close() mask it.
         await self.close(check=exc_type is None)
 
-    async def close(self, timeout: float = 5.0, *, check: bool = True, expect_code: int = 0) -> int | None:  # noqa: ASYNC109
+    async def close(self, timeout: float = 5.0, *, check: bool = True, expect_code: int = 0) -> int | None:
         """Quit cleanly, wait for the exit, kill after ``timeout``; assert the exit code if ``check``."""
         killed = False
         if self.proc.returncode is None:
@@ -223,7 +223,7 @@ class Softphone:
 
     # -- commands and events ----------------------------------------------------------------------------
 
-    async def send(self, cmd: str, *, timeout: float = 10.0, **fields: Any) -> Event:  # noqa: ASYNC109
+    async def send(self, cmd: str, *, timeout: float = 10.0, **fields: Any) -> Event:
         """Send a command and return its ``ack``; raise ``SoftphoneError`` on its ``error``."""
         req_id = f"r{next(self._ids)}"
         since = len(self.events)
@@ -248,7 +248,7 @@ class Softphone:
     def find(self, event: str, since: int = 0, **match: Any) -> list[Event]:
         return [e for e in self.events[since:] if _matches(e, event, match)]
 
-    async def wait_event(self, event: str, timeout: float = 10.0, since: int = 0, **match: Any) -> Event:  # noqa: ASYNC109
+    async def wait_event(self, event: str, timeout: float = 10.0, since: int = 0, **match: Any) -> Event:
         """First event named ``event`` with fields equal to ``match``, at index ``since`` or later."""
         desc = f"{event} {match}" if match else event
         return await self._wait(lambda e: _matches(e, event, match), since, timeout, desc)
@@ -257,7 +257,7 @@ class Softphone:
         self,
         event: str,
         count: int,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
         since: int = 0,
         **match: Any,
     ) -> list[Event]:
@@ -279,7 +279,7 @@ class Softphone:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), left)
 
-    async def _wait(self, pred: Callable[[Event], bool], since: int, timeout: float, desc: str) -> Event:  # noqa: ASYNC109
+    async def _wait(self, pred: Callable[[Event], bool], since: int, timeout: float, desc: str) -> Event:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with self._changed:
@@ -298,7 +298,7 @@ class Softphone:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), left)
 
-    async def wait_state(self, call: str, state: str, timeout: float = 10.0, since: int = 0) -> Event:  # noqa: ASYNC109
+    async def wait_state(self, call: str, state: str, timeout: float = 10.0, since: int = 0) -> Event:
         """Wait for a call state; fails fast if the call is DISCONNECTED first."""
 
         def pred(e: Event) -> bool:
@@ -322,7 +322,7 @@ class Softphone:
         registrar: str = "",
         *,
         register: bool = True,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
         **kw: Any,
     ) -> Event | None:
         """Add an account (the new default). With a registrar and ``register``: wait for a 2xx."""
@@ -349,7 +349,7 @@ class Softphone:
     async def answer(self, call: str, code: int = 200) -> None:
         await self.send("answer", call=call, code=code)
 
-    async def wait_incoming(self, timeout: float = 10.0, since: int = 0) -> str:  # noqa: ASYNC109
+    async def wait_incoming(self, timeout: float = 10.0, since: int = 0) -> str:
         return str((await self.wait_event("incoming", timeout=timeout, since=since))["call"])
 
     async def dtmf(
@@ -362,7 +362,7 @@ class Softphone:
             timeout = 5.0 + len(digits) * (gap_ms + duration_ms) / 1000
             await self.wait_event("dtmf_done", timeout=timeout, since=since, call=call)
 
-    async def hangup(self, call: str, *, wait: bool = True, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def hangup(self, call: str, *, wait: bool = True, timeout: float = 10.0) -> None:
         await self.send("hangup", call=call)
         if wait:
             await self.wait_event("state", timeout=timeout, call=call, state="DISCONNECTED")
@@ -371,13 +371,13 @@ class Softphone:
         """Record what this phone hears on ``call`` (starts now, or when its audio comes up)."""
         await self.send("record", call=call, wav=str(wav))
 
-    async def stop_record(self, call: str, timeout: float = 5.0) -> Event:  # noqa: ASYNC109
+    async def stop_record(self, call: str, timeout: float = 5.0) -> Event:
         """Stop recording; returns the ``recorded`` event once the WAV is complete on disk."""
         since = self.mark()
         await self.send("stop_record", call=call)
         return await self.wait_recorded(call, timeout=timeout, since=since)
 
-    async def wait_recorded(self, call: str, timeout: float = 10.0, since: int = 0) -> Event:  # noqa: ASYNC109
+    async def wait_recorded(self, call: str, timeout: float = 10.0, since: int = 0) -> Event:
         """The ``recorded`` event (sent at stop_record, hang-up or quit)."""
         return await self.wait_event("recorded", timeout=timeout, since=since, call=call)
 
@@ -388,7 +388,7 @@ class Softphone:
         loop: bool = False,
         *,
         wait: bool = False,
-        timeout: float = 60.0,  # noqa: ASYNC109
+        timeout: float = 60.0,
     ) -> None:
         """Play a WAV into the call; with ``wait``, return at its ``play_done``."""
         since = self.mark()

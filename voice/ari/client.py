@@ -100,7 +100,7 @@ class AriClient:
         await self.events.close()
         await self.rest.close()
 
-    async def wait_connected(self, timeout: float) -> None:  # noqa: ASYNC109
+    async def wait_connected(self, timeout: float) -> None:
         """Wait until the events WebSocket is up *and* Asterisk lists the Stasis app (calls can be taken).
 
         Asterisk registers the app just after the WebSocket handshake; this closes that gap.

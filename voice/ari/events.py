@@ -193,7 +193,7 @@ class AriEventStream:
             "backlog": self.backlog,
         }
 
-    async def wait_connected(self, timeout: float) -> None:  # noqa: ASYNC109
+    async def wait_connected(self, timeout: float) -> None:
         """Return once the WebSocket is up (starting the stream if needed).
 
         Raises :class:`AriAuthError` on wrong credentials, :class:`AriTimeout` when not connected in

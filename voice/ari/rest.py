@@ -389,7 +389,7 @@ class AriRestClient:
         self,
         channel_id: str,
         caller: str | None = None,
-        timeout: int | None = None,  # noqa: ASYNC109 - ARI's own parameter: seconds to ring
+        timeout: int | None = None,
     ) -> None:
         await self.request(
             "POST", f"/channels/{_seg(channel_id)}/dial", params=_params(caller=caller, timeout=timeout)

@@ -113,7 +113,7 @@ class FakeAri:
             self._new_connection.notify_all()
         await ws.wait_closed()
 
-    async def wait_connections(self, count: int, timeout: float = 5.0) -> ServerConnection:  # noqa: ASYNC109
+    async def wait_connections(self, count: int, timeout: float = 5.0) -> ServerConnection:
         """Wait until ``count`` connections were accepted in all; returns the latest."""
         async with asyncio.timeout(timeout), self._new_connection:
             await self._new_connection.wait_for(lambda: len(self.connections) >= count)

@@ -207,7 +207,7 @@ class Recorder:
             self.changed.set()
             raise
 
-    async def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
             while not predicate(self.timeline):
                 self.changed.clear()
