@@ -203,10 +203,10 @@ def render_asterisk_config(
     rtp_start, rtp_end = rtp_range(settings, ports.rtp_start if ports else None)
     moh_dir, moh_note = _moh(dirs.data)
     operators = []
-    for op in settings.telephony.operators:
+    for op in settings.telephony.sip_accounts():
         if op.id == "callers":
             raise RenderError("operator id 'callers' is reserved for the callers' endpoint")
-        operators.append({"id": op.id, "password": secrets.operator_password(op.id)})
+        operators.append({"id": op.id, "password": secrets.operator_password(op.id), "contact": op.contact})
     context = {
         "dirs": dirs,
         "http_port": http_port,

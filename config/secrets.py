@@ -75,7 +75,8 @@ def load_or_create_secrets(path: Path, settings: Settings) -> Secrets:
     if not isinstance(generated_ari, str) or not generated_ari:
         generated_ari = _new_password()
         changed = True
-    for op in settings.telephony.operators:
+    accounts = settings.telephony.sip_accounts()
+    for op in accounts:
         if op.password is None and not isinstance(generated_ops.get(op.id), str):
             generated_ops[op.id] = _new_password()
             changed = True
@@ -88,7 +89,7 @@ def load_or_create_secrets(path: Path, settings: Settings) -> Secrets:
     explicit_ari = settings.asterisk.ari_password
     ops = {
         op.id: op.password.get_secret_value() if op.password is not None else str(generated_ops[op.id])
-        for op in settings.telephony.operators
+        for op in accounts
     }
     return Secrets(
         ari_password=explicit_ari.get_secret_value() if explicit_ari is not None else generated_ari,

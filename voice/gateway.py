@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from voice.ari import AriClient, AriError, AriEvent, AriNotFound, StasisStart
 from voice.metrics import GatewayMetrics
-from voice.session import CallHandler, CallSession
+from voice.session import CallContext, CallHandler, CallSession
+
+if TYPE_CHECKING:
+    from voice.routing import RoutingServices
 
 log = structlog.get_logger(__name__)
 
@@ -26,13 +29,19 @@ class Gateway:
         max_calls: int,
         prompts_dir: Path,
         metrics: GatewayMetrics | None = None,
+        services: RoutingServices | None = None,
+        moh_class: str = "default",
     ) -> None:
         self.client = client
         self.metrics = metrics or GatewayMetrics()
         self._handler = handler
         self._max_calls = max_calls
-        self._prompts_dir = prompts_dir
+        self.context = CallContext(
+            client, self.metrics, prompts_dir, self._register_leg, moh_class=moh_class, services=services
+        )
+        self.routing = services
         self._sessions: dict[str, CallSession] = {}
+        self._legs: dict[str, CallSession] = {}  # channels we created -> the call that owns them
         self._tasks: set[asyncio.Task[None]] = set()
         self._synced = asyncio.Event()  # set once the first resync after a (re)connection is done
         self.metrics.ari_connected.set_function(lambda: 1.0 if self.ready else 0.0)
@@ -51,6 +60,12 @@ class Gateway:
     def session(self, channel_id: str) -> CallSession | None:
         return self._sessions.get(channel_id)
 
+    def _register_leg(self, channel_id: str, owner: CallSession | None) -> None:
+        if owner is None:
+            self._legs.pop(channel_id, None)
+        else:
+            self._legs[channel_id] = owner
+
     async def wait_ready(self, timeout: float) -> None:
         """Wait until Asterisk knows our Stasis app (raises AriAuthError on wrong credentials)."""
         await self.client.wait_connected(timeout)
@@ -66,13 +81,16 @@ class Gateway:
             self.dispatch(event)
 
     def dispatch(self, event: AriEvent) -> None:
-        if isinstance(event, StasisStart) and event.channel.id not in self._sessions:
+        channel_ids = event.channel_ids()
+        owners: list[CallSession] = []
+        for channel_id in channel_ids:
+            owner = self._sessions.get(channel_id) or self._legs.get(channel_id)
+            if owner is not None and owner not in owners:
+                owners.append(owner)
+        if isinstance(event, StasisStart) and not owners:
             self._start_call(event)
             return
-        for channel_id in event.channel_ids():
-            session = self._sessions.get(channel_id)
-            if session is None:
-                continue
+        for session in owners:
             try:
                 session.handle_event(event)
             except Exception:  # one call's bug must not stop the stream for the others
@@ -89,7 +107,7 @@ class Gateway:
             self.metrics.calls_total.labels(outcome="rejected").inc()
             self._spawn(self._hangup_quietly(channel.id, reason="congestion"), f"reject-{channel.id}")
             return
-        session = CallSession(channel, self.client.rest, self.metrics, self._prompts_dir)
+        session = CallSession(channel, self.context)
         self._sessions[channel.id] = session
         self.metrics.active_calls.set(len(self._sessions))
         session.log.info("call.started", channel=channel.name)
@@ -148,7 +166,7 @@ class Gateway:
         app = self.client.app
         for channel in channels:
             in_our_app = channel.dialplan.app_name == "Stasis" and channel.dialplan.app_data.split(",")[0] == app
-            if in_our_app and channel.id not in self._sessions:
+            if in_our_app and channel.id not in self._sessions and channel.id not in self._legs:
                 log.warning("ari.orphan_channel", channel=channel.id, first_connection=first)
                 self._spawn(self._hangup_quietly(channel.id), f"orphan-{channel.id}")
 

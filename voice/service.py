@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import Iterator
 
+import sqlalchemy as sa
 import structlog
 import uvicorn
 
@@ -18,7 +19,11 @@ from config.settings import Settings
 from voice.ari import AriAuthError, AriClient
 from voice.asterisk.instance import AsteriskInstance, AsteriskStartError
 from voice.basic_flow import make_basic_flow
+from voice.callbacks import CallbackStore
 from voice.gateway import Gateway
+from voice.operators import Operator, OperatorPool
+from voice.router import Router
+from voice.routing import RoutingServices
 from voice.session import CallHandler
 
 log = structlog.get_logger(__name__)
@@ -38,6 +43,22 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def build_routing(settings: Settings) -> RoutingServices:
+    """Operators from settings (all available until the desktop drives presence), queues, callback storage."""
+    pool = OperatorPool(
+        Operator(op.id, frozenset(op.skills), f"PJSIP/{op.id}") for op in settings.telephony.operators
+    )
+    db_path = settings.resolve(settings.routing.callback_db)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    callbacks = CallbackStore(sa.create_engine(f"sqlite:///{db_path}"))
+    return RoutingServices(
+        Router(pool, settings.routing.average_handle_s),
+        callbacks,
+        settings.routing,
+        settings.telephony.interpreter_centre,
+    )
 
 
 class GatewayService:
@@ -67,11 +88,14 @@ class GatewayService:
             url, user, ari_password = self.asterisk.ari_url, self.asterisk.ari_username, self.asterisk.ari_password
             self._tasks.append(asyncio.create_task(self._watch_asterisk(), name="asterisk-watchdog"))
         self.client = AriClient(url, user, ari_password, s.ari.app, s.ari)
+        self.routing = build_routing(s)
         self.gateway = Gateway(
             self.client,
             self.handler,
             max_calls=s.telephony.max_concurrent_calls,
             prompts_dir=s.resolve(s.call.prompts_dir),
+            services=self.routing,
+            moh_class=s.routing.moh_class,
         )
         self._tasks.append(asyncio.create_task(self._run_gateway(), name="gateway"))
         await self._start_http()

@@ -12,17 +12,19 @@ import contextlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from voice.ari import (
+    AriBadRequest,
+    AriClient,
     AriConflict,
     AriError,
     AriEvent,
     AriNotFound,
-    AriRestClient,
     AriUnprocessable,
     Channel,
     ChannelDestroyed,
@@ -31,8 +33,10 @@ from voice.ari import (
     PlaybackFinished,
     PlaybackStarted,
     StasisEnd,
+    StasisStart,
 )
 from voice.digits import DigitBuffer, GatherResult
+from voice.legs import Leg
 from voice.metrics import GatewayMetrics
 
 log = structlog.get_logger(__name__)
@@ -40,6 +44,10 @@ log = structlog.get_logger(__name__)
 
 class CallEnded(Exception):
     """The caller's channel is gone: the script cannot go on."""
+
+
+class LegGone(Exception):
+    """A leg we dialled hung up before it could be bridged."""
 
 
 class PromptMissing(Exception):
@@ -76,24 +84,41 @@ _GONE = (AriNotFound, AriConflict, AriUnprocessable)
 _T = TypeVar("_T")
 
 
+LegRegistry = Callable[[str, "CallSession | None"], None]
+
+
+@dataclass
+class CallContext:
+    """What every call shares: the ARI client, metrics, prompts, and the gateway's routing services."""
+
+    client: AriClient
+    metrics: GatewayMetrics
+    prompts_dir: Path
+    register_leg: LegRegistry  # tells the gateway which call a channel we created belongs to
+    default_language: str = "zh"
+    moh_class: str = "default"
+    services: Any = None  # voice.routing.RoutingServices once routing is configured
+
+
 class CallSession:
     _playback_ids = itertools.count(1)
+    _leg_ids = itertools.count(1)
 
-    def __init__(
-        self,
-        channel: Channel,
-        rest: AriRestClient,
-        metrics: GatewayMetrics,
-        prompts_dir: Path,
-    ) -> None:
+    def __init__(self, channel: Channel, context: CallContext) -> None:
         self.channel_id = channel.id
         self.call_id = channel.id
         self.caller_number = channel.caller.number
+        self.language = context.default_language
         self.started_at = time.monotonic()
         self.outcome: str | None = None
-        self._rest = rest
-        self._metrics = metrics
-        self._prompts_dir = prompts_dir
+        self.context = context
+        self._rest = context.client.rest
+        self._metrics = context.metrics
+        self._prompts_dir = context.prompts_dir
+        self._legs: dict[str, Leg] = {}
+        self._gone_event = asyncio.Event()
+        self._bridges: set[str] = set()
+        self._moh = False
         self._digits = DigitBuffer()
         self._playbacks: dict[str, asyncio.Future[None]] = {}
         self._script: asyncio.Task[None] | None = None
@@ -107,6 +132,11 @@ class CallSession:
     # ---- events (called by the gateway in stream order; must not block) ----
 
     def handle_event(self, event: AriEvent) -> None:
+        for channel_id in event.channel_ids():
+            leg = self._legs.get(channel_id)
+            if leg is not None:
+                self._handle_leg_event(leg, event)
+                return
         if isinstance(event, ChannelDtmfReceived) and event.channel.id == self.channel_id:
             self._digits.push(event.digit)
         elif isinstance(event, PlaybackStarted):
@@ -122,12 +152,21 @@ class CallSession:
         ):
             self.channel_gone()
 
+    def _handle_leg_event(self, leg: Leg, event: AriEvent) -> None:
+        if isinstance(event, StasisStart):
+            leg.on_answered()
+        elif isinstance(event, ChannelDestroyed):
+            leg.on_gone(event.cause_txt)
+        elif isinstance(event, StasisEnd | ChannelHangupRequest):
+            leg.on_gone("hangup")
+
     def channel_gone(self, reason: str = "caller_hangup") -> None:
         """The caller's channel left us (hang-up, or Asterisk lost it): stop the script wherever it waits."""
         if self._gone:
             return
         self._gone = True
         self._gone_reason = reason
+        self._gone_event.set()
         for future in self._playbacks.values():
             future.cancel()
         self._playbacks.clear()
@@ -211,6 +250,83 @@ class CallSession:
     def flush_digits(self) -> None:
         self._digits.clear()
 
+    def set_language(self, language: str) -> None:
+        self.log.info("call.language", language=language)
+        self.language = language
+        self.log = self.log.bind(language=language)
+
+    async def start_moh(self) -> None:
+        await self._ari(self._rest.start_moh(self.channel_id, self.context.moh_class))
+        self._moh = True
+
+    async def stop_moh(self) -> None:
+        if self._moh:
+            self._moh = False
+            await self._ari(self._rest.stop_moh(self.channel_id))
+
+    async def dial(self, endpoint: str, role: str, timeout_s: float) -> Leg | None:
+        """Call another party for this call; the answered leg, or None if it was busy, unreachable or rang out."""
+        leg = Leg(f"hotline-{role}-{self.call_id}-{next(self._leg_ids)}", role, endpoint)
+        self._legs[leg.channel_id] = leg
+        self.context.register_leg(leg.channel_id, self)
+        try:
+            await self._rest.originate(
+                endpoint,
+                self.context.client.app,
+                app_args=[role, self.call_id],
+                channel_id=leg.channel_id,
+                caller_id=self.caller_number or None,
+                timeout_s=max(1, round(timeout_s)),
+            )
+            answered = await asyncio.wait_for(leg.wait_answered(), timeout_s + 5)
+        except (AriError, TimeoutError) as exc:
+            self.log.warning("call.dial_failed", endpoint=endpoint, error=str(exc))
+            answered = False
+        if not answered:
+            cause = leg.ended.result() if leg.ended.done() else "no answer"
+            self.log.info("call.leg_not_answered", role=role, endpoint=endpoint, cause=cause)
+            await self.drop_leg(leg)
+            return None
+        self.log.info("call.leg_answered", role=role, endpoint=endpoint)
+        return leg
+
+    async def drop_leg(self, leg: Leg) -> None:
+        if not leg.ended.done():
+            with contextlib.suppress(AriError):
+                await self._rest.hangup(leg.channel_id)
+        self._legs.pop(leg.channel_id, None)
+        self.context.register_leg(leg.channel_id, None)
+
+    async def bridge_with(self, *legs: Leg) -> str:
+        """One mixing bridge holding the caller and these legs (three parties switch it to softmix)."""
+        bridge_id = f"hotline-br-{self.call_id}"
+        if bridge_id not in self._bridges:
+            await self._ari(self._rest.create_bridge(bridge_id=bridge_id, type="mixing", name=f"call {self.call_id}"))
+            self._bridges.add(bridge_id)
+            await self._ari(self._rest.add_to_bridge(bridge_id, [self.channel_id]))
+        if legs:
+            try:
+                await self._rest.add_to_bridge(bridge_id, [leg.channel_id for leg in legs])
+            except (AriBadRequest, *_GONE) as exc:  # 400 "Channel not found": it hung up as it answered
+                raise LegGone(str(exc)) from exc
+        return bridge_id
+
+    async def route(self, request: Any, announcer: Any) -> Any:
+        """Queue for an operator and talk (see voice.routing); needs routing services from the gateway."""
+        if self.context.services is None:
+            raise RuntimeError("routing is not configured for this gateway")
+        return await self.context.services.route(self, request, announcer)
+
+    async def transfer(self, target: str) -> bool:
+        if self.context.services is None:
+            raise RuntimeError("routing is not configured for this gateway")
+        result: bool = await self.context.services.transfer(self, target)
+        return result
+
+    async def wait_gone(self) -> None:
+        """Return when the caller's channel is gone (the script is normally cancelled then instead)."""
+        await self._gone_event.wait()
+
     async def hangup(self) -> None:
         if self._gone:
             return
@@ -264,6 +380,12 @@ class CallSession:
             with contextlib.suppress(AriError):
                 await self._rest.stop_playback(playback_id)
         self._playbacks.clear()
+        for leg in list(self._legs.values()):
+            await self.drop_leg(leg)
+        for bridge_id in list(self._bridges):
+            with contextlib.suppress(AriError):
+                await self._rest.destroy_bridge(bridge_id)
+        self._bridges.clear()
         await self.hangup()
         seconds = round(time.monotonic() - self.started_at, 3)
         self.log.info("call.ended", outcome=self.outcome, seconds=seconds)

@@ -22,7 +22,10 @@ from config.secrets import Secrets
 from config.settings import Settings, load_settings
 
 PORTS = InstancePorts(http=18088, sip=15070, rtp_start=20000)
-SECRETS = Secrets(ari_password="ari-secret", operator_passwords={"op1001": "pw-1001", "op1002": "pw-1002"})
+SECRETS = Secrets(
+    ari_password="ari-secret",
+    operator_passwords={"op1001": "pw-1001", "op1002": "pw-1002", "interpreters": "pw-centre"},
+)
 
 
 def _settings(**sections: dict[str, Any]) -> Settings:

@@ -21,7 +21,7 @@ def test_generated_private_and_stable(tmp_path: Path) -> None:
     first = load_or_create_secrets(path, _settings({"id": "op1"}, {"id": "op2"}))
     assert path.stat().st_mode & 0o777 == 0o600
     assert len(first.ari_password) >= 32
-    assert set(first.operator_passwords) == {"op1", "op2"}
+    assert set(first.operator_passwords) == {"op1", "op2", "interpreters"}  # phones and the centre's trunk
     assert first.operator_passwords["op1"] != first.operator_passwords["op2"]
     assert load_or_create_secrets(path, _settings({"id": "op1"}, {"id": "op2"})) == first
 
@@ -34,9 +34,10 @@ def test_new_operator_gets_new_password(tmp_path: Path) -> None:
     assert second.operator_passwords["op1"] == first.operator_passwords["op1"]
     assert second.operator_passwords["op2"] not in (first.ari_password, first.operator_passwords["op1"])
     # A removed operator disappears from the result but keeps its password for when it comes back.
-    assert set(load_or_create_secrets(path, _settings()).operator_passwords) == set()
+    assert set(load_or_create_secrets(path, _settings()).operator_passwords) == {"interpreters"}
     assert load_or_create_secrets(path, _settings({"id": "op2"})).operator_passwords == {
-        "op2": second.operator_passwords["op2"]
+        "op2": second.operator_passwords["op2"],
+        "interpreters": second.operator_passwords["interpreters"],
     }
 
 

@@ -42,7 +42,7 @@ def attach_settings(instance: AsteriskInstance, **sections: dict[str, Any]) -> A
 
 
 @pytest.fixture
-async def start_gateway(asterisk: AsteriskInstance) -> AsyncIterator[GatewayStarter]:
+async def start_gateway(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[GatewayStarter]:
     """`await start_gateway(handler, instance=None, wait=True, call={...})` → a running GatewayService."""
     services: list[GatewayService] = []
 
@@ -53,7 +53,8 @@ async def start_gateway(asterisk: AsteriskInstance) -> AsyncIterator[GatewayStar
         wait: bool = True,
         **sections: dict[str, Any],
     ) -> GatewayService:
-        service = GatewayService(attach_settings(instance or asterisk, **sections), handler)
+        routing = {"callback_db": str(tmp_path / "hotline.db"), "wrap_up_s": 0, **sections.pop("routing", {})}
+        service = GatewayService(attach_settings(instance or asterisk, routing=routing, **sections), handler)
         services.append(service)
         await service.start()
         if wait:
@@ -81,3 +82,18 @@ async def phone(tmp_path: Path) -> AsyncIterator[Softphone]:
 
 def entry_uri(instance: AsteriskInstance, number: str = "12345") -> str:
     return f"sip:{number}@127.0.0.1:{instance.sip_port}"
+
+
+async def start_registered_phone(
+    instance: AsteriskInstance, account: str, log_dir: Path, *, auto_answer: bool = True, answer_code: int = 200
+) -> Softphone:
+    """A phone registered as an operator (or the interpreter centre) that answers calls by itself."""
+    phone = await Softphone.start(log_path=log_dir / f"{account}.log", user=account)
+    await phone.account(
+        user=account,
+        password=instance.secrets.operator_password(account),
+        registrar=f"sip:127.0.0.1:{instance.sip_port}",
+    )
+    if auto_answer:
+        await phone.auto_answer(True, code=answer_code)
+    return phone

@@ -1,0 +1,24 @@
+"""Address resolution for Beijing 12345 calls: a gazetteer built from registry data, extraction of spoken
+addresses (exact, alias, colloquial and pinyin matches) with hierarchy checks, and an optional online geocoder.
+
+Entry points: ``AddressResolver`` (service), ``AddressExtractor`` (local extraction), ``Gazetteer`` (data),
+``gazetteer_group`` in ``cli`` (``hotline gazetteer build|info|resolve``), ``AddressSettings``.
+"""
+
+from agent_desktop_api.address.extract import AddressExtractor
+from agent_desktop_api.address.gazetteer import Gazetteer, GazetteerMissing
+from agent_desktop_api.address.models import AddressCandidate, AddressCandidates, Conflict, Mention
+from agent_desktop_api.address.service import AddressResolver
+from agent_desktop_api.address.settings import AddressSettings
+
+__all__ = [
+    "AddressCandidate",
+    "AddressCandidates",
+    "AddressExtractor",
+    "AddressResolver",
+    "AddressSettings",
+    "Conflict",
+    "Gazetteer",
+    "GazetteerMissing",
+    "Mention",
+]

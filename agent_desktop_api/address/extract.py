@@ -1,0 +1,511 @@
+"""Address extraction from a caller's transcript segment: mentions → hierarchical candidates → ranked, checked.
+
+1. Mentions: every gazetteer name and alias found by an Aho-Corasick automaton (longest spans win); pinyin
+   matches of district/street names where the characters did not match (ASR slips: strong only when the stem
+   sounds the same and the division suffix is written right, 沙和镇); then, repeatedly, the weak ones — bare
+   names that are also ordinary words (东风, 光明, 和谐家园) and the other sound-alikes — where the context
+   supports them: the parent or child named (also by another weak mention right next to it: 海边区 + 中官分界),
+   or, for exact bare names and same-sounding ones, a place word (那边, 附近, 小区 …); finally pinyin matches of
+   the named streets' communities.
+2. Candidates: each named community, street/town or district with its parents filled in; an ambiguous name
+   (八里庄街道 is in 朝阳 and 海淀) keeps the readings consistent with the other levels named; a community (or
+   street) that is not in the street (or district) the caller named is still a candidate, with a conflict.
+3. Confidence: quality of the deepest match (exact name > official alias > bare stem > colloquial > phonetic;
+   shorter and weaker lower), divided by ambiguity, plus agreement of each named parent level, minus conflicts.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agent_desktop_api.address.gazetteer import Gazetteer
+from agent_desktop_api.address.geometry import BBox
+from agent_desktop_api.address.lexicon import LexEntry, Lexicon
+from agent_desktop_api.address.models import (
+    AddressCandidate,
+    AddressCandidates,
+    Conflict,
+    Level,
+    Mention,
+    TextSource,
+    TextSpan,
+)
+from agent_desktop_api.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex
+from agent_desktop_api.address.settings import AddressSettings
+
+PLACE_WORDS_AFTER: tuple[str, ...] = (
+    *("那边", "这边", "附近", "一带", "那块", "这块", "那里", "这里", "那儿", "这儿", "周边", "周围"),
+    *("地区", "街道", "乡", "镇", "小区", "社区", "村"),
+)
+DIVISION_SUFFIXES = ("街道", "地区", "区", "镇", "乡")
+PLACE_WORDS_BEFORE = ("住在", "家在", "位于", "我在", "就在", "搬到", "来到", "是在", "地址")
+COMMA = "\uff0c"  # the full-width comma of Chinese text
+PHONETIC_FACTOR = 0.8  # a pinyin match is worth less than the same name written right
+WEAK_FACTOR = 0.75  # a short bare name that needed its context
+SOURCE_FACTOR: dict[str, float] = {"final": 1.0, "partial": 0.95, "context": 0.9}
+DEPTH: dict[str, int] = {"district": 0, "town": 1, "community": 2}
+BASE_WEIGHT = 0.85
+AGREEMENT_BONUS = 0.07
+CONFLICT_PENALTY = 0.3
+
+
+def normalize(text: str) -> str:
+    """Full-width → half-width and upper-case Latin, character by character (offsets are kept)."""
+    out = []
+    for ch in text:
+        folded = unicodedata.normalize("NFKC", ch)
+        out.append(folded.upper() if len(folded) == 1 else ch)
+    return "".join(out)
+
+
+@dataclass
+class _Found:
+    start: int
+    end: int
+    text: str
+    source: TextSource
+    entries: list[LexEntry]
+    score: float = 1.0  # phonetic similarity (1.0 for exact characters)
+    phonetic: bool = False
+    needs_hierarchy: bool = False  # a place word nearby is not enough: a parent or child must be named
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return self.start < end and start < self.end
+
+    def quality(self, entry: LexEntry) -> float:
+        length = min(1.0, 0.75 + 0.08 * (self.end - self.start))
+        q = entry.quality * length * SOURCE_FACTOR[self.source]
+        if self.phonetic:
+            q *= self.score * PHONETIC_FACTOR
+        if entry.weak:
+            q *= WEAK_FACTOR
+        return q
+
+
+@dataclass
+class _Text:
+    source: TextSource
+    raw: str
+    norm: str
+    chosen: list[_Found] = field(default_factory=list)
+
+    def free(self, start: int, end: int) -> bool:
+        return not any(f.overlaps(start, end) for f in self.chosen)
+
+
+@dataclass
+class _Named:
+    quality: float
+    found: _Found
+    entry: LexEntry
+
+
+class AddressExtractor:
+    """Finds and ranks Beijing addresses in transcript text. Build once (≈50 ms), share, call per segment."""
+
+    def __init__(self, gazetteer: Gazetteer, settings: AddressSettings | None = None) -> None:
+        self.settings = settings or AddressSettings()
+        self.gazetteer = gazetteer
+        self.lexicon = Lexicon(gazetteer, self.settings.phonetic_threshold)
+
+    # ---- public -------------------------------------------------------------------------------------------
+
+    def extract(
+        self,
+        text: str,
+        segment_id: str = "",
+        *,
+        partial: str | None = None,
+        context: Sequence[str] = (),
+    ) -> AddressCandidates:
+        """Candidates for a final segment; `partial` (the running partial after it) and `context` (earlier
+        final segments of the same caller) only help complete and check the hierarchy."""
+        texts = [_Text("final", text, normalize(text))]
+        if partial:
+            texts.append(_Text("partial", partial, normalize(partial)))
+        texts += [_Text("context", c, normalize(c)) for c in context if c]
+        weak_pool: list[tuple[_Text, _Found]] = []
+        for t in texts:
+            weak_pool += self._strong_mentions(t)
+        self._add_weak(texts, weak_pool)
+        if self.settings.phonetic:
+            self._add_community_phonetic(texts)
+        found = [f for t in texts for f in t.chosen]
+        candidates = self._candidates(found)
+        conflicts: list[Conflict] = []
+        for candidate in candidates:
+            for conflict in candidate.conflicts:
+                if conflict not in conflicts:
+                    conflicts.append(conflict)
+        span = None
+        if candidates:
+            finals = [m for m in candidates[0].mentions if m.source == "final"]
+            if finals:
+                start, end = min(m.start for m in finals), max(m.end for m in finals)
+                span = TextSpan(start=start, end=end, text=text[start:end])
+        return AddressCandidates(
+            segment_id=segment_id, text=text, span=span, candidates=candidates, conflicts=conflicts
+        )
+
+    # ---- mentions -----------------------------------------------------------------------------------------
+
+    def _strong_mentions(self, t: _Text) -> list[tuple[_Text, _Found]]:
+        """Select non-overlapping strong exact matches (longest first), then strong phonetic ones; return the
+        weak exact and phonetic matches for the context check."""
+        weak: list[tuple[_Text, _Found]] = []
+        exact = sorted(self.lexicon.iter_exact(t.norm), key=lambda m: (m[0] - m[1], m[0]))
+        for start, end, surface in exact:
+            entries = self.lexicon.entries[surface]
+            strong_entries = [e for e in entries if not e.weak]
+            weak_entries = [e for e in entries if e.weak]
+            if strong_entries and t.free(start, end):
+                t.chosen.append(_Found(start, end, t.raw[start:end], t.source, strong_entries))
+            if weak_entries:
+                weak.append((t, _Found(start, end, t.raw[start:end], t.source, weak_entries)))
+        if self.settings.phonetic:
+            hits = self.lexicon.phonetic.match(t.norm)
+            for hit in sorted(hits, key=lambda h: (-(h.end - h.start) * h.score, h.start)):
+                judged = self._judge_phonetic(hit, t)
+                if judged is None:
+                    continue
+                candidate, strong = judged
+                if strong and t.free(hit.start, hit.end):
+                    t.chosen.append(candidate)
+                elif not strong:
+                    weak.append((t, candidate))  # a sound-alike counts where the context says "a place"
+        return weak
+
+    def _judge_phonetic(self, hit: PhoneticHit, t: _Text) -> tuple[_Found, bool] | None:
+        """A district/street sound-alike → (mention, strong?), or None when it is too loose to use.
+
+        The division suffix (区, 街道, 镇, 乡, 地区) says little: the stem must carry the match. A stem of two
+        syllables must sound the same (往经 = 望京), except for the 16 districts, where one near syllable
+        is allowed (海边区 ≈ 海淀区). Strong: the stem sounds the same and the suffix is written right (沙和镇);
+        everything else needs support from the context (a place word, or the place's parent or child named).
+        """
+        entries = self.lexicon.phonetic_entries(hit.surface)
+        if not entries:
+            return None
+        suffix = _division_suffix(hit.surface)
+        stem_len = len(hit.surface) - len(suffix)
+        stem_sims = hit.sims[:stem_len] if hit.sims else ()
+        stem_sure = bool(stem_sims) and min(stem_sims) >= FUZZY
+        suffix_written = bool(suffix) and t.norm[hit.end - len(suffix) : hit.end] == suffix
+        if stem_len <= 2 and not stem_sure:
+            entries = [e for e in entries if e.level == "district"]
+            if not entries or not suffix_written:
+                return None
+        short = hit.end - hit.start <= 2
+        if short:
+            if not any(a == b for a, b in zip(t.norm[hit.start : hit.end], hit.surface, strict=True)):
+                return None  # two syllables and no character right: 语法 is not 榆垡
+            entries = [LexEntry(e.level, e.code, e.kind, True, e.quality) for e in entries]
+        found = _Found(hit.start, hit.end, t.raw[hit.start : hit.end], t.source, entries, hit.score, phonetic=True)
+        found.needs_hierarchy = hit.near > 0
+        strong = stem_sure and suffix_written and stem_len >= 2 and not short
+        return found, strong
+
+    def _named(self, texts: list[_Text], level: Level) -> set[str]:
+        return {e.code for t in texts for f in t.chosen for e in f.entries if e.level == level}
+
+    def _add_weak(self, texts: list[_Text], pool: list[tuple[_Text, _Found]]) -> None:
+        """Accept pooled mentions that the context supports, repeatedly: one accepted (中官分界 next to 那边)
+        can support another (海边区, the district of 中关村街道)."""
+        pending = sorted(pool, key=lambda p: (p[1].start - p[1].end, p[1].phonetic))
+        changed = True
+        while changed and pending:
+            changed = False
+            districts = self._named(texts, "district")
+            towns = self._named(texts, "town")
+            for item in list(pending):
+                t, f = item
+                if not t.free(f.start, f.end):
+                    pending.remove(item)
+                    continue
+                neighbours = [
+                    e
+                    for other_t, other in pending
+                    if other_t is t
+                    and other is not f
+                    and not other.overlaps(f.start, f.end)
+                    and (0 <= other.start - f.end <= 1 or 0 <= f.start - other.end <= 1)
+                    for e in other.entries
+                ]
+                kept = self._supported(f, t, districts, towns, neighbours)
+                if kept:
+                    f.entries = kept
+                    t.chosen.append(f)
+                    pending.remove(item)
+                    changed = True
+
+    def _supported(
+        self, f: _Found, t: _Text, districts: set[str], towns: set[str], neighbours: list[LexEntry]
+    ) -> list[LexEntry]:
+        g = self.gazetteer
+        place_word = _has_place_word(t.norm, f.start, f.end) and not f.needs_hierarchy
+        near_districts = {self._district_of(e) for e in neighbours}
+        near_towns = {self._town_of(e) for e in neighbours} - {None}
+        kept: list[LexEntry] = []
+        for e in f.entries:
+            if e.level == "town":
+                district = g.towns[e.code].district_code
+                by_neighbour = district in near_districts and any(n.level == "district" for n in neighbours)
+                if district in districts or place_word or by_neighbour or e.code in near_towns:
+                    kept.append(e)
+            elif e.level == "community":
+                town = g.communities[e.code].town_code
+                district = g.towns[town].district_code
+                named_parent = town in towns or town in near_towns
+                long_exact = f.end - f.start >= 3 and not f.phonetic
+                if named_parent or (long_exact and (place_word or district in districts)):
+                    kept.append(e)
+            elif e.level == "district" and (
+                place_word or any(g.towns[c].district_code == e.code for c in towns) or e.code in near_districts
+            ):
+                kept.append(e)
+        return kept
+
+    def _district_of(self, e: LexEntry) -> str:
+        g = self.gazetteer
+        if e.level == "district":
+            return e.code
+        if e.level == "town":
+            return g.towns[e.code].district_code
+        return g.towns[g.communities[e.code].town_code].district_code
+
+    def _town_of(self, e: LexEntry) -> str | None:
+        if e.level == "town":
+            return e.code
+        if e.level == "community":
+            return self.gazetteer.communities[e.code].town_code
+        return None
+
+    def _add_community_phonetic(self, texts: list[_Text]) -> None:
+        towns = self._named(texts, "town")
+        named_communities = self._named(texts, "community")
+        for town in sorted(towns):
+            if any(self.gazetteer.communities[c].town_code == town for c in named_communities):
+                continue
+            index: PhoneticIndex = self.lexicon.community_index(town)
+            for t in texts:
+                hits: list[PhoneticHit] = index.match(t.norm)
+                for hit in sorted(hits, key=lambda h: (-(h.end - h.start) * h.score, h.start)):
+                    if not t.free(hit.start, hit.end):
+                        continue
+                    entries = [
+                        e
+                        for e in self.lexicon.entries.get(hit.surface, [])
+                        if e.level == "community" and self.gazetteer.communities[e.code].town_code == town
+                    ]
+                    if entries:
+                        t.chosen.append(
+                            _Found(hit.start, hit.end, t.raw[hit.start : hit.end], t.source, entries, hit.score, True)
+                        )
+
+    # ---- candidates ---------------------------------------------------------------------------------------
+
+    def _candidates(self, found: list[_Found]) -> list[AddressCandidate]:
+        g = self.gazetteer
+        named: dict[Level, dict[str, _Named]] = {"district": {}, "town": {}, "community": {}}
+        for f in found:
+            for e in f.entries:
+                q = f.quality(e)
+                best = named[e.level].get(e.code)
+                if best is None or q > best.quality:
+                    named[e.level][e.code] = _Named(q, f, e)
+        districts, towns, communities = named["district"], named["town"], named["community"]
+
+        def town_fits(code: str) -> bool:
+            return not districts or g.towns[code].district_code in districts
+
+        def community_fits(code: str) -> bool:
+            town = g.communities[code].town_code
+            if towns:
+                return town in towns
+            return not districts or g.towns[town].district_code in districts
+
+        results: list[AddressCandidate] = []
+        covered_towns: set[str] = set()
+        covered_districts: set[str] = set()
+        for code, n in communities.items():
+            ambiguity = _ambiguity(n.found, "community", code, community_fits)
+            if ambiguity is None:
+                continue  # another reading of this ambiguous name fits what the caller said
+            town = g.communities[code].town_code
+            district = g.towns[town].district_code
+            conflicts = self._community_conflicts(code, towns, districts)
+            agree = (town in towns) + (district in districts)
+            results.append(self._candidate("community", code, n, ambiguity, agree, conflicts, named))
+            if not conflicts:
+                covered_towns.add(town)
+                covered_districts.add(district)
+        for code, n in towns.items():
+            if code in covered_towns:
+                continue
+            ambiguity = _ambiguity(n.found, "town", code, town_fits)
+            if ambiguity is None:
+                continue
+            district = g.towns[code].district_code
+            conflicts = self._town_conflicts(code, districts)
+            results.append(self._candidate("town", code, n, ambiguity, district in districts, conflicts, named))
+            if not conflicts:
+                covered_districts.add(district)
+        for code, n in districts.items():
+            if code not in covered_districts:
+                results.append(self._candidate("district", code, n, 1, 0, [], named))
+        results.sort(key=lambda c: (-c.confidence, -DEPTH[c.level]))
+        floor = self.settings.min_confidence
+        return [c for c in results if c.confidence >= floor][: self.settings.max_candidates]
+
+    def _community_conflicts(self, code: str, towns: dict[str, _Named], districts: dict[str, _Named]) -> list[Conflict]:
+        g = self.gazetteer
+        community = g.communities[code]
+        town = g.towns[community.town_code]
+        district = g.districts[town.district_code]
+        out: list[Conflict] = []
+        if towns and town.code not in towns:
+            named = "、".join(g.towns[c].name for c in towns)
+            out.append(
+                Conflict(
+                    kind="community_not_in_town",
+                    message=f"{community.name}不在{named}{COMMA}在{district.name}{town.name}",
+                    named=named,
+                    place=community.name,
+                    actual=f"{district.name}{town.name}",
+                )
+            )
+        elif districts and district.code not in districts:
+            named = "、".join(g.districts[c].name for c in districts)
+            out.append(
+                Conflict(
+                    kind="community_not_in_district",
+                    message=f"{community.name}不在{named}{COMMA}在{district.name}{town.name}",
+                    named=named,
+                    place=community.name,
+                    actual=f"{district.name}{town.name}",
+                )
+            )
+        return out
+
+    def _town_conflicts(self, code: str, districts: dict[str, _Named]) -> list[Conflict]:
+        g = self.gazetteer
+        town = g.towns[code]
+        district = g.districts[town.district_code]
+        if not districts or district.code in districts:
+            return []
+        named = "、".join(g.districts[c].name for c in districts)
+        return [
+            Conflict(
+                kind="town_not_in_district",
+                message=f"{town.name}不在{named}{COMMA}在{district.name}",
+                named=named,
+                place=town.name,
+                actual=district.name,
+            )
+        ]
+
+    def _candidate(
+        self,
+        level: Level,
+        code: str,
+        deepest: _Named,
+        ambiguity: int,
+        agree: int,
+        conflicts: list[Conflict],
+        named: dict[Level, dict[str, _Named]],
+    ) -> AddressCandidate:
+        g = self.gazetteer
+        community = g.communities[code] if level == "community" else None
+        town = g.towns[community.town_code] if community else g.towns[code] if level == "town" else None
+        district = g.districts[town.district_code] if town else g.districts[code]
+        confidence = BASE_WEIGHT * deepest.quality / math.sqrt(max(1, ambiguity))
+        confidence += AGREEMENT_BONUS * agree
+        if conflicts:
+            confidence -= CONFLICT_PENALTY
+        confidence = round(max(0.0, min(0.99, confidence)), 3)
+        # Mentions that support this candidate, level by level.
+        support: list[_Named] = [deepest]
+        if level == "community" and town and town.code in named["town"]:
+            support.append(named["town"][town.code])
+        if level != "district" and district.code in named["district"]:
+            support.append(named["district"][district.code])
+        mentions = [
+            Mention(
+                text=s.found.text,
+                start=s.found.start,
+                end=s.found.end,
+                source=s.found.source,
+                level=s.entry.level,
+                name=self._name(s.entry),
+                kind="phonetic" if s.found.phonetic else s.entry.kind,
+                score=round(s.found.score, 3),
+            )
+            for s in support
+        ]
+        mentions.sort(key=lambda m: (m.source != "final", m.start))
+        phonetic = any(s.found.phonetic for s in support)
+        lng: float | None = district.lng
+        lat: float | None = district.lat
+        coord_level: Literal["district", "town"] = "district"
+        bbox: BBox | None = district.bbox
+        if town is not None and town.lng is not None and town.lat is not None:
+            lng, lat, coord_level, bbox = town.lng, town.lat, "town", town.bbox
+        return AddressCandidate(
+            district=district.name,
+            town=town.name if town else None,
+            community=community.name if community else None,
+            adcode=code,
+            district_code=district.code,
+            town_code=town.code if town else None,
+            community_code=community.code if community else None,
+            lng=lng,
+            lat=lat,
+            coord_level=coord_level,
+            bbox=bbox,
+            level=level,
+            confidence=confidence,
+            source="gazetteer+phonetic" if phonetic else "gazetteer",
+            mentions=mentions,
+            conflicts=conflicts,
+        )
+
+    def _name(self, entry: LexEntry) -> str:
+        g = self.gazetteer
+        if entry.level == "district":
+            return g.districts[entry.code].name
+        if entry.level == "town":
+            return g.towns[entry.code].name
+        return g.communities[entry.code].name
+
+
+def _ambiguity(found: _Found, level: Level, code: str, fits: Callable[[str], bool]) -> int | None:
+    """How many readings of this mention, at this level, are as good as `code` — among those that fit the
+    other levels named, if any does; None when `code` does not fit but another reading does."""
+    quality: dict[str, float] = {}
+    for e in found.entries:
+        if e.level == level:
+            quality[e.code] = max(quality.get(e.code, 0.0), found.quality(e))
+    fitting = [c for c in quality if fits(c)]
+    pool = fitting or list(quality)
+    if code not in pool:
+        return None
+    mine = quality[code]
+    return sum(1 for c in pool if quality[c] >= mine - 1e-9)
+
+
+def _division_suffix(surface: str) -> str:
+    """区, 街道, 镇, 乡 or 地区 when the name ends in one after a stem of two or more characters, else ''."""
+    for suffix in DIVISION_SUFFIXES:
+        if surface.endswith(suffix) and len(surface) > len(suffix) + 1:
+            return suffix
+    return ""
+
+
+def _has_place_word(text: str, start: int, end: int) -> bool:
+    after = text[end : end + 2]
+    before = text[max(0, start - 2) : start]
+    return any(after.startswith(w) for w in PLACE_WORDS_AFTER) or any(before.endswith(w) for w in PLACE_WORDS_BEFORE)

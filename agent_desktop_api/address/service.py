@@ -1,0 +1,81 @@
+"""Address resolution for the desktop: a final caller segment → an ``address.candidates`` event body.
+
+The gazetteer extraction is local and sub-millisecond (no thread needed); the optional online geocoder only
+places the top candidate when the gazetteer has no point of its own for it (communities) or is unsure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from agent_desktop_api.address.extract import AddressExtractor
+from agent_desktop_api.address.gazetteer import Gazetteer
+from agent_desktop_api.address.geocoder import Geocoder, GeocoderError, make_geocoder
+from agent_desktop_api.address.models import AddressCandidate, AddressCandidates
+from agent_desktop_api.address.settings import AddressSettings
+
+log = structlog.get_logger(__name__)
+
+
+class AddressResolver:
+    def __init__(
+        self,
+        extractor: AddressExtractor,
+        geocoder: Geocoder | None = None,
+        settings: AddressSettings | None = None,
+    ) -> None:
+        self.extractor = extractor
+        self.geocoder = geocoder
+        self.settings = settings or extractor.settings
+
+    @classmethod
+    def from_settings(cls, settings: AddressSettings) -> AddressResolver:
+        """Load the gazetteer file (GazetteerMissing if not built) and the configured geocoder."""
+        gazetteer = Gazetteer.load(settings.resolve(settings.gazetteer_file))
+        return cls(AddressExtractor(gazetteer, settings), make_geocoder(settings), settings)
+
+    def resolve_local(
+        self, text: str, segment_id: str, *, partial: str | None = None, context: Sequence[str] = ()
+    ) -> AddressCandidates:
+        return self.extractor.extract(text, segment_id, partial=partial, context=context)
+
+    async def resolve(
+        self, text: str, segment_id: str, *, partial: str | None = None, context: Sequence[str] = ()
+    ) -> AddressCandidates:
+        result = self.resolve_local(text, segment_id, partial=partial, context=context)
+        top = result.top
+        if self.geocoder is None or top is None:
+            return result
+        if top.level != "community" and top.confidence >= self.settings.geocode_below_confidence:
+            return result
+        placed = await self._place(top)
+        if placed is None:
+            return result
+        return result.model_copy(update={"candidates": [placed, *result.candidates[1:]]})
+
+    async def _place(self, candidate: AddressCandidate) -> AddressCandidate | None:
+        assert self.geocoder is not None
+        query = "北京市" + "".join(p for p in (candidate.district, candidate.town, candidate.community) if p)
+        try:
+            results = await self.geocoder.geocode(query)
+        except GeocoderError as exc:
+            log.warning("address.geocoder_failed", geocoder=self.geocoder.name, error=str(exc))
+            return None
+        for r in results:
+            if r.adcode and candidate.district_code and r.adcode[:6] != candidate.district_code:
+                continue  # the provider placed it in another district: keep the gazetteer's point
+            return candidate.model_copy(
+                update={
+                    "lng": r.lng,
+                    "lat": r.lat,
+                    "coord_level": "geocoder",
+                    "source": f"{candidate.source}+{self.geocoder.name}",
+                }
+            )
+        return None
+
+    async def aclose(self) -> None:
+        if self.geocoder is not None:
+            await self.geocoder.aclose()

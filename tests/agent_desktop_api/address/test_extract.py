@@ -1,0 +1,121 @@
+# ruff: noqa: RUF001  (Chinese text with full-width punctuation on purpose)
+"""Extraction behaviour: the event contract, hierarchy, conflicts, partials, phonetic slips, no false hits."""
+
+from __future__ import annotations
+
+import json
+
+from agent_desktop_api.address.extract import AddressExtractor, normalize
+from agent_desktop_api.address.settings import AddressSettings
+
+
+def test_event_matches_the_desktop_contract(extractor: AddressExtractor) -> None:
+    result = extractor.extract("我在朝阳区望京街道，小区门口的垃圾三天没人收了", "seg-7")
+    event = result.event()
+    json.dumps(event, ensure_ascii=False)  # serialisable as it is
+    assert event["type"] == "address.candidates"
+    assert event["segment_id"] == "seg-7"
+    assert event["span"] == {"start": 2, "end": 9, "text": "朝阳区望京街道"}
+    top = event["candidates"][0]
+    for key in ("district", "town", "community", "adcode", "lng", "lat", "crs", "level", "confidence", "source"):
+        assert key in top
+    assert (top["district"], top["town"], top["community"]) == ("朝阳区", "望京街道", None)
+    assert top["adcode"] == "110105026" and top["level"] == "town" and top["crs"] == "WGS84"
+    assert top["source"] == "gazetteer" and 0.85 <= top["confidence"] <= 0.99
+    assert top["coord_level"] == "town" and top["bbox"] is not None
+    assert 116.4 < top["lng"] < 116.55 and 39.95 < top["lat"] < 40.05
+    assert event["conflicts"] == []
+
+
+def test_community_level_candidate_and_codes(extractor: AddressExtractor) -> None:
+    top = extractor.extract("海淀区中关村街道科源社区楼道里堆满了杂物", "s").top
+    assert top is not None
+    assert (top.level, top.community, top.community_code) == ("community", "科源社区", "110108011001")
+    assert (top.town_code, top.district_code, top.adcode) == ("110108011", "110108", "110108011001")
+    assert top.coord_level == "town"  # no registry has community points: the street's box centre
+    assert [m.level for m in top.mentions] == ["district", "town", "community"]
+
+
+def test_conflict_community_not_in_named_street(extractor: AddressExtractor) -> None:
+    result = extractor.extract("我住在海淀区学院路街道科源社区，门口的路灯坏了", "s")
+    assert result.top is not None and result.top.town == "学院路街道"
+    assert len(result.conflicts) == 1
+    conflict = result.conflicts[0]
+    assert conflict.kind == "community_not_in_town"
+    assert (conflict.place, conflict.named, conflict.actual) == ("科源社区", "学院路街道", "海淀区中关村街道")
+    flagged = [c for c in result.candidates if c.conflicts]
+    assert flagged and flagged[0].community == "科源社区"  # still a candidate, ranked below the named street
+    assert flagged[0].confidence < result.candidates[0].confidence
+
+
+def test_conflict_town_not_in_named_district(extractor: AddressExtractor) -> None:
+    result = extractor.extract("西城区望京那边有人乱扔垃圾", "s")
+    assert [c.kind for c in result.conflicts] == ["town_not_in_district"]
+    assert result.conflicts[0].actual == "朝阳区"
+
+
+def test_ambiguous_name_resolved_by_the_district(extractor: AddressExtractor) -> None:
+    for district in ("朝阳区", "海淀区"):
+        result = extractor.extract(f"{district}八里庄那边有人占道", "s")
+        assert result.top is not None
+        assert (result.top.district, result.top.town) == (district, "八里庄街道")
+        assert not result.conflicts
+    alone = extractor.extract("八里庄那边有人占道", "s")
+    assert {c.district for c in alone.candidates} == {"朝阳区", "海淀区"}
+    assert max(c.confidence for c in alone.candidates) < 0.7
+
+
+def test_partial_and_context_complete_the_hierarchy(extractor: AddressExtractor) -> None:
+    result = extractor.extract("我住在海淀区", "s", partial="中关村街道那边")
+    assert result.top is not None and result.top.town == "中关村街道"
+    assert {m.source for m in result.top.mentions} == {"final", "partial"}
+    assert result.span is not None and result.span.text == "海淀区"
+    later = extractor.extract("八里庄这边的路灯坏了", "s", context=["你好，我是朝阳区的"])
+    assert later.top is not None and later.top.district == "朝阳区"
+
+
+def test_whisper_slip_resolves_with_lower_confidence(extractor: AddressExtractor) -> None:
+    slip = extractor.extract("海边区中官分界那边路灯坏了", "s")
+    exact = extractor.extract("海淀区中关村街道那边路灯坏了", "s")
+    assert slip.top is not None and exact.top is not None
+    assert (slip.top.district, slip.top.town) == ("海淀区", "中关村街道")
+    assert slip.top.source == "gazetteer+phonetic"
+    assert {m.kind for m in slip.top.mentions} == {"phonetic"}
+    assert slip.top.confidence < exact.top.confidence
+    assert slip.span is not None and slip.span.text == "海边区中官分界"
+
+
+def test_no_address_no_candidates(extractor: AddressExtractor) -> None:
+    for text in ("我家楼下的路灯坏了三天了", "东风汽车的售后服务太差了", "小区前门有人乱停车", ""):
+        assert extractor.extract(text, "s").candidates == [], text
+
+
+def test_short_ordinary_words_need_context(extractor: AddressExtractor) -> None:
+    assert extractor.extract("希望能给我们一个光明的未来", "s").candidates == []
+    result = extractor.extract("顺义区光明那边有个井盖塌了", "s")
+    assert result.top is not None and result.top.town == "光明街道"
+
+
+def test_variants_nbs_names_and_colloquial_areas(extractor: AddressExtractor) -> None:
+    expectations = {
+        "丰台区卢沟桥乡这边": "卢沟桥街道",
+        "朝阳区南磨房地区": "南磨房乡",
+        "海淀区万柳地区": "海淀镇",
+        "国贸那边": "建外街道",
+        "回龙观这边": "回龙观街道",
+    }
+    for text, town in expectations.items():
+        top = extractor.extract(text, "s").top
+        assert top is not None and top.town == town, text
+
+
+def test_full_width_and_latin_text(extractor: AddressExtractor) -> None:
+    assert normalize("ＣＢＤ，望京soho") == "CBD,望京SOHO"
+    top = extractor.extract("ＣＢＤ这边有人发传单", "s").top
+    assert top is not None and top.district == "朝阳区"
+
+
+def test_settings_limit_candidates_and_phonetic(extractor: AddressExtractor) -> None:
+    narrow = AddressExtractor(extractor.gazetteer, AddressSettings(max_candidates=1, phonetic=False))
+    assert len(narrow.extract("八里庄那边有人占道", "s").candidates) == 1
+    assert narrow.extract("海边区中官分界那边路灯坏了", "s").candidates == []

@@ -1,0 +1,232 @@
+"""Connecting a caller to an operator: queue with music and announcements, ring the longest-idle skilled
+operator (skipping one who does not answer), bridge, bring in the interpreter centre as a third leg, and record
+a callback request when the wait grows too long."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+from config.settings import InterpreterCentre, RoutingSettings
+from ivr_flows.port import QueueAnnouncer, RouteOutcome, RouteRequest
+from voice.callbacks import CallbackStore
+from voice.legs import Leg
+from voice.operators import Operator
+from voice.router import Router, Waiter
+from voice.session import CallSession, LegGone
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Talk:
+    """What one connected conversation holds, so the desktop can act on it mid-call."""
+
+    operator: Operator
+    operator_leg: Leg
+    interpreter_leg: Leg | None = None
+    events: list[str] = field(default_factory=list)
+    watchers: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class RoutingServices:
+    def __init__(
+        self,
+        router: Router,
+        callbacks: CallbackStore,
+        settings: RoutingSettings,
+        centre: InterpreterCentre,
+    ) -> None:
+        self.router = router
+        self.callbacks = callbacks
+        self.settings = settings
+        self.centre = centre
+        self._talks: dict[str, _Talk] = {}  # call id -> conversation in progress
+
+    # ---- queue and connect ----
+
+    async def route(self, session: CallSession, request: RouteRequest, announcer: QueueAnnouncer) -> RouteOutcome:
+        started = time.monotonic()
+        events: list[str] = []
+        if self.router.pool.configured(request.skills) == 0:
+            log.warning("route.no_operators", call_id=session.call_id, skills=request.skills)
+            await self._record_callback(session, request, announcer, 0.0)
+            return RouteOutcome("callback_recorded", events=("route.no_operators",))
+        waiter = self.router.enqueue(session.call_id, request.queue, request.skills)
+        session.log.info("route.queued", queue=request.queue, position=self.router.position(waiter))
+        operator: Operator | None = None
+        leg: Leg | None = None
+        try:
+            await session.start_moh()
+            while leg is None:
+                operator = await self._wait_for_operator(session, waiter, request, announcer, started)
+                if operator is None:
+                    await session.stop_moh()
+                    await self._record_callback(session, request, announcer, time.monotonic() - started)
+                    return RouteOutcome("callback_recorded", waited_s=time.monotonic() - started, events=tuple(events))
+                session.log.info("route.ringing", operator=operator.id)
+                leg = await session.dial(operator.endpoint, "operator", request.ring_timeout_s)
+                if leg is None:
+                    events.append(f"operator.no_answer:{operator.id}")
+                    await self.router.rang_out(waiter, operator)
+                    operator = None
+        except BaseException:
+            if operator is not None and leg is None:
+                await self.router.rang_out(waiter, operator)  # give the reserved operator back
+            raise
+        finally:
+            await self.router.leave(waiter)
+        assert operator is not None
+        return await self._talk(session, request, operator, leg, started, events)
+
+    async def _wait_for_operator(
+        self,
+        session: CallSession,
+        waiter: Waiter,
+        request: RouteRequest,
+        announcer: QueueAnnouncer,
+        started: float,
+    ) -> Operator | None:
+        """The reserved operator, or None once the caller has waited `max_wait_s`. Announces position meanwhile."""
+        acquiring = asyncio.ensure_future(self.router.acquire(waiter))
+        handed_over = False
+        try:
+            while True:
+                left = request.max_wait_s - (time.monotonic() - started)
+                if left <= 0:
+                    return None
+                await asyncio.wait({acquiring}, timeout=min(request.announce_every_s, left))
+                if acquiring.done():
+                    handed_over = True
+                    return acquiring.result()
+                if time.monotonic() - started >= request.max_wait_s:
+                    return None
+                media = announcer.position(self.router.position(waiter), self.router.expected_wait_s(waiter))
+                await session.stop_moh()
+                await session.play(media)
+                await session.start_moh()
+        finally:
+            if not acquiring.done():
+                acquiring.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await acquiring
+            elif not handed_over and not acquiring.cancelled() and acquiring.exception() is None:
+                # Reserved just as the caller ran out of time or left: give the operator back.
+                await self.router.rang_out(waiter, acquiring.result())
+
+    async def _talk(
+        self,
+        session: CallSession,
+        request: RouteRequest,
+        operator: Operator,
+        leg: Leg,
+        started: float,
+        events: list[str],
+    ) -> RouteOutcome:
+        pool = self.router.pool
+        pool.talking(operator)
+        talk = _Talk(operator, leg, events=events)
+        self._talks[session.call_id] = talk
+        talk_started = time.monotonic()
+        waited = talk_started - started
+        session.log.info("route.connected", operator=operator.id, waited_s=round(waited, 3))
+        try:
+            await session.stop_moh()
+            interpreter_joined = False
+            try:
+                await session.bridge_with(leg)
+                if request.interpreter_language:
+                    interpreter_joined = await self.add_interpreter(session, request.interpreter_language)
+                await leg.wait_ended()  # the operator hung up (a caller's hang-up cancels this task instead)
+            except LegGone:
+                pass  # the operator hung up as soon as they answered
+            events.append("operator.hangup")
+            return RouteOutcome(
+                "connected", operator.id, waited, interpreter_joined=interpreter_joined, events=tuple(events)
+            )
+        finally:
+            self._talks.pop(session.call_id, None)
+            for watcher in talk.watchers:
+                watcher.cancel()
+            self.router.record_handle_time(time.monotonic() - talk_started)
+            await pool.call_finished(operator, self.settings.wrap_up_s)
+
+    async def _record_callback(
+        self, session: CallSession, request: RouteRequest, announcer: QueueAnnouncer, waited_s: float
+    ) -> None:
+        await self.callbacks.record(session.call_id, session.caller_number, session.language, request.queue, waited_s)
+        session.log.info("route.callback_recorded", queue=request.queue, waited_s=round(waited_s, 1))
+        await session.play(announcer.callback_recorded())
+
+    # ---- interpreter centre (also called by the desktop mid-call) ----
+
+    async def add_interpreter(self, session: CallSession, language: str) -> bool:
+        """Dial the centre's extension for `language` into the call's bridge. Failure leaves the call as it was."""
+        talk = self._talks.get(session.call_id)
+        if talk is None:
+            raise LookupError(f"call {session.call_id} is not talking to an operator")
+        if talk.interpreter_leg is not None and talk.interpreter_leg.up:
+            return True
+        extension = self.centre.extension_for(language)
+        if extension is None:
+            talk.events.append(f"interpreter.no_extension:{language}")
+            return False
+        endpoint = f"PJSIP/{extension}@{self.centre.endpoint_id}"
+        leg = await session.dial(endpoint, "interpreter", self.centre.ring_timeout_s)
+        if leg is None:
+            talk.events.append("interpreter.failed")
+            session.log.warning("interpreter.failed", language=language, endpoint=endpoint)
+            return False
+        try:
+            await session.bridge_with(leg)
+        except LegGone:
+            talk.events.append("interpreter.failed")
+            return False
+        talk.interpreter_leg = leg
+        talk.events.append("interpreter.joined")
+        session.log.info("interpreter.joined", language=language)
+        watcher = asyncio.ensure_future(self._watch_interpreter(session, talk, leg))
+        talk.watchers.add(watcher)
+        return True
+
+    async def _watch_interpreter(self, session: CallSession, talk: _Talk, leg: Leg) -> None:
+        cause = await leg.wait_ended()
+        if talk.interpreter_leg is leg:
+            talk.interpreter_leg = None
+            talk.events.append("interpreter.left")
+            session.log.info("interpreter.left", cause=cause)
+            await session.drop_leg(leg)
+
+    async def drop_interpreter(self, session: CallSession) -> bool:
+        talk = self._talks.get(session.call_id)
+        if talk is None or talk.interpreter_leg is None:
+            return False
+        leg, talk.interpreter_leg = talk.interpreter_leg, None
+        talk.events.append("interpreter.dropped")
+        await session.drop_leg(leg)
+        return True
+
+    def interpreter_present(self, call_id: str) -> bool:
+        talk = self._talks.get(call_id)
+        return talk is not None and talk.interpreter_leg is not None and talk.interpreter_leg.up
+
+    def operator_of(self, call_id: str) -> str | None:
+        talk = self._talks.get(call_id)
+        return talk.operator.id if talk is not None else None
+
+    # ---- transfer ----
+
+    async def transfer(self, session: CallSession, target: str) -> bool:
+        """Connect the caller to `target` (an endpoint like PJSIP/op1001, or an operator id) until it hangs up."""
+        endpoint = target if "/" in target else f"PJSIP/{target}"
+        leg = await session.dial(endpoint, "transfer", self.settings.transfer_ring_timeout_s)
+        if leg is None:
+            return False
+        with contextlib.suppress(LegGone):
+            await session.bridge_with(leg)
+            await leg.wait_ended()
+        return True
