@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from voice.ari import AriClient, AriError, AriEvent, AriNotFound, StasisStart
+from voice.events import EventBus
 from voice.metrics import GatewayMetrics
 from voice.session import CallContext, CallHandler, CallSession
 
@@ -31,13 +32,15 @@ class Gateway:
         metrics: GatewayMetrics | None = None,
         services: RoutingServices | None = None,
         moh_class: str = "default",
+        bus: EventBus | None = None,
     ) -> None:
         self.client = client
         self.metrics = metrics or GatewayMetrics()
         self._handler = handler
         self._max_calls = max_calls
+        self.bus = bus or EventBus()
         self.context = CallContext(
-            client, self.metrics, prompts_dir, self._register_leg, moh_class=moh_class, services=services
+            client, self.metrics, prompts_dir, self._register_leg, moh_class=moh_class, services=services, bus=self.bus
         )
         self.routing = services
         self._sessions: dict[str, CallSession] = {}

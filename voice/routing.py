@@ -69,6 +69,9 @@ class RoutingServices:
                     await self._record_callback(session, request, announcer, time.monotonic() - started)
                     return RouteOutcome("callback_recorded", waited_s=time.monotonic() - started, events=tuple(events))
                 session.log.info("route.ringing", operator=operator.id)
+                session.emit(
+                    "call.offered", operator_id=operator.id, queue=request.queue, ivr_path=list(request.ivr_path)
+                )
                 leg = await session.dial(operator.endpoint, "operator", request.ring_timeout_s)
                 if leg is None:
                     events.append(f"operator.no_answer:{operator.id}")
@@ -134,6 +137,13 @@ class RoutingServices:
         talk_started = time.monotonic()
         waited = talk_started - started
         session.log.info("route.connected", operator=operator.id, waited_s=round(waited, 3))
+        session.emit(
+            "call.answered",
+            operator_id=operator.id,
+            queue=request.queue,
+            ivr_path=list(request.ivr_path),
+            waited_s=round(waited, 3),
+        )
         try:
             await session.stop_moh()
             interpreter_joined = False
@@ -180,6 +190,7 @@ class RoutingServices:
         if leg is None:
             talk.events.append("interpreter.failed")
             session.log.warning("interpreter.failed", language=language, endpoint=endpoint)
+            session.emit("interpreter.failed", operator_id=talk.operator.id, interpreter_language=language)
             return False
         try:
             await session.bridge_with(leg)
@@ -189,6 +200,7 @@ class RoutingServices:
         talk.interpreter_leg = leg
         talk.events.append("interpreter.joined")
         session.log.info("interpreter.joined", language=language)
+        session.emit("interpreter.joined", operator_id=talk.operator.id, interpreter_language=language)
         watcher = asyncio.ensure_future(self._watch_interpreter(session, talk, leg))
         talk.watchers.add(watcher)
         return True
@@ -199,6 +211,7 @@ class RoutingServices:
             talk.interpreter_leg = None
             talk.events.append("interpreter.left")
             session.log.info("interpreter.left", cause=cause)
+            session.emit("interpreter.left", operator_id=talk.operator.id, cause=cause)
             await session.drop_leg(leg)
 
     async def drop_interpreter(self, session: CallSession) -> bool:
@@ -208,6 +221,7 @@ class RoutingServices:
         leg, talk.interpreter_leg = talk.interpreter_leg, None
         talk.events.append("interpreter.dropped")
         await session.drop_leg(leg)
+        session.emit("interpreter.left", operator_id=talk.operator.id, cause="dropped by operator")
         return True
 
     def interpreter_present(self, call_id: str) -> bool:
@@ -226,6 +240,7 @@ class RoutingServices:
         leg = await session.dial(endpoint, "transfer", self.settings.transfer_ring_timeout_s)
         if leg is None:
             return False
+        session.emit("call.transferred", target=target)
         with contextlib.suppress(LegGone):
             await session.bridge_with(leg)
             await leg.wait_ended()

@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -36,6 +36,7 @@ from voice.ari import (
     StasisStart,
 )
 from voice.digits import DigitBuffer, GatherResult
+from voice.events import EventBus
 from voice.legs import Leg
 from voice.metrics import GatewayMetrics
 
@@ -98,6 +99,7 @@ class CallContext:
     default_language: str = "zh"
     moh_class: str = "default"
     services: Any = None  # voice.routing.RoutingServices once routing is configured
+    bus: EventBus = field(default_factory=EventBus)
 
 
 class CallSession:
@@ -389,3 +391,8 @@ class CallSession:
         await self.hangup()
         seconds = round(time.monotonic() - self.started_at, 3)
         self.log.info("call.ended", outcome=self.outcome, seconds=seconds)
+        self.emit("call.ended", reason=self.outcome, seconds=seconds)
+
+    def emit(self, type_: str, **data: Any) -> None:
+        """Publish an event about this call (DESIGN §3) with the caller's number and language attached."""
+        self.context.bus.emit(type_, self.call_id, caller_number=self.caller_number, language=self.language, **data)

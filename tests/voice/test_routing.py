@@ -139,6 +139,7 @@ async def test_three_way_call_everyone_hears_everyone(
     )
     service = await start_gateway(routing_handler(request, outcomes))
     assert service.gateway is not None
+    events = service.gateway.bus.subscribe()
     async with registered(asterisk, tmp_path, "op1002", "interpreters") as (operator, centre):
         heard = {who: tmp_path / f"{who}-heard.wav" for who in tones}
         call = await phone.call(entry_uri(asterisk), record=str(heard["caller"]))
@@ -162,6 +163,13 @@ async def test_three_way_call_everyone_hears_everyone(
                 op_call if who == "operator" else centre_call if who == "interpreter" else call
             )
     assert outcomes[0].interpreter_joined
+    published = []
+    while events.pending():
+        published.append(await events.get())
+    types = [e.type for e in published]
+    assert types[-4:] == ["call.offered", "call.answered", "interpreter.joined", "call.ended"], types
+    answered = published[-3]
+    assert answered.data["operator_id"] == "op1002" and answered.data["caller_number"] == "13800138000"
     for listener, wav in heard.items():
         for speaker, freq in tones.items():
             if speaker == listener:

@@ -1,0 +1,85 @@
+"""The in-process event bus: calls, transcripts and addresses published once, read by every subscriber.
+
+Publishers never block: each subscriber has its own bounded queue, and one that falls behind loses its oldest
+events and is told how many (`dropped`). The desktop API numbers events per operator (`seq`) and stores them, so
+its own clients can resume; this bus is only the fan-out inside the process (DESIGN §3, §6: Redis Streams or NATS
+take its place in a cluster).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    type: str  # call.offered, call.answered, call.ended, transcript.partial, address.candidates, …
+    call_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def as_message(self) -> dict[str, Any]:
+        """The JSON body of DESIGN §3 without `seq` (the desktop stream adds it)."""
+        return {"type": self.type, "call_id": self.call_id, "ts": self.ts.isoformat(), **self.data}
+
+
+class Subscription:
+    def __init__(self, bus: EventBus, maxsize: int) -> None:
+        self._bus = bus
+        self._queue: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def _offer(self, event: CallEvent) -> None:
+        if self._queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(event)
+
+    async def get(self) -> CallEvent:
+        return await self._queue.get()
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        self._bus._subscriptions.discard(self)
+
+    def __aiter__(self) -> AsyncIterator[CallEvent]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[CallEvent]:
+        while True:
+            yield await self._queue.get()
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscriptions: set[Subscription] = set()
+        self.published = 0
+
+    def publish(self, event: CallEvent) -> None:
+        self.published += 1
+        for subscription in list(self._subscriptions):
+            subscription._offer(event)
+
+    def emit(self, type_: str, call_id: str, **data: Any) -> None:
+        self.publish(CallEvent(type_, call_id, data))
+
+    def subscribe(self, maxsize: int = 10_000) -> Subscription:
+        subscription = Subscription(self, maxsize)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    @contextlib.contextmanager
+    def subscribed(self, maxsize: int = 10_000) -> Iterator[Subscription]:
+        subscription = self.subscribe(maxsize)
+        try:
+            yield subscription
+        finally:
+            subscription.close()
