@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 ReadinessProbe = Callable[[], dict[str, bool]]
@@ -12,6 +12,13 @@ ReadinessProbe = Callable[[], dict[str, bool]]
 
 def create_ops_app(registry: CollectorRegistry, readiness: ReadinessProbe) -> FastAPI:
     app = FastAPI(title="hotline gateway operations", docs_url=None, redoc_url=None)
+    app.include_router(ops_router(registry, readiness))
+    return app
+
+
+def ops_router(registry: CollectorRegistry, readiness: ReadinessProbe) -> APIRouter:
+    """Unauthenticated on purpose: load balancers and Prometheus scrape them (bind the server to loopback)."""
+    app = APIRouter(tags=["operations"])
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -23,18 +23,10 @@ class VadSettings(BaseModel):
         lt=1,
         description="Probability below which a chunk counts as silence (default threshold - 0.15).",
     )
-    min_silence_ms: int = Field(
-        500, ge=100, le=5000, description="Silence that ends an utterance (endpoint)."
-    )
-    min_speech_ms: int = Field(
-        250, ge=0, le=5000, description="Shorter bursts of 'speech' are dropped as noise."
-    )
-    speech_pad_ms: int = Field(
-        200, ge=0, le=1000, description="Audio kept before and after speech for decoding."
-    )
-    max_utterance_s: float = Field(
-        15.0, ge=2, le=30, description="Longer utterances are cut (Whisper sees <= 30 s)."
-    )
+    min_silence_ms: int = Field(500, ge=100, le=5000, description="Silence that ends an utterance (endpoint).")
+    min_speech_ms: int = Field(250, ge=0, le=5000, description="Shorter bursts of 'speech' are dropped as noise.")
+    speech_pad_ms: int = Field(200, ge=0, le=1000, description="Audio kept before and after speech for decoding.")
+    max_utterance_s: float = Field(15.0, ge=2, le=30, description="Longer utterances are cut (Whisper sees <= 30 s).")
 
     def config(self) -> VadConfig:
         from asr.vad import VadConfig
@@ -53,9 +45,7 @@ class VadSettings(BaseModel):
 class AsrSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    engine: Literal["faster-whisper", "vosk"] = Field(
-        "faster-whisper", description="Recogniser for live calls."
-    )
+    engine: Literal["faster-whisper", "vosk"] = Field("faster-whisper", description="Recogniser for live calls.")
     # faster-whisper
     model: str = Field(
         "base",
@@ -67,16 +57,12 @@ class AsrSettings(BaseModel):
         description="Folder of a CTranslate2 Whisper model (model.bin, config.json, tokenizer.json, ...).",
     )
     device: Literal["cpu", "cuda"] = "cpu"
-    compute_type: str = Field(
-        "auto", description="CTranslate2 compute type; auto: int8 on cpu, float16 on cuda."
-    )
+    compute_type: str = Field("auto", description="CTranslate2 compute type; auto: int8 on cpu, float16 on cuda.")
     cpu_threads: int = Field(1, ge=1, le=64, description="Threads per decode (CTranslate2 intra_threads).")
     workers: int = Field(1, ge=1, le=64, description="Decodes running at once, shared by all streams.")
     beam_size: int = Field(1, ge=1, le=10)
     language: str = Field("zh", pattern=r"^[a-z]{2,3}$")
-    initial_prompt: str = Field(
-        DEFAULT_PROMPT, max_length=200, description="Steers Whisper to simplified Mandarin."
-    )
+    initial_prompt: str = Field(DEFAULT_PROMPT, max_length=200, description="Steers Whisper to simplified Mandarin.")
     max_prompt_tokens: int = Field(
         120, ge=16, le=220, description="Bound on prompt + phrase-list tokens (phrases past it are dropped)."
     )

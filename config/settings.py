@@ -32,7 +32,10 @@ from pydantic_settings import (
 )
 
 from agent_desktop_api.address.settings import AddressSettings
+from agent_desktop_api.auth import AuthSettings
 from asr.settings import AsrSettings
+from config.database import DatabaseSettings
+from ivr_flows.settings import FlowsSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG_FILE = PACKAGE_DIR / "hotline.yaml"
@@ -143,7 +146,6 @@ class RoutingSettings(_Section):
     average_handle_s: float = Field(180.0, gt=0, description="Starting estimate of a call's length (waits).")
     moh_class: str = Field("default", description="Music on hold class callers hear while waiting.")
     transfer_ring_timeout_s: float = Field(20.0, gt=0)
-    callback_db: Path = Field(Path("var/hotline.db"), description="SQLite file where callback requests go.")
 
 
 class TelephonySettings(_Section):
@@ -191,6 +193,10 @@ class AriSettings(_Section):
 
 
 class CallSettings(_Section):
+    script: Literal["flow", "basic"] = Field(
+        "flow",
+        description="flow: the published IVR flow of the dialled number; basic: greet, ask for digits, read them back.",
+    )
     greeting: str = Field("sound:hello-world", description="Media URI or prompt name played after answering.")
     prompts_dir: Path = Field(
         Path("var/prompts"), description="Folder of our own prompt files (prompt:NAME)."
@@ -228,6 +234,9 @@ class Settings(BaseSettings):
     call: CallSettings = Field(default_factory=CallSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     address: AddressSettings = Field(default_factory=AddressSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    flows: FlowsSettings = Field(default_factory=FlowsSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)

@@ -25,6 +25,7 @@ class RouteRequest:
     language: str
     interpreter_language: str | None = None
     ivr_path: tuple[str, ...] = ()
+    flow_version: int | None = None
     max_wait_s: float = 120.0
     ring_timeout_s: float = 15.0
     announce_every_s: float = 30.0

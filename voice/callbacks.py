@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
+from config.database import create_tables, metadata
 
 callback_requests = sa.Table(
     "callback_requests",
@@ -39,7 +39,7 @@ class CallbackStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-        metadata.create_all(engine)
+        create_tables(engine, callback_requests)
 
     async def record(self, call_id: str, caller_number: str, language: str, queue: str, waited_s: float) -> None:
         row = {

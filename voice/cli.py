@@ -74,9 +74,15 @@ def config_check(obj: _Context) -> None:
 
 
 def _attach_subcommands() -> None:
+    from agent_desktop_api.address.cli import gazetteer_group
+    from agent_desktop_api.cli import users_group
+    from asr.cli import models_group
+    from ivr_flows.cli import flows_group
+    from ivr_flows.prompt_build import prompts_group
     from voice.asterisk.cli import asterisk_group
 
-    main.add_command(asterisk_group)
+    for group in (asterisk_group, flows_group, prompts_group, users_group, models_group, gazetteer_group):
+        main.add_command(group)
 
 
 _attach_subcommands()

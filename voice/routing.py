@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -53,9 +54,9 @@ class RoutingServices:
         started = time.monotonic()
         events: list[str] = []
         if self.router.pool.configured(request.skills) == 0:
+            # Nobody could ever take it: the flow decides (the shipped one adds the interpreter centre instead).
             log.warning("route.no_operators", call_id=session.call_id, skills=request.skills)
-            await self._record_callback(session, request, announcer, 0.0)
-            return RouteOutcome("callback_recorded", events=("route.no_operators",))
+            return RouteOutcome("no_operators")
         waiter = self.router.enqueue(session.call_id, request.queue, request.skills)
         session.log.info("route.queued", queue=request.queue, position=self.router.position(waiter))
         operator: Operator | None = None
@@ -69,10 +70,17 @@ class RoutingServices:
                     await self._record_callback(session, request, announcer, time.monotonic() - started)
                     return RouteOutcome("callback_recorded", waited_s=time.monotonic() - started, events=tuple(events))
                 session.log.info("route.ringing", operator=operator.id)
-                session.emit(
-                    "call.offered", operator_id=operator.id, queue=request.queue, ivr_path=list(request.ivr_path)
+                offered = functools.partial(
+                    session.emit,
+                    "call.offered",
+                    language=request.language,
+                    operator_id=operator.id,
+                    queue=request.queue,
+                    ivr_path=list(request.ivr_path),
+                    flow_version=request.flow_version,
+                    interpreter_language=request.interpreter_language,
                 )
-                leg = await session.dial(operator.endpoint, "operator", request.ring_timeout_s)
+                leg = await session.dial(operator.endpoint, "operator", request.ring_timeout_s, on_ringing=offered)
                 if leg is None:
                     events.append(f"operator.no_answer:{operator.id}")
                     await self.router.rang_out(waiter, operator)
@@ -139,9 +147,12 @@ class RoutingServices:
         session.log.info("route.connected", operator=operator.id, waited_s=round(waited, 3))
         session.emit(
             "call.answered",
+            language=request.language,
             operator_id=operator.id,
             queue=request.queue,
             ivr_path=list(request.ivr_path),
+            flow_version=request.flow_version,
+            interpreter_language=request.interpreter_language,
             waited_s=round(waited, 3),
         )
         try:

@@ -9,13 +9,24 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from typing import cast
 
 import sqlalchemy as sa
 import structlog
 import uvicorn
 
-from agent_desktop_api.ops import create_ops_app
+from agent_desktop_api.app import create_app
+from agent_desktop_api.auth import AuthService
+from agent_desktop_api.ops import ops_router
+from config.database import create_engine
 from config.settings import Settings
+from ivr_flows.setup import (
+    FlowComponents,
+    build_flow_components,
+    make_flow_handler,
+    operator_skills,
+    resolved_flows_settings,
+)
 from voice.ari import AriAuthError, AriClient
 from voice.asterisk.instance import AsteriskInstance, AsteriskStartError
 from voice.basic_flow import make_basic_flow
@@ -37,6 +48,12 @@ class ServiceError(Exception):
         self.exit_code = exit_code
 
 
+def _interpreted_languages(settings: Settings) -> list[str] | None:
+    """Languages the centre has an extension for; None (all) when an 'other' extension catches the rest."""
+    extensions = settings.telephony.interpreter_centre.extensions
+    return None if "other" in extensions else list(extensions)
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: `run_service` owns SIGINT/SIGTERM and stops things in order."""
 
@@ -45,14 +62,12 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def build_routing(settings: Settings) -> RoutingServices:
+def build_routing(settings: Settings, engine: sa.Engine) -> RoutingServices:
     """Operators from settings (all available until the desktop drives presence), queues, callback storage."""
     pool = OperatorPool(
         Operator(op.id, frozenset(op.skills), f"PJSIP/{op.id}") for op in settings.telephony.operators
     )
-    db_path = settings.resolve(settings.routing.callback_db)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    callbacks = CallbackStore(sa.create_engine(f"sqlite:///{db_path}"))
+    callbacks = CallbackStore(engine)
     return RoutingServices(
         Router(pool, settings.routing.average_handle_s),
         callbacks,
@@ -64,7 +79,9 @@ def build_routing(settings: Settings) -> RoutingServices:
 class GatewayService:
     def __init__(self, settings: Settings, handler: CallHandler | None = None) -> None:
         self.settings = settings
-        self.handler = handler or make_basic_flow(settings.call)
+        self.handler = handler
+        self.engine = create_engine(settings.database)
+        self.flows: FlowComponents | None = None
         self.asterisk: AsteriskInstance | None = None
         self.client: AriClient | None = None
         self.gateway: Gateway | None = None
@@ -88,7 +105,9 @@ class GatewayService:
             url, user, ari_password = self.asterisk.ari_url, self.asterisk.ari_username, self.asterisk.ari_password
             self._tasks.append(asyncio.create_task(self._watch_asterisk(), name="asterisk-watchdog"))
         self.client = AriClient(url, user, ari_password, s.ari.app, s.ari)
-        self.routing = build_routing(s)
+        self.routing = build_routing(s, self.engine)
+        if self.handler is None:
+            self.handler = await self._default_handler()
         self.gateway = Gateway(
             self.client,
             self.handler,
@@ -100,6 +119,30 @@ class GatewayService:
         self._tasks.append(asyncio.create_task(self._run_gateway(), name="gateway"))
         await self._start_http()
         log.info("service.started", ari=url, http=f"http://{s.http.host}:{s.http.port}")
+
+    async def _default_handler(self) -> CallHandler:
+        """The published IVR flow of the dialled number (hot-reloaded), or the basic script if so configured."""
+        s = self.settings
+        if s.call.script == "basic":
+            return make_basic_flow(s.call)
+        self.flows = build_flow_components(
+            self.engine,
+            resolved_flows_settings(s),
+            operators=operator_skills(s),
+            interpreter_languages=_interpreted_languages(s),
+        )
+        await self.flows.start()
+        entry = s.telephony.entry_number
+        flow = self.flows
+        return cast(
+            CallHandler,
+            make_flow_handler(
+                flow.registry,
+                flow.catalog,
+                sequences=flow.catalog,
+                number=lambda port: getattr(port, "dialed_number", "") or entry,
+            ),
+        )
 
     def readiness(self) -> dict[str, bool]:
         checks = {"ari": self.gateway is not None and self.gateway.ready}
@@ -142,7 +185,11 @@ class GatewayService:
             sock.close()
             raise ServiceError(f"cannot listen on http {s.host}:{s.port}: {exc.strerror}", EXIT_HTTP) from exc
         assert self.gateway is not None
-        app = create_ops_app(self.gateway.metrics.registry, self.readiness)
+        app = create_app(
+            auth_service=AuthService(self.engine, token_ttl_s=self.settings.auth.token_ttl_s),
+            flow_service=self.flows.service if self.flows is not None else None,
+        )
+        app.include_router(ops_router(self.gateway.metrics.registry, self.readiness))
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self._http = _QuietServer(config)
         self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
@@ -166,6 +213,9 @@ class GatewayService:
             await self.client.close()
         if self.asterisk is not None:
             await self.asterisk.stop()
+        if self.flows is not None:
+            await self.flows.stop()
+        self.engine.dispose()
         log.info("service.stopped")
 
 

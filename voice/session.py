@@ -110,6 +110,7 @@ class CallSession:
         self.channel_id = channel.id
         self.call_id = channel.id
         self.caller_number = channel.caller.number
+        self.dialed_number = channel.dialplan.exten
         self.language = context.default_language
         self.started_at = time.monotonic()
         self.outcome: str | None = None
@@ -266,8 +267,12 @@ class CallSession:
             self._moh = False
             await self._ari(self._rest.stop_moh(self.channel_id))
 
-    async def dial(self, endpoint: str, role: str, timeout_s: float) -> Leg | None:
-        """Call another party for this call; the answered leg, or None if it was busy, unreachable or rang out."""
+    async def dial(
+        self, endpoint: str, role: str, timeout_s: float, on_ringing: Callable[[], None] | None = None
+    ) -> Leg | None:
+        """Call another party for this call; the answered leg, or None if it was busy, unreachable or rang out.
+
+        `on_ringing` runs once Asterisk accepted the call attempt (the far end is being called)."""
         leg = Leg(f"hotline-{role}-{self.call_id}-{next(self._leg_ids)}", role, endpoint)
         self._legs[leg.channel_id] = leg
         self.context.register_leg(leg.channel_id, self)
@@ -280,6 +285,8 @@ class CallSession:
                 caller_id=self.caller_number or None,
                 timeout_s=max(1, round(timeout_s)),
             )
+            if on_ringing is not None:
+                on_ringing()
             answered = await asyncio.wait_for(leg.wait_answered(), timeout_s + 5)
         except (AriError, TimeoutError) as exc:
             self.log.warning("call.dial_failed", endpoint=endpoint, error=str(exc))
@@ -395,4 +402,5 @@ class CallSession:
 
     def emit(self, type_: str, **data: Any) -> None:
         """Publish an event about this call (DESIGN §3) with the caller's number and language attached."""
-        self.context.bus.emit(type_, self.call_id, caller_number=self.caller_number, language=self.language, **data)
+        body = {"caller_number": self.caller_number, "language": self.language, **data}
+        self.context.bus.emit(type_, self.call_id, **body)

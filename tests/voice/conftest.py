@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -53,8 +54,11 @@ async def start_gateway(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIter
         wait: bool = True,
         **sections: dict[str, Any],
     ) -> GatewayService:
-        routing = {"callback_db": str(tmp_path / "hotline.db"), "wrap_up_s": 0, **sections.pop("routing", {})}
-        service = GatewayService(attach_settings(instance or asterisk, routing=routing, **sections), handler)
+        routing = {"wrap_up_s": 0, **sections.pop("routing", {})}
+        database = {"url": f"sqlite:///{tmp_path / 'hotline.db'}"}
+        service = GatewayService(
+            attach_settings(instance or asterisk, routing=routing, database=database, **sections), handler
+        )
         services.append(service)
         await service.start()
         if wait:
@@ -97,3 +101,18 @@ async def start_registered_phone(
     if auto_answer:
         await phone.auto_answer(True, code=answer_code)
     return phone
+
+
+@contextlib.asynccontextmanager
+async def registered(
+    instance: AsteriskInstance, log_dir: Path, *accounts: str, auto_answer: bool = True, answer_code: int = 200
+) -> AsyncIterator[list[Softphone]]:
+    phones = [
+        await start_registered_phone(instance, account, log_dir, auto_answer=auto_answer, answer_code=answer_code)
+        for account in accounts
+    ]
+    try:
+        yield phones
+    finally:
+        for phone in phones:
+            await phone.close(check=False)

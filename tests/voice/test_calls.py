@@ -50,7 +50,7 @@ async def assert_nothing_left(ari: AriRestClient, asterisk: AsteriskInstance) ->
 async def test_caller_hears_greeting_and_prompts(
     start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
 ) -> None:
-    service = await start_gateway(call={"first_digit_timeout_s": 1.0})
+    service = await start_gateway(call={"script": "basic", "first_digit_timeout_s": 1.0})
     recording = tmp_path / "heard.wav"
     call = await phone.call(entry_uri(asterisk), record=str(recording))
     await phone.wait_state(call, "CONFIRMED", timeout=5)

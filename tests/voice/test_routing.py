@@ -4,9 +4,8 @@ callbacks after the maximum wait. Operators and the interpreter centre are pjsua
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from ivr_flows.port import RouteOutcome, RouteRequest
 from tests.support.audio import make_tone_wav, tone_level_dbfs
 from tests.support.softphone_driver import Softphone
-from tests.voice.conftest import GatewayStarter, entry_uri, start_registered_phone
+from tests.voice.conftest import GatewayStarter, entry_uri, registered
 from tests.voice.test_calls import assert_nothing_left
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
@@ -45,21 +44,6 @@ def routing_handler(request: RouteRequest, outcomes: list[RouteOutcome], announc
         await session.hangup()
 
     return handler
-
-
-@contextlib.asynccontextmanager
-async def registered(
-    instance: AsteriskInstance, log_dir: Path, *accounts: str, auto_answer: bool = True, answer_code: int = 200
-) -> AsyncIterator[list[Softphone]]:
-    phones = [
-        await start_registered_phone(instance, account, log_dir, auto_answer=auto_answer, answer_code=answer_code)
-        for account in accounts
-    ]
-    try:
-        yield phones
-    finally:
-        for phone in phones:
-            await phone.close(check=False)
 
 
 def set_idle(service: GatewayService, **idle_ago_s: float) -> None:

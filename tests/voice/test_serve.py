@@ -64,7 +64,9 @@ async def test_serve_answers_calls_exposes_metrics_and_stops_cleanly(
         HOTLINE_ASTERISK__SIP_PORT=str(ports.sip),
         HOTLINE_ASTERISK__RTP_PORT_START=str(ports.rtp_start),
         HOTLINE_HTTP__PORT=str(http_port),
+        HOTLINE_CALL__SCRIPT="basic",
         HOTLINE_CALL__FIRST_DIGIT_TIMEOUT_S="1",
+        HOTLINE_DATABASE__URL=f"sqlite:///{tmp_path / 'hotline.db'}",
         HOTLINE_LOGGING__FORMAT="json",
     )
     log = (tmp_path / "serve.log").open("wb")
@@ -105,8 +107,9 @@ async def test_serve_answers_calls_exposes_metrics_and_stops_cleanly(
     assert '"event": "service.stopped"' in text
 
 
-def test_wrong_ari_credentials_exit_non_zero_with_a_clear_message(asterisk: AsteriskInstance) -> None:
+def test_wrong_ari_credentials_exit_non_zero_with_a_clear_message(asterisk: AsteriskInstance, tmp_path: Path) -> None:
     env = _env(
+        HOTLINE_DATABASE__URL=f"sqlite:///{tmp_path / 'hotline.db'}",
         HOTLINE_ASTERISK__MODE="external",
         HOTLINE_ASTERISK__ARI_URL=asterisk.ari_url,
         HOTLINE_ASTERISK__ARI_PASSWORD="not-the-password",

@@ -1,0 +1,20 @@
+"""The desktop/admin HTTP application. Services are passed in (not built here) so that the gateway, a separate
+API process and the tests each decide what runs behind the routes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from agent_desktop_api import auth, flows_admin
+from agent_desktop_api.auth import AuthService
+from ivr_flows.service import FlowService
+
+
+def create_app(*, auth_service: AuthService, flow_service: FlowService | None = None) -> FastAPI:
+    app = FastAPI(title="hotline agent desktop API", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.auth = auth_service
+    app.include_router(auth.router)
+    if flow_service is not None:
+        app.state.flows = flow_service
+        app.include_router(flows_admin.router)
+    return app

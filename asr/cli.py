@@ -1,0 +1,103 @@
+"""`hotline models ...`: install and list recognition models (the group is attached to the `hotline` CLI)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from asr.models import MODELS, ModelInstallError, install, list_models
+
+
+def _models_dir(ctx: click.Context, override: Path | None) -> Path:
+    if override is not None:
+        return override
+    obj: Any = ctx.find_root().obj
+    settings: Any
+    if obj is not None and callable(getattr(obj, "settings", None)):
+        settings = obj.settings()
+    else:
+        from config.settings import SettingsError, load_settings
+
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+    path: Path = settings.resolve(settings.asr.models_dir)
+    return path
+
+
+@click.group("models")
+def models_group() -> None:
+    """Recognition models: install the ones that must be downloaded, list what is there."""
+
+
+@models_group.command("install")
+@click.argument("name", type=click.Choice(sorted(MODELS)))
+@click.option("--url", default=None, help="Download from this URL (a mirror) instead of the official one.")
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Install from an archive already downloaded (verified the same way).",
+)
+@click.option(
+    "--dir",
+    "models_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Models folder.",
+)
+@click.option("--timeout", default=60.0, show_default=True, help="Network timeout in seconds.")
+@click.pass_context
+def install_command(
+    ctx: click.Context,
+    name: str,
+    url: str | None,
+    file_: Path | None,
+    models_dir: Path | None,
+    timeout: float,
+) -> None:
+    """Download NAME, verify its size and SHA-256, unpack it into the models folder."""
+    spec = MODELS[name]
+    target_dir = _models_dir(ctx, models_dir)
+    source = str(file_) if file_ else (url or spec.url)
+    click.echo(f"installing {spec.name} ({spec.size:,} bytes) from {source}")
+    try:
+        if file_ is not None:
+            path = install(spec, target_dir, file=file_)
+        else:
+            with click.progressbar(length=spec.size, label="downloading", show_pos=False, file=sys.stderr) as bar:
+                seen = 0
+
+                def progress(done: int, total: int) -> None:
+                    nonlocal seen
+                    bar.update(done - seen)
+                    seen = done
+
+                path = install(spec, target_dir, url=url, progress=progress, timeout_s=timeout)
+    except ModelInstallError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"installed {spec.name} in {path} (sha256 verified)")
+
+
+@models_group.command("list")
+@click.option(
+    "--dir",
+    "models_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Models folder.",
+)
+@click.pass_context
+def list_command(ctx: click.Context, models_dir: Path | None) -> None:
+    """Models known to the gateway, and whether each is installed."""
+    for row in list_models(_models_dir(ctx, models_dir)):
+        state = "installed" if row.installed else "missing"
+        where = str(row.path) if row.path and row.installed else "-"
+        click.echo(f"{row.name:<16} {row.kind:<8} {state:<9} {where}\n{'':<16} {row.description}")

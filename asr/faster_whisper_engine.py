@@ -1,0 +1,281 @@
+"""The embedded default engine: Silero VAD endpointing + faster-whisper decodes in a shared pool.
+
+Per stream, on an ingest lane thread: s16le -> float -> (resample) -> VAD -> utterances. A closed utterance
+is submitted as a final job (priority 0). While speech goes on, every `partial_interval_ms` of new speech the
+open utterance is re-decoded as a partial job (priority 1) — only if the stream has no partial in flight and
+the pool has an idle worker, so partials never delay finals and are simply skipped under load. Decodes of one
+utterance are bounded (see whisper_decoder). A decode that raises yields a `gap` segment for that utterance's
+span; after three failures in a row the engine reloads its model ("restart"). If the ingest side raises, the
+stream's VAD and resampler are rebuilt and the lost span is reported as a gap. The call goes on either way.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from asr.audio import ASR_RATE, FloatArray, StreamResampler, pcm16_to_float
+from asr.engine import AsrEngine, AsrStream, Segment, running_loop
+from asr.settings import AsrSettings
+from asr.streaming import SegmentSink, Sequencer
+from asr.vad import Endpointer, SileroVad, Utterance
+from asr.whisper_decoder import Decoded, WhisperDecoder
+from asr.whisper_model import load_whisper_model
+from asr.workers import PRIORITY_FINAL, PRIORITY_PARTIAL, Lanes, PriorityPool
+
+log = logging.getLogger(__name__)
+
+_RESTART_AFTER_FAILURES = 3
+
+
+def _ms(samples: int) -> int:
+    return samples * 1000 // ASR_RATE
+
+
+class FasterWhisperEngine(AsrEngine):
+    name = "faster-whisper"
+
+    def __init__(
+        self,
+        settings: AsrSettings,
+        base_dir: Path | None = None,
+        decoder: WhisperDecoder | None = None,
+        ingest_lanes: int = 1,
+    ) -> None:
+        self.settings = settings
+        self._base_dir = base_dir
+        self.decoder = decoder or WhisperDecoder(load_whisper_model(settings, base_dir), settings)
+        self.vad = SileroVad()
+        self.pool = PriorityPool(settings.workers, name="asr-whisper")
+        self.lanes = Lanes(ingest_lanes, name="asr-ingest")
+        self._streams: set[FasterWhisperStream] = set()
+        self._lock = threading.Lock()
+        self._failures = 0
+        self.restarts = 0
+        self._closed = False
+
+    @property
+    def active_streams(self) -> int:
+        with self._lock:
+            return len(self._streams)
+
+    def open_stream(
+        self, stream_id: str, speaker: str, phrases: Sequence[str] = (), *, sample_rate: int = ASR_RATE
+    ) -> FasterWhisperStream:
+        if self._closed:
+            raise RuntimeError("engine is closed")
+        stream = FasterWhisperStream(self, stream_id, speaker, phrases, sample_rate)
+        with self._lock:
+            self._streams.add(stream)
+        return stream
+
+    def _forget(self, stream: FasterWhisperStream) -> None:
+        with self._lock:
+            self._streams.discard(stream)
+
+    def decode(self, audio: FloatArray, prompt: Sequence[int]) -> Decoded:
+        """A decode with failure accounting: the model is reloaded after repeated failures."""
+        decoder = self.decoder
+        try:
+            result = decoder.decode(audio, prompt)
+        except Exception:
+            with self._lock:
+                self._failures += 1
+                restart = self._failures >= _RESTART_AFTER_FAILURES
+                if restart:
+                    self._failures = 0
+            if restart:
+                self._restart_decoder(decoder)
+            raise
+        with self._lock:
+            self._failures = 0
+        return result
+
+    def _restart_decoder(self, failed: WhisperDecoder) -> None:
+        with self._lock:
+            if self.decoder is not failed:
+                return
+        log.warning("whisper decoder failed repeatedly: reloading the model")
+        try:
+            fresh = WhisperDecoder(load_whisper_model(self.settings, self._base_dir), self.settings)
+        except Exception:
+            log.exception("reloading the whisper model failed; keeping the old one")
+            return
+        with self._lock:
+            self.decoder = fresh
+            self.restarts += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()
+        self.lanes.close()
+        self.pool.close()
+
+
+class FasterWhisperStream(AsrStream):
+    def __init__(
+        self,
+        engine: FasterWhisperEngine,
+        stream_id: str,
+        speaker: str,
+        phrases: Sequence[str],
+        sample_rate: int,
+    ) -> None:
+        self.stream_id = stream_id
+        self.speaker = speaker
+        self.sample_rate = sample_rate
+        self._engine = engine
+        self._loop = running_loop()
+        self._sink = SegmentSink(self._loop)
+        self._seq = Sequencer(stream_id, speaker, self._sink, self._loop)
+        self._prompt = engine.decoder.prompt_tokens(phrases)
+        self._lane = engine.lanes.assign()
+        self._interval = engine.settings.partial_interval_ms * ASR_RATE // 1000
+        self._accepting = True
+        # Ingest state, touched only on the lane thread:
+        self._offset = 0  # stream samples before the current front end (it is rebuilt after a failure)
+        self._new_front_end()
+        self._partial_for = -1  # utterance index the partial counters refer to
+        self._partial_at = 0  # speech samples of that utterance when its last partial was submitted
+        self._partial_snap = 0
+        self._partial_busy = threading.Event()
+
+    def _new_front_end(self) -> None:
+        cfg = self._engine.settings.vad.config()
+        self._endpointer = Endpointer(self._engine.vad.new_state(), cfg)
+        self._resampler = StreamResampler(self.sample_rate, ASR_RATE) if self.sample_rate != ASR_RATE else None
+
+    @property
+    def _clock(self) -> int:
+        return self._offset + self._endpointer.position
+
+    # --- event-loop side ---
+    def push(self, pcm: bytes) -> None:
+        if not self._accepting or not pcm:
+            return
+        self._engine.lanes.submit(self._lane, functools.partial(self._ingest, bytes(pcm)))
+
+    async def segments(self) -> AsyncIterator[Segment]:
+        async for segment in self._sink:
+            yield segment
+
+    async def finish(self) -> None:
+        if not self._seq.closed and self._accepting:
+            self._accepting = False
+            future = self._seq.start_finish()
+            self._engine.lanes.submit(self._lane, self._flush)
+        else:
+            future = self._seq.start_finish()
+        await future
+        self._engine._forget(self)
+
+    def close(self) -> None:
+        self._accepting = False
+        self._seq.close()
+        self._engine._forget(self)
+
+    # --- lane thread ---
+    def _ingest(self, pcm: bytes) -> None:
+        if self._seq.closed:
+            return
+        try:
+            audio = pcm16_to_float(pcm)
+            if self._resampler is not None:
+                audio = self._resampler.push(audio)
+            for utterance in self._endpointer.feed(audio):
+                self._submit_final(utterance)
+            self._maybe_partial()
+        except Exception as exc:
+            self._restart_front_end(exc)
+
+    def _flush(self) -> None:
+        try:
+            if not self._seq.closed:
+                if self._resampler is not None:
+                    for utterance in self._endpointer.feed(self._resampler.flush()):
+                        self._submit_final(utterance)
+                last = self._endpointer.flush()
+                if last is not None:
+                    self._submit_final(last)
+        except Exception as exc:
+            self._restart_front_end(exc)
+        finally:
+            self._seq.flushed()
+
+    def _restart_front_end(self, exc: Exception) -> None:
+        log.exception("asr stream %s: ingest failed, restarting its front end", self.stream_id)
+        opened = self._endpointer.open_utterance()
+        start = self._offset + (opened[0] if opened else self._endpointer.position)
+        end = self._clock
+        index = self._seq.close_utterance()
+        self._seq.deliver(index, self._seq.make("gap", index, "", _ms(start), _ms(end), 0.0, error=repr(exc)))
+        self._offset = end
+        self._new_front_end()
+
+    def _submit_final(self, utterance: Utterance) -> None:
+        index = self._seq.close_utterance()
+        job = functools.partial(self._decode_final, index, utterance, self._offset)
+        self._engine.pool.submit(PRIORITY_FINAL, job)
+
+    def _maybe_partial(self) -> None:
+        speech = self._endpointer.speech_samples()
+        index = self._seq.open_index
+        if index != self._partial_for:
+            self._partial_for = index
+            self._partial_at = 0
+        if speech == 0 or speech - self._partial_at < self._interval:
+            return
+        if self._partial_busy.is_set() or not self._engine.pool.has_room():
+            return
+        opened = self._endpointer.open_utterance()
+        if opened is None:
+            return
+        start, audio = opened
+        self._partial_at = speech
+        self._partial_snap += 1
+        self._partial_busy.set()
+        job = functools.partial(
+            self._decode_partial, index, self._partial_snap, self._offset + start, self._clock, audio
+        )
+        self._engine.pool.submit(PRIORITY_PARTIAL, job)
+
+    # --- pool threads ---
+    def _decode_final(self, index: int, utterance: Utterance, offset: int) -> None:
+        start, end = _ms(offset + utterance.start), _ms(offset + utterance.end)
+        if self._seq.closed:
+            self._seq.deliver(index, None)
+            return
+        try:
+            result = self._engine.decode(utterance.audio, self._prompt)
+        except Exception as exc:
+            log.exception("asr stream %s: decode failed (gap %d-%d ms)", self.stream_id, start, end)
+            self._seq.deliver(index, self._seq.make("gap", index, "", start, end, 0.0, error=repr(exc)))
+            return
+        segment = None
+        if result.text:
+            segment = self._seq.make("final", index, result.text, start, end, round(result.confidence, 3))
+        self._seq.deliver(index, segment)
+
+    def _decode_partial(self, index: int, snap: int, start: int, end: int, audio: FloatArray) -> None:
+        try:
+            if not self._seq.is_open(index):
+                return
+            result = self._engine.decode(np.asarray(audio, dtype=np.float32), self._prompt)
+            if result.text:
+                confidence = round(result.confidence, 3)
+                segment = self._seq.make("partial", index, result.text, _ms(start), _ms(end), confidence)
+                self._seq.partial(index, snap, segment)
+        except Exception:
+            log.warning("asr stream %s: partial decode failed (skipped)", self.stream_id, exc_info=True)
+        finally:
+            self._partial_busy.clear()

@@ -1,0 +1,180 @@
+"""What every stream shares: handing segments from worker threads to the event loop in order, and finish().
+
+`Sequencer` numbers utterances as they close (n = 0, 1, 2 ...). Workers may complete them out of order
+(several decode threads); finals and gaps are released strictly in n order. A partial is released only while
+its utterance is still the open one, and only if it is newer than the last partial released for it, so a
+partial never follows its own final. An utterance whose partials were shown always ends with a final (empty
+text if the decode found nothing), so no partial is left on screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import threading
+from collections.abc import AsyncIterator, Callable
+
+from asr.engine import Segment, SegmentKind
+
+_END = object()
+
+
+class SegmentSink:
+    """A thread-safe, one-consumer channel into the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._ended = False
+        self._lock = threading.Lock()
+
+    def _call(self, item: object) -> None:
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening any more
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def put(self, segment: Segment) -> None:
+        with self._lock:
+            if not self._ended:
+                self._call(segment)
+
+    def end(self) -> None:
+        with self._lock:
+            if not self._ended:
+                self._ended = True
+                self._call(_END)
+
+    async def __aiter__(self) -> AsyncIterator[Segment]:
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                return
+            assert isinstance(item, Segment)
+            yield item
+
+
+class Sequencer:
+    """Orders one stream's output and tracks what finish() waits for. All methods are thread-safe."""
+
+    def __init__(self, stream_id: str, speaker: str, sink: SegmentSink, loop: asyncio.AbstractEventLoop) -> None:
+        self.stream_id = stream_id
+        self.speaker = speaker
+        self._sink = sink
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._open = 0  # index of the utterance in progress (the next to close)
+        self._release_next = 0
+        self._done: dict[int, Segment | None] = {}
+        self._partial_seq: dict[int, int] = {}
+        self._last_partial: dict[int, Segment] = {}
+        self._flushed = False
+        self._finished: asyncio.Future[None] | None = None
+        self.closed = False
+
+    def segment_id(self, index: int) -> str:
+        return f"{self.stream_id}:{index}"
+
+    @property
+    def open_index(self) -> int:
+        with self._lock:
+            return self._open
+
+    def make(
+        self,
+        kind: SegmentKind,
+        index: int,
+        text: str,
+        start_ms: int,
+        end_ms: int,
+        confidence: float,
+        error: str | None = None,
+    ) -> Segment:
+        return Segment(
+            kind=kind,
+            segment_id=self.segment_id(index),
+            stream_id=self.stream_id,
+            speaker=self.speaker,
+            text=text,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            confidence=confidence,
+            error=error,
+        )
+
+    def close_utterance(self) -> int:
+        """The open utterance closes (its final or gap will follow): its index; the next one opens."""
+        with self._lock:
+            index = self._open
+            self._open += 1
+            return index
+
+    def deliver(self, index: int, segment: Segment | None) -> None:
+        """The result of a closed utterance, released in index order. None: nothing was said after all; if
+        partials of it were shown, a final with empty text retracts them (a partial never stays orphaned)."""
+        with self._lock:
+            self._done[index] = segment
+            while self._release_next in self._done:
+                item = self._done.pop(self._release_next)
+                self._partial_seq.pop(self._release_next, None)
+                shown = self._last_partial.pop(self._release_next, None)
+                self._release_next += 1
+                if item is None and shown is not None:
+                    item = dataclasses.replace(shown, kind="final", text="", confidence=0.0)
+                if item is not None and not self.closed:
+                    self._sink.put(item)
+            self._check_done_locked()
+
+    def partial(self, index: int, seq: int, segment: Segment) -> bool:
+        """Release a partial of utterance `index` made from snapshot `seq` if still current."""
+        with self._lock:
+            if self.closed or index != self._open or seq <= self._partial_seq.get(index, -1):
+                return False
+            self._partial_seq[index] = seq
+            self._last_partial[index] = segment
+            self._sink.put(segment)
+            return True
+
+    def is_open(self, index: int) -> bool:
+        with self._lock:
+            return not self.closed and index == self._open
+
+    def start_finish(self) -> asyncio.Future[None]:
+        """Called on the event loop by finish(): the future completes once flushed and every final is out."""
+        with self._lock:
+            if self._finished is None:
+                self._finished = self._loop.create_future()
+                if self.closed:
+                    self._finished.set_result(None)
+            return self._finished
+
+    def flushed(self) -> None:
+        """The stream's worker has pushed its last utterance (no more close_utterance calls)."""
+        with self._lock:
+            self._flushed = True
+            self._check_done_locked()
+
+    def _check_done_locked(self) -> None:
+        if self._flushed and self._release_next >= self._open:
+            self._sink.end()
+            self._resolve_locked()
+
+    def _resolve_locked(self) -> None:
+        future = self._finished
+        if future is None:
+            return
+
+        def _set() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        self._call_soon(_set)
+
+    def _call_soon(self, fn: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(fn)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            self._sink.end()
+            self._resolve_locked()

@@ -1,0 +1,126 @@
+"""One bounded Whisper decode of one utterance (thread-safe; called from the pool's threads).
+
+What keeps Whisper base sane on short telephone utterances (measured on ../shared/speech-zh, see bench/):
+- the input is not padded to 30 s (CTranslate2 accepts shorter mel inputs and the encoder cost falls with
+  them) but to `min_input_s` (10 s) with at least `tail_pad_s` of trailing silence: 1-3 s inputs decoded
+  as they are loop into repetitions ("各位观观观观..."), padded ones do not;
+- output tokens are bounded by the audio length: 8 + `max_tokens_per_s` x seconds;
+- a run of one unit repeated (a looping tail) is collapsed to one copy;
+- text is converted to simplified characters (the prompt steers to simplified, not always: 換 -> 换);
+- silence-like results (no-speech probability > 0.6 with low log-probability) and echoes of the prompt are
+  dropped.
+Phrase biasing: phrases are appended to the initial prompt ("以下是普通话的句子。" + "朝阳区、回龙观。"),
+dropped from the end when prompt tokens would pass `max_prompt_tokens`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import zhconv  # type: ignore[import-untyped]
+
+from asr.audio import ASR_RATE, FloatArray
+from asr.settings import AsrSettings
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+
+_MAX_LENGTH = 448  # Whisper decoder positions
+_MAX_FRAMES = 3000  # 30 s of mel frames
+_UNIT_REPEAT = re.compile(r"(.{2,12}?)\1{2,}")  # a 2-12 character unit three or more times in a row
+_CHAR_REPEAT = re.compile(r"(.)\1{4,}")  # one character five or more times
+_PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    confidence: float  # exp(mean token log-probability)
+    no_speech_prob: float
+    tokens: int
+
+
+def collapse_repetitions(text: str) -> str:
+    """Collapse looping output: '和单单,和单单,和单单,...' -> '和单单,'; '观观观观观观' -> '观'."""
+    previous = None
+    while previous != text:
+        previous = text
+        text = _CHAR_REPEAT.sub(r"\1", text)
+        text = _UNIT_REPEAT.sub(r"\1", text)
+    return text
+
+
+def _bare(text: str) -> str:
+    return _PUNCT.sub("", text)
+
+
+class WhisperDecoder:
+    def __init__(self, model: WhisperModel, settings: AsrSettings) -> None:
+        from faster_whisper.tokenizer import Tokenizer  # type: ignore[import-untyped]
+
+        self.model = model
+        self.settings = settings
+        self.tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language=settings.language)
+        self._prompt_bare = _bare(settings.initial_prompt)
+
+    def prompt_tokens(self, phrases: Sequence[str] = ()) -> list[int]:
+        """Decoder prompt: previous-text slot with the initial prompt and phrases, then the task tokens."""
+        tok = self.tokenizer
+        tail = [*tok.sot_sequence, tok.no_timestamps]
+        budget = self.settings.max_prompt_tokens
+        base = tok.encode(" " + self.settings.initial_prompt.strip())[:budget]
+        kept: list[str] = []
+        for phrase in (p.strip() for p in phrases):
+            if not phrase:
+                continue
+            trial = tok.encode(" " + self.settings.initial_prompt.strip() + "、".join([*kept, phrase]) + "。")
+            if len(trial) > budget:
+                break
+            kept.append(phrase)
+        text_tokens = tok.encode(" " + self.settings.initial_prompt.strip() + "、".join(kept) + "。") if kept else base
+        return [tok.sot_prev, *text_tokens, *tail]
+
+    def decode(self, audio: FloatArray, prompt: Sequence[int]) -> Decoded:
+        """Transcribe one utterance (16 kHz float32). Blocking; safe from several threads at once."""
+        import ctranslate2  # type: ignore[import-untyped]
+
+        settings = self.settings
+        seconds = len(audio) / ASR_RATE
+        target = min(30.0, max(settings.min_input_s, seconds + settings.tail_pad_s))
+        samples = int(target * ASR_RATE)
+        clip = audio[:samples]
+        if len(clip) < samples:
+            clip = np.pad(clip, (0, samples - len(clip)))
+        features = self.model.feature_extractor(clip)[:, :_MAX_FRAMES]
+        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], dtype=np.float32))
+        max_new = int(8 + settings.max_tokens_per_s * seconds)
+        max_length = min(_MAX_LENGTH, len(prompt) + max_new)
+        result = self.model.model.generate(
+            storage,
+            [list(prompt)],
+            beam_size=settings.beam_size,
+            max_length=max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+        score = float(result.scores[0]) if result.scores else -10.0
+        avg_logprob = score * len(tokens) / (len(tokens) + 1) if tokens else score
+        no_speech = float(result.no_speech_prob)
+        # A token bound can cut a multi-byte character: drop the replacement character it leaves.
+        text = self.tokenizer.decode(tokens).replace("\ufffd", "").strip()
+        text = collapse_repetitions(zhconv.convert(text, "zh-hans")).strip()
+        if no_speech > 0.6 and avg_logprob < -1.0:
+            text = ""
+        bare = _bare(text)
+        if not bare or (self._prompt_bare and bare in self._prompt_bare):
+            text = ""
+        confidence = max(0.0, min(1.0, math.exp(avg_logprob)))
+        return Decoded(text=text, confidence=confidence, no_speech_prob=no_speech, tokens=len(tokens))

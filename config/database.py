@@ -1,0 +1,84 @@
+"""The one data layer: SQLAlchemy 2.0 Core over SQLite by default, PostgreSQL for a cluster (DESIGN §6).
+
+Every package defines its tables on `metadata` below and creates them with `create_tables`; no ORM, so the SQL we
+run is the SQL we read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+# Named constraints keep future migrations (Alembic) deterministic across SQLite and PostgreSQL.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class DatabaseSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        "sqlite:///var/hotline.db",
+        description="SQLAlchemy URL. A relative SQLite path is relative to the project root; "
+        "PostgreSQL: postgresql+psycopg://user@host/db (password via HOTLINE_DATABASE__URL).",
+    )
+    echo: bool = Field(False, description="Log every SQL statement (debugging).")
+    busy_timeout_ms: int = Field(5000, ge=0, description="SQLite: wait this long for a writer's lock.")
+
+
+def database_settings(settings: object) -> DatabaseSettings:
+    """The `database:` section of the gateway settings, or the defaults where it is not wired in yet."""
+    value = getattr(settings, "database", None)
+    return value if isinstance(value, DatabaseSettings) else DatabaseSettings()
+
+
+def resolve_url(url: str, base_dir: Path) -> URL:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            path = base_dir / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        parsed = parsed.set(database=str(path))
+    return parsed
+
+
+def create_engine(settings: DatabaseSettings, base_dir: Path | None = None) -> Engine:
+    """Engine for the settings; SQLite gets WAL (a CLI publish and a polling gateway do not block each other)."""
+    from config.settings import PROJECT_ROOT
+
+    url = resolve_url(settings.url, base_dir or PROJECT_ROOT)
+    kwargs: dict[str, Any] = {"echo": settings.echo, "future": True}
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    kwargs["connect_args"] = {"check_same_thread": False}
+    if not url.database or url.database == ":memory:":
+        kwargs["poolclass"] = StaticPool  # one shared connection, or each would see its own empty database
+    engine = sa.create_engine(url, **kwargs)
+    busy = settings.busy_timeout_ms
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if url.database and url.database != ":memory:":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def create_tables(engine: Engine, *tables: sa.Table) -> None:
+    metadata.create_all(engine, tables=list(tables), checkfirst=True)

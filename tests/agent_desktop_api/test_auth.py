@@ -1,0 +1,126 @@
+"""Users, login and bearer tokens; role checks on a throwaway route."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from click.testing import CliRunner
+from fastapi import Depends
+from fastapi.testclient import TestClient
+
+from agent_desktop_api.app import create_app
+from agent_desktop_api.auth import AuthService, User, UserExists, require_role
+from agent_desktop_api.cli import users_group
+from config.database import DatabaseSettings, create_engine
+
+FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # tests only: argon2's defaults take ~50 ms
+
+
+@pytest.fixture
+def auth(tmp_path: Path) -> AuthService:
+    return AuthService(create_engine(DatabaseSettings(url=f"sqlite:///{tmp_path / 'db.sqlite'}")), hasher=FAST)
+
+
+@pytest.fixture
+def client(auth: AuthService) -> TestClient:
+    app = create_app(auth_service=auth)
+
+    @app.get("/admin-only")
+    def admin_only(user: User = Depends(require_role("admin"))) -> dict[str, str]:  # noqa: B008
+        return {"hello": user.name}
+
+    return TestClient(app)
+
+
+def login(client: TestClient, name: str, password: str) -> str:
+    response = client.post("/api/auth/login", json={"username": name, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
+
+
+def test_passwords_are_argon2_hashed(auth: AuthService) -> None:
+    auth.add_user("ann", "admin", "s3cret")
+    with auth.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT password_hash FROM users").scalar_one()
+    assert stored.startswith("$argon2id$") and "s3cret" not in stored
+    with pytest.raises(UserExists):
+        auth.add_user("ann", "operator", "x")
+
+
+def test_login_and_roles(auth: AuthService, client: TestClient) -> None:
+    auth.add_user("ann", "admin", "s3cret")
+    auth.add_user("olga", "operator", "pw")
+    assert client.post("/api/auth/login", json={"username": "ann", "password": "wrong"}).status_code == 401
+    assert client.post("/api/auth/login", json={"username": "nobody", "password": "x"}).status_code == 401
+
+    assert client.get("/admin-only").status_code == 401
+    assert client.get("/admin-only", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+    assert client.get("/admin-only", headers={"Authorization": "Basic abc"}).status_code == 401
+
+    operator = login(client, "olga", "pw")
+    assert client.get("/admin-only", headers={"Authorization": f"Bearer {operator}"}).status_code == 403
+
+    admin = login(client, "ann", "s3cret")
+    response = client.get("/admin-only", headers={"Authorization": f"Bearer {admin}"})
+    assert response.status_code == 200 and response.json() == {"hello": "ann"}
+    assert client.get("/api/auth/me", headers={"Authorization": f"Bearer {admin}"}).json()["role"] == "admin"
+
+    assert client.post("/api/auth/logout", headers={"Authorization": f"Bearer {admin}"}).status_code == 204
+    assert client.get("/admin-only", headers={"Authorization": f"Bearer {admin}"}).status_code == 401
+
+
+def test_tokens_are_stored_hashed_and_expire(tmp_path: Path) -> None:
+    now = [datetime(2026, 11, 1, tzinfo=UTC)]
+    engine = create_engine(DatabaseSettings(url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    auth = AuthService(engine, hasher=FAST, token_ttl_s=60, clock=lambda: now[0])
+    auth.add_user("ann", "admin", "pw")
+    issued = auth.login("ann", "pw")
+    assert issued is not None
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT token_hash FROM auth_tokens").scalar_one()
+    assert stored != issued.token and len(stored) == 64
+    assert auth.authenticate(issued.token) == issued.user
+    now[0] += timedelta(seconds=61)
+    assert auth.authenticate(issued.token) is None
+
+
+def test_new_password_ends_sessions(auth: AuthService) -> None:
+    auth.add_user("ann", "admin", "old")
+    issued = auth.login("ann", "old")
+    assert issued is not None
+    auth.set_password("ann", "new")
+    assert auth.authenticate(issued.token) is None
+    assert auth.login("ann", "old") is None and auth.login("ann", "new") is not None
+
+
+def test_users_cli(auth: AuthService) -> None:
+    class Host:
+        def auth_service(self) -> AuthService:
+            return auth
+
+    runner = CliRunner()
+    result = runner.invoke(
+        users_group, ["add", "ann", "--role", "admin", "--password-stdin"], obj=Host(), input="s3cret\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "added ann (admin)" in result.output
+    assert auth.login("ann", "s3cret") is not None
+
+    result = runner.invoke(users_group, ["add", "ann", "--password-stdin"], obj=Host(), input="x\n")
+    assert result.exit_code == 1 and "already exists" in result.output
+
+    result = runner.invoke(users_group, ["add", "olga"], obj=Host(), input="pw\npw\n")  # prompted twice
+    assert result.exit_code == 0 and "added olga (operator)" in result.output
+    assert runner.invoke(users_group, ["list"], obj=Host()).output.splitlines() == ["ann\tadmin", "olga\toperator"]
+
+
+def test_users_cli_database_option(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    result = CliRunner().invoke(
+        users_group, ["--database", url, "add", "root", "--role", "admin", "--password-stdin"], input="pw\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli.sqlite").exists()

@@ -1,0 +1,49 @@
+"""ASR settings and the engine factory (fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from asr.engine import create_engine
+from asr.settings import AsrSettings
+from asr.vosk_engine import VoskModelMissing
+from config.settings import load_settings
+
+
+def test_defaults() -> None:
+    settings = AsrSettings()
+    assert settings.engine == "faster-whisper" and settings.model == "base" and settings.model_path is None
+    assert settings.language == "zh" and settings.initial_prompt == "以下是普通话的句子。"
+    assert settings.resolved_compute_type() == "int8"
+    assert AsrSettings(device="cuda").resolved_compute_type() == "float16"
+    assert settings.vosk_model_dir == Path("var/models/vosk-model-small-cn-0.22")
+    vad = settings.vad.config()
+    assert (vad.threshold, vad.neg_threshold, vad.min_silence_ms) == (0.5, pytest.approx(0.35), 500)
+
+
+def test_invalid_values_are_refused() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        AsrSettings(unknown=1)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="needs model_path"):
+        AsrSettings(model="small")
+    with pytest.raises(ValidationError):
+        AsrSettings(engine="kaldi")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        AsrSettings(vad={"min_silence_ms": 10})  # type: ignore[arg-type]
+
+
+def test_gateway_settings_carry_the_asr_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_ASR__VAD__MIN_SILENCE_MS", "700")
+    monkeypatch.setenv("HOTLINE_ASR__WORKERS", "2")
+    settings = load_settings()
+    assert settings.asr.vad.min_silence_ms == 700 and settings.asr.workers == 2
+    assert settings.asr.engine == "faster-whisper"
+
+
+def test_vosk_without_a_model_says_what_to_do(tmp_path: Path) -> None:
+    settings = AsrSettings(engine="vosk", vosk_model_dir=Path("no-such-model"))
+    with pytest.raises(VoskModelMissing, match=str(tmp_path / "no-such-model")):
+        create_engine(settings, base_dir=tmp_path)
