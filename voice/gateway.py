@@ -4,6 +4,7 @@ the event stream reconnects, and keeps one call's failure away from the others."
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from voice.routing import RoutingServices
 
 log = structlog.get_logger(__name__)
+
+
+class CallNotFound(LookupError):
+    """No call in progress has that id."""
 
 
 class Gateway:
@@ -182,6 +187,48 @@ class Gateway:
                 session.playback_lost(playback_id)
             except AriError:
                 pass
+
+    # ---- call control (the operator desktop calls these) ----
+
+    def _call(self, call_id: str) -> CallSession:
+        session = self._sessions.get(call_id)
+        if session is None:
+            raise CallNotFound(call_id)
+        return session
+
+    def _routing(self) -> RoutingServices:
+        if self.routing is None:
+            raise RuntimeError("routing is not configured for this gateway")
+        return self.routing
+
+    def calls(self) -> list[dict[str, object]]:
+        """Calls in progress, for dashboards and the desktop's current-call view."""
+        routing = self.routing
+        return [
+            {
+                "call_id": s.call_id,
+                "caller_number": s.caller_number,
+                "language": s.language,
+                "operator_id": routing.operator_of(s.call_id) if routing is not None else None,
+                "interpreter": routing.interpreter_present(s.call_id) if routing is not None else False,
+                "seconds": round(time.monotonic() - s.started_at, 1),
+            }
+            for s in self._sessions.values()
+        ]
+
+    async def hangup_call(self, call_id: str) -> None:
+        session = self._call(call_id)
+        session.log.info("call.hangup_requested")
+        await self._hangup_quietly(session.channel_id)
+
+    async def transfer_call(self, call_id: str, target: str) -> bool:
+        return await self._routing().transfer_talk(self._call(call_id), target)
+
+    async def add_interpreter(self, call_id: str, language: str) -> bool:
+        return await self._routing().add_interpreter(self._call(call_id), language)
+
+    async def drop_interpreter(self, call_id: str) -> bool:
+        return await self._routing().drop_interpreter(self._call(call_id))
 
     # ---- shutdown ----
 

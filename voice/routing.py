@@ -162,19 +162,25 @@ class RoutingServices:
                 await session.bridge_with(leg)
                 if request.interpreter_language:
                     interpreter_joined = await self.add_interpreter(session, request.interpreter_language)
-                await leg.wait_ended()  # the operator hung up (a caller's hang-up cancels this task instead)
+                # Until the operator hangs up (a caller's hang-up cancels this task instead). A transfer swaps
+                # the operator's leg: then keep going with the new one.
+                while True:
+                    current = talk.operator_leg
+                    await current.wait_ended()
+                    if talk.operator_leg is current:
+                        break
             except LegGone:
                 pass  # the operator hung up as soon as they answered
             events.append("operator.hangup")
             return RouteOutcome(
-                "connected", operator.id, waited, interpreter_joined=interpreter_joined, events=tuple(events)
+                "connected", talk.operator.id, waited, interpreter_joined=interpreter_joined, events=tuple(events)
             )
         finally:
             self._talks.pop(session.call_id, None)
             for watcher in talk.watchers:
                 watcher.cancel()
             self.router.record_handle_time(time.monotonic() - talk_started)
-            await pool.call_finished(operator, self.settings.wrap_up_s)
+            await pool.call_finished(talk.operator, self.settings.wrap_up_s)
 
     async def _record_callback(
         self, session: CallSession, request: RouteRequest, announcer: QueueAnnouncer, waited_s: float
@@ -244,6 +250,48 @@ class RoutingServices:
         return talk.operator.id if talk is not None else None
 
     # ---- transfer ----
+
+    async def transfer_talk(self, session: CallSession, target: str) -> bool:
+        """Mid-call transfer from the operator's desk: `queue:SKILL` (a free operator with that skill) or an
+        operator id / endpoint. The new party joins the bridge first; only then does the old operator leave."""
+        talk = self._talks.get(session.call_id)
+        if talk is None:
+            raise LookupError(f"call {session.call_id} is not talking to an operator")
+        pool = self.router.pool
+        operator: Operator | None = None
+        if target.startswith("queue:"):
+            free = pool.free_for({target.removeprefix("queue:")})
+            if not free:
+                return False
+            operator = free[0]
+        else:
+            with contextlib.suppress(KeyError):
+                operator = pool.get(target)
+        endpoint = operator.endpoint if operator is not None else (target if "/" in target else f"PJSIP/{target}")
+        if operator is not None:
+            pool.reserve(operator)
+        leg = await session.dial(endpoint, "operator", self.settings.transfer_ring_timeout_s)
+        if leg is None:
+            if operator is not None:
+                await pool.not_answered(operator)
+            return False
+        try:
+            await session.bridge_with(leg)
+        except LegGone:
+            if operator is not None:
+                await pool.not_answered(operator)
+            return False
+        old_leg, old_operator = talk.operator_leg, talk.operator
+        talk.operator_leg = leg
+        if operator is not None:
+            pool.talking(operator)
+            talk.operator = operator
+        talk.events.append(f"call.transferred:{target}")
+        session.emit("call.transferred", target=target, from_operator=old_operator.id, operator_id=talk.operator.id)
+        await session.drop_leg(old_leg)
+        if talk.operator is not old_operator:
+            await pool.call_finished(old_operator, self.settings.wrap_up_s)
+        return True
 
     async def transfer(self, session: CallSession, target: str) -> bool:
         """Connect the caller to `target` (an endpoint like PJSIP/op1001, or an operator id) until it hangs up."""

@@ -252,3 +252,39 @@ async def test_caller_hangs_up_while_queued_or_talking_leaves_nothing(
     assert pool.get("op1002").presence == Presence.AVAILABLE  # wrap-up 0 s in tests
     await pool.set_presence("op1001", Presence.AVAILABLE)
     assert outcomes == []  # both calls ended by the caller: the script was cancelled
+
+
+async def test_desk_operations_mid_call_interpreter_transfer_hangup(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path, ari: AriRestClient
+) -> None:
+    """What the operator desktop does during a call: add and drop the interpreter, transfer, hang up."""
+    outcomes: list[RouteOutcome] = []
+    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
+    service = await start_gateway(routing_handler(request, outcomes))
+    gateway = service.gateway
+    assert gateway is not None
+    async with registered(asterisk, tmp_path, "op1001", "op1002", "interpreters") as (op1001, op1002, centre):
+        set_idle(service, op1001=1, op1002=100)
+        call = await phone.call(entry_uri(asterisk))
+        op_call = await op1002.wait_incoming(timeout=10)
+        await op1002.wait_state(op_call, "CONFIRMED", timeout=5)
+        await asyncio.sleep(0.3)
+        [current] = gateway.calls()
+        assert current["operator_id"] == "op1002" and not current["interpreter"]
+
+        assert await gateway.add_interpreter(str(current["call_id"]), "fr")
+        centre_call = await centre.wait_incoming(timeout=10)
+        assert gateway.calls()[0]["interpreter"]
+        assert await gateway.drop_interpreter(str(current["call_id"]))
+        await centre.wait_state(centre_call, "DISCONNECTED", timeout=5)
+
+        assert await gateway.transfer_call(str(current["call_id"]), "op1001")
+        new_call = await op1001.wait_incoming(timeout=10)
+        await op1002.wait_state(op_call, "DISCONNECTED", timeout=5)  # the first operator left
+        assert gateway.calls()[0]["operator_id"] == "op1001"
+        assert phone.find("state", call=call, state="DISCONNECTED") == []  # the caller stayed
+
+        await gateway.hangup_call(str(current["call_id"]))
+        await phone.wait_state(call, "DISCONNECTED", timeout=5)
+        await op1001.wait_state(new_call, "DISCONNECTED", timeout=5)
+    await assert_nothing_left(ari, asterisk)
