@@ -45,7 +45,10 @@ class VadSettings(BaseModel):
 class AsrSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    enabled: bool = Field(True, description="Transcribe connected calls live (taps + recogniser).")
     engine: Literal["faster-whisper", "vosk"] = Field("faster-whisper", description="Recogniser for live calls.")
+    tap_port_start: int = Field(41000, ge=1024, le=65000, description="UDP ports the gateway receives taps on.")
+    tap_port_count: int = Field(600, ge=2, le=20000, description="Three taps per call with an interpreter.")
     # faster-whisper
     model: str = Field(
         "base",

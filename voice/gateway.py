@@ -18,6 +18,7 @@ from voice.session import CallContext, CallHandler, CallSession
 
 if TYPE_CHECKING:
     from voice.routing import RoutingServices
+    from voice.taps import Transcriber
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +39,7 @@ class Gateway:
         services: RoutingServices | None = None,
         moh_class: str = "default",
         bus: EventBus | None = None,
+        transcriber: Transcriber | None = None,
     ) -> None:
         self.client = client
         self.metrics = metrics or GatewayMetrics()
@@ -45,7 +47,14 @@ class Gateway:
         self._max_calls = max_calls
         self.bus = bus or EventBus()
         self.context = CallContext(
-            client, self.metrics, prompts_dir, self._register_leg, moh_class=moh_class, services=services, bus=self.bus
+            client,
+            self.metrics,
+            prompts_dir,
+            self._register_leg,
+            moh_class=moh_class,
+            services=services,
+            bus=self.bus,
+            transcriber=transcriber,
         )
         self.routing = services
         self._sessions: dict[str, CallSession] = {}

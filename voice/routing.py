@@ -160,6 +160,7 @@ class RoutingServices:
             interpreter_joined = False
             try:
                 await session.bridge_with(leg)
+                await session.transcribe(("caller", session.channel_id), ("operator", leg.channel_id))
                 if request.interpreter_language:
                     interpreter_joined = await self.add_interpreter(session, request.interpreter_language)
                 # Until the operator hangs up (a caller's hang-up cancels this task instead). A transfer swaps
@@ -215,6 +216,7 @@ class RoutingServices:
             talk.events.append("interpreter.failed")
             return False
         talk.interpreter_leg = leg
+        await session.transcribe(("interpreter", leg.channel_id))
         talk.events.append("interpreter.joined")
         session.log.info("interpreter.joined", language=language)
         session.emit("interpreter.joined", operator_id=talk.operator.id, interpreter_language=language)
@@ -229,6 +231,7 @@ class RoutingServices:
             talk.events.append("interpreter.left")
             session.log.info("interpreter.left", cause=cause)
             session.emit("interpreter.left", operator_id=talk.operator.id, cause=cause)
+            await session.stop_transcribing(leg.channel_id)
             await session.drop_leg(leg)
 
     async def drop_interpreter(self, session: CallSession) -> bool:
@@ -237,6 +240,7 @@ class RoutingServices:
             return False
         leg, talk.interpreter_leg = talk.interpreter_leg, None
         talk.events.append("interpreter.dropped")
+        await session.stop_transcribing(leg.channel_id)
         await session.drop_leg(leg)
         session.emit("interpreter.left", operator_id=talk.operator.id, cause="dropped by operator")
         return True
@@ -288,6 +292,8 @@ class RoutingServices:
             talk.operator = operator
         talk.events.append(f"call.transferred:{target}")
         session.emit("call.transferred", target=target, from_operator=old_operator.id, operator_id=talk.operator.id)
+        await session.transcribe(("operator", leg.channel_id))
+        await session.stop_transcribing(old_leg.channel_id)
         await session.drop_leg(old_leg)
         if talk.operator is not old_operator:
             await pool.call_finished(old_operator, self.settings.wrap_up_s)

@@ -15,11 +15,16 @@ import sqlalchemy as sa
 import structlog
 import uvicorn
 
+from agent_desktop_api.address.gazetteer import GazetteerMissing
+from agent_desktop_api.address.service import AddressResolver
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
+from agent_desktop_api.desktop import mount_desktop
 from agent_desktop_api.ops import ops_router
+from asr.engine import AsrEngine
+from asr.engine import create_engine as create_asr_engine
 from config.database import create_engine
-from config.settings import Settings
+from config.settings import PROJECT_ROOT, Settings
 from ivr_flows.setup import (
     FlowComponents,
     build_flow_components,
@@ -35,7 +40,9 @@ from voice.gateway import Gateway
 from voice.operators import Operator, OperatorPool
 from voice.router import Router
 from voice.routing import RoutingServices
+from voice.rtp import RtpPortPool
 from voice.session import CallHandler
+from voice.taps import Transcriber
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +89,8 @@ class GatewayService:
         self.handler = handler
         self.engine = create_engine(settings.database)
         self.flows: FlowComponents | None = None
+        self.transcriber: Transcriber | None = None
+        self.asr_engine: AsrEngine | None = None
         self.asterisk: AsteriskInstance | None = None
         self.client: AriClient | None = None
         self.gateway: Gateway | None = None
@@ -106,6 +115,7 @@ class GatewayService:
             self._tasks.append(asyncio.create_task(self._watch_asterisk(), name="asterisk-watchdog"))
         self.client = AriClient(url, user, ari_password, s.ari.app, s.ari)
         self.routing = build_routing(s, self.engine)
+        self.transcriber = await self._build_transcriber()
         if self.handler is None:
             self.handler = await self._default_handler()
         self.gateway = Gateway(
@@ -115,6 +125,7 @@ class GatewayService:
             prompts_dir=s.resolve(s.call.prompts_dir),
             services=self.routing,
             moh_class=s.routing.moh_class,
+            transcriber=self.transcriber,
         )
         self._tasks.append(asyncio.create_task(self._run_gateway(), name="gateway"))
         await self._start_http()
@@ -143,6 +154,23 @@ class GatewayService:
                 number=lambda port: getattr(port, "dialed_number", "") or entry,
             ),
         )
+
+    async def _build_transcriber(self) -> Transcriber | None:
+        """The recogniser (its model loads in a worker thread: seconds) and the address finder for its finals."""
+        s = self.settings
+        if not s.asr.enabled:
+            return None
+        self.asr_engine = await asyncio.to_thread(create_asr_engine, s.asr, PROJECT_ROOT)
+        addresses: AddressResolver | None = None
+        phrases: list[str] = []
+        try:
+            addresses = await asyncio.to_thread(AddressResolver.from_settings, s.address)
+            phrases = [d.name for d in addresses.extractor.gazetteer.districts.values()]
+        except GazetteerMissing as exc:
+            log.warning("address.gazetteer_missing", error=str(exc), hint="hotline gazetteer build")
+        ports = RtpPortPool(s.asr.tap_port_start, s.asr.tap_port_start + s.asr.tap_port_count)
+        log.info("asr.ready", engine=self.asr_engine.name, addresses=addresses is not None)
+        return Transcriber(self.asr_engine, ports, addresses=addresses, phrases=phrases)
 
     def readiness(self) -> dict[str, bool]:
         checks = {"ari": self.gateway is not None and self.gateway.ready}
@@ -189,6 +217,10 @@ class GatewayService:
             auth_service=AuthService(self.engine, token_ttl_s=self.settings.auth.token_ttl_s),
             flow_service=self.flows.service if self.flows is not None else None,
         )
+        mount_desktop(app, self)
+        from agent_desktop_api.page import mount_page  # TEMPORARY (desktop page engineer): lead, make it yours
+
+        mount_page(app, self.settings)  # TEMPORARY: the desktop page, /static and the districts GeoJSON
         app.include_router(ops_router(self.gateway.metrics.registry, self.readiness))
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self._http = _QuietServer(config)
@@ -215,6 +247,8 @@ class GatewayService:
             await self.asterisk.stop()
         if self.flows is not None:
             await self.flows.stop()
+        if self.asr_engine is not None:
+            await asyncio.to_thread(self.asr_engine.close)
         self.engine.dispose()
         log.info("service.stopped")
 

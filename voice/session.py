@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
 
@@ -39,6 +39,9 @@ from voice.digits import DigitBuffer, GatherResult
 from voice.events import EventBus
 from voice.legs import Leg
 from voice.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    from voice.taps import Transcriber
 
 log = structlog.get_logger(__name__)
 
@@ -100,6 +103,7 @@ class CallContext:
     moh_class: str = "default"
     services: Any = None  # voice.routing.RoutingServices once routing is configured
     bus: EventBus = field(default_factory=EventBus)
+    transcriber: Transcriber | None = None  # live transcription, when an ASR engine is configured
 
 
 class CallSession:
@@ -299,6 +303,35 @@ class CallSession:
         self.log.info("call.leg_answered", role=role, endpoint=endpoint)
         return leg
 
+    async def open_leg(
+        self, role: str, create: Callable[[str], Awaitable[object]], timeout_s: float = 5.0
+    ) -> Leg:
+        """A channel we create ourselves (snoop, ExternalMedia), ready once it entered Stasis: Asterisk refuses
+        to bridge it before (422), and the HTTP reply can come first (DESIGN §5)."""
+        leg = Leg(f"hotline-{role}-{self.call_id}-{next(self._leg_ids)}", role, role)
+        self._legs[leg.channel_id] = leg
+        self.context.register_leg(leg.channel_id, self)
+        try:
+            await create(leg.channel_id)
+            if not await asyncio.wait_for(leg.wait_answered(), timeout_s):
+                raise LegGone(f"{role} channel vanished before entering Stasis")
+        except BaseException:
+            await self.drop_leg(leg)
+            raise
+        return leg
+
+    async def own_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
+        """A bridge of this call's own (destroyed at its end) holding these channels."""
+        await self._rest.create_bridge(bridge_id=bridge_id, type="mixing", name=bridge_id)
+        self._bridges.add(bridge_id)
+        await self._rest.add_to_bridge(bridge_id, list(channel_ids))
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        if bridge_id in self._bridges:
+            self._bridges.discard(bridge_id)
+            with contextlib.suppress(AriError):
+                await self._rest.destroy_bridge(bridge_id)
+
     async def drop_leg(self, leg: Leg) -> None:
         if not leg.ended.done():
             with contextlib.suppress(AriError):
@@ -331,6 +364,16 @@ class CallSession:
             raise RuntimeError("routing is not configured for this gateway")
         result: bool = await self.context.services.transfer(self, target)
         return result
+
+    async def transcribe(self, *parties: tuple[str, str]) -> None:
+        """Start live transcription of each (speaker, channel id); a no-op without an ASR engine."""
+        transcriber = self.context.transcriber
+        if transcriber is not None and not self._gone:
+            await asyncio.gather(*(transcriber.tap(self, channel, speaker) for speaker, channel in parties))
+
+    async def stop_transcribing(self, channel_id: str) -> None:
+        if self.context.transcriber is not None:
+            await self.context.transcriber.untap_channel(self, channel_id)
 
     async def wait_gone(self) -> None:
         """Return when the caller's channel is gone (the script is normally cancelled then instead)."""
@@ -385,6 +428,8 @@ class CallSession:
         return "error"
 
     async def _cleanup(self) -> None:
+        if self.context.transcriber is not None:  # first: what was said up to the hang-up becomes final
+            await self.context.transcriber.untap_all(self)
         for playback_id in list(self._playbacks):
             with contextlib.suppress(AriError):
                 await self._rest.stop_playback(playback_id)

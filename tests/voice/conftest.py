@@ -55,6 +55,7 @@ async def start_gateway(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIter
         **sections: dict[str, Any],
     ) -> GatewayService:
         routing = {"wrap_up_s": 0, **sections.pop("routing", {})}
+        sections["asr"] = {"enabled": False, **sections.get("asr", {})}  # tests that transcribe turn it on
         database = {"url": f"sqlite:///{tmp_path / 'hotline.db'}"}
         service = GatewayService(
             attach_settings(instance or asterisk, routing=routing, database=database, **sections), handler

