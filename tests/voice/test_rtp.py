@@ -64,7 +64,13 @@ async def test_receiver_over_udp_parses_header_variants() -> None:
     transport, receiver = await loop.create_datagram_endpoint(lambda: RtpReceiver(got.append), sock=sock)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sample = struct.pack(">h", 300)
-    for data in (packet(1, sample), packet(2, sample, csrc=2), packet(3, sample, extension=b"abcd"), packet(4, sample, pad=3)):
+    variants = (
+        packet(1, sample),
+        packet(2, sample, csrc=2),
+        packet(3, sample, extension=b"abcd"),
+        packet(4, sample, pad=3),
+    )
+    for data in variants:
         sender.sendto(data, ("127.0.0.1", port))
     sender.sendto(b"junk", ("127.0.0.1", port))
     for _ in range(50):

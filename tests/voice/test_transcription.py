@@ -194,7 +194,7 @@ async def test_no_port_stream_or_thread_leaks_after_50_calls(
     start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path, ari: AriRestClient
 ) -> None:
     silence = make_silence_wav(tmp_path / "quiet.wav", 1.0)
-    service, events, outcomes = await start_transcribing_gateway(start_gateway)
+    service, events, _ = await start_transcribing_gateway(start_gateway)
     assert service.transcriber is not None and service.asr_engine is not None
     threads_before = threading.active_count()
     async with registered(asterisk, tmp_path, "op1002") as (operator,):
