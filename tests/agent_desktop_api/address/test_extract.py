@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001  (Chinese text with full-width punctuation on purpose)
+
 """Extraction behaviour: the event contract, hierarchy, conflicts, partials, phonetic slips, no false hits."""
 
 from __future__ import annotations

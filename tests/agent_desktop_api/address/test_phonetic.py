@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001  (Chinese text with full-width punctuation on purpose)
+
 """Pinyin similarity and the phonetic index."""
 
 from __future__ import annotations
