@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from voice.ari import AriClient, AriError, AriEvent, AriNotFound, StasisStart
+from voice.ari import AriClient, AriError, AriEvent, AriNotFound, Endpoint, EndpointStateChange, StasisStart
 from voice.events import EventBus
 from voice.metrics import GatewayMetrics
 from voice.session import CallContext, CallHandler, CallSession
@@ -98,6 +98,9 @@ class Gateway:
             self.dispatch(event)
 
     def dispatch(self, event: AriEvent) -> None:
+        if isinstance(event, EndpointStateChange):
+            self._endpoint_changed(event.endpoint)
+            return
         channel_ids = event.channel_ids()
         owners: list[CallSession] = []
         for channel_id in channel_ids:
@@ -162,6 +165,7 @@ class Gateway:
         if is_reconnect:
             self.metrics.ari_reconnects.inc()
         await self._resync(first=not is_reconnect)
+        await self._watch_operator_phones()
         self._synced.set()
         log.info("ari.connected", reconnect=is_reconnect, active_calls=len(self._sessions))
 
@@ -186,6 +190,28 @@ class Gateway:
             if in_our_app and channel.id not in self._sessions and channel.id not in self._legs:
                 log.warning("ari.orphan_channel", channel=channel.id, first_connection=first)
                 self._spawn(self._hangup_quietly(channel.id), f"orphan-{channel.id}")
+
+    def _endpoint_changed(self, endpoint: Endpoint) -> None:
+        if self.routing is None or endpoint.technology != "PJSIP":
+            return
+        registered = (endpoint.state or "").lower() == "online"
+        self._spawn(self.routing.router.pool.set_registered(endpoint.resource, registered), "endpoint-state")
+
+    async def _watch_operator_phones(self) -> None:
+        """Follow the operators' SIP registrations, so a phone that is off is not offered calls."""
+        if self.routing is None:
+            return
+        try:
+            app = self.client.app
+            await self.client.rest.request(
+                "POST", f"/applications/{app}/subscription", params={"eventSource": "endpoint:PJSIP"}
+            )
+            endpoints = await self.client.rest.list_endpoints()
+        except AriError as exc:
+            log.warning("ari.endpoint_watch_failed", error=str(exc))
+            return
+        for endpoint in endpoints:
+            self._endpoint_changed(endpoint)
 
     async def _settle_playbacks(self, session: CallSession) -> None:
         """A PlaybackFinished may have been lost while disconnected: ask Asterisk about each pending one."""

@@ -29,6 +29,11 @@ class Operator:
     endpoint: str
     presence: Presence = Presence.AVAILABLE
     idle_since: float = field(default_factory=time.monotonic)
+    registered: bool | None = None  # the phone's SIP registration as Asterisk reports it; None: not known
+
+    @property
+    def reachable(self) -> bool:
+        return self.registered is not False
 
     def can_serve(self, skills: Iterable[str]) -> bool:
         return set(skills) <= self.skills
@@ -56,7 +61,11 @@ class OperatorPool:
 
     def staffed(self, skills: Iterable[str]) -> int:
         """Operators with these skills who are not away (they will take calls sooner or later)."""
-        return sum(1 for op in self._operators.values() if op.can_serve(skills) and op.presence != Presence.AWAY)
+        return sum(
+            1
+            for op in self._operators.values()
+            if op.can_serve(skills) and op.presence != Presence.AWAY and op.reachable
+        )
 
     def configured(self, skills: Iterable[str]) -> int:
         return sum(1 for op in self._operators.values() if op.can_serve(skills))
@@ -67,7 +76,7 @@ class OperatorPool:
         free = [
             op
             for op in self._operators.values()
-            if op.presence == Presence.AVAILABLE and op.can_serve(skills) and op.id not in skip
+            if op.presence == Presence.AVAILABLE and op.reachable and op.can_serve(skills) and op.id not in skip
         ]
         return sorted(free, key=lambda op: op.idle_since)
 
@@ -83,6 +92,16 @@ class OperatorPool:
             op.idle_since = self._clock()
         op.presence = presence
         await self._notify()
+
+    async def set_registered(self, operator_id: str, registered: bool) -> None:
+        """A phone registered (callers waiting may now get it) or went away (it is no longer offered calls)."""
+        op = self._operators.get(operator_id)
+        if op is None or op.registered == registered:
+            return
+        op.registered = registered
+        if registered:
+            op.idle_since = self._clock()
+            await self._notify()
 
     def reserve(self, op: Operator) -> None:
         op.presence = Presence.RINGING
@@ -134,6 +153,6 @@ class OperatorPool:
 
     def snapshot(self) -> list[dict[str, object]]:
         return [
-            {"id": op.id, "skills": sorted(op.skills), "presence": op.presence.value}
+            {"id": op.id, "skills": sorted(op.skills), "presence": op.presence.value, "registered": op.registered}
             for op in self._operators.values()
         ]

@@ -288,3 +288,30 @@ async def test_desk_operations_mid_call_interpreter_transfer_hangup(
         await phone.wait_state(call, "DISCONNECTED", timeout=5)
         await op1001.wait_state(new_call, "DISCONNECTED", timeout=5)
     await assert_nothing_left(ari, asterisk)
+
+
+async def test_phone_that_is_not_registered_is_not_offered_calls(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    outcomes: list[RouteOutcome] = []
+    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
+    service = await start_gateway(routing_handler(request, outcomes))
+    assert service.gateway is not None and service.gateway.routing is not None
+    pool = service.gateway.routing.router.pool
+    async with registered(asterisk, tmp_path, "op1002") as (op1002,):
+        for _ in range(50):
+            if pool.get("op1002").registered and pool.get("op1001").registered is False:
+                break
+            await asyncio.sleep(0.05)
+        assert (pool.get("op1001").registered, pool.get("op1002").registered) == (False, True)
+        set_idle(service, op1001=100, op1002=1)  # the unregistered one would be first in line
+        call = await phone.call(entry_uri(asterisk))
+        incoming = await op1002.wait_incoming(timeout=10)
+        await op1002.hangup(incoming)
+        await phone.wait_state(call, "DISCONNECTED", timeout=5)
+    assert outcomes[0].operator_id == "op1002" and outcomes[0].events == ("operator.hangup",)
+    for _ in range(50):  # unregistering (the phone quit) is seen too
+        if pool.get("op1002").registered is False:
+            break
+        await asyncio.sleep(0.05)
+    assert pool.get("op1002").registered is False
