@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+ENDPOINT_POLL_S = 1.0  # how fast a phone that registers or goes away is noticed
+
 
 class CallNotFound(LookupError):
     """No call in progress has that id."""
@@ -94,6 +96,7 @@ class Gateway:
         """Consume the event stream until cancelled (raises AriAuthError on wrong credentials)."""
         self.client.on_connected = self._on_connected
         self.client.start()
+        self._spawn(self._poll_operator_phones(), "operator-phones")
         async for event in self.client.events:
             self.dispatch(event)
 
@@ -165,7 +168,7 @@ class Gateway:
         if is_reconnect:
             self.metrics.ari_reconnects.inc()
         await self._resync(first=not is_reconnect)
-        await self._watch_operator_phones()
+        await self._refresh_operator_phones()
         self._synced.set()
         log.info("ari.connected", reconnect=is_reconnect, active_calls=len(self._sessions))
 
@@ -197,21 +200,26 @@ class Gateway:
         registered = (endpoint.state or "").lower() == "online"
         self._spawn(self.routing.router.pool.set_registered(endpoint.resource, registered), "endpoint-state")
 
-    async def _watch_operator_phones(self) -> None:
-        """Follow the operators' SIP registrations, so a phone that is off is not offered calls."""
+    async def _refresh_operator_phones(self) -> None:
+        """Read the operators' SIP registrations, so a phone that is off is not offered calls.
+
+        Polled rather than subscribed: subscribing the app to PJSIP endpoints would also deliver every event of the
+        channels on them a second time (each DTMF digit twice)."""
         if self.routing is None:
             return
         try:
-            app = self.client.app
-            await self.client.rest.request(
-                "POST", f"/applications/{app}/subscription", params={"eventSource": "endpoint:PJSIP"}
-            )
             endpoints = await self.client.rest.list_endpoints()
         except AriError as exc:
-            log.warning("ari.endpoint_watch_failed", error=str(exc))
+            log.debug("ari.endpoint_poll_failed", error=str(exc))
             return
         for endpoint in endpoints:
             self._endpoint_changed(endpoint)
+
+    async def _poll_operator_phones(self) -> None:
+        while True:
+            await asyncio.sleep(ENDPOINT_POLL_S)
+            if self.ready:
+                await self._refresh_operator_phones()
 
     async def _settle_playbacks(self, session: CallSession) -> None:
         """A PlaybackFinished may have been lost while disconnected: ask Asterisk about each pending one."""

@@ -100,7 +100,6 @@ class OperatorPool:
             return
         op.registered = registered
         if registered:
-            op.idle_since = self._clock()
             await self._notify()
 
     def reserve(self, op: Operator) -> None:

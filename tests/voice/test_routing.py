@@ -245,6 +245,10 @@ async def test_caller_hangs_up_while_queued_or_talking_leaves_nothing(
         call = await phone.call(entry_uri(asterisk))
         op_call = await operator.wait_incoming(timeout=10)
         await operator.wait_state(op_call, "CONFIRMED", timeout=5)
+        for _ in range(40):  # the phone may see its 200 OK before the gateway sees the channel answered
+            if pool.get("op1002").presence == Presence.ON_CALL:
+                break
+            await asyncio.sleep(0.05)
         assert pool.get("op1002").presence == Presence.ON_CALL
         await phone.hangup(call)
         await operator.wait_state(op_call, "DISCONNECTED", timeout=5)  # the operator's leg is hung up too
