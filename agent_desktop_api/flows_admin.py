@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from agent_desktop_api.auth import User, require_role
@@ -18,6 +18,7 @@ from ivr_flows.service import FlowNotFound, FlowService, RollbackRefused
 from ivr_flows.store import FlowVersion
 
 admin = require_role("admin")
+MAX_VERSION = 2**63 - 1
 
 
 def get_flow_service(request: Request) -> FlowService:
@@ -37,7 +38,9 @@ class PublishRequest(FlowText):
 
 
 class RollbackRequest(BaseModel):
-    to: int | None = Field(None, ge=1, description="Version to restore (default: the one before the active).")
+    to: int | None = Field(
+        None, ge=1, le=MAX_VERSION, description="Version to restore (default: the one before the active)."
+    )
     comment: str = Field("", max_length=2000)
 
 
@@ -67,7 +70,7 @@ def list_flows(service: FlowService = Depends(get_flow_service)) -> list[dict[st
 @router.get("/{number}")
 def get_flow(
     number: str,
-    version: int | None = None,
+    version: int | None = Query(None, ge=1, le=MAX_VERSION),  # SQLite integers are 64-bit
     service: FlowService = Depends(get_flow_service),  # noqa: B008
 ) -> dict[str, Any]:
     found = service.store.active(number) if version is None else service.store.get(number, version)

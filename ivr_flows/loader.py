@@ -77,9 +77,9 @@ class _Builder:
                 items.append(self.build(item, (*path, index), depth + 1))
             return items
         assert isinstance(node, ScalarNode)
-        return self._scalar(node)
+        return self._scalar(node, path)
 
-    def _scalar(self, node: ScalarNode) -> Any:
+    def _scalar(self, node: ScalarNode, path: YamlPath) -> Any:
         text = node.value
         if node.style is not None or node.tag == _STR:  # quoted or explicitly a string
             return text
@@ -87,7 +87,12 @@ class _Builder:
             return {"true": True, "false": False}.get(text.lower(), text)
         if node.tag in (_INT, _FLOAT) and (":" in text or (len(text) > 1 and text[0] == "0" and text[1] != ".")):
             return text
-        return self._constructor.construct_object(node, deep=True)
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:  # `!x`, `!!timestamp 2020-99-99`: refuse the flow
+            problem = getattr(exc, "problem", None) or str(exc)
+            self._error(node, path, f"YAML error: {problem}")
+            return text
 
     @staticmethod
     def _duplicate_message(path: YamlPath, key: str, first: int) -> str:

@@ -8,6 +8,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-dev gcc        # the gateway's virtual environment
   ca-certificates debian-archive-keyring apt  # the private sid apt configuration that fetches Asterisk
   sip-tester sox                              # sipp for load tests and benchmarks, sox for audio checks
+  chromium fonts-wqy-microhei                 # the desktop page's browser tests; a CJK font for Chinese text
 )
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }

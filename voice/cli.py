@@ -76,6 +76,7 @@ def config_check(obj: _Context) -> None:
 def _attach_subcommands() -> None:
     from agent_desktop_api.address.cli import gazetteer_group
     from agent_desktop_api.cli import users_group
+    from agent_desktop_api.demo import demo_command
     from asr.cli import models_group
     from ivr_flows.cli import flows_group
     from ivr_flows.prompt_build import prompts_group
@@ -83,6 +84,7 @@ def _attach_subcommands() -> None:
 
     for group in (asterisk_group, flows_group, prompts_group, users_group, models_group, gazetteer_group):
         main.add_command(group)
+    main.add_command(demo_command)
 
 
 _attach_subcommands()

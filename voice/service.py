@@ -21,6 +21,7 @@ from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
 from agent_desktop_api.desktop import mount_desktop
 from agent_desktop_api.ops import ops_router
+from agent_desktop_api.page import mount_page
 from asr.engine import AsrEngine
 from asr.engine import create_engine as create_asr_engine
 from config.database import create_engine
@@ -218,9 +219,7 @@ class GatewayService:
             flow_service=self.flows.service if self.flows is not None else None,
         )
         mount_desktop(app, self)
-        from agent_desktop_api.page import mount_page  # TEMPORARY (desktop page engineer): lead, make it yours
-
-        mount_page(app, self.settings)  # TEMPORARY: the desktop page, /static and the districts GeoJSON
+        mount_page(app, self.settings)  # the operator's page, /static and the districts GeoJSON
         app.include_router(ops_router(self.gateway.metrics.registry, self.readiness))
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self._http = _QuietServer(config)

@@ -168,6 +168,8 @@ def test_yaml_11_surprises_are_text(tmp_path: Path) -> None:
         ("", "the file is empty"),
         ("- a\n- b\n", "must be a mapping"),
         ('number: "1"\nname: x\ndefault_language: zh\nlanguages: [zh]\nstart: a\n', "missing field 'steps'"),
+        ("!0", "could not determine a constructor"),  # found by the desktop API fuzz test (was a 500)
+        ("name: !!timestamp 2020-99-99\n", "month must be in 1..12"),
     ],
 )
 def test_degenerate_files(text: str, message: str) -> None:

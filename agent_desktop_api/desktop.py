@@ -1,0 +1,62 @@
+"""Mounts the operator desktop API on the gateway's FastAPI app: REST routes, the event WebSocket, and the
+event-log consumer that feeds it.
+
+Lifecycle: the consumer must run on the loop the app serves on. `mount_desktop` called inside a running loop
+(the gateway's `_start_http`, whose uvicorn runs with lifespan="off") subscribes to the bus and starts consuming
+at once, so no event published after this call is missed; called outside a loop (a TestClient, a separate
+uvicorn process) it starts with the app's lifespan. Either way the app's lifespan shutdown stops it, and so does
+`await app.state.desktop.stop()`; otherwise the task ends with its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from agent_desktop_api import desktop_routes, desktop_stream
+from agent_desktop_api.desktop_runtime import Desktop, DesktopService, GatewayLike
+from agent_desktop_api.event_log import DesktopSettings, desktop_settings
+
+__all__ = ["Desktop", "DesktopService", "DesktopSettings", "GatewayLike", "mount_desktop"]
+
+
+EVENTS_DOC = """**Operator events: `WS /api/events?token=T&after=SEQ`** (operators only).
+Sends every stored message of the operator's stream with `seq > after` in order, then live ones: JSON objects
+with `type`, `call_id`, `seq` (strictly increasing per operator), `ts` (ISO-8601 UTC) and the event's fields.
+Send `{"type": "resume", "after": N}` to replay from N again. `{"type": "ping", "ts": ...}` (no seq) comes after
+20 s of silence. Close codes: 4401 missing, invalid or expired token; 4403 not an operator; 4400 malformed `after`."""
+
+
+def mount_desktop(app: FastAPI, service: DesktopService, *, settings: DesktopSettings | None = None) -> Desktop:
+    desktop = Desktop(service, settings or desktop_settings(getattr(service, "settings", None)))
+    app.state.desktop = desktop
+    app.state.desktop_hub = desktop.hub
+    app.include_router(desktop_routes.router)
+    app.include_router(desktop_stream.router)
+    app.description = f"{app.description}\n\n{EVENTS_DOC}".strip()  # OpenAPI has no WebSocket operations
+    _chain_lifespan(app, desktop)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return desktop  # no loop yet: the lifespan starts it
+    desktop.start()
+    return desktop
+
+
+def _chain_lifespan(app: FastAPI, desktop: Desktop) -> None:
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(application: Any) -> AsyncIterator[Any]:
+        desktop.start()
+        try:
+            async with inner(application) as state:
+                yield state
+        finally:
+            await desktop.stop()
+
+    app.router.lifespan_context = lifespan

@@ -1,0 +1,205 @@
+"""The operator's event WebSocket: `WS /api/events?token=T&after=SEQ`.
+
+Each socket registers for its operator's live messages *before* it reads the stored ones with seq > after, and
+never sends a seq twice or out of order (`last_sent`); since the event log stores a message before anyone gets it
+live, the replay and the live tail meet without a gap or a repeat. Every socket of an operator (several tabs) gets
+everything. A socket that falls `client_backlog` messages behind drops its live queue and catches up from the
+database instead, so a slow browser costs memory only up to that bound.
+
+Auth: the socket is accepted and then closed with 4401 (no, bad or expired token) or 4403 (not an operator)
+before any message is sent — a close code browsers can see, unlike a refused handshake. A malformed `after`
+closes with 4400. Client messages: `{"type": "resume", "after": N}` (replay from N again), `{"type": "pong"}`.
+Every `ping_interval_s` of silence the server sends `{"type": "ping", "ts": ...}` (no seq: not part of a stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from agent_desktop_api.auth import AuthService
+from agent_desktop_api.event_log import EventLog, Message
+
+log = structlog.get_logger(__name__)
+
+CLOSE_BAD_TOKEN, CLOSE_WRONG_ROLE, CLOSE_BAD_REQUEST = 4401, 4403, 4400
+REPLAY_PAGE = 500
+MAX_SEQ = 2**63 - 1  # the database's integer range
+
+
+@dataclass(frozen=True)
+class _Resume:
+    after: int | None  # None: from the last seq this socket sent (catching up after an overflow)
+
+
+class _Ping:
+    pass
+
+
+_PING = _Ping()
+
+
+@dataclass(eq=False)
+class Connection:
+    operator_id: str
+    backlog: int
+    connected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    last_sent: int = 0
+    queue: asyncio.Queue[Message | _Resume | _Ping] = field(default_factory=asyncio.Queue)
+    overflows: int = 0
+    last_activity: float = field(default_factory=time.monotonic)
+
+    def offer(self, message: Message) -> None:
+        if self.queue.qsize() >= self.backlog:
+            while not self.queue.empty():  # the database has all of it: read it from there instead
+                self.queue.get_nowait()
+            self.queue.put_nowait(_Resume(None))
+            self.overflows += 1
+        self.queue.put_nowait(message)
+
+
+class StreamHub:
+    """The connected desktops, by operator; the event log's listener."""
+
+    def __init__(self, event_log: EventLog) -> None:
+        self.log = event_log
+        self._sockets: dict[str, set[Connection]] = {}
+        event_log.listeners.append(self.deliver)
+
+    def deliver(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            for connection in self._sockets.get(message.operator_id, ()):
+                connection.offer(message)
+
+    def register(self, operator_id: str) -> Connection:
+        connection = Connection(operator_id, self.log.settings.client_backlog)
+        self._sockets.setdefault(operator_id, set()).add(connection)
+        return connection
+
+    def unregister(self, connection: Connection) -> None:
+        sockets = self._sockets.get(connection.operator_id)
+        if sockets is not None:
+            sockets.discard(connection)
+            if not sockets:
+                del self._sockets[connection.operator_id]
+
+    def connections(self) -> list[Connection]:
+        return [c for sockets in self._sockets.values() for c in sockets]
+
+    def count(self, operator_id: str) -> int:
+        return len(self._sockets.get(operator_id, ()))
+
+
+router = APIRouter()
+
+
+def _after(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if 0 <= value <= MAX_SEQ else None
+
+
+@router.websocket("/api/events")
+async def events(websocket: WebSocket) -> None:
+    token = websocket.query_params.get("token", "")
+    auth, hub = websocket.app.state.auth, websocket.app.state.desktop_hub
+    if not isinstance(auth, AuthService) or not isinstance(hub, StreamHub):
+        raise RuntimeError("build the app with create_app and mount_desktop")
+    user = await run_in_threadpool(auth.authenticate, token) if token else None
+    await websocket.accept()
+    if user is None:
+        await websocket.close(CLOSE_BAD_TOKEN, "missing, invalid or expired token")
+        return
+    if user.role != "operator":
+        await websocket.close(CLOSE_WRONG_ROLE, "the event stream is for operators")
+        return
+    after = _after(websocket.query_params.get("after"))
+    if after is None:
+        await websocket.close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
+        return
+    connection = hub.register(user.name)
+    connection.queue.put_nowait(_Resume(after))
+    log.info("desktop.connected", operator=user.name, after=after, sockets=hub.count(user.name))
+    reader = asyncio.create_task(_read(websocket, connection))
+    writer = asyncio.create_task(_write(websocket, connection, hub.log))
+    pinger = asyncio.create_task(_ping(connection, hub.log.settings.ping_interval_s))
+    tasks = (reader, writer, pinger)
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.unregister(connection)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, WebSocketDisconnect, RuntimeError, OSError):
+                pass  # cancelled above, or the client went away mid-send
+            except Exception:  # e.g. the database failed during a replay: close; the client resumes
+                log.exception("desktop.socket_failed", operator=user.name)
+        log.info("desktop.disconnected", operator=user.name, last_sent=connection.last_sent)
+
+
+async def _read(websocket: WebSocket, connection: Connection) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        try:
+            request = json.loads(message.get("text") or message.get("bytes") or "null")
+        except ValueError:
+            continue
+        if isinstance(request, dict) and request.get("type") == "resume":
+            after = request.get("after")
+            if isinstance(after, int) and not isinstance(after, bool) and 0 <= after <= MAX_SEQ:
+                connection.queue.put_nowait(_Resume(after))
+
+
+async def _write(websocket: WebSocket, connection: Connection, event_log: EventLog) -> None:
+    while True:
+        item = await connection.queue.get()
+        if isinstance(item, _Resume):
+            await _replay(websocket, connection, event_log, item.after)
+        elif isinstance(item, _Ping):
+            await websocket.send_text(json.dumps({"type": "ping", "ts": datetime.now(UTC).isoformat()}))
+        elif item.seq > connection.last_sent:
+            await websocket.send_text(item.text)
+            connection.last_sent = item.seq
+        connection.last_activity = time.monotonic()
+
+
+async def _ping(connection: Connection, interval_s: float) -> None:
+    """Queue a ping after `interval_s` without traffic (a timer task: cheaper than a timeout per message)."""
+    while True:
+        await asyncio.sleep(max(0.01, connection.last_activity + interval_s - time.monotonic()))
+        if time.monotonic() - connection.last_activity >= interval_s:
+            connection.queue.put_nowait(_PING)
+            connection.last_activity = time.monotonic()
+
+
+async def _replay(websocket: WebSocket, connection: Connection, event_log: EventLog, after: int | None) -> None:
+    """Send the stored messages with seq > after; live ones already queued are skipped by seq afterwards."""
+    start = connection.last_sent if after is None else after
+    # A client ahead of this stream (its seq came from a database since lost) gets the stream from here on.
+    highest = min(start, event_log.last_seq(connection.operator_id))
+    cursor = start
+    while True:
+        page = await run_in_threadpool(event_log.read, connection.operator_id, cursor, REPLAY_PAGE)
+        for seq, text in page:
+            await websocket.send_text(text)
+            cursor = highest = seq
+        if len(page) < REPLAY_PAGE:
+            break
+    connection.last_sent = max(highest, connection.last_sent) if after is None else highest

@@ -1,0 +1,523 @@
+"""The desktop event log: bus events numbered per operator stream, stored, and handed to live listeners.
+
+One consumer task reads the bus in batches. For each event it decides whose stream it belongs to (the operator a
+call was offered to / answered by / transferred to; later events of the call follow that operator; `call.ended`
+closes it), gives it that stream's next `seq`, writes the batch in one transaction off the event loop, and only
+then hands the messages to the listeners (the WebSocket hub). Write-before-deliver is what makes resume exact: a
+client that reads the table after registering for live messages can never miss or repeat a message.
+
+A call offered to A and then to B (A's phone rang out) gives A's stream a `call.ended` with reason `not_answered`,
+so A's desk clears; events of calls with no operator (IVR only) go to the stream "" that no desk reads.
+
+Counters live in `desktop_streams`, not in `max(seq)` of the events, so pruning old events never reuses a seq.
+Open calls are kept in `desktop_calls`, so a restarted process still knows whose stream a running call feeds.
+Retention (checked at start and every 10 minutes): events and call rows older than `retention_days` (default 7),
+and `transcript.partial` events older than `partial_retention_s` (default 1 h: finals supersede them, and they are
+most of the volume). The log is a replay buffer for desktops, not the call archive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection, Engine
+
+from config.database import create_tables, metadata
+from voice.events import CallEvent, EventBus, Subscription
+
+log = structlog.get_logger(__name__)
+
+UNROUTED = ""  # stream of events whose call has no operator (yet): stored, served to nobody
+CALL_TYPES = frozenset({"call.offered", "call.answered", "call.transferred", "call.ended"})
+
+desktop_events = sa.Table(
+    "desktop_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("operator_id", sa.String(80), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("call_id", sa.String(128), nullable=False, index=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("body", sa.Text, nullable=False),  # the message exactly as sent (JSON)
+    sa.UniqueConstraint("operator_id", "seq"),  # also the index that resume reads by
+    sa.Index("ix_desktop_events_type_ts", "type", "ts"),  # pruning partials
+)
+
+desktop_streams = sa.Table(
+    "desktop_streams",
+    metadata,
+    sa.Column("operator_id", sa.String(80), primary_key=True),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+)
+
+desktop_calls = sa.Table(
+    "desktop_calls",
+    metadata,
+    sa.Column("call_id", sa.String(128), primary_key=True),
+    sa.Column("operator_id", sa.String(80), nullable=True),  # current operator; the last one once ended
+    sa.Column("caller_number", sa.String(64), nullable=True),
+    sa.Column("language", sa.String(16), nullable=True),
+    sa.Column("queue", sa.String(64), nullable=True),
+    sa.Column("ivr_path", sa.Text, nullable=False, default="[]"),
+    sa.Column("interpreter_language", sa.String(16), nullable=True),
+    sa.Column("offered_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("reason", sa.String(64), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+class DesktopSettings(BaseModel):
+    """The `desktop:` settings section (defaults until the gateway settings carry one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: float = Field(7.0, gt=0, description="Keep desktop events and call rows this long.")
+    partial_retention_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Keep transcript.partial events this long (finals supersede them; they are most "
+        "of the volume). A client resuming from further back gets the stream without those partials.",
+    )
+    ping_interval_s: float = Field(20.0, gt=0, description="Send a {type: ping} to idle desktop WebSockets.")
+    client_backlog: int = Field(
+        2000, ge=10, description="Live messages queued per socket before it catches up from the database instead."
+    )
+
+
+def desktop_settings(settings: object) -> DesktopSettings:
+    value = getattr(settings, "desktop", None)
+    return value if isinstance(value, DesktopSettings) else DesktopSettings()
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+@dataclass(frozen=True)
+class Message:
+    operator_id: str
+    seq: int
+    call_id: str
+    type: str
+    ts: datetime
+    text: str  # serialised once, sent as is to every socket of the stream
+
+
+@dataclass
+class CallInfo:
+    call_id: str
+    operator_id: str | None = None
+    caller_number: str | None = None
+    language: str | None = None
+    queue: str | None = None
+    ivr_path: list[str] = field(default_factory=list)
+    interpreter_language: str | None = None
+    offered_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    reason: str | None = None
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "operator_id": self.operator_id,
+            "caller_number": self.caller_number,
+            "language": self.language,
+            "queue": self.queue,
+            "ivr_path": json.dumps(self.ivr_path, ensure_ascii=False),
+            "interpreter_language": self.interpreter_language,
+            "offered_at": self.offered_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "reason": self.reason,
+            "updated_at": now,
+        }
+
+    @classmethod
+    def from_row(cls, row: Any) -> CallInfo:
+        return cls(
+            call_id=row.call_id,
+            operator_id=row.operator_id,
+            caller_number=row.caller_number,
+            language=row.language,
+            queue=row.queue,
+            ivr_path=list(json.loads(row.ivr_path or "[]")),
+            interpreter_language=row.interpreter_language,
+            offered_at=_utc(row.offered_at),
+            answered_at=_utc(row.answered_at),
+            ended_at=_utc(row.ended_at),
+            reason=row.reason,
+        )
+
+    def absorb(self, event: CallEvent) -> None:
+        """Take the call facts an event carries (later values win, missing ones keep what we had)."""
+        data = event.data
+        for name in ("caller_number", "language", "queue", "interpreter_language"):
+            value = data.get(name)
+            if value is not None:
+                setattr(self, name, str(value))
+        if isinstance(data.get("ivr_path"), list):
+            self.ivr_path = [str(step) for step in data["ivr_path"]]
+        if event.type == "call.offered" and self.offered_at is None:
+            self.offered_at = event.ts
+        elif event.type == "call.answered":
+            self.answered_at = event.ts
+        elif event.type == "call.ended":
+            self.ended_at = event.ts
+            self.reason = str(data.get("reason") or "") or None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass
+class _Batch:
+    messages: list[Message] = field(default_factory=list)
+    calls: dict[str, CallInfo] = field(default_factory=dict)
+    streams: dict[str, int] = field(default_factory=dict)
+
+
+Listener = Callable[[Sequence[Message]], None]
+
+
+class EventLog:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: DesktopSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.settings = settings or DesktopSettings()
+        self.clock = clock
+        self.listeners: list[Listener] = []
+        self._last_seq: dict[str, int] = {}
+        self._open: dict[str, CallInfo] = {}  # calls not ended yet
+        self._subscription: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loaded = False
+        self._bus: EventBus | None = None
+        self._offered_before = 0
+        self._handled = 0  # events taken off the subscription and ingested (or dropped by the bus)
+        # Its own writer thread: stores never queue behind other work in the default pool, and stay in order.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desktop-log")
+        self._stored_streams: set[str] = set()  # operators with a desktop_streams row
+        self.prune_every_s = 600.0
+        create_tables(engine, desktop_events, desktop_streams, desktop_calls)
+
+    # ---- lifecycle ----
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self, bus: EventBus) -> None:
+        """Subscribe now (so nothing published from here on is missed) and consume in a task of the running loop."""
+        if self._task is not None:
+            return
+        self._bus, self._offered_before, self._handled = bus, bus.published, 0  # later publishes are offered to us
+        self._subscription = bus.subscribe(maxsize=100_000)
+        self._task = asyncio.get_running_loop().create_task(self._run(self._subscription), name="desktop-event-log")
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Store what was published before this call (up to `drain_timeout`), then stop consuming."""
+        if self._subscription is not None:
+            target = self._offered()
+            self._subscription.close()
+            with contextlib.suppress(TimeoutError):
+                await self.settled(drain_timeout, target)
+            self._subscription = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _offered(self) -> int:
+        return self._bus.published - self._offered_before if self._bus is not None else 0
+
+    async def settled(self, timeout: float = 5.0, target: int | None = None) -> None:
+        """Wait until every event published so far (or the first `target` since start) is stored and delivered."""
+        goal = self._offered() if target is None else target
+        async with asyncio.timeout(timeout):
+            while self.running and self._handled < goal:  # noqa: ASYNC110  (the bus has no "drained" signal)
+                await asyncio.sleep(0.002)
+
+    async def _run(self, subscription: Subscription) -> None:
+        await self.load()
+        await self._prune()
+        next_prune = time.monotonic() + self.prune_every_s
+        while True:
+            if time.monotonic() >= next_prune:  # checked between batches too: a busy line never times out
+                await self._prune()
+                next_prune = time.monotonic() + self.prune_every_s
+            try:
+                first = await asyncio.wait_for(subscription.get(), max(0.0, next_prune - time.monotonic()))
+            except TimeoutError:
+                continue
+            events = [first]
+            while subscription.pending() and len(events) < 1000:
+                events.append(await subscription.get())  # queued already: returns without suspending
+            dropped, subscription.dropped = subscription.dropped, 0
+            if dropped:
+                log.error("desktop.events_dropped", count=dropped)
+            try:
+                await self.ingest(events)
+            except Exception:  # keep consuming: one bad batch must not silence every desktop
+                log.exception("desktop.ingest_failed", events=len(events))
+            finally:
+                self._handled += len(events) + dropped
+
+    # ---- ingest ----
+
+    async def ingest(self, events: Iterable[CallEvent]) -> list[Message]:
+        """Number, store, then deliver. Called only by the consumer task (one at a time keeps seq order)."""
+        await self.load()
+        batch = _Batch()
+        for event in events:
+            self._route(event, batch)
+        if batch.messages:
+            for attempt in range(3):
+                try:
+                    await asyncio.get_running_loop().run_in_executor(self._writer, self._write, batch)
+                    break
+                except sa.exc.OperationalError:  # e.g. SQLite busy beyond its timeout: try again, then go on
+                    log.warning("desktop.write_retry", attempt=attempt + 1)
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            else:
+                log.error("desktop.write_failed", messages=len(batch.messages))
+            for listener in self.listeners:
+                listener(batch.messages)
+        return batch.messages
+
+    def _route(self, event: CallEvent, batch: _Batch) -> None:
+        data = event.data
+        named = _text(data.get("operator_id"))
+        info = self._open.get(event.call_id)
+        current = info.operator_id if info is not None else None
+        if event.type in CALL_TYPES and info is None:
+            info = self._open[event.call_id] = CallInfo(event.call_id)
+        targets: list[str] = []
+        if event.type in ("call.offered", "call.answered") and named is not None:
+            if current is not None and current != named:
+                # Rang out on `current` and went to someone else: clear that desktop's card.
+                self._append(
+                    batch,
+                    current,
+                    event,
+                    {
+                        "caller_number": data.get("caller_number"),
+                        "language": data.get("language"),
+                        "reason": "not_answered",
+                    },
+                    type_="call.ended",
+                )
+            targets = [named]
+        elif event.type == "call.transferred":
+            before = _text(data.get("from_operator")) or current
+            after = named or current
+            targets = [op for op in dict.fromkeys((before, after)) if op is not None]
+            named = after
+        else:
+            target = current or named
+            targets = [target] if target is not None else []
+        if info is not None and event.type in CALL_TYPES:
+            info.absorb(event)
+            if named is not None:
+                info.operator_id = named
+            batch.calls[event.call_id] = info
+            if event.type == "call.ended":
+                del self._open[event.call_id]
+        for operator_id in targets or [UNROUTED]:
+            self._append(batch, operator_id, event, data)
+
+    def _append(
+        self, batch: _Batch, operator_id: str, event: CallEvent, data: dict[str, Any], type_: str | None = None
+    ) -> None:
+        seq = self._last_seq.get(operator_id, 0) + 1
+        self._last_seq[operator_id] = batch.streams[operator_id] = seq
+        body: dict[str, Any] = {
+            "type": type_ or event.type,
+            "call_id": event.call_id,
+            "seq": seq,
+            "ts": event.ts.astimezone(UTC).isoformat(),
+        }
+        body.update((key, value) for key, value in data.items() if key not in body)
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+        batch.messages.append(Message(operator_id, seq, event.call_id, body["type"], event.ts, text))
+
+    # ---- storage (worker threads) ----
+
+    async def load(self) -> None:
+        """Stream counters and open calls from the database (once; applied on the loop, read in a thread)."""
+        if self._loaded:
+            return
+        streams, calls = await asyncio.to_thread(self._read_state)
+        for operator_id, last in streams.items():
+            self._last_seq[operator_id] = max(last, self._last_seq.get(operator_id, 0))
+        self._stored_streams.update(streams)
+        for info in calls:
+            self._open.setdefault(info.call_id, info)
+        self._loaded = True
+
+    def _read_state(self) -> tuple[dict[str, int], list[CallInfo]]:
+        with self.engine.connect() as conn:
+            streams = {row.operator_id: int(row.last_seq) for row in conn.execute(sa.select(desktop_streams))}
+            rows = conn.execute(sa.select(desktop_calls).where(desktop_calls.c.ended_at.is_(None)))
+            return streams, [CallInfo.from_row(row) for row in rows]
+
+    def _write(self, batch: _Batch) -> None:
+        now = self.clock()
+        known_ids = self._stored_streams
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(desktop_events),
+                [
+                    {
+                        "operator_id": m.operator_id,
+                        "seq": m.seq,
+                        "call_id": m.call_id,
+                        "type": m.type,
+                        "ts": m.ts,
+                        "body": m.text,
+                    }
+                    for m in batch.messages
+                ],
+            )
+            # executemany, not one statement per stream: a batch may touch hundreds of operators
+            known = [{"op": op, "last": last} for op, last in batch.streams.items() if op in known_ids]
+            new = [{"operator_id": op, "last_seq": last} for op, last in batch.streams.items() if op not in known_ids]
+            if known:
+                conn.execute(
+                    sa.update(desktop_streams)
+                    .where(desktop_streams.c.operator_id == sa.bindparam("op"))
+                    .values(last_seq=sa.bindparam("last")),
+                    known,
+                )
+            if new:
+                conn.execute(sa.insert(desktop_streams), new)
+            for info in batch.calls.values():
+                _upsert(conn, desktop_calls, desktop_calls.c.call_id, info.call_id, info.row(now))
+        known_ids.update(batch.streams)  # committed: these rows exist now
+
+    async def _prune(self) -> None:
+        now = self.clock()
+        cutoff = now - timedelta(days=self.settings.retention_days)
+        partial_cutoff = now - timedelta(seconds=self.settings.partial_retention_s)
+        try:
+            gone = await asyncio.to_thread(self.prune, cutoff, partial_cutoff)
+        except sa.exc.SQLAlchemyError:
+            log.exception("desktop.prune_failed")
+            return
+        for call_id, info in list(self._open.items()):  # calls whose end we never saw (a crash) age out too
+            if info.offered_at is not None and info.offered_at < cutoff:
+                del self._open[call_id]
+        if gone:
+            log.info("desktop.pruned", events=gone, older_than=cutoff.isoformat())
+
+    def prune(self, cutoff: datetime, partial_cutoff: datetime | None = None) -> int:
+        """Delete events and call rows older than `cutoff`, and partial transcripts older than `partial_cutoff`
+        (blocking); returns the number of events deleted."""
+        events = desktop_events.c
+        with self.engine.begin() as conn:
+            gone = conn.execute(sa.delete(desktop_events).where(events.ts < cutoff)).rowcount
+            if partial_cutoff is not None:
+                partials = sa.delete(desktop_events).where(
+                    events.type == "transcript.partial", events.ts < partial_cutoff
+                )
+                gone += conn.execute(partials).rowcount
+            conn.execute(sa.delete(desktop_calls).where(desktop_calls.c.updated_at < cutoff))
+        return int(gone)
+
+    # ---- reads ----
+
+    def last_seq(self, operator_id: str) -> int:
+        return self._last_seq.get(operator_id, 0)
+
+    def read(self, operator_id: str, after: int, limit: int = 500) -> list[tuple[int, str]]:
+        """Stored messages of a stream with seq > after, in order (blocking: call from a thread)."""
+        query = (
+            sa.select(desktop_events.c.seq, desktop_events.c.body)
+            .where(desktop_events.c.operator_id == operator_id, desktop_events.c.seq > after)
+            .order_by(desktop_events.c.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(int(row.seq), str(row.body)) for row in conn.execute(query)]
+
+    def open_calls(self) -> list[CallInfo]:
+        return list(self._open.values())
+
+    def open_call(self, call_id: str) -> CallInfo | None:
+        return self._open.get(call_id)
+
+    def current_call(self, operator_id: str) -> CallInfo | None:
+        mine = [info for info in self._open.values() if info.operator_id == operator_id]
+        return max(mine, key=lambda info: info.offered_at or datetime.min.replace(tzinfo=UTC), default=None)
+
+    def call(self, call_id: str) -> CallInfo | None:
+        if call_id in self._open:
+            return self._open[call_id]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(desktop_calls).where(desktop_calls.c.call_id == call_id)).first()
+        return CallInfo.from_row(row) if row is not None else None
+
+    def known(self, call_id: str) -> bool:
+        if call_id in self._open:
+            return True
+        with self.engine.connect() as conn:
+            hit = conn.execute(sa.select(desktop_events.c.id).where(desktop_events.c.call_id == call_id).limit(1))
+            return hit.first() is not None
+
+    def handled_by(self, call_id: str, operator_id: str) -> bool:
+        """The operator's stream carried this call (offered, answered, transferred to or from them)."""
+        info = self._open.get(call_id)
+        if info is not None and info.operator_id == operator_id:
+            return True
+        query = sa.select(desktop_events.c.id).where(
+            desktop_events.c.call_id == call_id, desktop_events.c.operator_id == operator_id
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query.limit(1)).first() is not None
+
+    def finals(self, call_id: str) -> list[dict[str, Any]]:
+        """Final transcript messages of a call in the order they were sent, each segment once."""
+        query = (
+            sa.select(desktop_events.c.body)
+            .where(desktop_events.c.call_id == call_id, desktop_events.c.type == "transcript.final")
+            .order_by(desktop_events.c.id)
+        )
+        seen: set[object] = set()
+        segments: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for (body,) in conn.execute(query):
+                message = json.loads(body)
+                key = message.get("segment_id")
+                if key is not None and key in seen:
+                    continue  # the same final in two streams (e.g. around a transfer)
+                seen.add(key)
+                segments.append(message)
+        return segments
+
+
+def _upsert(conn: Connection, table: sa.Table, key: sa.Column[Any], value: str, row: dict[str, Any]) -> None:
+    """Portable update-or-insert (SQLite and PostgreSQL); one writer (the consumer) makes it race-free."""
+    values = {k: v for k, v in row.items() if k != key.name}
+    if conn.execute(sa.update(table).where(key == value).values(**values)).rowcount == 0:
+        conn.execute(sa.insert(table).values({key.name: value, **values}))

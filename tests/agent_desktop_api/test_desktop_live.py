@@ -1,0 +1,74 @@
+"""The desktop API on the real gateway (`hotline serve`'s HTTP server, real Asterisk, pjsua2 phones): a call routed
+to op1002 reaches op1002's WebSocket as call.offered → call.answered → call.ended, and POST /hangup ends it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from agent_desktop_api.auth import AuthService
+from ivr_flows.port import RouteOutcome, RouteRequest
+from tests.agent_desktop_api.desktop_support import FAST
+from tests.support.softphone_driver import Softphone
+from tests.voice.conftest import GatewayStarter, entry_uri, phone, registered, start_gateway
+from tests.voice.test_routing import routing_handler, set_idle
+from voice.asterisk.instance import AsteriskInstance
+
+pytestmark = pytest.mark.slow
+
+__all__ = ["phone", "start_gateway"]  # the real-call fixtures of tests/voice
+
+
+async def next_event(ws: Any, timeout: float = 10.0) -> dict[str, Any]:
+    while True:
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if message["type"] != "ping":
+            return message
+
+
+async def test_a_real_call_reaches_the_operators_socket_and_hangup_ends_it(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    outcomes: list[RouteOutcome] = []
+    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
+    service = await start_gateway(routing_handler(request, outcomes))
+    AuthService(service.engine, hasher=FAST).add_user("op1002", "operator", "pw")
+    http_settings = service.settings.http
+    base = f"http://{http_settings.host}:{http_settings.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        login = await http.post("/api/auth/login", json={"username": "op1002", "password": "pw"})
+        token = login.json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        assert (await http.get("/api/calls/current", headers=auth)).status_code == 204
+        async with (
+            websockets.connect(f"ws://{http_settings.host}:{http_settings.port}/api/events?token={token}") as ws,
+            registered(asterisk, tmp_path, "op1001", "op1002") as (_op1001, op1002),
+        ):
+            set_idle(service, op1001=1, op1002=100)  # op1002 first in line
+            call = await phone.call(entry_uri(asterisk))
+            incoming = await op1002.wait_incoming(timeout=10)
+            await op1002.wait_state(incoming, "CONFIRMED", timeout=5)
+            offered = await next_event(ws)
+            answered = await next_event(ws)
+            assert (offered["type"], answered["type"]) == ("call.offered", "call.answered")
+            assert offered["operator_id"] == answered["operator_id"] == "op1002"
+            assert offered["call_id"] == answered["call_id"] and offered["queue"] == "zh"
+
+            current = await http.get("/api/calls/current", headers=auth)
+            assert current.status_code == 200 and current.json()["call_id"] == offered["call_id"]
+            assert current.json()["state"] == "talking"
+            hangup = await http.post(f"/api/calls/{offered['call_id']}/hangup", headers=auth)
+            assert hangup.status_code == 200, hangup.text
+            await phone.wait_state(call, "DISCONNECTED", timeout=5)
+            ended = await next_event(ws)
+            assert ended["type"] == "call.ended" and ended["call_id"] == offered["call_id"]
+            assert offered["seq"] < answered["seq"] < ended["seq"]
+        assert (await http.get("/api/calls/current", headers=auth)).status_code == 204
+        again = await http.post(f"/api/calls/{offered['call_id']}/hangup", headers=auth)
+        assert again.status_code == 409

