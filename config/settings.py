@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 from agent_desktop_api.address.settings import AddressSettings
 from agent_desktop_api.auth import AuthSettings
+from agent_desktop_api.event_log import DesktopSettings
 from asr.settings import AsrSettings
 from config.database import DatabaseSettings
 from ivr_flows.settings import FlowsSettings
@@ -237,6 +238,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     flows: FlowsSettings = Field(default_factory=FlowsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    desktop: DesktopSettings = Field(default_factory=DesktopSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)

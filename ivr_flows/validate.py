@@ -167,9 +167,9 @@ class _Validator:
 
     def run(self) -> ValidationReport:
         data = self.loaded.data
-        if data is None:
+        if data is None and self.errors:  # YAML errors, already listed
             return self.report(None)
-        if not isinstance(data, dict):
+        if not isinstance(data, dict):  # also `null`, `~` or a bare `---`: a document with no mapping
             self.error((), None, "a flow file must be a mapping (number, name, start, steps, ...)")
             return self.report(None)
         self.check_header({key: value for key, value in data.items() if key != "steps"})

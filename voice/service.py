@@ -19,7 +19,7 @@ from agent_desktop_api.address.gazetteer import GazetteerMissing
 from agent_desktop_api.address.service import AddressResolver
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
-from agent_desktop_api.desktop import mount_desktop
+from agent_desktop_api.desktop import Desktop, mount_desktop
 from agent_desktop_api.ops import ops_router
 from agent_desktop_api.page import mount_page
 from asr.engine import AsrEngine
@@ -91,6 +91,7 @@ class GatewayService:
         self.engine = create_engine(settings.database)
         self.flows: FlowComponents | None = None
         self.transcriber: Transcriber | None = None
+        self.desktop: Desktop | None = None
         self.asr_engine: AsrEngine | None = None
         self.asterisk: AsteriskInstance | None = None
         self.client: AriClient | None = None
@@ -218,7 +219,7 @@ class GatewayService:
             auth_service=AuthService(self.engine, token_ttl_s=self.settings.auth.token_ttl_s),
             flow_service=self.flows.service if self.flows is not None else None,
         )
-        mount_desktop(app, self)
+        self.desktop = mount_desktop(app, self)
         mount_page(app, self.settings)  # the operator's page, /static and the districts GeoJSON
         app.include_router(ops_router(self.gateway.metrics.registry, self.readiness))
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
@@ -234,6 +235,8 @@ class GatewayService:
         log.info("service.stopping")
         if self.gateway is not None:
             await self.gateway.stop()
+        if self.desktop is not None:  # store the last events (call.ended of the calls just hung up)
+            await self.desktop.stop()
         if self._http is not None:
             self._http.should_exit = True
         for task in self._tasks:

@@ -168,7 +168,9 @@ def test_yaml_11_surprises_are_text(tmp_path: Path) -> None:
         ("", "the file is empty"),
         ("- a\n- b\n", "must be a mapping"),
         ('number: "1"\nname: x\ndefault_language: zh\nlanguages: [zh]\nstart: a\n', "missing field 'steps'"),
-        ("!0", "could not determine a constructor"),  # found by the desktop API fuzz test (was a 500)
+        ("!0", "could not determine a constructor"),  # found by the desktop API fuzz test (were 500s)
+        ("null", "must be a mapping"),
+        ("---\n", "must be a mapping"),
         ("name: !!timestamp 2020-99-99\n", "month must be in 1..12"),
     ],
 )
