@@ -14,10 +14,11 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
+from ivr_flows.port import QueueAnnouncer, RouteOutcome, RouteRequest
 from voice.ari import (
     AriBadRequest,
     AriClient,
@@ -41,6 +42,7 @@ from voice.legs import Leg
 from voice.metrics import GatewayMetrics
 
 if TYPE_CHECKING:
+    from voice.routing import RoutingServices
     from voice.taps import Transcriber
 
 log = structlog.get_logger(__name__)
@@ -56,30 +58,6 @@ class LegGone(Exception):
 
 class PromptMissing(Exception):
     """A `prompt:NAME` media reference names no file in the prompts folder."""
-
-
-class CallControl(Protocol):
-    """What a call script (the IVR runtime) may do with a call; it never talks to ARI itself."""
-
-    call_id: str
-    caller_number: str
-
-    async def answer(self) -> None: ...
-
-    async def play(self, media: str | Sequence[str], *, interruptible: bool = False) -> bool: ...
-
-    async def gather(
-        self,
-        max_digits: int,
-        first_timeout: float,
-        inter_digit_timeout: float,
-        total_timeout: float,
-        terminator: str = "",
-    ) -> GatherResult: ...
-
-    def flush_digits(self) -> None: ...
-
-    async def hangup(self) -> None: ...
 
 
 CallHandler = Callable[["CallSession"], Coroutine[Any, Any, None]]
@@ -101,7 +79,7 @@ class CallContext:
     register_leg: LegRegistry  # tells the gateway which call a channel we created belongs to
     default_language: str = "zh"
     moh_class: str = "default"
-    services: Any = None  # voice.routing.RoutingServices once routing is configured
+    services: RoutingServices | None = None  # queues and operators, once routing is configured
     bus: EventBus = field(default_factory=EventBus)
     transcriber: Transcriber | None = None  # live transcription, when an ASR engine is configured
 
@@ -353,7 +331,7 @@ class CallSession:
                 raise LegGone(str(exc)) from exc
         return bridge_id
 
-    async def route(self, request: Any, announcer: Any) -> Any:
+    async def route(self, request: RouteRequest, announcer: QueueAnnouncer) -> RouteOutcome:
         """Queue for an operator and talk (see voice.routing); needs routing services from the gateway."""
         if self.context.services is None:
             raise RuntimeError("routing is not configured for this gateway")
@@ -362,8 +340,7 @@ class CallSession:
     async def transfer(self, target: str) -> bool:
         if self.context.services is None:
             raise RuntimeError("routing is not configured for this gateway")
-        result: bool = await self.context.services.transfer(self, target)
-        return result
+        return await self.context.services.transfer(self, target)
 
     async def transcribe(self, *parties: tuple[str, str]) -> None:
         """Start live transcription of each (speaker, channel id); a no-op without an ASR engine."""
