@@ -167,7 +167,8 @@ class GatewayService:
         phrases: list[str] = []
         try:
             addresses = await asyncio.to_thread(AddressResolver.from_settings, s.address)
-            phrases = [d.name for d in addresses.extractor.gazetteer.districts.values()]
+            if s.asr.bias_place_names:
+                phrases = [d.name for d in addresses.extractor.gazetteer.districts.values()]
         except GazetteerMissing as exc:
             log.warning("address.gazetteer_missing", error=str(exc), hint="hotline gazetteer build")
         ports = RtpPortPool(s.asr.tap_port_start, s.asr.tap_port_start + s.asr.tap_port_count)
