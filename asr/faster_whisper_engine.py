@@ -14,15 +14,15 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from asr.audio import ASR_RATE, FloatArray, StreamResampler, pcm16_to_float
-from asr.engine import AsrEngine, AsrStream, Segment, running_loop
+from asr.engine import AsrEngine, AsrStream
 from asr.settings import AsrSettings
-from asr.streaming import SegmentSink, Sequencer
+from asr.streaming import LaneStream
 from asr.vad import Endpointer, SileroVad, Utterance
 from asr.whisper_decoder import Decoded, WhisperDecoder
 from asr.whisper_model import load_whisper_model
@@ -74,7 +74,7 @@ class FasterWhisperEngine(AsrEngine):
             self._streams.add(stream)
         return stream
 
-    def _forget(self, stream: FasterWhisperStream) -> None:
+    def _forget(self, stream: AsrStream) -> None:
         with self._lock:
             self._streams.discard(stream)
 
@@ -122,7 +122,7 @@ class FasterWhisperEngine(AsrEngine):
         self.pool.close()
 
 
-class FasterWhisperStream(AsrStream):
+class FasterWhisperStream(LaneStream):
     def __init__(
         self,
         engine: FasterWhisperEngine,
@@ -131,17 +131,10 @@ class FasterWhisperStream(AsrStream):
         phrases: Sequence[str],
         sample_rate: int,
     ) -> None:
-        self.stream_id = stream_id
-        self.speaker = speaker
-        self.sample_rate = sample_rate
+        super().__init__(engine, stream_id, speaker, sample_rate)
         self._engine = engine
-        self._loop = running_loop()
-        self._sink = SegmentSink(self._loop)
-        self._seq = Sequencer(stream_id, speaker, self._sink, self._loop)
         self._prompt = engine.decoder.prompt_tokens(phrases)
-        self._lane = engine.lanes.assign()
         self._interval = engine.settings.partial_interval_ms * ASR_RATE // 1000
-        self._accepting = True
         # Ingest state, touched only on the lane thread:
         self._offset = 0  # stream samples before the current front end (it is rebuilt after a failure)
         self._new_front_end()
@@ -158,31 +151,6 @@ class FasterWhisperStream(AsrStream):
     @property
     def _clock(self) -> int:
         return self._offset + self._endpointer.position
-
-    # --- event-loop side ---
-    def push(self, pcm: bytes) -> None:
-        if not self._accepting or not pcm:
-            return
-        self._engine.lanes.submit(self._lane, functools.partial(self._ingest, bytes(pcm)))
-
-    async def segments(self) -> AsyncIterator[Segment]:
-        async for segment in self._sink:
-            yield segment
-
-    async def finish(self) -> None:
-        if not self._seq.closed and self._accepting:
-            self._accepting = False
-            future = self._seq.start_finish()
-            self._engine.lanes.submit(self._lane, self._flush)
-        else:
-            future = self._seq.start_finish()
-        await future
-        self._engine._forget(self)
-
-    def close(self) -> None:
-        self._accepting = False
-        self._seq.close()
-        self._engine._forget(self)
 
     # --- lane thread ---
     def _ingest(self, pcm: bytes) -> None:

@@ -9,13 +9,17 @@ text if the decode found nothing), so no partial is left on screen.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
-from asr.engine import Segment, SegmentKind
+from asr.engine import AsrStream, Segment, SegmentKind, running_loop
+from asr.workers import Lanes
 
 _END = object()
 
@@ -178,3 +182,60 @@ class Sequencer:
             self.closed = True
             self._sink.end()
             self._resolve_locked()
+
+
+class LaneOwner(Protocol):
+    """The engine side a `LaneStream` needs: the ingest lanes, and to be told when a stream is gone."""
+
+    @property
+    def lanes(self) -> Lanes: ...
+
+    def _forget(self, stream: AsrStream) -> None: ...
+
+
+class LaneStream(AsrStream):
+    """A stream whose audio is ingested, in order, on one lane thread (every engine's life cycle is the same:
+    push queues, finish() flushes and waits for the last final, close() drops everything)."""
+
+    def __init__(self, engine: LaneOwner, stream_id: str, speaker: str, sample_rate: int) -> None:
+        self.stream_id = stream_id
+        self.speaker = speaker
+        self.sample_rate = sample_rate
+        self._owner = engine
+        self._loop = running_loop()
+        self._sink = SegmentSink(self._loop)
+        self._seq = Sequencer(stream_id, speaker, self._sink, self._loop)
+        self._lane = engine.lanes.assign()
+        self._accepting = True
+
+    @abc.abstractmethod
+    def _ingest(self, pcm: bytes) -> None:
+        """Lane thread: take in audio."""
+
+    @abc.abstractmethod
+    def _flush(self) -> None:
+        """Lane thread: close the open utterance; the sequencer then ends the stream."""
+
+    def push(self, pcm: bytes) -> None:
+        if not self._accepting or not pcm:
+            return
+        self._owner.lanes.submit(self._lane, functools.partial(self._ingest, bytes(pcm)))
+
+    async def segments(self) -> AsyncIterator[Segment]:
+        async for segment in self._sink:
+            yield segment
+
+    async def finish(self) -> None:
+        if self._accepting and not self._seq.closed:
+            self._accepting = False
+            future = self._seq.start_finish()
+            self._owner.lanes.submit(self._lane, self._flush)
+        else:
+            future = self._seq.start_finish()
+        await future
+        self._owner._forget(self)
+
+    def close(self) -> None:
+        self._accepting = False
+        self._seq.close()
+        self._owner._forget(self)

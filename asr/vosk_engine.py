@@ -15,18 +15,17 @@ A recognizer that raises is replaced by a fresh one; the audio since the last fi
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from asr.audio import ASR_RATE
-from asr.engine import AsrEngine, AsrStream, Segment, resolve_path, running_loop
+from asr.engine import AsrEngine, AsrStream, resolve_path
 from asr.settings import AsrSettings
-from asr.streaming import SegmentSink, Sequencer
+from asr.streaming import LaneStream
 from asr.workers import Lanes
 
 log = logging.getLogger(__name__)
@@ -85,7 +84,7 @@ class VoskEngine(AsrEngine):
             self._streams.add(stream)
         return stream
 
-    def _forget(self, stream: VoskStream) -> None:
+    def _forget(self, stream: AsrStream) -> None:
         with self._lock:
             self._streams.discard(stream)
 
@@ -100,17 +99,10 @@ class VoskEngine(AsrEngine):
         self.lanes.close()
 
 
-class VoskStream(AsrStream):
+class VoskStream(LaneStream):
     def __init__(self, engine: VoskEngine, stream_id: str, speaker: str, sample_rate: int) -> None:
-        self.stream_id = stream_id
-        self.speaker = speaker
-        self.sample_rate = sample_rate
+        super().__init__(engine, stream_id, speaker, sample_rate)
         self._engine = engine
-        self._loop = running_loop()
-        self._sink = SegmentSink(self._loop)
-        self._seq = Sequencer(stream_id, speaker, self._sink, self._loop)
-        self._lane = engine.lanes.assign()
-        self._accepting = True
         # lane-thread state
         self._recognizer: Any = None
         self._samples = 0  # samples received
@@ -118,30 +110,6 @@ class VoskStream(AsrStream):
         self._utterance_start = 0  # samples at the last final
         self._last_partial = ""
         self._partial_snap = 0
-
-    def push(self, pcm: bytes) -> None:
-        if not self._accepting or not pcm:
-            return
-        self._engine.lanes.submit(self._lane, functools.partial(self._accept, bytes(pcm)))
-
-    async def segments(self) -> AsyncIterator[Segment]:
-        async for segment in self._sink:
-            yield segment
-
-    async def finish(self) -> None:
-        if self._accepting and not self._seq.closed:
-            self._accepting = False
-            future = self._seq.start_finish()
-            self._engine.lanes.submit(self._lane, self._flush)
-        else:
-            future = self._seq.start_finish()
-        await future
-        self._engine._forget(self)
-
-    def close(self) -> None:
-        self._accepting = False
-        self._seq.close()
-        self._engine._forget(self)
 
     # --- lane thread ---
     def _ms(self, samples: int) -> int:
@@ -153,7 +121,7 @@ class VoskStream(AsrStream):
             self._base = self._samples
         return self._recognizer
 
-    def _accept(self, pcm: bytes) -> None:
+    def _ingest(self, pcm: bytes) -> None:
         if self._seq.closed:
             return
         try:
