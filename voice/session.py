@@ -23,6 +23,7 @@ from voice.ari import (
     AriBadRequest,
     AriClient,
     AriConflict,
+    AriConnectionError,
     AriError,
     AriEvent,
     AriNotFound,
@@ -364,7 +365,8 @@ class CallSession:
             await self._rest.hangup(self.channel_id)
 
     async def _ari(self, call: Awaitable[_T]) -> _T:
-        """Run an ARI request for the caller's channel; a channel that vanished means the caller left."""
+        """Run an ARI request for the caller's channel; a channel that vanished means the caller left, and an
+        Asterisk that stopped answering means the call is lost with it (its channels die with the process)."""
         if self._gone:
             if asyncio.iscoroutine(call):
                 call.close()
@@ -372,6 +374,11 @@ class CallSession:
         try:
             return await call
         except _GONE as exc:
+            raise CallEnded() from exc
+        except AriConnectionError as exc:
+            self._gone = True
+            self._gone_reason = "asterisk_lost"
+            self._gone_event.set()
             raise CallEnded() from exc
 
     # ---- lifecycle ----
