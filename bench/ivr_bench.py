@@ -36,19 +36,13 @@ from telephony_bench import (  # bench/, the script's folder; it puts the projec
     LogCounter,
     PhaseResult,
     Recorder,
-    Sipp,
-    _known_settings,
     build_caller_pcap,
-    free_tcp_port,
     ms,
 )
 
-from config.settings import load_settings
-from tests.support.asterisk_fixture import free_ports, make_settings
+from config.settings import Settings
 from tests.support.softphone_driver import Softphone
 from voice.ari import AriEvent, ChannelDtmfReceived, PlaybackFinished, PlaybackStarted
-from voice.asterisk.installer import install_asterisk
-from voice.asterisk.instance import AsteriskInstance
 from voice.events import CallEvent
 from voice.logging_setup import configure_logging
 from voice.operators import Presence
@@ -162,53 +156,20 @@ def write_ring_scenario(path: Path) -> None:
 class IvrBench(Bench):
     """telephony_bench's Bench (its phase(), clean-up and reports), started with the real IVR instead."""
 
-    async def start(self, capacity: int) -> None:
-        settings = load_settings()
-        ast = settings.asterisk
-        await asyncio.to_thread(
-            install_asterisk, settings.resolve(ast.prefix), settings.resolve(ast.cache_dir), ast.sid_mirror
-        )
-        telephony = {"max_concurrent_calls": capacity}
-        ast_settings = make_settings(telephony=telephony)
-        self.asterisk = AsteriskInstance(
-            ast_settings, runtime_dir=self.workdir / "asterisk", ports=free_ports(ast_settings)
-        )
-        await self.asterisk.start()
-        sections: dict[str, dict[str, Any]] = {
-            "asterisk": {
-                "mode": "external",
-                "ari_url": self.asterisk.ari_url,
-                "ari_username": self.asterisk.ari_username,
-                "ari_password": self.asterisk.ari_password,
-            },
-            "http": {"port": free_tcp_port()},
-            "telephony": telephony,
+    def gateway_sections(self) -> dict[str, dict[str, Any]]:
+        return {
             "call": {"script": "flow"},  # the published flow (ivr_flows/flows/12345.yaml, version 1)
             "routing": {"wrap_up_s": 0},  # sequential calls to one operator: no wrap-up pause between them
-            "asr": {"enabled": False},
-            "database": {"url": f"sqlite:///{self.workdir / 'hotline.db'}"},
         }
-        gw_settings = make_settings(**_known_settings(sections))
-        self.service = GatewayService(gw_settings)  # no handler: the flow runs
-        await self.service.start()
-        assert self.service.gateway is not None
-        self.recorder = IvrRecorder(self.service)
-        await self.service.gateway.wait_ready(15)
-        self._poller = asyncio.create_task(self.recorder.poll_active(), name="bench-poll-active")
-        sipp = shutil.which("sipp")
-        if sipp is None:
-            raise SystemExit("sipp not found: apt-get install sip-tester")
-        if os.geteuid() != 0:
-            print("warning: sipp needs root or CAP_NET_RAW to send the callers' RTP (DTMF)", file=sys.stderr)
-        rtp_start = self.asterisk.ports.rtp_start
-        rtp_end = rtp_start + capacity * ast_settings.asterisk.rtp_ports_per_call
-        self.sipp = Sipp(
-            sipp,
-            self.workdir / "sipp",
-            Path(self.args.pcap_dir),
-            f"127.0.0.1:{self.asterisk.sip_port}",
-            (rtp_start, rtp_end),
-        )
+
+    def make_service(self, settings: Settings) -> GatewayService:
+        return GatewayService(settings)  # no handler: the flow runs
+
+    def make_recorder(self, service: GatewayService) -> Recorder:
+        return IvrRecorder(service)
+
+    async def start(self, capacity: int) -> None:
+        await super().start(capacity)
         # the callers' stream for this flow: 1 (Mandarin) and 1 (citizens), replacing telephony_bench's 1 2 3 #
         build_caller_pcap(Path(self.args.pcap_dir) / "g711a.pcap", self.workdir / "sipp" / "pcap" / "caller.pcap", KEYS)
         # the sequential phase's scenario: the caller hangs up once connected to the operator

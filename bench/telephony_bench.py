@@ -488,19 +488,17 @@ class Bench:
             },
             "http": {"port": free_tcp_port()},
             "telephony": telephony,
-            # The basic script (greet, ask for digits, read them back), not the published IVR flows; any database
-            # the service opens goes to the work dir, never to the project's var/.
-            # No live transcription either (it only taps calls connected to operators, which the basic script never
-            # makes, but would load the ASR model into this process).
-            "call": {"script": "basic"},
+            # Any database the service opens goes to the work dir, never to the project's var/. No live
+            # transcription (it would load the ASR model into this process).
             "asr": {"enabled": False},
             "database": {"url": f"sqlite:///{self.workdir / 'hotline.db'}"},
+            **self.gateway_sections(),
         }
         gw_settings = make_settings(**_known_settings(sections))
-        self.service = GatewayService(gw_settings, handler=make_basic_flow(gw_settings.call))
+        self.service = self.make_service(gw_settings)
         await self.service.start()
         assert self.service.gateway is not None
-        self.recorder = Recorder(self.service.gateway)
+        self.recorder = self.make_recorder(self.service)
         await self.service.gateway.wait_ready(15)
         self._poller = asyncio.create_task(self.recorder.poll_active(), name="bench-poll-active")
         sipp = shutil.which("sipp")
@@ -521,6 +519,19 @@ class Bench:
             f"127.0.0.1:{self.asterisk.sip_port}",
             (rtp_start, rtp_end),
         )
+
+    # ---- what a derived bench changes ----
+
+    def gateway_sections(self) -> dict[str, dict[str, Any]]:
+        """The basic script (greet, ask for digits, read them back), not the published IVR flows."""
+        return {"call": {"script": "basic"}}
+
+    def make_service(self, settings: Settings) -> GatewayService:
+        return GatewayService(settings, handler=make_basic_flow(settings.call))
+
+    def make_recorder(self, service: GatewayService) -> Recorder:
+        assert service.gateway is not None
+        return Recorder(service.gateway)
 
     async def stop(self) -> None:
         if self.sipp is not None:
