@@ -11,7 +11,8 @@ from agent_desktop_api.auth import Role
 
 PresenceValue = Literal["available", "ringing", "on_call", "wrap_up", "away"]
 SettablePresence = Literal["available", "away", "wrap_up"]
-NAME = r"^[A-Za-z0-9_.@:/-]{1,80}$"
+# An operator id, `queue:<skill>` or `external:<directory name>`: no '/', '@' or other dial-string syntax.
+TRANSFER_TARGET = r"^((queue|external):)?[A-Za-z0-9_.-]{1,40}$"
 
 
 class Me(BaseModel):
@@ -76,7 +77,11 @@ class Transcript(BaseModel):
 class TransferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    target: str = Field(pattern=NAME, description="An operator id (op1002) or `queue:<skill>` (queue:en).")
+    target: str = Field(
+        pattern=TRANSFER_TARGET,
+        description="An operator id (op1002), `queue:<skill>` (queue:en) or `external:<name>` from the "
+        "administrators' directory (`telephony.external_destinations`). Anything else: 422.",
+    )
 
 
 class InterpreterRequest(BaseModel):
@@ -141,5 +146,6 @@ CALL_ERRORS: dict[int | str, dict[str, object]] = {
     **ERRORS,
     404: {"model": Problem, "description": "No such call."},
     409: {"model": Problem, "description": "The call cannot do that now (ended, no operator, refused)."},
+    422: {"model": Problem, "description": "The target or language names nothing the gateway may dial."},
     503: {"model": Problem, "description": "No gateway behind this API process."},
 }

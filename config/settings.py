@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -136,6 +137,20 @@ class InterpreterCentre(_Section):
         return self.extensions.get(language) or self.extensions.get("other")
 
 
+DESTINATION_NAME = r"^[A-Za-z0-9_-]{1,40}$"
+
+
+class ExternalDestination(_Section):
+    """A place operators may transfer a caller to outside the operator pool (another hotline, a department's
+    trunk). Only administrators write these: the desk names the entry, never the dial string."""
+
+    endpoint: str = Field(
+        pattern=r"^PJSIP/[A-Za-z0-9_.+*#-]{1,40}(@[A-Za-z0-9_.-]{1,40})?$",
+        description="Asterisk dial target, PJSIP/<extension>@<endpoint> or PJSIP/<endpoint>.",
+    )
+    description: str = Field("", max_length=200, description="What the desk shows for this destination.")
+
+
 class SipAccount(NamedTuple):
     id: str
     password: SecretStr | None
@@ -158,6 +173,11 @@ class TelephonySettings(_Section):
     )
     operators: list[OperatorEndpoint] = Field(default_factory=list)
     interpreter_centre: InterpreterCentre = Field(default_factory=lambda: InterpreterCentre())
+    external_destinations: dict[str, ExternalDestination] = Field(
+        default_factory=dict,
+        description="Directory of transfer destinations outside the pool: name -> endpoint (the desk sends "
+        "`external:<name>`).",
+    )
 
     def sip_accounts(self) -> list[SipAccount]:
         """Every endpoint with a SIP password: the operators' phones and the interpreter centre's trunk."""
@@ -173,6 +193,14 @@ class TelephonySettings(_Section):
         if duplicates:
             raise ValueError(f"SIP endpoint ids used twice (operators / interpreter_centre): {duplicates}")
         return self
+
+    @field_validator("external_destinations")
+    @classmethod
+    def _destination_names(cls, value: dict[str, ExternalDestination]) -> dict[str, ExternalDestination]:
+        bad = [name for name in value if not re.fullmatch(DESTINATION_NAME, name)]
+        if bad:
+            raise ValueError(f"destination names must be letters, digits, _ or - (1-40): {bad}")
+        return value
 
     @field_validator("caller_networks")
     @classmethod

@@ -8,11 +8,12 @@ import asyncio
 import contextlib
 import functools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
-from config.settings import InterpreterCentre, RoutingSettings
+from config.settings import ExternalDestination, InterpreterCentre, RoutingSettings
 from ivr_flows.port import QueueAnnouncer, RouteOutcome, RouteRequest
 from voice.callbacks import CallbackStore
 from voice.legs import Leg
@@ -21,6 +22,10 @@ from voice.router import Router, Waiter
 from voice.session import CallSession, LegGone
 
 log = structlog.get_logger(__name__)
+
+
+class TargetRefused(ValueError):
+    """A transfer target or interpreter language that names nothing the gateway may dial."""
 
 
 @dataclass
@@ -41,11 +46,13 @@ class RoutingServices:
         callbacks: CallbackStore,
         settings: RoutingSettings,
         centre: InterpreterCentre,
+        destinations: Mapping[str, ExternalDestination] | None = None,
     ) -> None:
         self.router = router
         self.callbacks = callbacks
         self.settings = settings
         self.centre = centre
+        self.destinations = dict(destinations or {})
         self._talks: dict[str, _Talk] = {}  # call id -> conversation in progress
 
     # ---- queue and connect ----
@@ -162,7 +169,10 @@ class RoutingServices:
                 await session.bridge_with(leg)
                 await session.transcribe(("caller", session.channel_id), ("operator", leg.channel_id))
                 if request.interpreter_language:
-                    interpreter_joined = await self.add_interpreter(session, request.interpreter_language)
+                    try:
+                        interpreter_joined = await self.add_interpreter(session, request.interpreter_language)
+                    except TargetRefused as exc:  # the flow asked for a language the centre does not take
+                        session.log.warning("interpreter.refused", error=str(exc))
                 # Until the operator hangs up (a caller's hang-up cancels this task instead). A transfer swaps
                 # the operator's leg: then keep going with the new one.
                 while True:
@@ -202,7 +212,7 @@ class RoutingServices:
         extension = self.centre.extension_for(language)
         if extension is None:
             talk.events.append(f"interpreter.no_extension:{language}")
-            return False
+            raise TargetRefused(f"the interpreter centre has no extension for {language!r} and no 'other'")
         endpoint = f"PJSIP/{extension}@{self.centre.endpoint_id}"
         leg = await session.dial(endpoint, "interpreter", self.centre.ring_timeout_s)
         if leg is None:
@@ -255,23 +265,40 @@ class RoutingServices:
 
     # ---- transfer ----
 
+    def _transfer_target(self, target: str) -> tuple[Operator | None, str]:
+        """The operator (if any) and the endpoint `target` names: `queue:SKILL` (a free operator with that skill,
+        None when nobody is free), `external:NAME` (the administrators' directory) or an operator id. Anything
+        else raises TargetRefused: nothing typed at the desk reaches Asterisk as a dial string."""
+        pool = self.router.pool
+        if target.startswith("queue:"):
+            skill = target.removeprefix("queue:")
+            if pool.configured({skill}) == 0:
+                raise TargetRefused(f"no operator has the skill {skill!r}")
+            free = pool.free_for({skill})
+            return (free[0], free[0].endpoint) if free else (None, "")
+        if target.startswith("external:"):
+            destination = self.destinations.get(target.removeprefix("external:"))
+            if destination is None:
+                raise TargetRefused(f"{target!r} is not in the external destinations directory")
+            return None, destination.endpoint
+        try:
+            operator = pool.get(target)
+        except KeyError:
+            raise TargetRefused(
+                f"{target!r} is not an operator id, queue:SKILL or external:NAME from the directory"
+            ) from None
+        return operator, operator.endpoint
+
     async def transfer_talk(self, session: CallSession, target: str) -> bool:
-        """Mid-call transfer from the operator's desk: `queue:SKILL` (a free operator with that skill) or an
-        operator id / endpoint. The new party joins the bridge first; only then does the old operator leave."""
+        """Mid-call transfer from the operator's desk (see `_transfer_target` for what `target` may be). The new
+        party joins the bridge first; only then does the old operator leave. False: nobody free or no answer."""
         talk = self._talks.get(session.call_id)
         if talk is None:
             raise LookupError(f"call {session.call_id} is not talking to an operator")
         pool = self.router.pool
-        operator: Operator | None = None
-        if target.startswith("queue:"):
-            free = pool.free_for({target.removeprefix("queue:")})
-            if not free:
-                return False
-            operator = free[0]
-        else:
-            with contextlib.suppress(KeyError):
-                operator = pool.get(target)
-        endpoint = operator.endpoint if operator is not None else (target if "/" in target else f"PJSIP/{target}")
+        operator, endpoint = self._transfer_target(target)
+        if not endpoint:
+            return False
         if operator is not None:
             pool.reserve(operator)
         leg = await session.dial(endpoint, "operator", self.settings.transfer_ring_timeout_s)
@@ -300,13 +327,29 @@ class RoutingServices:
         return True
 
     async def transfer(self, session: CallSession, target: str) -> bool:
-        """Connect the caller to `target` (an endpoint like PJSIP/op1001, or an operator id) until it hangs up."""
-        endpoint = target if "/" in target else f"PJSIP/{target}"
+        """The flow's transfer step: connect the caller to `target` (same rule as the desk's) until it hangs up."""
+        try:
+            operator, endpoint = self._transfer_target(target)
+        except TargetRefused as exc:
+            session.log.warning("call.transfer_refused", target=target, error=str(exc))
+            return False
+        if not endpoint:
+            return False
+        if operator is not None:
+            self.router.pool.reserve(operator)
         leg = await session.dial(endpoint, "transfer", self.settings.transfer_ring_timeout_s)
         if leg is None:
+            if operator is not None:
+                await self.router.pool.not_answered(operator)
             return False
         session.emit("call.transferred", target=target)
-        with contextlib.suppress(LegGone):
-            await session.bridge_with(leg)
-            await leg.wait_ended()
+        try:
+            if operator is not None:
+                self.router.pool.talking(operator)
+            with contextlib.suppress(LegGone):
+                await session.bridge_with(leg)
+                await leg.wait_ended()
+        finally:
+            if operator is not None:
+                await self.router.pool.call_finished(operator, self.settings.wrap_up_s)
         return True

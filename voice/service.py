@@ -81,6 +81,7 @@ def build_routing(settings: Settings, engine: sa.Engine) -> RoutingServices:
         callbacks,
         settings.routing,
         settings.telephony.interpreter_centre,
+        settings.telephony.external_destinations,
     )
 
 

@@ -72,3 +72,71 @@ async def test_a_real_call_reaches_the_operators_socket_and_hangup_ends_it(
         assert (await http.get("/api/calls/current", headers=auth)).status_code == 204
         again = await http.post(f"/api/calls/{offered['call_id']}/hangup", headers=auth)
         assert again.status_code == 409
+
+
+class _SipTrap(asyncio.DatagramProtocol):
+    """A UDP port where a toll-fraud transfer would send its INVITE: it only counts what arrives."""
+
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.packets.append(data)
+
+
+async def test_transfer_takes_only_operators_queues_and_the_directory(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    """An operator who types a dial string gets 422 and nothing is dialled; a directory entry is dialled."""
+    loop = asyncio.get_running_loop()
+    transport, trap = await loop.create_datagram_endpoint(_SipTrap, local_addr=("127.0.0.1", 0))
+    trap_port = transport.get_extra_info("sockname")[1]
+    outcomes: list[RouteOutcome] = []
+    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
+    directory = {"police": {"endpoint": "PJSIP/110@interpreters", "description": "110 police desk"}}
+    service = await start_gateway(routing_handler(request, outcomes), telephony={"external_destinations": directory})
+    AuthService(service.engine, hasher=FAST).add_user("op1002", "operator", "pw")
+    http_settings = service.settings.http
+    try:
+        async with (
+            httpx.AsyncClient(base_url=f"http://{http_settings.host}:{http_settings.port}", timeout=15) as http,
+            registered(asterisk, tmp_path, "op1001", "op1002", "interpreters") as (_op1001, op1002, centre),
+        ):
+            login = await http.post("/api/auth/login", json={"username": "op1002", "password": "pw"})
+            auth = {"Authorization": f"Bearer {login.json()['token']}"}
+            set_idle(service, op1001=1, op1002=100)
+            call = await phone.call(entry_uri(asterisk))
+            incoming = await op1002.wait_incoming(timeout=10)
+            await op1002.wait_state(incoming, "CONFIRMED", timeout=5)
+            current = (await http.get("/api/calls/current", headers=auth)).json()
+            url = f"/api/calls/{current['call_id']}/transfer"
+            hostile = [
+                f"PJSIP/callers/sip:00441234567@127.0.0.1:{trap_port}",
+                f"PJSIP/00441234567@127.0.0.1:{trap_port}",
+                "Local/12345@from-callers",
+                "PJSIP/8000@interpreters",
+                "callers",
+                "interpreters",
+                "queue:xx",
+                "external:nowhere",
+                "external:police/x",
+            ]
+            for target in hostile:
+                refused = await http.post(url, headers=auth, json={"target": target})
+                assert refused.status_code == 422, (target, refused.status_code, refused.text)
+                assert refused.json()["detail"], target
+            await asyncio.sleep(1.0)
+            assert trap.packets == []
+            assert not centre.find("incoming")
+            assert phone.find("state", call=call, state="DISCONNECTED") == []  # the caller is still talking
+            assert op1002.find("state", call=incoming, state="DISCONNECTED") == []
+
+            done = await http.post(url, headers=auth, json={"target": "external:police"})
+            assert done.status_code == 200, done.text
+            rung = await centre.wait_event("incoming", timeout=10)
+            assert "110@" in str(rung["to"])
+            await op1002.wait_state(incoming, "DISCONNECTED", timeout=5)  # the operator handed the call over
+            await centre.hangup(str(rung["call"]))
+            await phone.wait_state(call, "DISCONNECTED", timeout=10)
+    finally:
+        transport.close()
