@@ -204,8 +204,8 @@ def render_asterisk_config(
     moh_dir, moh_note = _moh(dirs.data)
     operators = []
     for op in settings.telephony.sip_accounts():
-        if op.id == "callers":
-            raise RenderError("operator id 'callers' is reserved for the callers' endpoint")
+        if op.id in ("callers", "trunks"):
+            raise RenderError(f"operator id {op.id!r} is reserved for the callers' and trunks' endpoints")
         operators.append({"id": op.id, "password": secrets.operator_password(op.id), "contact": op.contact})
     context = {
         "dirs": dirs,
@@ -221,6 +221,7 @@ def render_asterisk_config(
         "app": settings.ari.app,
         "entry_number": settings.telephony.entry_number,
         "caller_networks": settings.telephony.caller_networks,
+        "trusted_trunks": settings.telephony.trusted_trunks,
         "operators": operators,
         "codecs": CODECS,
         "moh_dir": moh_dir,

@@ -169,7 +169,13 @@ class TelephonySettings(_Section):
     max_concurrent_calls: int = Field(100, ge=1, le=5000)
     caller_networks: list[str] = Field(
         default_factory=lambda: ["127.0.0.0/8"],
-        description="Networks allowed to call in without registration (the demo accepts loopback).",
+        description="Networks allowed to call the entry number without registration, identified by source "
+        "address only; their P-Asserted-Identity is ignored (the demo accepts loopback).",
+    )
+    trusted_trunks: list[str] = Field(
+        default_factory=list,
+        description="A carrier's signalling addresses: they call in like caller_networks and their "
+        "P-Asserted-Identity is taken as the caller number. Must not overlap caller_networks.",
     )
     operators: list[OperatorEndpoint] = Field(default_factory=list)
     interpreter_centre: InterpreterCentre = Field(default_factory=lambda: InterpreterCentre())
@@ -202,7 +208,18 @@ class TelephonySettings(_Section):
             raise ValueError(f"destination names must be letters, digits, _ or - (1-40): {bad}")
         return value
 
-    @field_validator("caller_networks")
+    @model_validator(mode="after")
+    def _trunks_apart(self) -> TelephonySettings:
+        callers = [ipaddress.ip_network(n, strict=False) for n in self.caller_networks]
+        for trunk in self.trusted_trunks:
+            net = ipaddress.ip_network(trunk, strict=False)
+            clash = [str(c) for c in callers if c.version == net.version and c.overlaps(net)]
+            if clash:
+                # Asterisk would pick one of the two endpoints for such an address: say which one it is.
+                raise ValueError(f"trusted trunk {trunk} overlaps caller_networks {clash}")
+        return self
+
+    @field_validator("caller_networks", "trusted_trunks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for net in value:

@@ -272,8 +272,8 @@ class Phone:
 
         tcfg = pj.TransportConfig()
         tcfg.port = self.args.sip_port
-        tcfg.boundAddress = HOST
-        tcfg.publicAddress = HOST
+        tcfg.boundAddress = self.args.host
+        tcfg.publicAddress = self.args.host
         tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
         ep.libStart()
         self.sip_port = int(ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
@@ -302,7 +302,7 @@ class Phone:
             acfg.regConfig.registrarUri = registrar
             acfg.regConfig.registerOnAdd = register
         else:
-            acfg.idUri = f"sip:{user}@{HOST}:{self.sip_port}"
+            acfg.idUri = f"sip:{user}@{self.args.host}:{self.sip_port}"
         if display:
             acfg.idUri = f'"{display}" <{acfg.idUri}>'
         if password:
@@ -315,8 +315,8 @@ class Phone:
         nat.sipOutboundUse = 0
         nat.udpKaIntervalSec = 0
         mtc = acfg.mediaConfig.transportConfig
-        mtc.boundAddress = HOST
-        mtc.publicAddress = HOST
+        mtc.boundAddress = self.args.host
+        mtc.publicAddress = self.args.host
         mtc.port = self.args.rtp_port
         mtc.randomizePort = self.args.rtp_port == 0  # many phones in parallel: avoid port races
         acc = SipAccount(self, user)
@@ -762,7 +762,8 @@ def read_stdin(phone: Phone) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--sip-port", type=int, default=0, help="UDP SIP port on 127.0.0.1 (0: any)")
+    ap.add_argument("--sip-port", type=int, default=0, help="UDP SIP port (0: any)")
+    ap.add_argument("--host", default=HOST, help="loopback address to bind SIP and RTP to (127.0.0.2: another host)")
     ap.add_argument("--rtp-port", type=int, default=0, help="first RTP port (0: random)")
     ap.add_argument("--user", default="softphone", help="user part of the anonymous account")
     ap.add_argument("--codecs", default="PCMU,PCMA", help="enabled codecs, by priority")

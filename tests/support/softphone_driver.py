@@ -68,6 +68,7 @@ class Softphone:
         codecs: str = "PCMU,PCMA",
         clock_rate: int = 8000,
         ready_timeout: float = 15.0,
+        host: str = "127.0.0.1",
     ) -> Softphone:
         """Spawn a softphone and wait for its ``ready`` event (``sip_port`` 0: any free port)."""
         args = [
@@ -84,6 +85,8 @@ class Softphone:
             codecs,
             "--clock-rate",
             str(clock_rate),
+            "--host",
+            host,
         ]
         log_file: IO[bytes] | None = None
         lpath = Path(log_path) if log_path is not None else None
