@@ -146,6 +146,5 @@ CALL_ERRORS: dict[int | str, dict[str, object]] = {
     **ERRORS,
     404: {"model": Problem, "description": "No such call."},
     409: {"model": Problem, "description": "The call cannot do that now (ended, no operator, refused)."},
-    422: {"model": Problem, "description": "The target or language names nothing the gateway may dial."},
     503: {"model": Problem, "description": "No gateway behind this API process."},
 }

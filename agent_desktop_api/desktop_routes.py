@@ -178,7 +178,10 @@ async def _act(call_id: str, action: str, run: Callable[[], Awaitable[bool | Non
     except CallNotFound:
         raise _problem(status.HTTP_409_CONFLICT, "the call has ended") from None
     except ValueError as exc:  # routing refused the target (not an operator, queue or directory entry)
-        raise _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        # The shape of FastAPI's own 422, so that clients read one kind of validation error.
+        field = "target" if action == "transfer" else "language"
+        detail = [{"loc": ["body", field], "msg": str(exc), "type": "value_error"}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
     except LookupError as exc:  # routing: the call is not talking to an operator (still in the IVR or queued)
         raise _problem(status.HTTP_409_CONFLICT, str(exc) or "the call is not with an operator") from None
     except RuntimeError as exc:  # routing is not configured on this gateway

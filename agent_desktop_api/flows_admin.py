@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from agent_desktop_api.auth import User, require_role
 from ivr_flows.errors import FlowError, FlowInvalid
+from ivr_flows.loader import MAX_FLOW_BYTES
 from ivr_flows.service import FlowNotFound, FlowService, RollbackRefused
 from ivr_flows.store import FlowVersion
 
@@ -29,7 +30,7 @@ def get_flow_service(request: Request) -> FlowService:
 
 
 class FlowText(BaseModel):
-    content: str = Field(min_length=1, max_length=1_000_000, description="The flow file (YAML text).")
+    content: str = Field(min_length=1, max_length=MAX_FLOW_BYTES, description="The flow file (YAML text).")
     file: str = Field("api.yaml", max_length=255, description="Name used in error locations.")
 
 

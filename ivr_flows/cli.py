@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ivr_flows.errors import FlowError, FlowInvalid
+from ivr_flows.loader import MAX_FLOW_BYTES
 from ivr_flows.model import json_schema_text
 from ivr_flows.service import FlowNotFound, RollbackRefused
 from ivr_flows.setup import FlowComponents
@@ -88,6 +89,9 @@ def _echo_problems(problems: list[FlowError]) -> None:
 
 def _read(path: Path) -> str:
     try:
+        size = path.stat().st_size
+        if size > MAX_FLOW_BYTES:
+            raise click.ClickException(f"{path}:1: the file is {size} bytes, over {MAX_FLOW_BYTES}")
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"cannot read {path}: {exc}") from exc

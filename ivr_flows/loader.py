@@ -20,6 +20,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ivr_flows.errors import FlowError
 
+# Limits against hostile files (the admin API takes flows from the network). The shipped 12345 flow is about
+# 12 KB, 600 values and 6 levels deep; these leave room for a hundred times that.
+MAX_FLOW_BYTES = 512 * 1024
+MAX_DEPTH = 40  # PyYAML's composer recurses per level: deeper input would exhaust the stack
+MAX_VALUES = 50_000  # after alias expansion: a "billion laughs" file is a few hundred bytes
+
 YamlPath = tuple[str | int, ...]
 
 _BOOL = "tag:yaml.org,2002:bool"
@@ -43,15 +49,27 @@ class LoadedYaml:
         return 1
 
 
+class _TooLarge(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
         self.lines: dict[YamlPath, int] = {}
         self.errors: list[FlowError] = []
         self._constructor = SafeConstructor()
+        self._values = 0
 
     def build(self, node: Node, path: YamlPath, depth: int = 0) -> Any:
-        if depth > 50:  # a recursive alias; flow files are shallow
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise _TooLarge(
+                node.start_mark.line + 1, f"the document expands to more than {MAX_VALUES} values (alias bomb?)"
+            )
+        if depth > MAX_DEPTH:  # a recursive alias; flow files are shallow
             self._error(node, path, "YAML nesting too deep (recursive alias?)")
             return None
         if isinstance(node, MappingNode):
@@ -106,19 +124,55 @@ class _Builder:
         self.errors.append(FlowError(self.file, node.start_mark.line + 1, step, message))
 
 
+def _line(event: yaml.Event) -> int:
+    return event.start_mark.line + 1 if event.start_mark is not None else 1
+
+
+def _prescan(text: str) -> tuple[int, str] | None:
+    """(line, problem) if the event stream nests too deep or has too many values. PyYAML's parser is iterative,
+    so this walk is bounded where its recursive composer would not be."""
+    depth = values = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _line(event), f"YAML nested more than {MAX_DEPTH} levels deep"
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if isinstance(event, yaml.NodeEvent):
+            values += 1
+            if values > MAX_VALUES:
+                return _line(event), f"the document has more than {MAX_VALUES} values"
+    return None
+
+
 def load_yaml(text: str, file: str) -> LoadedYaml:
-    """Parse one YAML document; syntax errors and duplicate keys come back in `errors`, never raised."""
+    """Parse one YAML document; syntax errors, duplicate keys and oversized input come back in `errors`, never
+    raised."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FLOW_BYTES:
+        return LoadedYaml(None, {}, [FlowError(file, 1, None, f"the file is {size} bytes, over {MAX_FLOW_BYTES}")])
     try:
+        problem = _prescan(text)
+        if problem is not None:
+            return LoadedYaml(None, {}, [FlowError(file, problem[0], None, problem[1])])
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        problem = exc.problem or str(exc)
-        return LoadedYaml(None, {}, [FlowError(file, line, None, f"YAML syntax error: {problem}")])
+        problem_text = exc.problem or str(exc)
+        return LoadedYaml(None, {}, [FlowError(file, line, None, f"YAML syntax error: {problem_text}")])
     except yaml.YAMLError as exc:
         return LoadedYaml(None, {}, [FlowError(file, 1, None, f"YAML error: {exc}")])
+    except (RecursionError, MemoryError):  # whatever the prescan did not foresee
+        return LoadedYaml(None, {}, [FlowError(file, 1, None, "YAML too complex to read")])
     if node is None:
         return LoadedYaml(None, {}, [FlowError(file, 1, None, "the file is empty")])
     builder = _Builder(file)
-    data = builder.build(node, ())
+    try:
+        data = builder.build(node, ())
+    except _TooLarge as exc:
+        return LoadedYaml(None, {}, [FlowError(file, exc.line, None, str(exc))])
+    except RecursionError:
+        return LoadedYaml(None, {}, [FlowError(file, 1, None, "YAML too complex to read")])
     return LoadedYaml(data, builder.lines, builder.errors)

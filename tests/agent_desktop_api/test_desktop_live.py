@@ -124,7 +124,7 @@ async def test_transfer_takes_only_operators_queues_and_the_directory(
             for target in hostile:
                 refused = await http.post(url, headers=auth, json={"target": target})
                 assert refused.status_code == 422, (target, refused.status_code, refused.text)
-                assert refused.json()["detail"], target
+                assert refused.json()["detail"][0]["msg"], target
             await asyncio.sleep(1.0)
             assert trap.packets == []
             assert not centre.find("incoming")
