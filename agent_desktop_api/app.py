@@ -3,16 +3,22 @@ API process and the tests each decide what runs behind the routes."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from agent_desktop_api import auth, flows_admin
-from agent_desktop_api.auth import AuthService
+from agent_desktop_api.auth import AuthService, DatabaseUnavailable
 from ivr_flows.service import FlowService
 
 
 def create_app(*, auth_service: AuthService, flow_service: FlowService | None = None) -> FastAPI:
     app = FastAPI(title="hotline agent desktop API", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.auth = auth_service
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _database_down(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        # The operator's page says "service unavailable, retrying" instead of a server error.
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
     app.include_router(auth.router)
     if flow_service is not None:
         app.state.flows = flow_service

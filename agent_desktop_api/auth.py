@@ -2,16 +2,23 @@
 
 Passwords are hashed with argon2id (argon2-cffi). Login returns an opaque random token; only its SHA-256 is
 stored (the token carries 256 bits of randomness, so a slow hash adds nothing and would slow every request), with
-an expiry. Endpoints are sync `def`s on purpose: FastAPI runs them in its thread pool, so argon2 and the database
-never block the event loop.
+an expiry.
+
+Logins run on the service's own small executor (argon2 costs ~50 ms of CPU and 64 MiB each), never on the event
+loop or the shared thread pool that every other route uses, and behind rate limits (`login_guard`): a flood of
+wrong passwords waits for itself, not the operators' requests or the health probes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
@@ -20,10 +27,12 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from limits import parse as parse_limit
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from agent_desktop_api.login_guard import LoginGuard
 from config.database import create_tables, metadata
 
 Role = Literal["operator", "admin"]
@@ -57,6 +66,25 @@ class AuthSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token_ttl_s: float = Field(12 * 3600, gt=0, description="How long a login token stays valid.")
+    login_per_address: str = Field(
+        "30/minute", description="Login attempts one client address may make (`limits` notation); then 429."
+    )
+    login_failures_per_user: str = Field(
+        "10/minute", description="Failed logins one user name may have before it is refused (429) for a while."
+    )
+    hash_workers: int = Field(2, ge=1, le=32, description="Threads that check passwords (argon2: CPU-bound).")
+    max_pending_logins: int = Field(
+        32, ge=1, description="Logins waiting for a password check at once; more are refused with 503."
+    )
+
+    @field_validator("login_per_address", "login_failures_per_user")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        try:
+            parse_limit(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit like '30/minute'") from exc
+        return value
 
 
 class UserExists(ValueError):
@@ -65,6 +93,25 @@ class UserExists(ValueError):
 
 class UnknownUser(LookupError):
     pass
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The users' database cannot be read or written: the caller answers 503, never 500."""
+
+
+class LoginBusy(RuntimeError):
+    """Too many logins already wait for a password check."""
+
+
+@contextmanager
+def _database() -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise DatabaseUnavailable(f"database unavailable ({type(cause).__name__})") from exc
 
 
 @dataclass(frozen=True)
@@ -85,7 +132,7 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # SQLite drops the zone; we write UTC
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -97,11 +144,17 @@ class AuthService:
         token_ttl_s: float = 12 * 3600,
         hasher: PasswordHasher | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        settings: AuthSettings | None = None,
     ) -> None:
+        self.settings = settings or AuthSettings(token_ttl_s=token_ttl_s)
         self.engine = engine
-        self.token_ttl = timedelta(seconds=token_ttl_s)
+        self.token_ttl = timedelta(seconds=self.settings.token_ttl_s)
         self.hasher = hasher or PasswordHasher()
         self.clock = clock
+        self.guard = LoginGuard(self.settings.login_per_address, self.settings.login_failures_per_user)
+        self._hashing = ThreadPoolExecutor(self.settings.hash_workers, thread_name_prefix="auth-hash")
+        self._pending = 0
+        self._pending_lock = threading.Lock()
         # Verified against when the user does not exist, so that a wrong name costs as long as a wrong password.
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
         create_tables(engine, users, auth_tokens)
@@ -149,7 +202,26 @@ class AuthService:
 
     # ---- sessions ----
 
+    async def login_async(self, name: str, password: str) -> IssuedToken | None:
+        """`login` on the password-checking executor; LoginBusy when `max_pending_logins` already wait."""
+        with self._pending_lock:
+            if self._pending >= self.settings.max_pending_logins:
+                raise LoginBusy("too many logins in progress")
+            self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._hashing, self.login, name, password)
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+
+    def close(self) -> None:
+        self._hashing.shutdown(wait=False, cancel_futures=True)
+
     def login(self, name: str, password: str) -> IssuedToken | None:
+        with _database():
+            return self._login(name, password)
+
+    def _login(self, name: str, password: str) -> IssuedToken | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(users).where(users.c.name == name)).mappings().first()
         stored = row["password_hash"] if row is not None else self._dummy_hash
@@ -170,16 +242,20 @@ class AuthService:
             conn.execute(sa.delete(auth_tokens).where(auth_tokens.c.expires_at < now))  # tidy up as we go
             conn.execute(
                 sa.insert(auth_tokens).values(
-                    token_hash=_token_hash(token), user_id=user.id, created_at=now, expires_at=now + self.token_ttl
+                    token_hash=token_hash(token), user_id=user.id, created_at=now, expires_at=now + self.token_ttl
                 )
             )
         return IssuedToken(token, user, now + self.token_ttl)
 
     def authenticate(self, token: str) -> User | None:
+        with _database():
+            return self._authenticate(token)
+
+    def _authenticate(self, token: str) -> User | None:
         query = (
             sa.select(users.c.id, users.c.name, users.c.role, users.c.disabled, auth_tokens.c.expires_at)
             .join(auth_tokens, auth_tokens.c.user_id == users.c.id)
-            .where(auth_tokens.c.token_hash == _token_hash(token))
+            .where(auth_tokens.c.token_hash == token_hash(token))
         )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
@@ -188,8 +264,39 @@ class AuthService:
         return User(row.id, row.name, cast(Role, row.role))
 
     def logout(self, token: str) -> None:
+        with _database(), self.engine.begin() as conn:
+            conn.execute(sa.delete(auth_tokens).where(auth_tokens.c.token_hash == token_hash(token)))
+
+    def still_valid(self, token_hashes: Iterable[str]) -> set[str]:
+        """Which of these token hashes still belong to an unexpired token of an enabled user (one query: the
+        event stream checks its open sockets with it, so logout, a new password or disabling closes them)."""
+        wanted = list(token_hashes)
+        if not wanted:
+            return set()
+        query = (
+            sa.select(auth_tokens.c.token_hash)
+            .join(users, auth_tokens.c.user_id == users.c.id)
+            .where(
+                auth_tokens.c.token_hash.in_(wanted),
+                users.c.disabled.is_(False),
+                auth_tokens.c.expires_at > self.clock(),
+            )
+        )
+        with _database(), self.engine.connect() as conn:
+            return {str(row.token_hash) for row in conn.execute(query)}
+
+    def set_disabled(self, name: str, disabled: bool) -> None:
+        """Disable (or enable again) a user; disabling ends their sessions and closes their sockets."""
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(auth_tokens).where(auth_tokens.c.token_hash == _token_hash(token)))
+            done = conn.execute(sa.update(users).where(users.c.name == name).values(disabled=disabled))
+            if done.rowcount == 0:
+                raise UnknownUser(name)
+            if disabled:
+                conn.execute(
+                    sa.delete(auth_tokens).where(
+                        auth_tokens.c.user_id == sa.select(users.c.id).where(users.c.name == name).scalar_subquery()
+                    )
+                )
 
 
 # ---- FastAPI ----
@@ -250,10 +357,41 @@ class LoginResponse(BaseModel):
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-@router.post("/login")
-def login(body: LoginRequest, auth: AuthService = Depends(get_auth_service)) -> LoginResponse:  # noqa: B008
-    issued = auth.login(body.username, body.password)
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _too_many(retry_after: float, what: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"too many {what}: try again later",
+        headers={"Retry-After": str(int(retry_after + 0.999))},
+    )
+
+
+@router.post(
+    "/login",
+    responses={
+        401: {"description": "Wrong user name or password."},
+        429: {"description": "Too many attempts from this address or for this user (Retry-After)."},
+        503: {"description": "The database is down, or too many logins are in progress."},
+    },
+)
+async def login(request: Request, body: LoginRequest, auth: AuthService = Depends(get_auth_service)) -> LoginResponse:  # noqa: B008
+    wait = auth.guard.attempt(_client_address(request))
+    if wait is not None:
+        raise _too_many(wait, "login attempts from this address")
+    wait = auth.guard.locked(body.username)
+    if wait is not None:
+        raise _too_many(wait, "failed logins for this user")
+    try:
+        issued = await auth.login_async(body.username, body.password)
+    except LoginBusy:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "too many logins in progress", headers={"Retry-After": "1"}
+        ) from None
     if issued is None:
+        auth.guard.failed(body.username)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "wrong user name or password", headers={"WWW-Authenticate": "Bearer"}
         )

@@ -82,6 +82,20 @@ def passwd_cmd(cli: UsersCli, name: str, password_stdin: bool) -> None:
     click.echo(f"password changed for {name}")
 
 
+@users_group.command("disable")
+@click.argument("name")
+@click.option("--enable", is_flag=True, help="Allow the user to log in again instead.")
+@click.pass_obj
+def disable_cmd(cli: UsersCli, name: str, enable: bool) -> None:
+    """Disable NAME: their sessions end and their open desktops close within a second."""
+    try:
+        cli.service().set_disabled(name, not enable)
+    except UnknownUser:
+        click.echo(f"no user {name!r}", err=True)
+        sys.exit(1)
+    click.echo(f"{name} {'enabled' if enable else 'disabled'}")
+
+
 @users_group.command("list")
 @click.pass_obj
 def list_cmd(cli: UsersCli) -> None:

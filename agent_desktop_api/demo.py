@@ -228,7 +228,7 @@ class Demo:
         assert self.service.gateway is not None and self.service.asterisk is not None
         await self.service.gateway.wait_ready(30)
         self._printer = asyncio.create_task(self._print_events(self.service.gateway.bus.subscribe()))
-        auth = AuthService(self.service.engine, token_ttl_s=self.settings.auth.token_ttl_s)
+        auth = AuthService(self.service.engine, settings=self.settings.auth)
         await asyncio.to_thread(auth.add_user, OPERATOR, "operator", self.password)
         self.operator = await softphone.start(log_path=self.runtime / f"{OPERATOR}.log", user=OPERATOR)
         await self.operator.account(

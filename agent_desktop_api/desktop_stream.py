@@ -7,7 +7,8 @@ everything. A socket that falls `client_backlog` messages behind drops its live 
 database instead, so a slow browser costs memory only up to that bound.
 
 Auth: the socket is accepted and then closed with 4401 (no, bad or expired token) or 4403 (not an operator)
-before any message is sent — a close code browsers can see, unlike a refused handshake. A malformed `after`
+before any message is sent, and closed with 4401 within a second once its login ends (logout, a new password, the
+user disabled, the token expired) — a close code browsers can see, unlike a refused handshake. A malformed `after`
 closes with 4400. Client messages: `{"type": "resume", "after": N}` (replay from N again), `{"type": "pong"}`.
 Every `ping_interval_s` of silence the server sends `{"type": "ping", "ts": ...}` (no seq: not part of a stream).
 """
@@ -25,7 +26,7 @@ import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from agent_desktop_api.auth import AuthService
+from agent_desktop_api.auth import AuthService, DatabaseUnavailable, token_hash
 from agent_desktop_api.event_log import EventLog, Message
 
 log = structlog.get_logger(__name__)
@@ -44,16 +45,23 @@ class _Ping:
     pass
 
 
+class _Revoked:
+    pass
+
+
 _PING = _Ping()
+_REVOKED = _Revoked()
+SESSION_CHECK_S = 0.5  # logout, a new password or a disabled user closes the user's sockets within this
 
 
 @dataclass(eq=False)
 class Connection:
     operator_id: str
     backlog: int
+    token_hash: str = ""
     connected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_sent: int = 0
-    queue: asyncio.Queue[Message | _Resume | _Ping] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Message | _Resume | _Ping | _Revoked] = field(default_factory=asyncio.Queue)
     overflows: int = 0
     last_activity: float = field(default_factory=time.monotonic)
 
@@ -72,15 +80,33 @@ class StreamHub:
     def __init__(self, event_log: EventLog) -> None:
         self.log = event_log
         self._sockets: dict[str, set[Connection]] = {}
+        self._session_checker: asyncio.Task[None] | None = None
         event_log.listeners.append(self.deliver)
+
+    def watch_sessions(self, auth: AuthService) -> None:
+        """Close sockets whose login ended (from this process or another: the database is the truth)."""
+        if self._session_checker is None or self._session_checker.done():
+            self._session_checker = asyncio.get_running_loop().create_task(self._check_sessions(auth))
+
+    async def _check_sessions(self, auth: AuthService) -> None:
+        while self._sockets:
+            await asyncio.sleep(SESSION_CHECK_S)
+            open_now = self.connections()
+            try:
+                valid = await run_in_threadpool(auth.still_valid, {c.token_hash for c in open_now})
+            except DatabaseUnavailable:
+                continue  # cannot tell: keep the sockets (the page is told by the stream's own status)
+            for connection in open_now:
+                if connection.token_hash not in valid:
+                    connection.queue.put_nowait(_REVOKED)
 
     def deliver(self, messages: Sequence[Message]) -> None:
         for message in messages:
             for connection in self._sockets.get(message.operator_id, ()):
                 connection.offer(message)
 
-    def register(self, operator_id: str) -> Connection:
-        connection = Connection(operator_id, self.log.settings.client_backlog)
+    def register(self, operator_id: str, token_hash: str = "") -> Connection:
+        connection = Connection(operator_id, self.log.settings.client_backlog, token_hash)
         self._sockets.setdefault(operator_id, set()).add(connection)
         return connection
 
@@ -129,7 +155,8 @@ async def events(websocket: WebSocket) -> None:
     if after is None:
         await websocket.close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
         return
-    connection = hub.register(user.name)
+    connection = hub.register(user.name, token_hash(token))
+    hub.watch_sessions(auth)
     connection.queue.put_nowait(_Resume(after))
     log.info("desktop.connected", operator=user.name, after=after, sockets=hub.count(user.name))
     reader = asyncio.create_task(_read(websocket, connection))
@@ -172,6 +199,9 @@ async def _write(websocket: WebSocket, connection: Connection, event_log: EventL
         item = await connection.queue.get()
         if isinstance(item, _Resume):
             await _replay(websocket, connection, event_log, item.after)
+        elif isinstance(item, _Revoked):
+            await websocket.close(CLOSE_BAD_TOKEN, "the session ended (logged out, new password or disabled)")
+            return
         elif isinstance(item, _Ping):
             await websocket.send_text(json.dumps({"type": "ping", "ts": datetime.now(UTC).isoformat()}))
         elif item.seq > connection.last_sent:

@@ -17,22 +17,26 @@ def create_ops_app(registry: CollectorRegistry, readiness: ReadinessProbe) -> Fa
 
 
 def ops_router(registry: CollectorRegistry, readiness: ReadinessProbe) -> APIRouter:
-    """Unauthenticated on purpose: load balancers and Prometheus scrape them (bind the server to loopback)."""
+    """Unauthenticated on purpose: load balancers and Prometheus scrape them (bind the server to loopback).
+
+    `async` and free of I/O: they answer on the event loop at once, never queued behind the thread pool that
+    the application's routes (logins, database reads) share. `readiness` must only read state that others keep
+    up to date."""
     app = APIRouter(tags=["operations"])
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
     @app.get("/readyz")
-    def readyz(response: Response) -> dict[str, object]:
+    async def readyz(response: Response) -> dict[str, object]:
         checks = readiness()
         ready = all(checks.values())
         response.status_code = 200 if ready else 503
         return {"ready": ready, "checks": checks}
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -47,7 +47,11 @@ def cli_figures(path: Path, database: Path) -> tuple[float, float, int]:
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", measure, str(hotline), "flows", "validate", str(path)],
-        capture_output=True, text=True, timeout=120, env=env, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
     ).stdout.split()
     return time.perf_counter() - started, int(out[1]) / 1024, int(out[0])
 

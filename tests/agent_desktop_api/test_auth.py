@@ -12,7 +12,7 @@ from fastapi import Depends
 from fastapi.testclient import TestClient
 
 from agent_desktop_api.app import create_app
-from agent_desktop_api.auth import AuthService, User, UserExists, require_role
+from agent_desktop_api.auth import AuthService, AuthSettings, User, UserExists, require_role, token_hash
 from agent_desktop_api.cli import users_group
 from config.database import DatabaseSettings, create_engine
 
@@ -124,3 +124,56 @@ def test_users_cli_database_option(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli.sqlite").exists()
+
+
+def limited_client(tmp_path: Path, **limits: str) -> tuple[AuthService, TestClient]:
+    engine = create_engine(DatabaseSettings(url=f"sqlite:///{tmp_path / 'limited.sqlite'}"))
+    service = AuthService(engine, hasher=FAST, settings=AuthSettings(**limits))  # type: ignore[arg-type]
+    return service, TestClient(create_app(auth_service=service))
+
+
+def test_login_attempts_per_address_are_limited(tmp_path: Path) -> None:
+    auth, client = limited_client(tmp_path, login_per_address="5/minute")
+    auth.add_user("ann", "admin", "pw")
+    codes = [client.post("/api/auth/login", json={"username": f"u{i}", "password": "x"}).status_code for i in range(5)]
+    assert codes == [401] * 5
+    refused = client.post("/api/auth/login", json={"username": "ann", "password": "pw"})
+    assert refused.status_code == 429 and "address" in refused.json()["detail"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_failed_logins_lock_the_user_name_not_the_others(tmp_path: Path) -> None:
+    auth, client = limited_client(tmp_path, login_failures_per_user="3/minute")
+    auth.add_user("ann", "admin", "pw")
+    auth.add_user("olga", "operator", "pw")
+    for _ in range(3):
+        assert client.post("/api/auth/login", json={"username": "ann", "password": "guess"}).status_code == 401
+    locked = client.post("/api/auth/login", json={"username": "ann", "password": "pw"})
+    assert locked.status_code == 429 and "user" in locked.json()["detail"]
+    assert login(client, "olga", "pw")  # another user is not affected
+
+
+def test_a_database_that_is_down_answers_503_not_500(tmp_path: Path) -> None:
+    auth, client = limited_client(tmp_path)
+    auth.add_user("ann", "admin", "pw")
+    token = login(client, "ann", "pw")
+    with auth.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE auth_tokens")  # what a lost or replaced database looks like to queries
+    down = client.post("/api/auth/login", json={"username": "ann", "password": "pw"})
+    assert down.status_code == 503 and "database unavailable" in down.json()["detail"]
+    assert client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 503
+
+
+def test_still_valid_drops_logged_out_changed_and_disabled_sessions(auth: AuthService) -> None:
+    for name in ("olga", "oleg", "otto", "ida"):
+        auth.add_user(name, "operator", "pw")
+    issued = {name: auth.login(name, "pw") for name in ("olga", "oleg", "otto", "ida")}
+    hashes = {name: token_hash(t.token) for name, t in issued.items() if t is not None}
+    assert auth.still_valid(hashes.values()) == set(hashes.values())
+    auth.logout(issued["olga"].token)  # type: ignore[union-attr]
+    auth.set_password("oleg", "new")
+    auth.set_disabled("otto", True)
+    assert auth.still_valid(hashes.values()) == {hashes["ida"]}
+    assert auth.login("otto", "pw") is None
+    auth.set_disabled("otto", False)
+    assert auth.login("otto", "pw") is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,27 @@ def test_a_logged_out_token_is_refused_by_the_socket(env: Env) -> None:
     ):
         ws.receive_text()
     assert closed.value.code == 4401
+
+
+@pytest.mark.parametrize("how", ["logout", "passwd", "disable"])
+def test_an_open_socket_closes_within_a_second_when_the_session_ends(env: Env, how: str) -> None:
+    with env.client.websocket_connect(f"/api/events?token={env.op}") as ws:
+        env.run(env.gateway.offer, "c1", "op1002")
+        assert ws.receive_json()["type"] == "call.offered"
+        started = time.monotonic()
+        if how == "logout":
+            assert env.client.post("/api/auth/logout", headers=bearer(env.op)).status_code == 204
+        elif how == "passwd":
+            env.auth.set_password("op1002", "changed")
+        else:
+            env.auth.set_disabled("op1002", True)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                message = ws.receive_json()
+                assert message["type"] == "ping", message
+        assert closed.value.code == 4401
+        assert time.monotonic() - started < 1.5
+    assert env.desktop.hub.count("op1002") == 0  # no socket of the ended session is left to get call messages
 
 
 # ---- me and presence ----

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,50 @@ async def test_transfer_takes_only_operators_queues_and_the_directory(
             await phone.wait_state(call, "DISCONNECTED", timeout=10)
     finally:
         transport.close()
+
+
+async def test_health_and_calls_carry_on_during_a_login_flood(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    """200 wrong-password logins at once with the rate limits lifted (every one hashed with argon2's real cost):
+    the probes keep answering and a caller still reaches an operator. Figures: bench/login_flood.py."""
+    outcomes: list[RouteOutcome] = []
+    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
+    lifted = {"login_per_address": "100000/minute", "login_failures_per_user": "100000/minute"}
+    service = await start_gateway(routing_handler(request, outcomes), auth={**lifted, "max_pending_logins": 1000})
+    http_settings = service.settings.http
+    base = f"http://{http_settings.host}:{http_settings.port}"
+    limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+    probes: list[tuple[int, float]] = []
+    flooding = True
+
+    async def probe(http: httpx.AsyncClient) -> None:
+        while flooding:
+            started = time.monotonic()
+            status = (await http.get("/healthz")).status_code
+            probes.append((status, time.monotonic() - started))
+            await asyncio.sleep(0.05)
+
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as flood,
+        httpx.AsyncClient(base_url=base, timeout=10) as health,
+        registered(asterisk, tmp_path, "op1001", "op1002") as (_op1001, op1002),
+    ):
+        prober = asyncio.create_task(probe(health))
+        logins = asyncio.gather(
+            *(flood.post("/api/auth/login", json={"username": "op1002", "password": f"x{i}"}) for i in range(200))
+        )
+        await asyncio.sleep(0.5)
+        set_idle(service, op1001=1, op1002=100)
+        call = await phone.call(entry_uri(asterisk))
+        incoming = await op1002.wait_incoming(timeout=10)
+        await op1002.wait_state(incoming, "CONFIRMED", timeout=5)  # the caller reached the operator mid-flood
+        replies = await logins
+        flooding = False
+        await prober
+        await op1002.hangup(incoming)
+        await phone.wait_state(call, "DISCONNECTED", timeout=5)
+    assert {r.status_code for r in replies} == {401}
+    assert len(probes) >= 10 and all(status == 200 for status, _ in probes)
+    slow = sorted(elapsed for _, elapsed in probes)[int(0.95 * len(probes))]
+    assert slow < 1.0, probes  # in this test's own busy loop; the bench measures p95 from another process
