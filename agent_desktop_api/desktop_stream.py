@@ -9,7 +9,9 @@ database instead, so a slow browser costs memory only up to that bound.
 Auth: the socket is accepted and then closed with 4401 (no, bad or expired token) or 4403 (not an operator)
 before any message is sent, and closed with 4401 within a second once its login ends (logout, a new password, the
 user disabled, the token expired) — a close code browsers can see, unlike a refused handshake. A malformed `after`
-closes with 4400. Client messages: `{"type": "resume", "after": N}` (replay from N again), `{"type": "pong"}`.
+closes with 4400. Client messages: `{"type": "resume", "after": N}` (replay from N again; several sent before
+the first is served count as one, the last `after` wins), `{"type": "pong"}`; a frame over 4 KiB closes with 1009,
+anything else is ignored.
 Every `ping_interval_s` of silence the server sends `{"type": "ping", "ts": ...}` (no seq: not part of a stream).
 """
 
@@ -32,6 +34,8 @@ from agent_desktop_api.event_log import EventLog, Message
 log = structlog.get_logger(__name__)
 
 CLOSE_BAD_TOKEN, CLOSE_WRONG_ROLE, CLOSE_BAD_REQUEST = 4401, 4403, 4400
+CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
+MAX_CLIENT_FRAME = 4096  # a client sends only {"type": "resume", "after": N} and pongs
 REPLAY_PAGE = 500
 MAX_SEQ = 2**63 - 1  # the database's integer range
 
@@ -39,6 +43,10 @@ MAX_SEQ = 2**63 - 1  # the database's integer range
 @dataclass(frozen=True)
 class _Resume:
     after: int | None  # None: from the last seq this socket sent (catching up after an overflow)
+
+
+class _ClientResume:
+    """Replay from the connection's `resume_after` (read when the writer gets to it)."""
 
 
 class _Ping:
@@ -61,9 +69,18 @@ class Connection:
     token_hash: str = ""
     connected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_sent: int = 0
-    queue: asyncio.Queue[Message | _Resume | _Ping | _Revoked] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Message | _Resume | _ClientResume | _Ping | _Revoked] = field(default_factory=asyncio.Queue)
     overflows: int = 0
     last_activity: float = field(default_factory=time.monotonic)
+    resume_queued: bool = False  # a client's resume is waiting in `queue`: later ones replace its `after`
+    resume_after: int = 0
+
+    def request_resume(self, after: int) -> None:
+        """A client's resume: at most one waits in the queue, however many the client sends."""
+        self.resume_after = after
+        if not self.resume_queued:
+            self.resume_queued = True
+            self.queue.put_nowait(_ClientResume())
 
     def offer(self, message: Message) -> None:
         if self.queue.qsize() >= self.backlog:
@@ -184,14 +201,18 @@ async def _read(websocket: WebSocket, connection: Connection) -> None:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
+        raw = message.get("text") or message.get("bytes") or "null"
+        if len(raw) > MAX_CLIENT_FRAME:
+            await websocket.close(CLOSE_TOO_BIG, f"client messages are at most {MAX_CLIENT_FRAME} bytes")
+            return
         try:
-            request = json.loads(message.get("text") or message.get("bytes") or "null")
-        except ValueError:
+            request = json.loads(raw)
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: ignored like any junk
             continue
         if isinstance(request, dict) and request.get("type") == "resume":
             after = request.get("after")
             if isinstance(after, int) and not isinstance(after, bool) and 0 <= after <= MAX_SEQ:
-                connection.queue.put_nowait(_Resume(after))
+                connection.request_resume(after)
 
 
 async def _write(websocket: WebSocket, connection: Connection, event_log: EventLog) -> None:
@@ -199,6 +220,9 @@ async def _write(websocket: WebSocket, connection: Connection, event_log: EventL
         item = await connection.queue.get()
         if isinstance(item, _Resume):
             await _replay(websocket, connection, event_log, item.after)
+        elif isinstance(item, _ClientResume):
+            connection.resume_queued = False
+            await _replay(websocket, connection, event_log, connection.resume_after)
         elif isinstance(item, _Revoked):
             await websocket.close(CLOSE_BAD_TOKEN, "the session ended (logged out, new password or disabled)")
             return

@@ -6,6 +6,7 @@ run is the SQL we read.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ def create_engine(settings: DatabaseSettings, base_dir: Path | None = None) -> E
     kwargs["connect_args"] = {"check_same_thread": False}
     if not url.database or url.database == ":memory:":
         kwargs["poolclass"] = StaticPool  # one shared connection, or each would see its own empty database
+    if url.database and url.database != ":memory:":
+        private_file(Path(url.database))
     engine = sa.create_engine(url, **kwargs)
     busy = settings.busy_timeout_ms
 
@@ -78,6 +81,17 @@ def create_engine(settings: DatabaseSettings, base_dir: Path | None = None) -> E
         cursor.close()
 
     return engine
+
+
+def private_file(path: Path) -> None:
+    """Create `path` readable by its owner only, or take group/other access away from an existing one: the
+    database holds password hashes and what callers said. SQLite gives its -wal and -shm files the same mode."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def create_tables(engine: Engine, *tables: sa.Table) -> None:

@@ -20,6 +20,13 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # JSON needs the traceback turned into data (an `exception` list of frames) before rendering: else it
+    # prints as "<traceback object at ...>". Without local variables: they may hold passwords or what a
+    # caller said. The console renderer formats exc_info itself.
+    final: list[structlog.types.Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if fmt == "json":
+        transformer = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        final.append(structlog.processors.ExceptionRenderer(transformer))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -30,7 +37,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[*final, renderer],
         )
     )
     root = logging.getLogger()

@@ -136,6 +136,24 @@ def test_an_open_socket_closes_within_a_second_when_the_session_ends(env: Env, h
     assert env.desktop.hub.count("op1002") == 0  # no socket of the ended session is left to get call messages
 
 
+def test_hostile_client_frames_neither_crash_nor_grow_the_socket(env: Env) -> None:
+    env.call("c1")
+    with env.client.websocket_connect(f"/api/events?token={env.op}&after=2") as ws:
+        ws.send_text("[" * 1000 + "]" * 1000)  # too deep to parse: ignored, the socket stays
+        ws.send_text("not json")
+        for _ in range(5000):  # a resume storm: one replay at a time, not 5000 queued
+            ws.send_json({"type": "resume", "after": 0})
+        first = ws.receive_json()
+        assert (first["seq"], first["type"]) == (1, "call.offered")
+        [connection] = env.desktop.hub.connections()
+        assert connection.queue.qsize() <= 2
+        ws.send_text("x" * 5000)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                ws.receive_json()
+    assert closed.value.code == 1009
+
+
 # ---- me and presence ----
 
 

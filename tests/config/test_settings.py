@@ -69,3 +69,4 @@ def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as err:
         load_settings(tmp_path / "nope.yaml")
     assert "not found" in str(err.value)
+
