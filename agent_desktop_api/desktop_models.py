@@ -25,6 +25,9 @@ class Me(BaseModel):
         description="The newest seq of this operator's stream now (0 for admins): a fresh page that loads the "
         "current call over REST can connect with after=last_seq instead of replaying the whole retained stream."
     )
+    epoch: str = Field(
+        description="Names the database the stream's seqs come from; pass it back as `epoch=` on the WebSocket."
+    )
 
 
 class PresenceRequest(BaseModel):

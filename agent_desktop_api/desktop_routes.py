@@ -74,6 +74,7 @@ async def me(user: Anyone, desktop: Desk) -> Me:
         presence=op.presence.value if op is not None else None,
         skills=sorted(op.skills) if op is not None else [],
         last_seq=desktop.log.last_seq(user.name) if user.role == "operator" else 0,
+        epoch=desktop.log.epoch,
     )
 
 

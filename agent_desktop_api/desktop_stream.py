@@ -1,4 +1,4 @@
-"""The operator's event WebSocket: `WS /api/events?token=T&after=SEQ`.
+"""The operator's event WebSocket: `WS /api/events?token=T&after=SEQ&epoch=E`.
 
 Each socket registers for its operator's live messages *before* it reads the stored ones with seq > after, and
 never sends a seq twice or out of order (`last_sent`); since the event log stores a message before anyone gets it
@@ -13,6 +13,12 @@ closes with 4400. Client messages: `{"type": "resume", "after": N}` (replay from
 the first is served count as one, the last `after` wins), `{"type": "pong"}`; a frame over 4 KiB closes with 1009,
 anything else is ignored.
 Every `ping_interval_s` of silence the server sends `{"type": "ping", "ts": ...}` (no seq: not part of a stream).
+
+Durability: messages are sent only once stored. While the database refuses writes the socket gets
+`{"type": "stream.status", "state": "waiting_for_database"}`, then `"live"` when the held messages are stored
+and follow in order. `epoch` (from `GET /api/me`) names the database the seqs come from: a client whose epoch
+differs, or whose `after` is ahead of the stored stream (a replaced or restored database), first gets
+`{"type": "resync", "epoch": E, "last_seq": N}` and the stream from N on; it reloads its call over REST.
 """
 
 from __future__ import annotations
@@ -53,6 +59,11 @@ class _Ping:
     pass
 
 
+@dataclass(frozen=True)
+class _Status:
+    text: str  # a `stream.status` message (no seq: about the stream, not part of it)
+
+
 class _Revoked:
     pass
 
@@ -69,7 +80,9 @@ class Connection:
     token_hash: str = ""
     connected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_sent: int = 0
-    queue: asyncio.Queue[Message | _Resume | _ClientResume | _Ping | _Revoked] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Message | _Resume | _ClientResume | _Ping | _Revoked | _Status] = field(
+        default_factory=asyncio.Queue
+    )
     overflows: int = 0
     last_activity: float = field(default_factory=time.monotonic)
     resume_queued: bool = False  # a client's resume is waiting in `queue`: later ones replace its `after`
@@ -99,6 +112,19 @@ class StreamHub:
         self._sockets: dict[str, set[Connection]] = {}
         self._session_checker: asyncio.Task[None] | None = None
         event_log.listeners.append(self.deliver)
+        event_log.status_listeners.append(self.storing_changed)
+
+    def status_message(self) -> _Status:
+        state = "live" if self.log.storing else "waiting_for_database"
+        body = {"type": "stream.status", "state": state, "ts": datetime.now(UTC).isoformat()}
+        if not self.log.storing:
+            body["detail"] = "the event store cannot write: new messages wait and arrive in order when it can"
+        return _Status(json.dumps(body))
+
+    def storing_changed(self, _storing: bool, _problem: str | None) -> None:
+        status = self.status_message()
+        for connection in self.connections():
+            connection.queue.put_nowait(status)
 
     def watch_sessions(self, auth: AuthService) -> None:
         """Close sockets whose login ended (from this process or another: the database is the truth)."""
@@ -172,8 +198,18 @@ async def events(websocket: WebSocket) -> None:
     if after is None:
         await websocket.close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
         return
+    epoch = websocket.query_params.get("epoch") or None
     connection = hub.register(user.name, token_hash(token))
     hub.watch_sessions(auth)
+    stored = hub.log.last_seq(user.name)
+    if (epoch is not None and epoch != hub.log.epoch) or after > stored:
+        # The desk numbered its messages from another database (replaced, restored, lost): it must reload what
+        # it shows over REST and go on from here, instead of waiting for seqs this stream will never send.
+        resync = {"type": "resync", "epoch": hub.log.epoch, "last_seq": stored, "ts": datetime.now(UTC).isoformat()}
+        await websocket.send_text(json.dumps(resync))
+        after = connection.last_sent = stored
+    if not hub.log.storing:
+        connection.queue.put_nowait(hub.status_message())
     connection.queue.put_nowait(_Resume(after))
     log.info("desktop.connected", operator=user.name, after=after, sockets=hub.count(user.name))
     reader = asyncio.create_task(_read(websocket, connection))
@@ -226,6 +262,8 @@ async def _write(websocket: WebSocket, connection: Connection, event_log: EventL
         elif isinstance(item, _Revoked):
             await websocket.close(CLOSE_BAD_TOKEN, "the session ended (logged out, new password or disabled)")
             return
+        elif isinstance(item, _Status):
+            await websocket.send_text(item.text)
         elif isinstance(item, _Ping):
             await websocket.send_text(json.dumps({"type": "ping", "ts": datetime.now(UTC).isoformat()}))
         elif item.seq > connection.last_sent:

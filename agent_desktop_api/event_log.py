@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,6 +61,14 @@ desktop_streams = sa.Table(
     metadata,
     sa.Column("operator_id", sa.String(80), primary_key=True),
     sa.Column("last_seq", sa.Integer, nullable=False),
+)
+
+desktop_epoch = sa.Table(
+    "desktop_epoch",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("epoch", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 desktop_calls = sa.Table(
@@ -193,6 +202,8 @@ class _Batch:
 
 
 Listener = Callable[[Sequence[Message]], None]
+StatusListener = Callable[[bool, str | None], None]  # stored (True) or waiting for the database, and why
+RETRY_MAX_S = 2.0
 
 
 class EventLog:
@@ -207,7 +218,12 @@ class EventLog:
         self.settings = settings or DesktopSettings()
         self.clock = clock
         self.listeners: list[Listener] = []
-        self._last_seq: dict[str, int] = {}
+        self.status_listeners: list[StatusListener] = []
+        self.storing = True  # False while a batch waits for the database: nothing is delivered until it is stored
+        self.problem: str | None = None
+        self.epoch = ""  # names this database's numbering: a desk that saw another epoch resynchronises (below)
+        self._last_seq: dict[str, int] = {}  # numbered (maybe not stored yet)
+        self._stored_seq: dict[str, int] = {}  # stored and delivered
         self._open: dict[str, CallInfo] = {}  # calls not ended yet
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
@@ -219,7 +235,7 @@ class EventLog:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desktop-log")
         self._stored_streams: set[str] = set()  # operators with a desktop_streams row
         self.prune_every_s = 600.0
-        create_tables(engine, desktop_events, desktop_streams, desktop_calls)
+        self.epoch = self._ensure_epoch()  # creates the tables too
 
     # ---- lifecycle ----
 
@@ -293,18 +309,45 @@ class EventLog:
         for event in events:
             self._route(event, batch)
         if batch.messages:
-            for attempt in range(3):
-                try:
-                    await asyncio.get_running_loop().run_in_executor(self._writer, self._write, batch)
-                    break
-                except sa.exc.OperationalError:  # e.g. SQLite busy beyond its timeout: try again, then go on
-                    log.warning("desktop.write_retry", attempt=attempt + 1)
-                    await asyncio.sleep(0.2 * (attempt + 1))
-            else:
-                log.error("desktop.write_failed", messages=len(batch.messages))
+            await self._store(batch)
+            for message in batch.messages:
+                self._stored_seq[message.operator_id] = message.seq
             for listener in self.listeners:
                 listener(batch.messages)
         return batch.messages
+
+    async def _store(self, batch: _Batch) -> None:
+        """Write the batch, retrying until the database takes it. Delivering only what is stored keeps every
+        message a desk saw replayable; meanwhile the desks are told that the stream waits for the database, and
+        new events queue on the bus subscription (bounded: beyond it they are dropped and logged)."""
+        delay = 0.1
+        attempt = 0
+        while True:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._writer, self._write, batch)
+                break
+            except sa.exc.IntegrityError:  # seq numbers taken in a database swapped in under us: cannot store
+                log.exception("desktop.write_conflict", messages=len(batch.messages))
+                break
+            except sa.exc.SQLAlchemyError as exc:
+                attempt += 1
+                cause = getattr(exc, "orig", None) or exc
+                problem = f"{type(cause).__name__}: {cause}"
+                if attempt == 2:  # one quick retry covers SQLite's busy timeouts; after that, say so
+                    self._set_storing(False, problem)
+                log.warning("desktop.write_retry", attempt=attempt, error=problem, messages=len(batch.messages))
+                self._stored_streams.clear()  # the database may be a new one: upsert the counters
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX_S, delay * 2)
+        self._set_storing(True, None)
+
+    def _set_storing(self, storing: bool, problem: str | None) -> None:
+        if storing == self.storing:
+            return
+        self.storing, self.problem = storing, problem
+        (log.info if storing else log.error)("desktop.storing" if storing else "desktop.not_storing", problem=problem)
+        for listener in self.status_listeners:
+            listener(storing, problem)
 
     def _route(self, event: CallEvent, batch: _Batch) -> None:
         data = event.data
@@ -371,20 +414,35 @@ class EventLog:
         streams, calls = await asyncio.to_thread(self._read_state)
         for operator_id, last in streams.items():
             self._last_seq[operator_id] = max(last, self._last_seq.get(operator_id, 0))
+            self._stored_seq[operator_id] = max(last, self._stored_seq.get(operator_id, 0))
         self._stored_streams.update(streams)
         for info in calls:
             self._open.setdefault(info.call_id, info)
         self._loaded = True
 
     def _read_state(self) -> tuple[dict[str, int], list[CallInfo]]:
+        self.epoch = self._ensure_epoch()
         with self.engine.connect() as conn:
             streams = {row.operator_id: int(row.last_seq) for row in conn.execute(sa.select(desktop_streams))}
             rows = conn.execute(sa.select(desktop_calls).where(desktop_calls.c.ended_at.is_(None)))
             return streams, [CallInfo.from_row(row) for row in rows]
 
+    def _ensure_epoch(self) -> str:
+        """The database's epoch, made (with the tables) when it has none: a new or replaced database."""
+        create_tables(self.engine, *TABLES)
+        with self.engine.begin() as conn:
+            epoch = conn.execute(sa.select(desktop_epoch.c.epoch).where(desktop_epoch.c.id == 1)).scalar()
+            if epoch is None:
+                epoch = uuid.uuid4().hex
+                conn.execute(sa.insert(desktop_epoch).values(id=1, epoch=epoch, created_at=self.clock()))
+                log.warning("desktop.new_epoch", epoch=epoch)
+        return str(epoch)
+
     def _write(self, batch: _Batch) -> None:
         now = self.clock()
         known_ids = self._stored_streams
+        if not known_ids:  # first write, or after a failure: the tables and the epoch may be gone
+            self.epoch = self._ensure_epoch()
         with self.engine.begin() as conn:
             conn.execute(
                 sa.insert(desktop_events),
@@ -402,7 +460,7 @@ class EventLog:
             )
             # executemany, not one statement per stream: a batch may touch hundreds of operators
             known = [{"op": op, "last": last} for op, last in batch.streams.items() if op in known_ids]
-            new = [{"operator_id": op, "last_seq": last} for op, last in batch.streams.items() if op not in known_ids]
+            new = [op for op in batch.streams if op not in known_ids]
             if known:
                 conn.execute(
                     sa.update(desktop_streams)
@@ -410,8 +468,8 @@ class EventLog:
                     .values(last_seq=sa.bindparam("last")),
                     known,
                 )
-            if new:
-                conn.execute(sa.insert(desktop_streams), new)
+            for op in new:  # rare (once per operator and process): upsert, the row may exist already
+                _upsert(conn, desktop_streams, desktop_streams.c.operator_id, op, {"last_seq": batch.streams[op]})
             for info in batch.calls.values():
                 _upsert(conn, desktop_calls, desktop_calls.c.call_id, info.call_id, info.row(now))
         known_ids.update(batch.streams)  # committed: these rows exist now
@@ -448,7 +506,8 @@ class EventLog:
     # ---- reads ----
 
     def last_seq(self, operator_id: str) -> int:
-        return self._last_seq.get(operator_id, 0)
+        """The newest seq of the stream that is stored (and so delivered and replayable)."""
+        return self._stored_seq.get(operator_id, 0)
 
     def read(self, operator_id: str, after: int, limit: int = 500) -> list[tuple[int, str]]:
         """Stored messages of a stream with seq > after, in order (blocking: call from a thread)."""
@@ -514,6 +573,9 @@ class EventLog:
                 seen.add(key)
                 segments.append(message)
         return segments
+
+
+TABLES = (desktop_events, desktop_streams, desktop_calls, desktop_epoch)
 
 
 def _upsert(conn: Connection, table: sa.Table, key: sa.Column[Any], value: str, row: dict[str, Any]) -> None:

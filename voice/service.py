@@ -25,6 +25,7 @@ from agent_desktop_api.page import mount_page
 from asr.engine import AsrEngine
 from asr.engine import create_engine as create_asr_engine
 from config.database import create_engine
+from config.database_health import DatabaseMonitor
 from config.settings import PROJECT_ROOT, Settings
 from ivr_flows.setup import (
     FlowComponents,
@@ -90,6 +91,7 @@ class GatewayService:
         self.settings = settings
         self.handler = handler
         self.engine = create_engine(settings.database)
+        self.database = DatabaseMonitor(self.engine)
         self.flows: FlowComponents | None = None
         self.transcriber: Transcriber | None = None
         self.desktop: Desktop | None = None
@@ -104,6 +106,7 @@ class GatewayService:
 
     async def start(self) -> None:
         s = self.settings
+        await asyncio.to_thread(self.database.start)
         if s.asterisk.mode == "external":
             assert s.asterisk.ari_url and s.asterisk.ari_password
             url, user, password = s.asterisk.ari_url, s.asterisk.ari_username, s.asterisk.ari_password
@@ -177,9 +180,12 @@ class GatewayService:
         return Transcriber(self.asr_engine, ports, addresses=addresses, phrases=phrases)
 
     def readiness(self) -> dict[str, bool]:
-        checks = {"ari": self.gateway is not None and self.gateway.ready}
+        """What /readyz reports, from state others keep current (no I/O: the probe must answer at once)."""
+        checks = {"ari": self.gateway is not None and self.gateway.ready, "database": self.database.ok}
         if self.asterisk is not None:
             checks["asterisk"] = self.asterisk.running
+        if self.desktop is not None:
+            checks["event_store"] = self.desktop.log.storing
         return checks
 
     async def _run_gateway(self) -> None:
@@ -256,6 +262,7 @@ class GatewayService:
             await self.flows.stop()
         if self.asr_engine is not None:
             await asyncio.to_thread(self.asr_engine.close)
+        await asyncio.to_thread(self.database.stop)
         self.engine.dispose()
         log.info("service.stopped")
 

@@ -34,6 +34,7 @@
     user: sessionStorage.getItem("hotline.user"),
     me: null,
     lastSeq: 0,
+    epoch: null, // the database the seqs come from (GET /api/me); a server on another one says "resync"
     call: null, // {call_id, caller_number, language, ivr_path, queue, interpreter, started_at, status}
     segments: new Map(), // segment_id -> <li>
     spans: new Map(), // segment_id -> address span {start, end, text}
@@ -129,6 +130,7 @@
     state.lastSeq = 0; // a new page replays this operator's stream: the current call's events rebuild the desk
     initMap();
     await refreshMe();
+    state.epoch = state.me?.epoch || null;
     await loadCurrentCall();
     connect();
   }
@@ -698,6 +700,7 @@
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("token", state.token);
     if (state.lastSeq > 0) url.searchParams.set("after", String(state.lastSeq));
+    if (state.epoch) url.searchParams.set("epoch", state.epoch);
     setConn(state.wsAttempt ? "reconnecting" : "connecting");
     const ws = new WebSocket(url);
     state.ws = ws;
@@ -739,8 +742,23 @@
     setConn("offline");
   }
 
+  async function resync(msg) {
+    // The server numbers from another database now (replaced or restored): rebuild the desk from REST and
+    // continue from its seq, instead of dropping every message as "already seen".
+    state.lastSeq = typeof msg.last_seq === "number" ? msg.last_seq : 0;
+    state.epoch = msg.epoch || null;
+    resetCall();
+    await loadCurrentCall();
+    showMessage("已与服务器重新同步 (resynchronised with the server)", "ok");
+  }
+
   function onEvent(msg) {
     if (!msg || typeof msg !== "object" || !msg.type) return;
+    if (msg.type === "resync") return void resync(msg);
+    if (msg.type === "stream.status") {
+      $("stream-status").hidden = msg.state !== "waiting_for_database";
+      return;
+    }
     if (typeof msg.seq === "number") {
       if (msg.seq <= state.lastSeq) return; // already seen (resume overlap)
       state.lastSeq = msg.seq;

@@ -166,7 +166,9 @@ def test_me_and_presence_reach_the_pool(env: Env) -> None:
         "presence": "available",
         "skills": ["zh"],
         "last_seq": 0,
+        "epoch": env.desktop.log.epoch,
     }
+    assert len(me["epoch"]) == 32
     admin = env.client.get("/api/me", headers=bearer(env.admin)).json()
     assert admin["role"] == "admin" and admin["operator_id"] is None and admin["presence"] is None
 

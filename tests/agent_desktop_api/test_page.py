@@ -25,9 +25,11 @@ from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
 from agent_desktop_api.page import mount_page
 from config.database import DatabaseSettings, create_engine
+from ivr_flows.port import RouteRequest
 from tests.support.asterisk_fixture import make_settings
 from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri, phone, registered, start_gateway
+from tests.voice.test_routing import routing_handler, set_idle
 from tests.voice.test_transcription import ADDRESS_CLIP, telephone_clip
 from voice.asterisk.instance import AsteriskInstance
 from voice.operators import Presence
@@ -315,3 +317,60 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
         await page.locator('#call-card[data-state="ended"]').wait_for(timeout=10_000)
         assert await page.locator("#btn-hangup").is_disabled()
         await screenshot(page, "call-ended")
+
+
+def _store_files(service: GatewayService) -> list[Path]:
+    database = Path(str(service.engine.url.database))
+    return [p for p in (database, Path(f"{database}-wal")) if p.exists()]  # -shm stays writable: SQLite maps it
+
+
+@pytest.mark.slow
+async def test_the_page_says_when_the_event_store_cannot_write_and_catches_up_after(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    """The database turns read-only (immutable, so even root cannot write) as a call comes in: the operator sees
+    the banner, /readyz names the database, and the held call card appears once the database is writable."""
+    outcomes: list[Any] = []
+    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=20)
+    service = await start_gateway(routing_handler(request, outcomes))
+    await add_operator(service)
+    async with (
+        registered(asterisk, tmp_path, "op1001", OPERATOR, auto_answer=False) as (_op1001, operator),
+        open_page(tmp_path) as page,
+        httpx.AsyncClient(base_url=base_url(service), timeout=5) as http,
+    ):
+        await log_in(page, service)
+        set_idle(service, op1001=1, op1002=100)
+        banner = page.locator("#stream-status")
+        assert await banner.is_hidden()
+        frozen = _store_files(service)
+        for path in frozen:
+            freeze = await asyncio.create_subprocess_exec("chattr", "+i", str(path))
+            assert await freeze.wait() == 0
+        try:
+            await asyncio.sleep(0.2)
+            call = await phone.call(entry_uri(asterisk))
+            await operator.wait_incoming(timeout=10)
+            await banner.wait_for(state="visible", timeout=10_000)
+            assert "记录暂停" in await banner.inner_text()
+            assert await page.get_attribute("#call-card", "data-state") == "idle"  # held back, not shown unsaved
+            for _ in range(50):
+                ready = await http.get("/readyz")
+                if ready.status_code == 503:
+                    break
+                await asyncio.sleep(0.1)
+            assert ready.status_code == 503 and ready.json()["checks"]["database"] is False
+            await screenshot(page, "store-waiting")
+        finally:
+            for path in frozen:
+                done = await asyncio.create_subprocess_exec("chattr", "-i", str(path))
+                await done.wait()
+        await page.locator('#call-card[data-state="ringing"]').wait_for(timeout=10_000)
+        await banner.wait_for(state="hidden", timeout=10_000)
+        for _ in range(50):
+            if (await http.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert (await http.get("/readyz")).status_code == 200
+        await phone.hangup(call)
+        await page.locator('#call-card[data-state="ended"]').wait_for(timeout=10_000)

@@ -82,7 +82,7 @@ async def test_asterisk_down_at_start_gateway_retries_without_crashing(
     await asyncio.sleep(2.0)
     assert not gateway.ready
     assert not service.failed.is_set()
-    assert service.readiness() == {"ari": False}
+    assert service.readiness() == {"ari": False, "database": True, "event_store": True}
     assert gateway.client.events.connect_failures >= 2  # it keeps trying
 
     await instance.start()
