@@ -17,6 +17,7 @@ import jinja2
 
 from config.secrets import Secrets
 from config.settings import Settings
+from config.tls import self_signed
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "asterisk"
 CONF_FILES = (
@@ -202,16 +203,34 @@ def render_asterisk_config(
     sip_port = ports.sip if ports else settings.asterisk.sip_port
     rtp_start, rtp_end = rtp_range(settings, ports.rtp_start if ports else None)
     moh_dir, moh_note = _moh(dirs.data)
+    ast = settings.asterisk
+    tls = None
+    if ast.sip_tls_port is not None:
+        tls_bind = ast.sip_tls_bind_address or ast.sip_bind_address
+        if ast.tls_cert_file is not None and ast.tls_key_file is not None:
+            cert, key = settings.resolve(ast.tls_cert_file), settings.resolve(ast.tls_key_file)
+        else:
+            cert, key = self_signed(runtime_dir / "tls", tls_bind)
+        tls = {"bind": tls_bind, "port": ast.sip_tls_port, "cert": cert, "key": key}
+    operator_ids = {op.id for op in settings.telephony.operators}
     operators = []
     for op in settings.telephony.sip_accounts():
         if op.id in ("callers", "trunks"):
             raise RenderError(f"operator id {op.id!r} is reserved for the callers' and trunks' endpoints")
-        operators.append({"id": op.id, "password": secrets.operator_password(op.id), "contact": op.contact})
+        operators.append(
+            {
+                "id": op.id,
+                "password": secrets.operator_password(op.id),
+                "contact": op.contact,
+                "tls": tls is not None and op.id in operator_ids,  # operators' phones; the centre is a trunk
+            }
+        )
     context = {
         "dirs": dirs,
         "http_port": http_port,
         "sip_port": sip_port,
         "sip_bind": settings.asterisk.sip_bind_address,
+        "tls": tls,
         "rtp_start": rtp_start,
         "rtp_end": rtp_end,
         "max_calls": settings.telephony.max_concurrent_calls,

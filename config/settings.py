@@ -91,6 +91,19 @@ class AsteriskSettings(_Section):
         "127.0.0.1",
         description="Address of the PJSIP UDP transport (0.0.0.0 to take calls from other hosts).",
     )
+    sip_tls_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="SIP over TLS (TCP) for operators' phones, whose calls then use SRTP; unset: no TLS.",
+    )
+    sip_tls_bind_address: str | None = Field(
+        None, description="Address of the TLS transport (default: sip_bind_address), e.g. the operators' LAN."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate of the TLS transport; unset: a self-signed one in runtime_dir/tls."
+    )
+    tls_key_file: Path | None = Field(None, description="Its private key (PEM).")
     rtp_port_start: int = Field(10000, ge=1024, le=65000)
     rtp_ports_per_call: int = Field(8, ge=2, description="RTP ports a call needs (DESIGN §5: ≈8 with taps).")
     startup_timeout_s: float = Field(30.0, gt=0)
@@ -104,6 +117,8 @@ class AsteriskSettings(_Section):
             raise ValueError("mode 'system' needs asterisk.binary (path of the asterisk executable)")
         if self.mode == "external" and not self.ari_url:
             raise ValueError("mode 'external' needs asterisk.ari_url")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("asterisk.tls_cert_file and asterisk.tls_key_file go together")
         if self.mode == "external" and self.ari_password is None:
             raise ValueError("mode 'external' needs asterisk.ari_password (HOTLINE_ASTERISK__ARI_PASSWORD)")
         return self

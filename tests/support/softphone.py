@@ -11,7 +11,7 @@ Commands: ``account`` (user, password, registrar, register, display), ``unregist
 code), ``hangup`` (call, code), ``dtmf`` (call, digits, gap_ms, duration_ms), ``record`` / ``stop_record``
 (call, wav), ``play`` / ``stop_play`` (call, wav, loop), ``ping``, ``quit``.
 Events: ``ready`` (sip_port, pid), ``ack``, ``error``, ``registered`` (account, code, reason,
-expiration, active, ok), ``incoming`` (call "inN", from, to), ``state`` (call, state, code, reason),
+expiration, active, ok), ``incoming`` (call "inN", from, to, request_line), ``state`` (call, state, code, reason),
 ``media_active`` (call, codec, clock_rate, remote_rtp), ``media_inactive``, ``dtmf`` (call, digit,
 method: digits this phone receives), ``dtmf_sent``, ``dtmf_done``, ``record_started``, ``recorded``
 (call, wav, complete, bytes), ``play_started``, ``play_done`` (call, wav, reason: eof, stopped, hangup,
@@ -227,7 +227,8 @@ class SipAccount(pj.Account):  # type: ignore[misc]
         )
 
     def onIncomingCall(self, prm: Any) -> None:
-        self.phone.on_incoming(self, prm.callId)
+        request_line = str(prm.rdata.wholeMsg).split("\r\n", 1)[0]  # "INVITE sip:...;transport=TLS SIP/2.0"
+        self.phone.on_incoming(self, prm.callId, request_line)
 
 
 class Phone:
@@ -275,6 +276,15 @@ class Phone:
         tcfg.boundAddress = self.args.host
         tcfg.publicAddress = self.args.host
         tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        self.tls_transport: int | None = None
+        if self.args.tls_ca:  # SIP over TLS too, trusting only this certificate (the gateway's self-signed one)
+            tls = pj.TransportConfig()
+            tls.port = 0
+            tls.boundAddress = self.args.host
+            tls.tlsConfig.CaListFile = self.args.tls_ca
+            tls.tlsConfig.verifyServer = True
+            tls.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            self.tls_transport = ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls)
         ep.libStart()
         self.sip_port = int(ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
         self.set_codecs(self.args.codecs.split(","))
@@ -294,8 +304,17 @@ class Phone:
         registrar: str = "",
         register: bool = False,
         display: str = "",
+        tls: bool = False,
     ) -> SipAccount:
         acfg = pj.AccountConfig()
+        if tls and self.tls_transport is None:
+            raise CommandError("start the softphone with --tls-ca for a TLS account")
+        if tls:
+            acfg.sipConfig.transportId = self.tls_transport
+        if self.tls_transport is not None:
+            # Every account of a TLS phone: pjsua may hand an incoming call to any account of the same user.
+            acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY  # a call without SRTP fails (488)
+            acfg.mediaConfig.srtpSecureSignaling = 0  # the TLS account sends only over its TLS transport
         if registrar:
             domain = registrar.split(":", 1)[1] if registrar.startswith("sip:") else registrar
             acfg.idUri = f"sip:{user}@{domain}"
@@ -429,7 +448,7 @@ class Phone:
 
     # -- callbacks' main-thread halves ----------------------------------------------------------------
 
-    def on_incoming(self, acc: SipAccount, call_id: int) -> None:
+    def on_incoming(self, acc: SipAccount, call_id: int, request_line: str = "") -> None:
         call = SipCall(self, acc, call_id)
         entry = CallEntry(name=f"in{next(self.incoming_seq)}", call=call, incoming=True)
         call.entry = entry
@@ -441,6 +460,7 @@ class Phone:
             account=acc.name,
             to=ci.localUri,
             sip_call_id=ci.callIdString,
+            request_line=request_line,
             **{"from": ci.remoteUri},
         )
         self.post(lambda: self._ring_or_answer(entry))
@@ -549,6 +569,7 @@ class Phone:
             registrar=registrar,
             register=bool(cmd.get("register", bool(registrar))),
             display=str(cmd.get("display", "")),
+            tls=bool(cmd.get("tls", False)),
         )
         self.account = acc
         return {"account": acc.name}
@@ -763,6 +784,7 @@ def read_stdin(phone: Phone) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--sip-port", type=int, default=0, help="UDP SIP port (0: any)")
+    ap.add_argument("--tls-ca", default="", help="also open a TLS transport that trusts this PEM certificate")
     ap.add_argument("--host", default=HOST, help="loopback address to bind SIP and RTP to (127.0.0.2: another host)")
     ap.add_argument("--rtp-port", type=int, default=0, help="first RTP port (0: random)")
     ap.add_argument("--user", default="softphone", help="user part of the anonymous account")

@@ -69,6 +69,7 @@ class Softphone:
         clock_rate: int = 8000,
         ready_timeout: float = 15.0,
         host: str = "127.0.0.1",
+        tls_ca: str | Path | None = None,
     ) -> Softphone:
         """Spawn a softphone and wait for its ``ready`` event (``sip_port`` 0: any free port)."""
         args = [
@@ -87,6 +88,7 @@ class Softphone:
             str(clock_rate),
             "--host",
             host,
+            *(["--tls-ca", str(tls_ca)] if tls_ca else []),
         ]
         log_file: IO[bytes] | None = None
         lpath = Path(log_path) if log_path is not None else None
