@@ -29,8 +29,8 @@ def self_signed(folder: Path, host: str) -> tuple[Path, Path]:
     try:
         subprocess.run(command, check=True, capture_output=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
-        detail = getattr(exc, "stderr", b"") or b""
-        raise TlsError(f"cannot make the SIP TLS certificate with openssl: {exc} {detail.decode(errors='replace')}")
+        detail = (getattr(exc, "stderr", b"") or b"").decode(errors="replace").strip()
+        raise TlsError(f"cannot make the SIP TLS certificate with openssl: {exc} {detail}".strip()) from exc
     finally:
         os.umask(old_umask)
     return cert, key

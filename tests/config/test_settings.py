@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +71,30 @@ def test_missing_config_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.yaml")
     assert "not found" in str(err.value)
 
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"telephony": {"caller_networks": ["0.0.0.0/0"], "trusted_trunks": ["203.0.113.0/24"]}}, "overlaps"),
+        ({"telephony": {"trusted_trunks": ["not-a-net"]}}, "is not a network"),
+        ({"telephony": {"external_destinations": {"110": {"endpoint": "Local/110@x"}}}}, "endpoint"),
+        ({"telephony": {"external_destinations": {"a/b": {"endpoint": "PJSIP/110@trunk"}}}}, "destination names"),
+        ({"asterisk": {"sip_tls_port": 5061, "tls_cert_file": "/etc/ssl/x.crt"}}, "go together"),
+    ],
+)
+def test_edge_settings_refuse_what_would_open_a_hole(sections: dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(**sections)
+    assert message in str(err.value)
+
+
+def test_a_directory_entry_and_trunks_apart_from_callers_are_accepted() -> None:
+    settings = load_settings(
+        telephony={
+            "caller_networks": ["198.51.100.0/24"],
+            "trusted_trunks": ["203.0.113.0/24"],
+            "external_destinations": {"police": {"endpoint": "PJSIP/110@trunk", "description": "110"}},
+        }
+    )
+    assert settings.telephony.external_destinations["police"].endpoint == "PJSIP/110@trunk"

@@ -28,6 +28,7 @@ import httpx
 from config.asterisk_render import (
     AsteriskDirs,
     InstancePorts,
+    RenderError,
     asterisk_dirs,
     default_data_dir,
     default_sbin_dir,
@@ -35,6 +36,7 @@ from config.asterisk_render import (
 )
 from config.secrets import Secrets, load_or_create_secrets
 from config.settings import Settings
+from config.tls import TlsError
 from voice.asterisk.installer import asterisk_command, installed_version, modules_dir
 
 __all__ = ["AsteriskError", "AsteriskInstance", "AsteriskStartError", "InstancePorts", "run_blocking"]
@@ -243,14 +245,17 @@ class AsteriskInstance:
             return
         command = self._base_command()
         self._check_ports()
-        render_asterisk_config(
-            self.settings,
-            self.secrets,
-            self.runtime_dir,
-            self.dirs.modules,
-            self.ports,
-            data_dir=self.dirs.data,
-        )
+        try:
+            render_asterisk_config(
+                self.settings,
+                self.secrets,
+                self.runtime_dir,
+                self.dirs.modules,
+                self.ports,
+                data_dir=self.dirs.data,
+            )
+        except (RenderError, TlsError) as exc:
+            raise AsteriskStartError(f"cannot write Asterisk's configuration: {exc}") from exc
         self.dirs.log.mkdir(parents=True, exist_ok=True)
         self.dirs.control_socket.unlink(missing_ok=True)  # a stale socket would fool `-rx` and the wait below
         self._proc = self._spawn(command)
