@@ -8,12 +8,14 @@ from fastapi.responses import JSONResponse
 
 from agent_desktop_api import auth, flows_admin
 from agent_desktop_api.auth import AuthService, DatabaseUnavailable
+from agent_desktop_api.body_limit import BodyLimit
 from ivr_flows.service import FlowService
 
 
 def create_app(*, auth_service: AuthService, flow_service: FlowService | None = None) -> FastAPI:
     app = FastAPI(title="hotline agent desktop API", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.auth = auth_service
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(DatabaseUnavailable)
     async def _database_down(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:

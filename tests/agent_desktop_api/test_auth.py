@@ -177,3 +177,17 @@ def test_still_valid_drops_logged_out_changed_and_disabled_sessions(auth: AuthSe
     assert auth.login("otto", "pw") is None
     auth.set_disabled("otto", False)
     assert auth.login("otto", "pw") is not None
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(client: TestClient) -> None:
+    huge = b'{"username": "ann", "password": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    declared = client.post("/api/auth/login", content=huge, headers={"content-type": "application/json"})
+    assert declared.status_code == 413 and "request body over" in declared.json()["detail"]
+
+    def chunks():  # type: ignore[no-untyped-def]  # no Content-Length: counted as it arrives
+        for _ in range(40):
+            yield b"x" * 100_000
+
+    streamed = client.post("/api/auth/login", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert client.post("/api/auth/login", json={"username": "nobody", "password": "x"}).status_code == 401
