@@ -374,3 +374,24 @@ async def test_the_page_says_when_the_event_store_cannot_write_and_catches_up_af
         assert (await http.get("/readyz")).status_code == 200
         await phone.hangup(call)
         await page.locator('#call-card[data-state="ended"]').wait_for(timeout=10_000)
+
+
+@pytest.mark.slow
+async def test_a_page_that_numbered_from_another_database_resyncs_instead_of_going_blank(
+    start_gateway: GatewayStarter, tmp_path: Path
+) -> None:
+    service = await start_gateway(None)
+    await add_operator(service)
+    async with open_page(tmp_path) as page:
+        await log_in(page, service)
+        assert service.desktop is not None
+        assert await page.evaluate("desktop.state.epoch") == service.desktop.log.epoch
+        # As after a restored backup: the page believes in another epoch and a seq far ahead.
+        await page.evaluate("desktop.state.epoch = 'restored-elsewhere'; desktop.state.lastSeq = 9999")
+        async with page.expect_websocket() as reconnect:
+            await page.evaluate("desktop.state.ws.close()")
+        assert "epoch=restored-elsewhere" in (await reconnect.value).url
+        await page.locator("#control-message", has_text="重新同步").wait_for()
+        assert await page.evaluate("desktop.state.epoch") == service.desktop.log.epoch
+        assert await page.evaluate("desktop.state.lastSeq") == service.desktop.log.last_seq(OPERATOR)
+        await page.locator('#conn-state[data-state="connected"]').wait_for()
