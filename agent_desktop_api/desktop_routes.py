@@ -195,7 +195,8 @@ async def _act(call_id: str, action: str, run: Callable[[], Awaitable[bool | Non
 @router.post("/calls/{call_id}/hangup", responses=CALL_ERRORS)
 async def hangup(call_id: CallId, user: Anyone, desktop: Desk) -> ActionDone:
     gateway = await _controllable(desktop, call_id, user)
-    return await _act(call_id, "hangup", lambda: gateway.hangup_call(call_id))
+    reason = "operator_hangup" if user.role == "operator" else "supervisor_hangup"
+    return await _act(call_id, "hangup", lambda: gateway.hangup_call(call_id, reason))
 
 
 @router.post("/calls/{call_id}/transfer", responses=CALL_ERRORS)

@@ -64,7 +64,7 @@ def serve(port: int, db: Path, operators: int, tokens_file: Path) -> None:
         def calls(self) -> list[dict[str, object]]:
             return []
 
-        async def hangup_call(self, call_id: str) -> None:
+        async def hangup_call(self, call_id: str, reason: str = "operator_hangup") -> None:
             raise CallNotFound(call_id)
 
         async def transfer_call(self, call_id: str, target: str) -> bool:

@@ -259,10 +259,9 @@ class Gateway:
             for s in self._sessions.values()
         ]
 
-    async def hangup_call(self, call_id: str) -> None:
-        session = self._call(call_id)
-        session.log.info("call.hangup_requested")
-        await self._hangup_quietly(session.channel_id)
+    async def hangup_call(self, call_id: str, reason: str = "operator_hangup") -> None:
+        """End a call from the desk; `reason` becomes its outcome (and the stored call.ended reason)."""
+        await self._call(call_id).end(reason)
 
     async def transfer_call(self, call_id: str, target: str) -> bool:
         return await self._routing().transfer_talk(self._call(call_id), target)

@@ -110,6 +110,7 @@ class CallSession:
         self._script: asyncio.Task[None] | None = None
         self._gone = False
         self._gone_reason = "caller_hangup"
+        self._end_reason: str | None = None  # we ended the call for this reason (the desk's hang-up)
         self._hung_up_by_us = False
         self._answered = False
         self._key_mark: float | None = None  # last digit of an entry, waiting for the next prompt to start
@@ -146,12 +147,20 @@ class CallSession:
         elif isinstance(event, StasisEnd | ChannelHangupRequest):
             leg.on_gone("hangup")
 
+    async def end(self, reason: str) -> None:
+        """Hang the caller up for a reason of ours (`operator_hangup`, `supervisor_hangup`): the channel's end then
+        stops the script like a hang-up, and the call's outcome says who ended it."""
+        self._end_reason = reason
+        self.log.info("call.end_requested", reason=reason)
+        with contextlib.suppress(AriError):
+            await self._rest.hangup(self.channel_id)
+
     def channel_gone(self, reason: str = "caller_hangup") -> None:
         """The caller's channel left us (hang-up, or Asterisk lost it): stop the script wherever it waits."""
         if self._gone:
             return
         self._gone = True
-        self._gone_reason = reason
+        self._gone_reason = self._end_reason or reason
         self._gone_event.set()
         for future in self._playbacks.values():
             future.cancel()

@@ -60,11 +60,11 @@ class FakeGateway:
         if self.not_talking:
             raise LookupError(f"call {call_id} is not talking to an operator")
 
-    async def hangup_call(self, call_id: str) -> None:
+    async def hangup_call(self, call_id: str, reason: str = "operator_hangup") -> None:
         if call_id not in self.live:
             raise CallNotFound(call_id)
         self.actions.append(("hangup", call_id))
-        self.end(call_id, "operator_hangup")
+        self.end(call_id, reason)
 
     async def transfer_call(self, call_id: str, target: str) -> bool:
         self._check(call_id)

@@ -69,10 +69,15 @@ async def test_a_real_call_reaches_the_operators_socket_and_hangup_ends_it(
             await phone.wait_state(call, "DISCONNECTED", timeout=5)
             ended = await next_event(ws)
             assert ended["type"] == "call.ended" and ended["call_id"] == offered["call_id"]
+            assert ended["reason"] == "operator_hangup"  # who ended it, not "caller_hangup"
             assert offered["seq"] < answered["seq"] < ended["seq"]
         assert (await http.get("/api/calls/current", headers=auth)).status_code == 204
         again = await http.post(f"/api/calls/{offered['call_id']}/hangup", headers=auth)
         assert again.status_code == 409
+    assert service.desktop is not None and service.gateway is not None
+    stored = service.desktop.log.call(offered["call_id"])
+    assert stored is not None and stored.reason == "operator_hangup"  # the record says who ended the call
+    assert service.gateway.metrics.calls_total.labels(outcome="operator_hangup")._value.get() == 1
 
 
 class _SipTrap(asyncio.DatagramProtocol):
