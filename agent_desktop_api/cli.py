@@ -34,6 +34,15 @@ class UsersCli:
         return self._service
 
 
+    def operator_ids(self) -> set[str] | None:
+        """The configured operator phones' ids, when the host has settings (None: cannot tell)."""
+        settings_of = getattr(self._parent, "settings", None)
+        if settings_of is None:
+            return None
+        telephony = getattr(settings_of(), "telephony", None)
+        return {op.id for op in telephony.operators} if telephony is not None else None
+
+
 def _password(stdin: bool) -> str:
     if stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -66,6 +75,13 @@ def add_cmd(cli: UsersCli, name: str, role: str, password_stdin: bool) -> None:
         click.echo(str(exc), err=True)
         sys.exit(1)
     click.echo(f"added {user.name} ({user.role})")
+    operators = cli.operator_ids()
+    if role == "operator" and operators is not None and name not in operators:
+        click.echo(
+            f"warning: {name} is not in telephony.operators ({', '.join(sorted(operators)) or 'none'}): "
+            "the desk will show no calls until a phone with that id is configured",
+            err=True,
+        )
 
 
 @users_group.command("passwd")

@@ -21,6 +21,9 @@ class Me(BaseModel):
     operator_id: str | None = Field(description="The SIP id of the user's phone (operators only).")
     presence: PresenceValue | None = Field(description="None: not a configured operator (or an admin).")
     skills: list[str]
+    phone_registered: bool | None = Field(
+        description="Whether the operator's SIP phone can take calls now (None: not known yet, or not an operator)."
+    )
     last_seq: int = Field(
         description="The newest seq of this operator's stream now (0 for admins): a fresh page that loads the "
         "current call over REST can connect with after=last_seq instead of replaying the whole retained stream."
@@ -123,6 +126,9 @@ class OperatorStatus(BaseModel):
     id: str
     skills: list[str]
     presence: PresenceValue
+    phone_registered: bool | None = Field(
+        description="The operator's SIP phone is registered (or reachable at its fixed contact); None: not known yet."
+    )
     desktops: int = Field(description="WebSockets open for this operator now.")
 
 

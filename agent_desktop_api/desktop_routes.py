@@ -73,6 +73,7 @@ async def me(user: Anyone, desktop: Desk) -> Me:
         operator_id=user.name if user.role == "operator" else None,
         presence=op.presence.value if op is not None else None,
         skills=sorted(op.skills) if op is not None else [],
+        phone_registered=op.registered if op is not None else None,
         last_seq=desktop.log.last_seq(user.name) if user.role == "operator" else 0,
         epoch=desktop.log.epoch,
     )
@@ -253,6 +254,7 @@ async def operators(user: Admin, desktop: Desk) -> OperatorsOverview:
                 id=str(op["id"]),
                 skills=[str(s) for s in cast(list[object], op.get("skills") or [])],
                 presence=cast(PresenceValue, str(op["presence"])),
+                phone_registered=cast(bool | None, op.get("registered")),
                 desktops=desktop.hub.count(str(op["id"])),
             )
             for op in snapshot

@@ -132,6 +132,11 @@ class OperatorEndpoint(_Section):
     skills: list[str] = Field(
         default_factory=lambda: ["zh"], description="Language codes the operator speaks."
     )
+    contact: str | None = Field(
+        None,
+        pattern=r"^sips?:[A-Za-z0-9_.+-]*@?[A-Za-z0-9_.:\[\]-]{1,200}(;transport=(udp|tcp|tls))?$",
+        description="A phone at a fixed address (sip:host:port) that does not register; unset: it registers.",
+    )
 
 
 class InterpreterCentre(_Section):
@@ -202,7 +207,7 @@ class TelephonySettings(_Section):
 
     def sip_accounts(self) -> list[SipAccount]:
         """Every endpoint with a SIP password: the operators' phones and the interpreter centre's trunk."""
-        accounts = [SipAccount(op.id, op.password, None) for op in self.operators]
+        accounts = [SipAccount(op.id, op.password, op.contact) for op in self.operators]
         centre = self.interpreter_centre
         accounts.append(SipAccount(centre.endpoint_id, centre.password, centre.contact))
         return accounts

@@ -43,6 +43,7 @@
     ws: null,
     wsAttempt: 0,
     wsTimer: null,
+    meTimer: null,
     conn: "offline",
   };
   window.desktop = { state }; // for debugging and the browser tests
@@ -109,6 +110,7 @@
   function logout(message) {
     const token = state.token;
     state.token = null;
+    clearInterval(state.meTimer);
     sessionStorage.removeItem("hotline.token");
     sessionStorage.removeItem("hotline.user");
     if (token) {
@@ -131,6 +133,8 @@
     initMap();
     await refreshMe();
     state.epoch = state.me?.epoch || null;
+    clearInterval(state.meTimer);
+    state.meTimer = setInterval(() => state.token && refreshMe(), 10_000); // the phone's registration can change
     await loadCurrentCall();
     connect();
   }
@@ -144,6 +148,8 @@
       return;
     }
     renderPresence();
+    // A phone that is not registered gets no calls however the desk's status is set: say so.
+    $("phone-state").hidden = state.me?.phone_registered !== false;
   }
 
   function renderPresence() {

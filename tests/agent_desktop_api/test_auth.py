@@ -191,3 +191,23 @@ def test_oversized_bodies_are_refused_before_they_are_read(client: TestClient) -
     streamed = client.post("/api/auth/login", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413
     assert client.post("/api/auth/login", json={"username": "nobody", "password": "x"}).status_code == 401
+
+
+def test_users_add_warns_about_an_operator_without_a_phone(auth: AuthService) -> None:
+    from config.settings import load_settings
+
+    class Host:
+        def auth_service(self) -> AuthService:
+            return auth
+
+        def settings(self) -> object:
+            return load_settings()  # the shipped operators: op1001, op1002
+
+    runner = CliRunner()
+    known = runner.invoke(users_group, ["add", "op1001", "--password-stdin"], obj=Host(), input="pw\n")
+    assert known.exit_code == 0 and "warning" not in known.output
+    unknown = runner.invoke(users_group, ["add", "op9", "--password-stdin"], obj=Host(), input="pw\n")
+    assert unknown.exit_code == 0 and "added op9 (operator)" in unknown.output
+    assert "warning: op9 is not in telephony.operators (op1001, op1002)" in unknown.output
+    admin = runner.invoke(users_group, ["add", "ann", "--role", "admin", "--password-stdin"], obj=Host(), input="x\n")
+    assert "warning" not in admin.output

@@ -165,6 +165,7 @@ def test_me_and_presence_reach_the_pool(env: Env) -> None:
         "operator_id": "op1002",
         "presence": "available",
         "skills": ["zh"],
+        "phone_registered": None,
         "last_seq": 0,
         "epoch": env.desktop.log.epoch,
     }
@@ -314,6 +315,7 @@ def test_admin_sees_the_pool_and_the_connected_desktops(env: Env) -> None:
         overview = env.client.get("/api/admin/operators", headers=bearer(env.admin)).json()
     by_id = {op["id"]: op for op in overview["operators"]}
     assert by_id["op1002"]["presence"] == "away" and by_id["op1002"]["desktops"] == 2
+    assert by_id["op1002"]["phone_registered"] is None  # no registration seen yet (no Asterisk here)
     assert by_id["op1001"]["skills"] == ["en", "zh"] and by_id["op1001"]["desktops"] == 0
     assert [d["operator_id"] for d in overview["desktops"]] == ["op1002", "op1002"]
 

@@ -241,6 +241,9 @@ async def test_status_switch_sets_presence_and_the_map_draws_the_districts(
     async with open_page(tmp_path) as page:
         await log_in(page, service)
         bearer = await token(page)
+        # No phone registered as op1002 in this test: the desk says so (it would get no calls).
+        await page.locator("#phone-state", has_text="话机未注册").wait_for()
+        assert (await api_me(service, bearer))["phone_registered"] is False
         for presence in ("away", "wrap_up", "available"):
             await page.click(f'#presence button[data-presence="{presence}"]')
             await page.locator(f'#presence button[data-presence="{presence}"][aria-checked="true"]').wait_for()

@@ -4,6 +4,7 @@ callbacks after the maximum wait. Operators and the interpreter centre are pjsua
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from ivr_flows.port import RouteOutcome, RouteRequest
+from tests.support.asterisk_fixture import AsteriskFactory
 from tests.support.audio import make_tone_wav, tone_level_dbfs
 from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
@@ -118,9 +120,7 @@ async def test_three_way_call_everyone_hears_everyone(
     tones = {"caller": 440.0, "operator": 1000.0, "interpreter": 1700.0}
     wavs = {who: make_tone_wav(tmp_path / f"{who}-tone.wav", freq, 30.0, rate=8000) for who, freq in tones.items()}
     outcomes: list[RouteOutcome] = []
-    request = RouteRequest(
-        queue="zh", skills=("zh",), language="xx", interpreter_language="xx", ring_timeout_s=5
-    )
+    request = RouteRequest(queue="zh", skills=("zh",), language="xx", interpreter_language="xx", ring_timeout_s=5)
     service = await start_gateway(routing_handler(request, outcomes))
     assert service.gateway is not None
     events = service.gateway.bus.subscribe()
@@ -319,3 +319,37 @@ async def test_phone_that_is_not_registered_is_not_offered_calls(
             break
         await asyncio.sleep(0.05)
     assert pool.get("op1002").registered is False
+
+
+async def test_an_operator_phone_at_a_static_contact_takes_calls_without_registering(
+    asterisk_factory: AsteriskFactory, start_gateway: GatewayStarter, tmp_path: Path
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    operators = [
+        {"id": "op1001", "skills": ["zh"]},
+        {"id": "op1003", "skills": ["zh"], "contact": f"sip:op1003@127.0.0.1:{port}"},
+    ]
+    instance = await asterisk_factory(telephony={"operators": operators})
+    outcomes: list[RouteOutcome] = []
+    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
+    service = await start_gateway(
+        routing_handler(request, outcomes), instance=instance, telephony={"operators": operators}
+    )
+    assert service.gateway is not None and service.gateway.routing is not None
+    pool = service.gateway.routing.router.pool
+    async with Softphone.open(port, log_path=tmp_path / "op1003.log", user="op1003") as desk_phone:
+        await desk_phone.auto_answer(True)
+        for _ in range(60):  # the poll of the phones' state has seen the fixed contact
+            if pool.get("op1003").registered:
+                break
+            await asyncio.sleep(0.1)
+        assert pool.get("op1003").registered and not pool.get("op1001").registered
+        async with Softphone.open(log_path=tmp_path / "caller.log", user="13800138000") as caller:
+            call = await caller.call(entry_uri(instance))
+            incoming = await desk_phone.wait_incoming(timeout=10)
+            await desk_phone.wait_state(incoming, "CONFIRMED", timeout=5)
+            await desk_phone.hangup(incoming)
+            await caller.wait_state(call, "DISCONNECTED", timeout=5)
+    assert [(o.status, o.operator_id) for o in outcomes] == [("connected", "op1003")]
