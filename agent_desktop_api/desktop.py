@@ -24,11 +24,14 @@ from agent_desktop_api.event_log import DesktopSettings, desktop_settings
 __all__ = ["Desktop", "DesktopService", "DesktopSettings", "GatewayLike", "mount_desktop"]
 
 
-EVENTS_DOC = """**Operator events: `WS /api/events?token=T&after=SEQ`** (operators only).
+EVENTS_DOC = """**Operator events: `WS /api/events?token=T&after=SEQ&epoch=E`** (operators only).
 Sends every stored message of the operator's stream with `seq > after` in order, then live ones: JSON objects
-with `type`, `call_id`, `seq` (strictly increasing per operator), `ts` (ISO-8601 UTC) and the event's fields.
+with `type`, `call_id`, `seq` (strictly increasing per operator), `ts` (ISO-8601 UTC) and the event's fields
+(`hotline events schema`). Only stored messages are sent; `{"type": "stream.status"}` says when storing waits for
+the database, `{"type": "resync", "epoch", "last_seq"}` when the client's epoch or seq belongs to another database.
 Send `{"type": "resume", "after": N}` to replay from N again. `{"type": "ping", "ts": ...}` (no seq) comes after
-20 s of silence. Close codes: 4401 missing, invalid or expired token; 4403 not an operator; 4400 malformed `after`."""
+20 s of silence. Close codes: 4401 missing, invalid or expired token, or the session ended; 4403 not an operator;
+4400 malformed `after`; 1009 a client frame over 4 KiB. The whole protocol: docs/desk-protocol.md."""
 
 
 def mount_desktop(app: FastAPI, service: DesktopService, *, settings: DesktopSettings | None = None) -> Desktop:

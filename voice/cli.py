@@ -78,11 +78,13 @@ def _attach_subcommands() -> None:
     from agent_desktop_api.cli import users_group
     from agent_desktop_api.demo import demo_command
     from asr.cli import models_group
+    from events.cli import events_group
     from ivr_flows.cli import flows_group
     from ivr_flows.prompt_build import prompts_group
     from voice.asterisk.cli import asterisk_group
 
-    for group in (asterisk_group, flows_group, prompts_group, users_group, models_group, gazetteer_group):
+    groups = (asterisk_group, flows_group, prompts_group, users_group, models_group, gazetteer_group, events_group)
+    for group in groups:
         main.add_command(group)
     main.add_command(demo_command)
 

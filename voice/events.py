@@ -3,7 +3,7 @@
 Publishers never block: each subscriber has its own bounded queue, and one that falls behind loses its oldest
 events and is told how many (`dropped`). The desktop API numbers events per operator (`seq`) and stores them, so
 its own clients can resume; this bus is only the fan-out inside the process (DESIGN §3, §6: Redis Streams or NATS
-take its place in a cluster).
+take its place in a cluster). What may be published is `events.contract`: the bus refuses anything else.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from events.contract import check_event
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class EventBus:
         self.published = 0
 
     def publish(self, event: CallEvent) -> None:
+        """Fan `event` out; InvalidEvent (nothing published) if it is not in events.contract."""
+        check_event(event.type, event.call_id, event.data)
         self.published += 1
         for subscription in list(self._subscriptions):
             subscription._offer(event)

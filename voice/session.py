@@ -310,8 +310,8 @@ class CallSession:
 
     async def own_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
         """A bridge of this call's own (destroyed at its end) holding these channels."""
+        self._bridges.add(bridge_id)  # before the request, as in bridge_with
         await self._rest.create_bridge(bridge_id=bridge_id, type="mixing", name=bridge_id)
-        self._bridges.add(bridge_id)
         await self._rest.add_to_bridge(bridge_id, list(channel_ids))
 
     async def destroy_bridge(self, bridge_id: str) -> None:
@@ -331,8 +331,16 @@ class CallSession:
         """One mixing bridge holding the caller and these legs (three parties switch it to softmix)."""
         bridge_id = f"hotline-br-{self.call_id}"
         if bridge_id not in self._bridges:
-            await self._ari(self._rest.create_bridge(bridge_id=bridge_id, type="mixing", name=f"call {self.call_id}"))
+            # Ours before the request: a hang-up while it is in flight cancels us, and the clean-up must still
+            # destroy the bridge Asterisk made (found leaked when the caller hung up just as the operator answered).
             self._bridges.add(bridge_id)
+            try:
+                await self._ari(
+                    self._rest.create_bridge(bridge_id=bridge_id, type="mixing", name=f"call {self.call_id}")
+                )
+            except AriError:
+                self._bridges.discard(bridge_id)  # refused: nothing to destroy, and a later call may create it
+                raise
             await self._ari(self._rest.add_to_bridge(bridge_id, [self.channel_id]))
         if legs:
             try:

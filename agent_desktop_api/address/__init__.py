@@ -7,9 +7,9 @@ Entry points: ``AddressResolver`` (service), ``AddressExtractor`` (local extract
 
 from agent_desktop_api.address.extract import AddressExtractor
 from agent_desktop_api.address.gazetteer import Gazetteer, GazetteerMissing
-from agent_desktop_api.address.models import AddressCandidate, AddressCandidates, Conflict, Mention
 from agent_desktop_api.address.service import AddressResolver
 from agent_desktop_api.address.settings import AddressSettings
+from events.address import AddressCandidate, AddressCandidates, Conflict, Mention
 
 __all__ = [
     "AddressCandidate",

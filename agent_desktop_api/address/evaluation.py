@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from agent_desktop_api.address.extract import AddressExtractor
-from agent_desktop_api.address.models import AddressCandidates
+from events.address import AddressCandidates
 
 _UNSCORED = object()
 

@@ -25,7 +25,9 @@ from typing import Literal
 from agent_desktop_api.address.gazetteer import Gazetteer
 from agent_desktop_api.address.geometry import BBox
 from agent_desktop_api.address.lexicon import LexEntry, Lexicon
-from agent_desktop_api.address.models import (
+from agent_desktop_api.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex
+from agent_desktop_api.address.settings import AddressSettings
+from events.address import (
     AddressCandidate,
     AddressCandidates,
     Conflict,
@@ -34,8 +36,6 @@ from agent_desktop_api.address.models import (
     TextSource,
     TextSpan,
 )
-from agent_desktop_api.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex
-from agent_desktop_api.address.settings import AddressSettings
 
 PLACE_WORDS_AFTER: tuple[str, ...] = (
     *("那边", "这边", "附近", "一带", "那块", "这块", "那里", "这里", "那儿", "这儿", "周边", "周围"),

@@ -13,8 +13,8 @@ import structlog
 from agent_desktop_api.address.extract import AddressExtractor
 from agent_desktop_api.address.gazetteer import Gazetteer
 from agent_desktop_api.address.geocoder import Geocoder, GeocoderError, make_geocoder
-from agent_desktop_api.address.models import AddressCandidate, AddressCandidates
 from agent_desktop_api.address.settings import AddressSettings
+from events.address import AddressCandidate, AddressCandidates
 
 log = structlog.get_logger(__name__)
 

@@ -210,7 +210,8 @@ def test_current_call_follows_offer_answer_and_end(env: Env) -> None:
 def test_transcript_has_the_finals_in_order_for_the_calls_operator_and_admins(env: Env) -> None:
     env.call()
     env.run(env.gateway.final, "c1", "s1", "我家在海淀区")
-    env.run(env.gateway.bus.emit, "transcript.partial", "c1")
+    partial = {"segment_id": "s2", "speaker": "operator", "start_ms": 0, "text": "中关"}
+    env.run(lambda: env.gateway.bus.emit("transcript.partial", "c1", **partial))
     env.run(env.gateway.final, "c1", "s2", "中关村街道", "operator")
     response = env.client.get("/api/calls/c1/transcript", headers=bearer(env.op))
     assert response.status_code == 200

@@ -25,6 +25,7 @@ from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
 from agent_desktop_api.page import mount_page
 from config.database import DatabaseSettings, create_engine
+from events.contract import DESK_MESSAGES
 from ivr_flows.port import RouteRequest
 from tests.support.asterisk_fixture import make_settings
 from tests.support.softphone_driver import Softphone
@@ -103,14 +104,18 @@ async def open_page(tmp_path: Path) -> AsyncIterator[Page]:
             locale="zh-CN",
         )
         errors: list[str] = []
+        frames: list[str] = []  # every message the desk's WebSocket received
         try:
             page = context.pages[0] if context.pages else await context.new_page()
             page.set_default_timeout(15_000)
             page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(str(frame))))
             yield page
         finally:
             await context.close()
         assert not errors, f"JavaScript errors on the page: {errors}"
+        for frame in frames:  # the published contract (`hotline events schema`) holds for what the page got
+            DESK_MESSAGES.validate_json(frame)
 
 
 async def screenshot(page: Page, name: str) -> Path:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from events.contract import InvalidEvent
 from voice.events import EventBus
 
 
@@ -9,7 +12,10 @@ async def test_each_subscriber_gets_every_event_in_order() -> None:
     bus = EventBus()
     first, second = bus.subscribe(), bus.subscribe()
     for n in range(3):
-        bus.emit("transcript.final", "call-1", text=f"line {n}")
+        bus.emit(
+            "transcript.final", "call-1", text=f"line {n}", segment_id=f"s{n}", speaker="caller",
+            start_ms=0, end_ms=900, confidence=0.9,
+        )  # fmt: skip
     for sub in (first, second):
         got = [(await sub.get()).data["text"] for _ in range(3)]
         assert got == ["line 0", "line 1", "line 2"]
@@ -19,7 +25,7 @@ async def test_slow_subscriber_drops_oldest_and_counts() -> None:
     bus = EventBus()
     slow = bus.subscribe(maxsize=2)
     for n in range(5):
-        bus.emit("call.offered", f"call-{n}")
+        bus.emit("call.offered", f"call-{n}", operator_id="op1001")
     assert slow.dropped == 3
     assert [(await slow.get()).call_id for _ in range(2)] == ["call-3", "call-4"]
 
@@ -32,3 +38,19 @@ async def test_closed_subscription_gets_nothing() -> None:
     assert sub.pending() == 1
     message = (await sub.get()).as_message()
     assert message["type"] == "call.ended" and message["call_id"] == "c" and "ts" in message
+
+
+def test_the_bus_refuses_what_is_not_in_the_contract() -> None:
+    bus = EventBus()
+    sub = bus.subscribe()
+    for type_, data in [
+        ("call.offerd", {"operator_id": "op1"}),  # a typo of a type
+        ("call.offered", {}),  # a required field missing
+        ("call.ended", {"reason": "completed", "secs": 3}),  # a field the contract does not have
+        ("transcript.final", {"segment_id": "s1", "speaker": "robot", "start_ms": 0, "end_ms": 1, "text": "x",
+                              "confidence": 1.0}),
+    ]:  # fmt: skip
+        with pytest.raises(InvalidEvent) as refused:
+            bus.emit(type_, "c1", **data)
+        assert type_ in str(refused.value)
+    assert sub.pending() == 0 and bus.published == 0

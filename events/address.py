@@ -1,4 +1,4 @@
-"""The ``address.candidates`` event body (DESIGN §3): ranked places for one transcript segment.
+"""The ``address.candidates`` event body: ranked places for one transcript segment.
 
 The bus adds ``call_id``, ``seq`` and ``ts``; ``AddressCandidates.event()`` gives the rest. Coordinates are always
 WGS-84 (``crs``); ``adcode`` is the deepest code: 6 digits (district), 9 (street/town, MCA), 12 (community, NBS).

@@ -1,0 +1,208 @@
+"""Every event a call publishes and every message a desk receives, as pydantic models.
+
+The bus checks each published event against its model (`check_event`: an unknown type or a wrong field is an
+error at the publisher, not a surprise on a desk), and `desk_message_schema()` is the JSON Schema of what the
+operator's WebSocket sends (`hotline events schema`). A desk message is the event plus `seq` (per operator stream)
+and `ts`; `stream.status`, `resync` and `ping` are about the stream itself and carry no `seq`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from events.address import AddressCandidates, TextSpan
+
+Speaker = Literal["caller", "operator", "interpreter"]
+
+
+class InvalidEvent(ValueError):
+    """A publisher sent an event that is not in the contract."""
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str = Field(max_length=128)
+    ts: datetime | None = Field(None, description="When it happened (ISO-8601 UTC); set by the bus.")
+    seq: int | None = Field(None, ge=1, description="Position in the operator's stream (desk messages only).")
+    caller_number: str | None = None
+    language: str | None = Field(None, description="The caller's language code (zh, en, …).")
+
+
+class _Routed(_Event):
+    operator_id: str
+    queue: str | None = None
+    ivr_path: list[str] = Field(default_factory=list, description="The menu choices that led here.")
+    flow_version: int | None = None
+    interpreter_language: str | None = None
+
+
+class CallOffered(_Routed):
+    type: Literal["call.offered"]
+
+
+class CallAnswered(_Routed):
+    type: Literal["call.answered"]
+    waited_s: float | None = Field(None, description="How long the caller waited for an operator.")
+
+
+class CallEnded(_Event):
+    type: Literal["call.ended"]
+    reason: str | None = Field(
+        None,
+        description="completed, caller_hangup, operator_hangup, supervisor_hangup, transferred, asterisk_lost, "
+        "gateway_shutdown, error; not_answered on the desk of an operator whose phone rang out.",
+    )
+    seconds: float | None = None
+
+
+class CallTransferred(_Event):
+    type: Literal["call.transferred"]
+    target: str
+    from_operator: str | None = None
+    operator_id: str | None = None
+
+
+class InterpreterJoined(_Event):
+    type: Literal["interpreter.joined"]
+    operator_id: str
+    interpreter_language: str
+
+
+class InterpreterFailed(_Event):
+    type: Literal["interpreter.failed"]
+    operator_id: str
+    interpreter_language: str
+
+
+class InterpreterLeft(_Event):
+    type: Literal["interpreter.left"]
+    operator_id: str
+    cause: str | None = None
+
+
+class _Segment(_Event):
+    segment_id: str
+    speaker: Speaker
+    start_ms: int = Field(ge=0, description="From the start of this speaker's audio.")
+
+
+class TranscriptPartial(_Segment):
+    type: Literal["transcript.partial"]
+    text: str = Field(description="Replaced by later partials and the final of the same segment.")
+
+
+class TranscriptFinal(_Segment):
+    type: Literal["transcript.final"]
+    text: str = Field(description="Never changes after.")
+    end_ms: int = Field(ge=0)
+    confidence: float = Field(ge=0, le=1)
+
+
+class TranscriptGap(_Segment):
+    type: Literal["transcript.gap"]
+    end_ms: int | None = None
+    error: str | None = Field(None, description="Why this stretch has no text (the recogniser failed).")
+
+
+class AddressCandidatesEvent(_Event, AddressCandidates):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+    type: Literal["address.candidates"]
+
+
+class AddressConfirmed(_Event):
+    type: Literal["address.confirmed"]
+    confirmation_id: int
+    confirmed_by: str
+    operator_id: str | None = None
+    segment_id: str | None = None
+    district: str
+    town: str | None = None
+    community: str | None = None
+    lng: float | None = None
+    lat: float | None = None
+    source: Literal["confirmed", "corrected"]
+
+
+CallEventModel = Annotated[
+    CallOffered
+    | CallAnswered
+    | CallEnded
+    | CallTransferred
+    | InterpreterJoined
+    | InterpreterFailed
+    | InterpreterLeft
+    | TranscriptPartial
+    | TranscriptFinal
+    | TranscriptGap
+    | AddressCandidatesEvent
+    | AddressConfirmed,
+    Field(discriminator="type"),
+]
+EVENTS: TypeAdapter[CallEventModel] = TypeAdapter(CallEventModel)
+EVENT_TYPES = tuple(sorted(EVENTS.json_schema()["discriminator"]["mapping"]))
+
+
+class _StreamMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ts: datetime
+
+
+class StreamStatus(_StreamMessage):
+    type: Literal["stream.status"]
+    state: Literal["live", "waiting_for_database"]
+    detail: str | None = None
+
+
+class Resync(_StreamMessage):
+    type: Literal["resync"]
+    epoch: str
+    last_seq: int = Field(ge=0, description="Continue from here; reload the call over REST.")
+
+
+class Ping(_StreamMessage):
+    type: Literal["ping"]
+
+
+DeskMessage = Annotated[
+    CallOffered
+    | CallAnswered
+    | CallEnded
+    | CallTransferred
+    | InterpreterJoined
+    | InterpreterFailed
+    | InterpreterLeft
+    | TranscriptPartial
+    | TranscriptFinal
+    | TranscriptGap
+    | AddressCandidatesEvent
+    | AddressConfirmed
+    | StreamStatus
+    | Resync
+    | Ping,
+    Field(discriminator="type"),
+]
+DESK_MESSAGES: TypeAdapter[DeskMessage] = TypeAdapter(DeskMessage)
+
+
+def check_event(type_: str, call_id: str, data: dict[str, Any]) -> None:
+    """Raise InvalidEvent unless `data` is a valid body of a `type_` event."""
+    try:
+        EVENTS.validate_python({**data, "type": type_, "call_id": call_id})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or '(event)'}: {e['msg']}" for e in exc.errors())
+        raise InvalidEvent(f"{type_} for call {call_id}: {problems}") from None
+
+
+def desk_message_schema() -> str:
+    """JSON Schema of every message the operator's WebSocket sends."""
+    schema = DESK_MESSAGES.json_schema()
+    schema["title"] = "Operator desk WebSocket message"
+    return json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+__all__ = ["EVENT_TYPES", "InvalidEvent", "TextSpan", "check_event", "desk_message_schema"]
