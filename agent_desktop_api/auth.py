@@ -67,7 +67,9 @@ class AuthSettings(BaseModel):
 
     token_ttl_s: float = Field(12 * 3600, gt=0, description="How long a login token stays valid.")
     login_per_address: str = Field(
-        "30/minute", description="Login attempts one client address may make (`limits` notation); then 429."
+        "120/minute",
+        description="Login attempts one client address may make (`limits` notation); then 429. A shift change "
+        "behind one NAT or proxy logs in from one address: raise it there.",
     )
     login_failures_per_user: str = Field(
         "10/minute", description="Failed logins one user name may have before it is refused (429) for a while."

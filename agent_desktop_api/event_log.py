@@ -4,7 +4,12 @@ One consumer task reads the bus in batches. For each event it decides whose stre
 call was offered to / answered by / transferred to; later events of the call follow that operator; `call.ended`
 closes it), gives it that stream's next `seq`, writes the batch in one transaction off the event loop, and only
 then hands the messages to the listeners (the WebSocket hub). Write-before-deliver is what makes resume exact: a
-client that reads the table after registering for live messages can never miss or repeat a message.
+client that reads the table after registering for live messages can never miss or repeat a message. A batch the
+database refuses is retried (backing off to 2 s) until it is stored; meanwhile nothing is delivered, the status
+listeners are told (the desks show it), and the bus subscription holds what comes next.
+
+`desktop_epoch` names the database the numbering lives in: a new or replaced database gets a new epoch, and the
+in-memory counters never go down, so a connected desk never sees a seq go backwards.
 
 A call offered to A and then to B (A's phone rang out) gives A's stream a `call.ended` with reason `not_answered`,
 so A's desk clears; events of calls with no operator (IVR only) go to the stream "" that no desk reads.
@@ -435,7 +440,7 @@ class EventLog:
             if epoch is None:
                 epoch = uuid.uuid4().hex
                 conn.execute(sa.insert(desktop_epoch).values(id=1, epoch=epoch, created_at=self.clock()))
-                log.warning("desktop.new_epoch", epoch=epoch)
+                log.info("desktop.new_epoch", epoch=epoch)  # a new or replaced database
         return str(epoch)
 
     def _write(self, batch: _Batch) -> None:
