@@ -61,7 +61,7 @@ class _Ping:
 
 @dataclass(frozen=True)
 class _Status:
-    text: str  # a `stream.status` message (no seq: about the stream, not part of it)
+    text: str  # a `stream.status` or `resync` message (no seq: about the stream, not part of it)
 
 
 class _Revoked:
@@ -206,7 +206,7 @@ async def events(websocket: WebSocket) -> None:
         # The desk numbered its messages from another database (replaced, restored, lost): it must reload what
         # it shows over REST and go on from here, instead of waiting for seqs this stream will never send.
         resync = {"type": "resync", "epoch": hub.log.epoch, "last_seq": stored, "ts": datetime.now(UTC).isoformat()}
-        await websocket.send_text(json.dumps(resync))
+        connection.queue.put_nowait(_Status(json.dumps(resync)))  # sent first, by the writer
         after = connection.last_sent = stored
     if not hub.log.storing:
         connection.queue.put_nowait(hub.status_message())
