@@ -105,7 +105,11 @@ class InterpreterStep(_Routing):
 
 class TransferStep(_Model):
     type: Literal["transfer"]
-    target: str = Field(min_length=1, max_length=80)
+    target: str = Field(
+        pattern=r"^((queue|external):)?[A-Za-z0-9_.-]{1,40}$",
+        description="An operator id, queue:<skill> or external:<name> of telephony.external_destinations "
+        "(never a dial string).",
+    )
     on_failure: StepId | None = Field(None, description="Transfer refused; without it the call is hung up.")
 
 

@@ -197,3 +197,21 @@ steps:
 """
     report = validate_text(text, "x.yaml")
     assert any(e.line == 11 and e.step == "b" and "time range" in e.message for e in report.errors)
+
+
+def test_a_transfer_target_is_never_a_dial_string() -> None:
+    flow = """number: "1"
+name: transfer
+default_language: zh
+languages: [zh]
+start: t
+steps:
+  t: {type: transfer, target: "PJSIP/00441234567@callers", on_failure: bye}
+  bye: {type: hangup, prompts: [goodbye]}
+"""
+    report = validate_text(flow, "t.yaml", ValidationContext(prompts=ALL_PROMPTS))
+    assert [(e.line, e.step) for e in report.errors] == [(7, "t")]
+    assert "target" in report.errors[0].message
+    fine = validate_text(flow.replace("PJSIP/00441234567@callers", "external:police"), "t.yaml",
+                         ValidationContext(prompts=ALL_PROMPTS))  # fmt: skip
+    assert fine.ok, fine.errors
