@@ -128,7 +128,7 @@ class AddressConfirmed(_Event):
     source: Literal["confirmed", "corrected"]
 
 
-CallEventModel = Annotated[
+_CallEvent = (
     CallOffered
     | CallAnswered
     | CallEnded
@@ -140,9 +140,9 @@ CallEventModel = Annotated[
     | TranscriptFinal
     | TranscriptGap
     | AddressCandidatesEvent
-    | AddressConfirmed,
-    Field(discriminator="type"),
-]
+    | AddressConfirmed
+)
+CallEventModel = Annotated[_CallEvent, Field(discriminator="type")]
 EVENTS: TypeAdapter[CallEventModel] = TypeAdapter(CallEventModel)
 EVENT_TYPES = tuple(sorted(EVENTS.json_schema()["discriminator"]["mapping"]))
 
@@ -168,24 +168,7 @@ class Ping(_StreamMessage):
     type: Literal["ping"]
 
 
-DeskMessage = Annotated[
-    CallOffered
-    | CallAnswered
-    | CallEnded
-    | CallTransferred
-    | InterpreterJoined
-    | InterpreterFailed
-    | InterpreterLeft
-    | TranscriptPartial
-    | TranscriptFinal
-    | TranscriptGap
-    | AddressCandidatesEvent
-    | AddressConfirmed
-    | StreamStatus
-    | Resync
-    | Ping,
-    Field(discriminator="type"),
-]
+DeskMessage = Annotated[_CallEvent | StreamStatus | Resync | Ping, Field(discriminator="type")]
 DESK_MESSAGES: TypeAdapter[DeskMessage] = TypeAdapter(DeskMessage)
 
 
