@@ -7,7 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from voice.digits import GatherResult
+GatherReason = Literal["max_digits", "terminator", "timeout"]
+
+
+@dataclass(frozen=True)
+class GatherResult:
+    """What a digit collection gave: the digits, why it stopped."""
+
+    digits: str
+    reason: GatherReason
+    # Monotonic time the last key (digit or terminator) arrived; None when the caller pressed nothing.
+    last_key_at: float | None
 
 RouteStatus = Literal["connected", "callback_recorded", "caller_hangup", "no_operators", "failed"]
 

@@ -5,18 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Literal
 
-GatherReason = Literal["max_digits", "terminator", "timeout"]
-
-
-@dataclass(frozen=True)
-class GatherResult:
-    digits: str
-    reason: GatherReason
-    # Monotonic time the last key (digit or terminator) arrived; None when the caller pressed nothing.
-    last_key_at: float | None
+from ivr_flows.port import GatherResult  # the flow runtime owns the types of the port voice implements
 
 
 class DigitBuffer:

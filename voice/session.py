@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from ivr_flows.port import QueueAnnouncer, RouteOutcome, RouteRequest
+from ivr_flows.port import GatherResult, QueueAnnouncer, RouteOutcome, RouteRequest
 from voice.ari import (
     AriBadRequest,
     AriClient,
@@ -37,7 +37,7 @@ from voice.ari import (
     StasisEnd,
     StasisStart,
 )
-from voice.digits import DigitBuffer, GatherResult
+from voice.digits import DigitBuffer
 from voice.events import EventBus
 from voice.legs import Leg
 from voice.metrics import GatewayMetrics

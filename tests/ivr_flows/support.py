@@ -9,8 +9,7 @@ from typing import Any
 
 from ivr_flows import prompt_build
 from ivr_flows.catalog import StaticPromptCatalog
-from ivr_flows.port import QueueAnnouncer, RouteOutcome, RouteRequest
-from voice.digits import GatherResult
+from ivr_flows.port import GatherResult, QueueAnnouncer, RouteOutcome, RouteRequest
 
 FLOWS_DIR = Path(__file__).resolve().parents[2] / "ivr_flows" / "flows"
 SHIPPED = FLOWS_DIR / "12345.yaml"
