@@ -21,6 +21,7 @@ def create_app(*, auth_service: AuthService, flow_service: FlowService | None = 
     async def _database_down(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         # The operator's page says "service unavailable, retrying" instead of a server error.
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
+
     app.include_router(auth.router)
     if flow_service is not None:
         app.state.flows = flow_service

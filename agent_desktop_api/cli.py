@@ -33,7 +33,6 @@ class UsersCli:
                 self._service = AuthService(create_engine(db))
         return self._service
 
-
     def operator_ids(self) -> set[str] | None:
         """The configured operator phones' ids, when the host has settings (None: cannot tell)."""
         settings_of = getattr(self._parent, "settings", None)

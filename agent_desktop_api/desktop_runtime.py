@@ -57,7 +57,7 @@ class GatewayLike(Protocol):
 
 
 class DesktopService(Protocol):
-    """What mount_desktop needs of voice.service.GatewayService."""
+    """What mount_desktop needs of hotline.service.GatewayService."""
 
     @property
     def gateway(self) -> GatewayLike | None: ...

@@ -1,7 +1,7 @@
 """The operator desktop page: static files (no build step), Leaflet from the project's node_modules, and the
 district boundaries the page's map draws.
 
-``mount_page(app, settings)`` adds, on an app built by ``create_app``:
+``mount_page(app, leaflet_dir, geojson)`` adds, on an app built by ``create_app``:
 - ``GET /``: the page (public; everything it shows comes from the authenticated API);
 - ``/static/...``: ``agent_desktop_api/static``;
 - ``/static/vendor/leaflet/...``: ``node_modules/leaflet/dist`` (npm ``leaflet``, installed by ``npm ci``);
@@ -11,7 +11,6 @@ district boundaries the page's map draws.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, status
@@ -20,9 +19,6 @@ from fastapi.staticfiles import StaticFiles
 
 from agent_desktop_api.auth import User, current_user
 
-if TYPE_CHECKING:
-    from config.settings import Settings
-
 log = structlog.get_logger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -30,9 +26,8 @@ LEAFLET_DIST = Path("node_modules/leaflet/dist")
 NO_CACHE = {"Cache-Control": "no-cache"}  # revalidate: a new release must reach open desks on reload
 
 
-def mount_page(app: FastAPI, settings: Settings) -> None:
-    leaflet = settings.resolve(LEAFLET_DIST)
-    geojson = settings.address.resolve(settings.address.geojson_file)
+def mount_page(app: FastAPI, leaflet: Path, geojson: Path) -> None:
+    """`leaflet`: npm leaflet's dist folder (LEAFLET_DIST under the project root); `geojson`: the districts."""
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -9,25 +9,20 @@ from typing import Any
 import click
 
 from asr.models import MODELS, ModelInstallError, install, list_models
+from asr.settings import AsrSettings
+from config.paths import resolve
 
 
 def _models_dir(ctx: click.Context, override: Path | None) -> Path:
+    """The folder given, else the host's `asr.models_dir` (`hotline`, honouring --config), else the default."""
     if override is not None:
         return override
-    obj: Any = ctx.find_root().obj
-    settings: Any
-    if obj is not None and callable(getattr(obj, "settings", None)):
-        settings = obj.settings()
-    else:
-        from config.settings import SettingsError, load_settings
-
-        try:
-            settings = load_settings()
-        except SettingsError as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(2)
-    path: Path = settings.resolve(settings.asr.models_dir)
-    return path
+    loader = getattr(ctx.find_root().obj, "settings", None)
+    if callable(loader):
+        settings: Any = loader()
+        path: Path = settings.resolve(settings.asr.models_dir)
+        return path
+    return resolve(AsrSettings().models_dir)
 
 
 @click.group("models")

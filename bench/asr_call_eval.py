@@ -43,7 +43,9 @@ from asr_eval import pct, stream_finals  # noqa: E402  (bench/, the script's fol
 from asr.cer import corpus_cer  # noqa: E402
 from asr.corpus import SETS, Clip, available_sets, load_set, speech_dir  # noqa: E402
 from asr.telephone import telephone_path  # noqa: E402
-from config.settings import load_settings  # noqa: E402
+from hotline.logging_setup import configure_logging  # noqa: E402
+from hotline.service import GatewayService  # noqa: E402
+from hotline.settings import load_settings  # noqa: E402
 from ivr_flows.port import RouteOutcome, RouteRequest  # noqa: E402
 from tests.support.asterisk_fixture import free_ports, make_settings  # noqa: E402
 from tests.support.softphone_driver import Softphone  # noqa: E402
@@ -53,8 +55,6 @@ from tests.voice.test_transcription import telephone_clip  # noqa: E402
 from voice.asterisk.installer import install_asterisk  # noqa: E402
 from voice.asterisk.instance import AsteriskInstance  # noqa: E402
 from voice.events import CallEvent, Subscription  # noqa: E402
-from voice.logging_setup import configure_logging  # noqa: E402
-from voice.service import GatewayService  # noqa: E402
 
 TAIL_S = 1.2  # the tail silence telephone_clip() adds (sox pad 0.3 1.2)
 AFTER_SPEECH_S = 2.0  # collect finals until this long after the end of speech

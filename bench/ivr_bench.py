@@ -40,13 +40,13 @@ from telephony_bench import (  # bench/, the script's folder; it puts the projec
     ms,
 )
 
-from config.settings import Settings
+from hotline.logging_setup import configure_logging
+from hotline.service import GatewayService
+from hotline.settings import Settings
 from tests.support.softphone_driver import Softphone
 from voice.ari import AriEvent, ChannelDtmfReceived, PlaybackFinished, PlaybackStarted
 from voice.events import CallEvent
-from voice.logging_setup import configure_logging
 from voice.operators import Presence
-from voice.service import GatewayService
 
 SCENARIO = "uac_ivr_queue.xml"
 KEYS = [(1.0, "1"), (2.0, "1")]  # after the ACK: Mandarin during the welcome, then citizens on the service menu

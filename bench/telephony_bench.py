@@ -51,7 +51,9 @@ if str(ROOT) not in sys.path:
 
 from caller_pcap import build_caller_pcap  # noqa: E402  (bench/, the script's folder)
 
-from config.settings import Settings, load_settings  # noqa: E402
+from hotline.logging_setup import configure_logging  # noqa: E402
+from hotline.service import GatewayService  # noqa: E402
+from hotline.settings import Settings, load_settings  # noqa: E402
 from tests.support.asterisk_fixture import free_ports, make_settings  # noqa: E402
 from voice.ari import (  # noqa: E402
     AriEvent,
@@ -64,9 +66,7 @@ from voice.asterisk.installer import install_asterisk  # noqa: E402
 from voice.asterisk.instance import AsteriskInstance  # noqa: E402
 from voice.basic_flow import make_basic_flow  # noqa: E402
 from voice.gateway import Gateway  # noqa: E402
-from voice.logging_setup import configure_logging  # noqa: E402
 from voice.metrics import CALL_OUTCOMES  # noqa: E402
-from voice.service import GatewayService  # noqa: E402
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "sipp"
 DEFAULT_PCAP_DIR = Path("/usr/share/sip-tester")

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from config.paths import PROJECT_ROOT
+
 # Named constraints keep future migrations (Alembic) deterministic across SQLite and PostgreSQL.
 metadata = sa.MetaData(
     naming_convention={
@@ -57,8 +59,6 @@ def resolve_url(url: str, base_dir: Path) -> URL:
 
 def create_engine(settings: DatabaseSettings, base_dir: Path | None = None) -> Engine:
     """Engine for the settings; SQLite gets WAL (a CLI publish and a polling gateway do not block each other)."""
-    from config.settings import PROJECT_ROOT
-
     url = resolve_url(settings.url, base_dir or PROJECT_ROOT)
     kwargs: dict[str, Any] = {"echo": settings.echo, "future": True}
     if url.get_backend_name() != "sqlite":

@@ -6,6 +6,7 @@ Problems print as `file:line: step: message`, one per line, so editors and CI ca
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import sys
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from ivr_flows.errors import FlowError, FlowInvalid
 from ivr_flows.loader import MAX_FLOW_BYTES
 from ivr_flows.model import json_schema_text
 from ivr_flows.service import FlowNotFound, RollbackRefused
-from ivr_flows.setup import FlowComponents
+from ivr_flows.setup import FlowComponents, FlowsConfig
 from ivr_flows.validate import ValidationReport
 
 
@@ -30,16 +31,19 @@ class FlowsCli:
         self._database_url = database_url
         self._components: FlowComponents | None = None
 
-    def _settings(self) -> Any:
-        if self._parent is not None and hasattr(self._parent, "settings"):
-            return self._parent.settings()
-        from config.settings import SettingsError, load_settings
+    def _config(self) -> FlowsConfig:
+        """The host's (`hotline`, honouring --config), else the defaults; --database wins over both."""
+        from config.database import DatabaseSettings
+        from ivr_flows.settings import FlowsSettings
+        from ivr_flows.setup import resolved_flows_settings
 
-        try:
-            return load_settings()
-        except SettingsError as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(2)
+        host: Callable[[], FlowsConfig] | None = getattr(self._parent, "flows_config", None)
+        config = (
+            host() if host is not None else FlowsConfig(resolved_flows_settings(FlowsSettings()), DatabaseSettings())
+        )
+        if self._database_url:
+            config = dataclasses.replace(config, database=DatabaseSettings(url=self._database_url))
+        return config
 
     def components(self) -> FlowComponents:
         if self._components is None:
@@ -47,22 +51,9 @@ class FlowsCli:
             if factory is not None:  # tests, or a host process that already built them
                 self._components = factory()
             else:
-                from config.database import DatabaseSettings, create_engine
-                from ivr_flows.setup import (
-                    build_flow_components,
-                    components_from_settings,
-                    operator_skills,
-                    resolved_flows_settings,
-                )
+                from ivr_flows.setup import components_from_config
 
-                settings = self._settings()
-                if self._database_url:
-                    engine = create_engine(DatabaseSettings(url=self._database_url))
-                    self._components = build_flow_components(
-                        engine, resolved_flows_settings(settings), operators=operator_skills(settings)
-                    )
-                else:
-                    self._components = components_from_settings(settings)
+                self._components = components_from_config(self._config())
             # An empty database first gets the shipped flows as version 1, as the gateway's first start does.
             self._components.service.bootstrap(self._components.settings.flows_dir)
         return self._components
@@ -72,13 +63,12 @@ class FlowsCli:
         if self._components is not None or hasattr(self._parent, "flow_components"):
             return self.components().service.validate(text, file)
         from ivr_flows.catalog import FolderPromptCatalog
-        from ivr_flows.setup import context_factory, operator_skills, resolved_flows_settings
+        from ivr_flows.setup import context_factory
         from ivr_flows.validate import validate_text
 
-        settings = self._settings()
-        flows = resolved_flows_settings(settings)
-        catalog = FolderPromptCatalog(flows.prompts_dir, flows.prompt_texts)
-        context = context_factory(catalog, flows, operator_skills(settings), None)
+        config = self._config()
+        catalog = FolderPromptCatalog(config.flows.prompts_dir, config.flows.prompt_texts)
+        context = context_factory(catalog, config.flows, config.operators, None)
         return validate_text(text, file, context())
 
 

@@ -19,6 +19,7 @@ class GatherResult:
     # Monotonic time the last key (digit or terminator) arrived; None when the caller pressed nothing.
     last_key_at: float | None
 
+
 RouteStatus = Literal["connected", "callback_recorded", "caller_hangup", "no_operators", "failed"]
 
 

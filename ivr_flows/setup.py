@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
 
-from config.database import create_engine, database_settings
-from config.settings import Settings
+from config.database import DatabaseSettings, create_engine
+from config.paths import resolve as resolve_path
 from ivr_flows.catalog import FolderPromptCatalog, PromptCatalog, PromptSequences
 from ivr_flows.port import CallPort
 from ivr_flows.registry import FlowRegistry
@@ -45,13 +46,25 @@ class FlowComponents:
         self.engine.dispose()
 
 
-def flows_settings(settings: Settings) -> FlowsSettings:
-    value = getattr(settings, "flows", None)
-    return value if isinstance(value, FlowsSettings) else FlowsSettings()
+@dataclass(frozen=True)
+class FlowsConfig:
+    """What the flow engine needs from its host's settings: the `flows` section with its paths resolved, the
+    database, and the operators' skills (None: not known, routing checks are skipped)."""
+
+    flows: FlowsSettings
+    database: DatabaseSettings
+    operators: Sequence[frozenset[str]] | None = None
+    interpreter_languages: Collection[str] | None = None
 
 
-def operator_skills(settings: Settings) -> list[frozenset[str]]:
-    return [frozenset(op.skills) for op in settings.telephony.operators]
+def resolved_flows_settings(flows: FlowsSettings, resolve: Callable[[Path], Path] = resolve_path) -> FlowsSettings:
+    return flows.model_copy(
+        update={
+            "flows_dir": resolve(flows.flows_dir),
+            "prompts_dir": resolve(flows.prompts_dir),
+            "prompt_texts": resolve(flows.prompt_texts),
+        }
+    )
 
 
 def context_factory(
@@ -72,17 +85,6 @@ def context_factory(
     return context
 
 
-def resolved_flows_settings(settings: Settings) -> FlowsSettings:
-    flows = flows_settings(settings)
-    return flows.model_copy(
-        update={
-            "flows_dir": settings.resolve(flows.flows_dir),
-            "prompts_dir": settings.resolve(flows.prompts_dir),
-            "prompt_texts": settings.resolve(flows.prompt_texts),
-        }
-    )
-
-
 def build_flow_components(
     engine: Engine,
     flows: FlowsSettings,
@@ -98,15 +100,12 @@ def build_flow_components(
     return FlowComponents(engine, store, catalog, service, registry, flows)
 
 
-def components_from_settings(
-    settings: Settings, *, interpreter_languages: Collection[str] | None = None
-) -> FlowComponents:
-    engine = create_engine(database_settings(settings))
+def components_from_config(config: FlowsConfig) -> FlowComponents:
     return build_flow_components(
-        engine,
-        resolved_flows_settings(settings),
-        operators=operator_skills(settings),
-        interpreter_languages=interpreter_languages,
+        create_engine(config.database),
+        config.flows,
+        operators=config.operators,
+        interpreter_languages=config.interpreter_languages,
     )
 
 

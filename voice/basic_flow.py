@@ -6,8 +6,8 @@ the telephony tests and benchmarks call through.
 
 from __future__ import annotations
 
-from config.settings import CallSettings
 from voice.session import CallHandler, CallSession
+from voice.settings import CallSettings
 
 
 def make_basic_flow(settings: CallSettings) -> CallHandler:

@@ -125,9 +125,7 @@ class OperatorPool:
             return
         op.presence = Presence.WRAP_UP
         loop = asyncio.get_running_loop()
-        self._wrap_up_timers[op.id] = loop.call_later(
-            wrap_up_s, lambda: asyncio.ensure_future(self._wrap_up_done(op))
-        )
+        self._wrap_up_timers[op.id] = loop.call_later(wrap_up_s, lambda: asyncio.ensure_future(self._wrap_up_done(op)))
 
     async def _wrap_up_done(self, op: Operator) -> None:
         self._wrap_up_timers.pop(op.id, None)

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from config.settings import ExternalDestination, InterpreterCentre, RoutingSettings
 from ivr_flows.port import QueueAnnouncer, RouteOutcome, RouteRequest
 from voice.callbacks import CallbackStore
 from voice.legs import Leg
 from voice.operators import Operator
 from voice.router import Router, Waiter
 from voice.session import CallSession, LegGone
+from voice.settings import ExternalDestination, InterpreterCentre, RoutingSettings
 
 log = structlog.get_logger(__name__)
 

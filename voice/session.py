@@ -291,9 +291,7 @@ class CallSession:
         self.log.info("call.leg_answered", role=role, endpoint=endpoint)
         return leg
 
-    async def open_leg(
-        self, role: str, create: Callable[[str], Awaitable[object]], timeout_s: float = 5.0
-    ) -> Leg:
+    async def open_leg(self, role: str, create: Callable[[str], Awaitable[object]], timeout_s: float = 5.0) -> Leg:
         """A channel we create ourselves (snoop, ExternalMedia), ready once it entered Stasis: Asterisk refuses
         to bridge it before (422), and the HTTP reply can come first (DESIGN §5)."""
         leg = Leg(f"hotline-{role}-{self.call_id}-{next(self._leg_ids)}", role, role)

@@ -149,9 +149,7 @@ class Transcriber:
                     await asyncio.wait_for(asyncio.shield(tap.consumer), 5.0)
             tap.consumer.cancel()
         stats = tap.receiver.stats
-        session.log.info(
-            "tap.stopped", speaker=tap.speaker, packets=stats.received, lost=stats.lost, late=stats.late
-        )
+        session.log.info("tap.stopped", speaker=tap.speaker, packets=stats.received, lost=stats.lost, late=stats.late)
 
     async def _publish(self, session: CallSession, tap: Tap) -> None:
         async for segment in tap.stream.segments():

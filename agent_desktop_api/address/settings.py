@@ -1,4 +1,4 @@
-"""Settings of address resolution (the lead mounts them as ``address:`` in ``config/settings.py``).
+"""Settings of address resolution (the lead mounts them as ``address:`` in ``hotline/settings.py``).
 
 Environment overrides then follow the gateway's rule, e.g. ``HOTLINE_ADDRESS__GEOCODER=amap`` and
 ``HOTLINE_ADDRESS__AMAP_KEY=...`` (the key is a secret: give it through the environment, never in a file).

@@ -194,7 +194,7 @@ def test_oversized_bodies_are_refused_before_they_are_read(client: TestClient) -
 
 
 def test_users_add_warns_about_an_operator_without_a_phone(auth: AuthService) -> None:
-    from config.settings import load_settings
+    from hotline.settings import load_settings
 
     class Host:
         def auth_service(self) -> AuthService:

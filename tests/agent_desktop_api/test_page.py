@@ -23,9 +23,10 @@ from playwright.async_api import Page, async_playwright
 
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
-from agent_desktop_api.page import mount_page
+from agent_desktop_api.page import LEAFLET_DIST, mount_page
 from config.database import DatabaseSettings, create_engine
 from events.contract import DESK_MESSAGES
+from hotline.service import GatewayService
 from ivr_flows.port import RouteRequest
 from tests.support.asterisk_fixture import make_settings
 from tests.support.softphone_driver import Softphone
@@ -34,7 +35,6 @@ from tests.voice.test_routing import routing_handler, set_idle
 from tests.voice.test_transcription import ADDRESS_CLIP, telephone_clip
 from voice.asterisk.instance import AsteriskInstance
 from voice.operators import Presence
-from voice.service import GatewayService
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -61,7 +61,7 @@ def test_page_routes_serve_the_page_leaflet_and_the_district_boundaries(tmp_path
     auth = AuthService(create_engine(DatabaseSettings(url=f"sqlite:///{tmp_path / 'db.sqlite'}")))
     auth.add_user("op1", "operator", PASSWORD)
     app = create_app(auth_service=auth)
-    mount_page(app, settings)
+    mount_page(app, settings.resolve(LEAFLET_DIST), settings.address.resolve(settings.address.geojson_file))
     with TestClient(app) as client:
         page = client.get("/")
         assert page.status_code == 200 and "坐席工作台" in page.text

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from asr.engine import create_engine
 from asr.settings import AsrSettings
 from asr.vosk_engine import VoskModelMissing
-from config.settings import load_settings
+from hotline.settings import load_settings
 
 
 def test_defaults() -> None:

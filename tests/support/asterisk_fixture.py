@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings, load_settings
+from hotline.settings import Settings, load_settings
 from voice.asterisk.installer import InstallResult, install_asterisk
 from voice.asterisk.instance import AsteriskInstance, InstancePorts
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from hotline.service import GatewayService
 from tests.support.asterisk_fixture import make_settings
 from tests.support.softphone_driver import Softphone
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
-from voice.service import GatewayService
 from voice.session import CallHandler
 
 GatewayStarter = Callable[..., Awaitable[GatewayService]]

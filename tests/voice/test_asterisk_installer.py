@@ -101,7 +101,7 @@ def test_second_install_is_a_quick_noop(asterisk_install: InstallResult, tmp_pat
 
 @pytest.mark.slow
 def test_offline_reinstall_from_cache(asterisk_install: InstallResult, tmp_path: Path) -> None:
-    from config.settings import load_settings
+    from hotline.settings import load_settings
 
     settings = load_settings()
     cache = settings.resolve(settings.asterisk.cache_dir)

@@ -17,11 +17,11 @@ import httpx
 import pytest
 import websockets
 
-from config.asterisk_render import configured_modules
-from config.settings import load_settings
+from hotline.settings import load_settings
 from tests.support.asterisk_fixture import AsteriskFactory, free_ports, make_settings
 from voice.asterisk.installer import InstallResult, asterisk_command
 from voice.asterisk.instance import AsteriskInstance, AsteriskStartError
+from voice.asterisk.render import configured_modules
 
 slow = pytest.mark.slow
 

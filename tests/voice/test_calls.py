@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from hotline.service import GatewayService
 from ivr_flows.port import GatherResult
 from tests.support.audio import active_speech_seconds, first_sound_offset, rms_dbfs, wav_duration
 from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
-from voice.service import GatewayService
 from voice.session import CallSession
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from hotline.service import GatewayService
 from ivr_flows.port import RouteOutcome, RouteRequest
 from tests.support.asterisk_fixture import AsteriskFactory
 from tests.support.audio import make_tone_wav, tone_level_dbfs
@@ -21,7 +22,6 @@ from tests.voice.test_calls import assert_nothing_left
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
 from voice.operators import Presence
-from voice.service import GatewayService
 from voice.session import CallSession
 
 pytestmark = pytest.mark.slow

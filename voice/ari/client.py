@@ -25,7 +25,7 @@ __all__ = ["AriClient", "AriClientSettings"]
 
 
 class AriClientSettings(Protocol):
-    """What the client reads from ``config.settings.AriSettings`` (kept structural: no import of config)."""
+    """What the client reads from ``voice.settings.AriSettings`` (kept structural: no import of config)."""
 
     @property
     def app(self) -> str: ...

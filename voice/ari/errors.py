@@ -47,9 +47,7 @@ class AriError(Exception):
         return (_rebuild, (type(self), self.message, self.status, self.method, self.path))
 
 
-def _rebuild(
-    cls: type[AriError], message: str, status: int | None, method: str | None, path: str | None
-) -> AriError:
+def _rebuild(cls: type[AriError], message: str, status: int | None, method: str | None, path: str | None) -> AriError:
     return cls(message, status=status, method=method, path=path)
 
 
@@ -115,9 +113,7 @@ _BY_STATUS: dict[int, type[AriError]] = {
 }
 
 
-def error_for_status(
-    status: int, message: str, *, method: str | None = None, path: str | None = None
-) -> AriError:
+def error_for_status(status: int, message: str, *, method: str | None = None, path: str | None = None) -> AriError:
     """The typed error for an HTTP status (unknown 4xx → plain :class:`AriError`)."""
     cls = _BY_STATUS.get(status)
     if cls is None:

@@ -190,9 +190,7 @@ class AriRestClient:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            raise AriError(
-                f"unexpected answer for {model.__name__}: {exc}", method=method, path=path
-            ) from exc
+            raise AriError(f"unexpected answer for {model.__name__}: {exc}", method=method, path=path) from exc
 
     async def _list(self, adapter: TypeAdapter[list[M]], path: str) -> list[M]:
         data = await self.request("GET", path)
@@ -269,9 +267,7 @@ class AriRestClient:
             Playback,
             "POST",
             f"/channels/{_seg(channel_id)}/play",
-            params=_params(
-                media=media, playbackId=playback_id, lang=lang, offsetms=offset_ms, skipms=skip_ms
-            ),
+            params=_params(media=media, playbackId=playback_id, lang=lang, offsetms=offset_ms, skipms=skip_ms),
         )
 
     async def play_on_bridge(
@@ -306,9 +302,7 @@ class AriRestClient:
         await self.request(
             "POST",
             f"/channels/{_seg(channel_id)}/dtmf",
-            params=_params(
-                dtmf=dtmf, before=before_ms, between=between_ms, duration=duration_ms, after=after_ms
-            ),
+            params=_params(dtmf=dtmf, before=before_ms, between=between_ms, duration=duration_ms, after=after_ms),
         )
 
     async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
@@ -321,9 +315,7 @@ class AriRestClient:
         await self.request("POST", f"/channels/{_seg(channel_id)}/mute", params=_params(direction=direction))
 
     async def unmute(self, channel_id: str, direction: MediaDirection = "both") -> None:
-        await self.request(
-            "DELETE", f"/channels/{_seg(channel_id)}/mute", params=_params(direction=direction)
-        )
+        await self.request("DELETE", f"/channels/{_seg(channel_id)}/mute", params=_params(direction=direction))
 
     async def originate(
         self,
@@ -391,9 +383,7 @@ class AriRestClient:
         caller: str | None = None,
         timeout: int | None = None,
     ) -> None:
-        await self.request(
-            "POST", f"/channels/{_seg(channel_id)}/dial", params=_params(caller=caller, timeout=timeout)
-        )
+        await self.request("POST", f"/channels/{_seg(channel_id)}/dial", params=_params(caller=caller, timeout=timeout))
 
     async def snoop(
         self,
@@ -451,16 +441,12 @@ class AriRestClient:
         )
 
     async def get_variable(self, channel_id: str, name: str) -> str:
-        data = await self.request(
-            "GET", f"/channels/{_seg(channel_id)}/variable", params=_params(variable=name)
-        )
+        data = await self.request("GET", f"/channels/{_seg(channel_id)}/variable", params=_params(variable=name))
         value = data.get("value", "") if isinstance(data, dict) else ""
         return str(value) if value is not None else ""
 
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
-        await self.request(
-            "POST", f"/channels/{_seg(channel_id)}/variable", params=_params(variable=name, value=value)
-        )
+        await self.request("POST", f"/channels/{_seg(channel_id)}/variable", params=_params(variable=name, value=value))
 
     async def record(
         self,
@@ -503,9 +489,7 @@ class AriRestClient:
         self, bridge_id: str | None = None, type: str | Sequence[str] = "mixing", name: str | None = None
     ) -> Bridge:
         """``type``: comma list or sequence of mixing, holding, dtmf_events, proxy_media, video_sfu …"""
-        return await self._model(
-            Bridge, "POST", "/bridges", params=_params(type=type, bridgeId=bridge_id, name=name)
-        )
+        return await self._model(Bridge, "POST", "/bridges", params=_params(type=type, bridgeId=bridge_id, name=name))
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self.request("DELETE", f"/bridges/{_seg(bridge_id)}")
@@ -525,9 +509,7 @@ class AriRestClient:
         )
 
     async def remove_from_bridge(self, bridge_id: str, channel_ids: str | Sequence[str]) -> None:
-        await self.request(
-            "POST", f"/bridges/{_seg(bridge_id)}/removeChannel", params=_params(channel=channel_ids)
-        )
+        await self.request("POST", f"/bridges/{_seg(bridge_id)}/removeChannel", params=_params(channel=channel_ids))
 
     async def start_bridge_moh(self, bridge_id: str, moh_class: str | None = None) -> None:
         await self.request("POST", f"/bridges/{_seg(bridge_id)}/moh", params=_params(mohClass=moh_class))

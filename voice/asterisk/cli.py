@@ -7,22 +7,20 @@ from pathlib import Path
 
 import click
 
-from config.settings import Settings, SettingsError, load_settings
+from config.paths import resolve
 from voice.asterisk.installer import AsteriskInstallError, install_asterisk, installed_version
+from voice.settings import AsteriskSettings
 
 
-def _settings(ctx: click.Context) -> Settings:
-    # Attached to `hotline`, the parent's context object loads the settings (honouring --config).
-    loader = getattr(ctx.obj, "settings", None)
-    if callable(loader):
-        settings = loader()
-        assert isinstance(settings, Settings)
-        return settings
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+class _Paths:
+    """The `asterisk` section and the path resolver: the host's (`hotline`, honouring --config) when attached to
+    it, else the defaults."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        loader = getattr(ctx.find_root().obj, "settings", None)
+        host = loader() if callable(loader) else None
+        self.asterisk: AsteriskSettings = host.asterisk if host is not None else AsteriskSettings()
+        self.resolve = host.resolve if host is not None else resolve
 
 
 @click.group("asterisk")
@@ -31,9 +29,7 @@ def asterisk_group() -> None:
 
 
 @asterisk_group.command("install")
-@click.option(
-    "--prefix", type=click.Path(path_type=Path, file_okay=False), help="Install here (asterisk.prefix)."
-)
+@click.option("--prefix", type=click.Path(path_type=Path, file_okay=False), help="Install here (asterisk.prefix).")
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -46,7 +42,7 @@ def install_command(
     ctx: click.Context, prefix: Path | None, cache_dir: Path | None, mirror: str | None, force: bool
 ) -> None:
     """Download Asterisk 22 with its libraries from Debian sid and unpack it into the prefix."""
-    settings = _settings(ctx)
+    settings = _Paths(ctx)
     ast = settings.asterisk
     target = prefix or settings.resolve(ast.prefix)
     try:
@@ -65,13 +61,11 @@ def install_command(
 
 
 @asterisk_group.command("status")
-@click.option(
-    "--prefix", type=click.Path(path_type=Path, file_okay=False), help="Look here (asterisk.prefix)."
-)
+@click.option("--prefix", type=click.Path(path_type=Path, file_okay=False), help="Look here (asterisk.prefix).")
 @click.pass_context
 def status_command(ctx: click.Context, prefix: Path | None) -> None:
     """Show the installed Asterisk version and where it is."""
-    settings = _settings(ctx)
+    settings = _Paths(ctx)
     ast = settings.asterisk
     if ast.mode == "system":
         click.echo(f"mode system: Asterisk binary {ast.binary}")

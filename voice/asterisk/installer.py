@@ -69,9 +69,7 @@ def _noop(_: str) -> None:
 def _arch() -> tuple[str, str]:
     machine = platform.machine()
     if machine not in _ARCHES:
-        raise AsteriskInstallError(
-            f"unsupported machine {machine!r}: the embedded Asterisk needs x86_64 or aarch64"
-        )
+        raise AsteriskInstallError(f"unsupported machine {machine!r}: the embedded Asterisk needs x86_64 or aarch64")
     return _ARCHES[machine]
 
 
@@ -185,9 +183,7 @@ class _Apt:
         return env
 
     def run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["apt-get", "-q", *args], env=self._env(), capture_output=True, text=True, check=False
-        )
+        return subprocess.run(["apt-get", "-q", *args], env=self._env(), capture_output=True, text=True, check=False)
 
     def stream(self, args: Sequence[str]) -> Iterator[str]:
         """apt-get's output line by line; raises CalledProcessError (with the output) on failure."""
@@ -254,9 +250,7 @@ def _download(apt: _Apt, packages: Sequence[str], mirror: str, progress: Progres
                 if match and (int(match.group(1)) % step == 0 or int(match.group(1)) == len(missing)):
                     progress(f"downloading {match.group(1)}/{len(missing)} {match.group(2)}")
         except subprocess.CalledProcessError as exc:
-            raise AsteriskInstallError(
-                f"downloading from {mirror} failed: {_apt_error(str(exc.output))}"
-            ) from exc
+            raise AsteriskInstallError(f"downloading from {mirror} failed: {_apt_error(str(exc.output))}") from exc
     absent = [deb.name for deb in debs if not deb.is_file()]
     if absent:
         raise AsteriskInstallError(f"apt finished but {len(absent)} packages are missing, e.g. {absent[0]}")
@@ -296,9 +290,7 @@ def _unpack(debs: Sequence[Path], target: Path, progress: Progress) -> None:
     done = 0
 
     def extract(deb: Path) -> None:
-        result = subprocess.run(
-            ["dpkg", "-x", str(deb), str(target)], capture_output=True, text=True, check=False
-        )
+        result = subprocess.run(["dpkg", "-x", str(deb), str(target)], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise AsteriskInstallError(f"unpacking {deb.name} failed: {result.stderr.strip()}")
 

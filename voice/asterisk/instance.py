@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from config.asterisk_render import (
+from voice.asterisk.installer import asterisk_command, installed_version, modules_dir
+from voice.asterisk.render import (
     AsteriskDirs,
     InstancePorts,
     RenderError,
@@ -34,10 +35,9 @@ from config.asterisk_render import (
     default_sbin_dir,
     render_asterisk_config,
 )
-from config.secrets import Secrets, load_or_create_secrets
-from config.settings import Settings
-from config.tls import TlsError
-from voice.asterisk.installer import asterisk_command, installed_version, modules_dir
+from voice.asterisk.secrets import Secrets, load_or_create_secrets
+from voice.asterisk.tls import TlsError
+from voice.settings import AsteriskHost
 
 __all__ = ["AsteriskError", "AsteriskInstance", "AsteriskStartError", "InstancePorts", "run_blocking"]
 
@@ -104,7 +104,7 @@ class AsteriskInstance:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: AsteriskHost,
         *,
         runtime_dir: Path | None = None,
         ports: InstancePorts | None = None,
@@ -116,12 +116,8 @@ class AsteriskInstance:
                 "asterisk.mode is 'external': there is no Asterisk process to manage, use asterisk.ari_url"
             )
         self.settings = settings
-        self.runtime_dir = (
-            runtime_dir if runtime_dir is not None else settings.resolve(ast.runtime_dir)
-        ).resolve()
-        self.ports = ports or InstancePorts(
-            http=ast.http_port, sip=ast.sip_port, rtp_start=ast.rtp_port_start
-        )
+        self.runtime_dir = (runtime_dir if runtime_dir is not None else settings.resolve(ast.runtime_dir)).resolve()
+        self.ports = ports or InstancePorts(http=ast.http_port, sip=ast.sip_port, rtp_start=ast.rtp_port_start)
         self._secrets = secrets
         if ast.mode == "system":
             assert ast.binary is not None  # the settings validator guarantees it
@@ -192,9 +188,7 @@ class AsteriskInstance:
         if self._prefix is None:
             return self._command
         if installed_version(self._prefix) is None:
-            raise AsteriskStartError(
-                f"no embedded Asterisk in {self._prefix}: run `hotline asterisk install` first"
-            )
+            raise AsteriskStartError(f"no embedded Asterisk in {self._prefix}: run `hotline asterisk install` first")
         return asterisk_command(self._prefix)
 
     def _check_ports(self) -> None:
@@ -278,9 +272,7 @@ class AsteriskInstance:
                 assert self._proc is not None
                 code = self._proc.poll()
                 if code is not None:
-                    raise AsteriskStartError(
-                        f"Asterisk exited with status {code} while starting\n{self._log_tail()}"
-                    )
+                    raise AsteriskStartError(f"Asterisk exited with status {code} while starting\n{self._log_tail()}")
                 fatal = self._fatal_log_line()
                 if fatal is not None:
                     raise AsteriskStartError(f"Asterisk could not set itself up: {fatal}\n{self._log_tail()}")
@@ -357,9 +349,7 @@ class AsteriskInstance:
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            raise AsteriskError(
-                f"`asterisk -rx {command!r}` did not answer within {timeout_s:.0f} s"
-            ) from None
+            raise AsteriskError(f"`asterisk -rx {command!r}` did not answer within {timeout_s:.0f} s") from None
         text = stdout.decode("utf-8", "replace")
         if proc.returncode != 0 or "Unable to connect to remote asterisk" in text:
             raise AsteriskError(

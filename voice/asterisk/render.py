@@ -1,4 +1,4 @@
-"""Render the configuration of one private Asterisk instance from the settings (templates: config/asterisk/).
+"""Render the configuration of one private Asterisk instance from the settings (templates: voice/asterisk/templates/).
 
 Everything an instance writes (configuration, logs, spool, sockets, astdb) lives in its runtime folder, so
 several instances (one per test, say) can run side by side; only read-only data (sounds, MOH) and modules
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import jinja2
 
-from config.secrets import Secrets
-from config.settings import Settings
-from config.tls import self_signed
+from voice.asterisk.secrets import Secrets
+from voice.asterisk.tls import self_signed
+from voice.settings import AsteriskHost
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "asterisk"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 CONF_FILES = (
     "asterisk.conf",
     "modules.conf",
@@ -100,7 +100,7 @@ def _run_dir(runtime_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"hotline-ast-{digest}"
 
 
-def default_data_dir(settings: Settings) -> Path:
+def default_data_dir(settings: AsteriskHost) -> Path:
     """Asterisk's read-only data (sounds, moh, and the XML documentation it refuses to start without)."""
     ast = settings.asterisk
     if ast.mode == "system" and ast.binary is not None:
@@ -114,7 +114,7 @@ def default_data_dir(settings: Settings) -> Path:
     return settings.resolve(ast.prefix) / "usr/share/asterisk"
 
 
-def default_sbin_dir(settings: Settings) -> Path:
+def default_sbin_dir(settings: AsteriskHost) -> Path:
     ast = settings.asterisk
     if ast.mode == "system" and ast.binary is not None:
         return settings.resolve(ast.binary).parent
@@ -137,7 +137,7 @@ def asterisk_dirs(runtime_dir: Path, modules_dir: Path, data_dir: Path, sbin_dir
     )
 
 
-def rtp_range(settings: Settings, rtp_start: int | None = None) -> tuple[int, int]:
+def rtp_range(settings: AsteriskHost, rtp_start: int | None = None) -> tuple[int, int]:
     """(rtpstart, rtpend): enough ports for max_concurrent_calls, both even (RTP even, RTCP odd)."""
     start = settings.asterisk.rtp_port_start if rtp_start is None else rtp_start
     start += start % 2
@@ -184,7 +184,7 @@ def _moh(data_dir: Path) -> tuple[Path, str]:
 
 
 def render_asterisk_config(
-    settings: Settings,
+    settings: AsteriskHost,
     secrets: Secrets,
     runtime_dir: Path,
     modules_dir: Path,
@@ -257,9 +257,7 @@ def render_asterisk_config(
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(target)
     for name in DEFAULTS_ONLY_FILES:
-        (dirs.etc / name).write_text(
-            f"; {name}: Asterisk's defaults (rendered by config/asterisk_render.py).\n"
-        )
+        (dirs.etc / name).write_text(f"; {name}: Asterisk's defaults (rendered by voice/asterisk/render.py).\n")
     return dirs.asterisk_conf
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.settings import Settings
+from voice.settings import AsteriskHost
 
 _TOKEN_BYTES = 24  # 32 URL-safe characters: nothing in Asterisk's config syntax needs escaping
 
@@ -64,7 +64,7 @@ def _write(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def load_or_create_secrets(path: Path, settings: Settings) -> Secrets:
+def load_or_create_secrets(path: Path, settings: AsteriskHost) -> Secrets:
     """Secrets for `settings`, generating (and persisting in `path`) whatever is missing."""
     stored = _read(path)
     generated_ari = stored.get("ari_password")

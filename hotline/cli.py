@@ -1,4 +1,5 @@
-"""`hotline`: the one command of the gateway (serve, install Asterisk, inspect settings, ...)."""
+"""`hotline`: the one command of the gateway (serve, install Asterisk, inspect settings, ...). Each package owns
+its command group; this host attaches them and hands them the settings (``--config``) they ask for."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from config.settings import Settings, SettingsError, load_settings
+from hotline.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from ivr_flows.setup import FlowsConfig
 
 
 class _Context:
@@ -25,6 +30,19 @@ class _Context:
                 click.echo(str(exc), err=True)
                 sys.exit(2)
         return self._settings
+
+    def flows_config(self) -> FlowsConfig:
+        """What `hotline flows` needs of the settings (the operators' skills check the routing steps)."""
+        from hotline.service import interpreted_languages, operator_skills
+        from ivr_flows.setup import FlowsConfig, resolved_flows_settings
+
+        s = self.settings()
+        return FlowsConfig(
+            resolved_flows_settings(s.flows, s.resolve),
+            s.database,
+            operators=operator_skills(s),
+            interpreter_languages=interpreted_languages(s),
+        )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,8 +63,8 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
 @click.pass_obj
 def serve(obj: _Context) -> None:
     """Start Asterisk (or attach to one) and the gateway; Ctrl-C or SIGTERM stops both cleanly."""
-    from voice.logging_setup import configure_logging
-    from voice.service import run_service
+    from hotline.logging_setup import configure_logging
+    from hotline.service import run_service
 
     settings = obj.settings()
     configure_logging(settings.logging.level, settings.logging.format)
@@ -76,9 +94,9 @@ def config_check(obj: _Context) -> None:
 def _attach_subcommands() -> None:
     from agent_desktop_api.address.cli import gazetteer_group
     from agent_desktop_api.cli import users_group
-    from agent_desktop_api.demo import demo_command
     from asr.cli import models_group
     from events.cli import events_group
+    from hotline.demo import demo_command
     from ivr_flows.cli import flows_group
     from ivr_flows.prompt_build import prompts_group
     from voice.asterisk.cli import asterisk_group

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from config.settings import SettingsError, load_settings
+from hotline.settings import SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)

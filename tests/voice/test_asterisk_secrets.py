@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from config.secrets import SecretsError, load_or_create_secrets
-from config.settings import Settings, load_settings
+from hotline.settings import Settings, load_settings
+from voice.asterisk.secrets import SecretsError, load_or_create_secrets
 
 
 def _settings(*operators: dict[str, str], ari_password: str | None = None) -> Settings:

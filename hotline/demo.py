@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from config.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+from hotline.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from hotline.service import GatewayService
     from tests.support.softphone_driver import Softphone
     from voice.events import CallEvent
-    from voice.service import GatewayService
 
 OPERATOR = "op1002"
 CALLER = "13800138000"
@@ -217,7 +217,7 @@ class Demo:
 
     async def start(self) -> None:
         from agent_desktop_api.auth import AuthService
-        from voice.service import GatewayService, ServiceError
+        from hotline.service import GatewayService, ServiceError
 
         softphone = _softphone_class()
         self.service = GatewayService(self.settings)
@@ -420,7 +420,7 @@ def demo_command(
     verbose: bool,
 ) -> None:
     """Run everything locally and place a simulated call; open the printed URL to watch it on the desktop."""
-    from voice.logging_setup import configure_logging
+    from hotline.logging_setup import configure_logging
 
     try:  # under `hotline`, the group's --config decides
         base = ctx.obj.settings() if hasattr(ctx.obj, "settings") else load_settings()

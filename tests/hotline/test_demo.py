@@ -22,7 +22,7 @@ async def test_demo_once_shows_the_call_on_the_printed_url(asterisk_install: obj
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "agent_desktop_api.demo",
+        "hotline.demo",
         "--once",
         "--delay",
         "2",

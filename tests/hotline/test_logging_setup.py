@@ -8,7 +8,7 @@ import sys
 
 SCRIPT = """
 import logging, structlog
-from voice.logging_setup import configure_logging
+from hotline.logging_setup import configure_logging
 configure_logging("INFO", "json")
 def login(password):
     raise ValueError("database unavailable")

@@ -1,59 +1,19 @@
-"""Gateway settings: defaults here, a YAML file (``config/hotline.yaml`` by default), environment overrides.
+"""Settings of the telephony side: the Asterisk it runs or attaches to, the SIP edge (entry number, callers,
+trunks, operators' phones, the interpreter centre, transfer directory), ARI, the call script and routing.
 
-Precedence, highest first: ``HOTLINE_<SECTION>__<KEY>`` environment variables, the YAML file, the defaults
-below.
-The YAML file is chosen with ``HOTLINE_CONFIG`` (a path) or ``--config`` on the command line.
-Secrets (ARI and operator passwords) are never written here: they are generated per instance and kept in the
-runtime folder with mode 0600, or given through the environment.
+The composition root mounts them as the sections ``asterisk``, ``telephony``, ``ari``, ``call`` and ``routing``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from agent_desktop_api.address.settings import AddressSettings
-from agent_desktop_api.auth import AuthSettings
-from agent_desktop_api.event_log import DesktopSettings
-from asr.settings import AsrSettings
-from config.database import DatabaseSettings
-from ivr_flows.settings import FlowsSettings
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_CONFIG_FILE = PACKAGE_DIR / "hotline.yaml"
-PROJECT_ROOT = PACKAGE_DIR.parent
-
-
-# The file `load_settings` was given, for this load only (the process environment stays untouched).
-_CONFIG_FILE: ContextVar[str | None] = ContextVar("hotline_config_file", default=None)
-
-
-class SettingsError(Exception):
-    """Invalid settings: the message names every bad key and what is wrong with it."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from config.loading import Section as _Section
 
 
 class AsteriskSettings(_Section):
@@ -64,27 +24,17 @@ class AsteriskSettings(_Section):
         "external: attach to a running Asterisk's ARI at `ari_url`.",
     )
     prefix: Path = Field(Path("var/asterisk"), description="Install prefix of the embedded Asterisk.")
-    cache_dir: Path = Field(
-        Path("var/cache/asterisk-debs"), description="Downloaded .deb cache (re-install offline)."
-    )
+    cache_dir: Path = Field(Path("var/cache/asterisk-debs"), description="Downloaded .deb cache (re-install offline).")
     binary: Path | None = Field(None, description="Asterisk binary for mode=system.")
-    modules_dir: Path | None = Field(
-        None, description="Module folder for mode=system (default: the binary's)."
-    )
+    modules_dir: Path | None = Field(None, description="Module folder for mode=system (default: the binary's).")
     data_dir: Path | None = Field(
         None,
         description="Data folder (sounds, documentation) for mode=system (default: guessed from the binary).",
     )
-    runtime_dir: Path = Field(
-        Path("var/run/asterisk"), description="Rendered configuration, logs, spool, sockets."
-    )
-    ari_url: str | None = Field(
-        None, description="ARI base URL for mode=external, e.g. http://127.0.0.1:8088/ari."
-    )
+    runtime_dir: Path = Field(Path("var/run/asterisk"), description="Rendered configuration, logs, spool, sockets.")
+    ari_url: str | None = Field(None, description="ARI base URL for mode=external, e.g. http://127.0.0.1:8088/ari.")
     ari_username: str = "hotline"
-    ari_password: SecretStr | None = Field(
-        None, description="Generated per instance when unset (embedded/system)."
-    )
+    ari_password: SecretStr | None = Field(None, description="Generated per instance when unset (embedded/system).")
     http_port: int = Field(8088, ge=1, le=65535)
     sip_port: int = Field(5060, ge=1, le=65535)
     sip_bind_address: str = Field(
@@ -107,9 +57,7 @@ class AsteriskSettings(_Section):
     rtp_port_start: int = Field(10000, ge=1024, le=65000)
     rtp_ports_per_call: int = Field(8, ge=2, description="RTP ports a call needs (DESIGN §5: ≈8 with taps).")
     startup_timeout_s: float = Field(30.0, gt=0)
-    sid_mirror: str = Field(
-        "http://deb.debian.org/debian", description="Debian mirror holding the sid suite."
-    )
+    sid_mirror: str = Field("http://deb.debian.org/debian", description="Debian mirror holding the sid suite.")
 
     @model_validator(mode="after")
     def _mode_needs(self) -> AsteriskSettings:
@@ -126,12 +74,8 @@ class AsteriskSettings(_Section):
 
 class OperatorEndpoint(_Section):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="SIP user name of the operator's phone.")
-    password: SecretStr | None = Field(
-        None, description="Generated and stored in the runtime folder when unset."
-    )
-    skills: list[str] = Field(
-        default_factory=lambda: ["zh"], description="Language codes the operator speaks."
-    )
+    password: SecretStr | None = Field(None, description="Generated and stored in the runtime folder when unset.")
+    skills: list[str] = Field(default_factory=lambda: ["zh"], description="Language codes the operator speaks.")
     contact: str | None = Field(
         None,
         pattern=r"^sips?:[A-Za-z0-9_.+-]*@?[A-Za-z0-9_.:\[\]-]{1,200}(;transport=(udp|tcp|tls))?$",
@@ -264,9 +208,7 @@ class CallSettings(_Section):
         description="flow: the published IVR flow of the dialled number; basic: greet, ask for digits, read them back.",
     )
     greeting: str = Field("sound:hello-world", description="Media URI or prompt name played after answering.")
-    prompts_dir: Path = Field(
-        Path("var/prompts"), description="Folder of our own prompt files (prompt:NAME)."
-    )
+    prompts_dir: Path = Field(Path("var/prompts"), description="Folder of our own prompt files (prompt:NAME).")
     digits_prompt: str = Field("sound:vm-enter-num-to-call", description="Asks the caller for digits.")
     max_digits: int = Field(4, ge=1, le=32)
     first_digit_timeout_s: float = Field(8.0, gt=0)
@@ -275,79 +217,16 @@ class CallSettings(_Section):
     terminator: str = Field("#", pattern=r"^[0-9*#]?$")
 
 
-class HttpSettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
+class AsteriskHost(Protocol):
+    """The settings that rendering and running an Asterisk read (the composition root's settings satisfy it)."""
 
+    @property
+    def asterisk(self) -> AsteriskSettings: ...
 
-class LoggingSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["json", "console"] = "console"
+    @property
+    def telephony(self) -> TelephonySettings: ...
 
+    @property
+    def ari(self) -> AriSettings: ...
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="HOTLINE_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        yaml_file=None,
-        yaml_file_encoding="utf-8",
-    )
-
-    asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)
-    telephony: TelephonySettings = Field(default_factory=TelephonySettings)
-    ari: AriSettings = Field(default_factory=AriSettings)
-    call: CallSettings = Field(default_factory=CallSettings)
-    routing: RoutingSettings = Field(default_factory=RoutingSettings)
-    address: AddressSettings = Field(default_factory=AddressSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    flows: FlowsSettings = Field(default_factory=FlowsSettings)
-    auth: AuthSettings = Field(default_factory=AuthSettings)
-    desktop: DesktopSettings = Field(default_factory=DesktopSettings)
-    http: HttpSettings = Field(default_factory=HttpSettings)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    asr: AsrSettings = Field(default_factory=AsrSettings)
-    data_dir: Path = Field(Path("var"), description="Base folder for relative paths in these settings.")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_path = _CONFIG_FILE.get() or os.environ.get("HOTLINE_CONFIG") or str(DEFAULT_CONFIG_FILE)
-        return (
-            init_settings,
-            env_settings,
-            YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path),
-        )
-
-    def resolve(self, path: Path) -> Path:
-        """Relative paths in settings are relative to the project root (where `var/` lives)."""
-        return path if path.is_absolute() else (PROJECT_ROOT / path)
-
-
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(root)"
-        lines.append(f"  {key}: {item['msg']}")
-    return "invalid settings:\n" + "\n".join(lines)
-
-
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Load settings or raise SettingsError naming each bad key (environment: HOTLINE_SECTION__KEY)."""
-    if config_file is not None and not config_file.is_file():
-        raise SettingsError(f"invalid settings:\n  config file {config_file}: not found")
-    token = _CONFIG_FILE.set(str(config_file) if config_file is not None else None)
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from exc
-    except (OSError, ValueError) as exc:  # unreadable or malformed YAML
-        raise SettingsError(f"invalid settings:\n  config file: {exc}") from exc
-    finally:
-        _CONFIG_FILE.reset(token)
+    def resolve(self, path: Path) -> Path: ...

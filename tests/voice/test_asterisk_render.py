@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from config.asterisk_render import (
+from hotline.settings import Settings, load_settings
+from voice.asterisk.render import (
     CONF_FILES,
     DEFAULTS_ONLY_FILES,
     InstancePorts,
@@ -18,8 +19,7 @@ from config.asterisk_render import (
     render_asterisk_config,
     rtp_range,
 )
-from config.secrets import Secrets
-from config.settings import Settings, load_settings
+from voice.asterisk.secrets import Secrets
 
 PORTS = InstancePorts(http=18088, sip=15070, rtp_start=20000)
 SECRETS = Secrets(

@@ -21,17 +21,16 @@ from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
 from agent_desktop_api.desktop import Desktop, mount_desktop
 from agent_desktop_api.ops import ops_router
-from agent_desktop_api.page import mount_page
+from agent_desktop_api.page import LEAFLET_DIST, mount_page
 from asr.engine import AsrEngine
 from asr.engine import create_engine as create_asr_engine
 from config.database import create_engine
 from config.database_health import DatabaseMonitor
-from config.settings import PROJECT_ROOT, Settings
+from hotline.settings import PROJECT_ROOT, Settings
 from ivr_flows.setup import (
     FlowComponents,
     build_flow_components,
     make_flow_handler,
-    operator_skills,
     resolved_flows_settings,
 )
 from voice.ari import AriAuthError, AriClient
@@ -57,7 +56,11 @@ class ServiceError(Exception):
         self.exit_code = exit_code
 
 
-def _interpreted_languages(settings: Settings) -> list[str] | None:
+def operator_skills(settings: Settings) -> list[frozenset[str]]:
+    return [frozenset(op.skills) for op in settings.telephony.operators]
+
+
+def interpreted_languages(settings: Settings) -> list[str] | None:
     """Languages the centre has an extension for; None (all) when an 'other' extension catches the rest."""
     extensions = settings.telephony.interpreter_centre.extensions
     return None if "other" in extensions else list(extensions)
@@ -73,9 +76,7 @@ class _QuietServer(uvicorn.Server):
 
 def build_routing(settings: Settings, engine: sa.Engine) -> RoutingServices:
     """Operators from settings (all available until the desktop drives presence), queues, callback storage."""
-    pool = OperatorPool(
-        Operator(op.id, frozenset(op.skills), f"PJSIP/{op.id}") for op in settings.telephony.operators
-    )
+    pool = OperatorPool(Operator(op.id, frozenset(op.skills), f"PJSIP/{op.id}") for op in settings.telephony.operators)
     callbacks = CallbackStore(engine)
     return RoutingServices(
         Router(pool, settings.routing.average_handle_s),
@@ -144,9 +145,9 @@ class GatewayService:
             return make_basic_flow(s.call)
         self.flows = build_flow_components(
             self.engine,
-            resolved_flows_settings(s),
+            resolved_flows_settings(s.flows, s.resolve),
             operators=operator_skills(s),
-            interpreter_languages=_interpreted_languages(s),
+            interpreter_languages=interpreted_languages(s),
         )
         await self.flows.start()
         entry = s.telephony.entry_number
@@ -231,7 +232,9 @@ class GatewayService:
             flow_service=self.flows.service if self.flows is not None else None,
         )
         self.desktop = mount_desktop(app, self)
-        mount_page(app, self.settings)  # the operator's page, /static and the districts GeoJSON
+        address = self.settings.address
+        # the operator's page, /static and the districts GeoJSON
+        mount_page(app, self.settings.resolve(LEAFLET_DIST), address.resolve(address.geojson_file))
         app.include_router(ops_router(self.gateway.metrics.registry, self.readiness))
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self._http = _QuietServer(config)
