@@ -27,12 +27,12 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from limits import parse as parse_limit
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from agent_desktop_api.login_guard import LoginGuard
+from agent_desktop_api.settings import AuthSettings
 from config.database import create_tables, metadata
 
 Role = Literal["operator", "admin"]
@@ -58,35 +58,6 @@ auth_tokens = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
-
-
-class AuthSettings(BaseModel):
-    """The `auth:` settings section (env: HOTLINE_AUTH__<KEY>)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    token_ttl_s: float = Field(12 * 3600, gt=0, description="How long a login token stays valid.")
-    login_per_address: str = Field(
-        "120/minute",
-        description="Login attempts one client address may make (`limits` notation); then 429. A shift change "
-        "behind one NAT or proxy logs in from one address: raise it there.",
-    )
-    login_failures_per_user: str = Field(
-        "10/minute", description="Failed logins one user name may have before it is refused (429) for a while."
-    )
-    hash_workers: int = Field(2, ge=1, le=32, description="Threads that check passwords (argon2: CPU-bound).")
-    max_pending_logins: int = Field(
-        32, ge=1, description="Logins waiting for a password check at once; more are refused with 503."
-    )
-
-    @field_validator("login_per_address", "login_failures_per_user")
-    @classmethod
-    def _limit(cls, value: str) -> str:
-        try:
-            parse_limit(value)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a rate limit like '30/minute'") from exc
-        return value
 
 
 class UserExists(ValueError):

@@ -19,7 +19,8 @@ from fastapi import FastAPI
 
 from agent_desktop_api import desktop_routes, desktop_stream
 from agent_desktop_api.desktop_runtime import Desktop, DesktopService, GatewayLike
-from agent_desktop_api.event_log import DesktopSettings, desktop_settings
+from agent_desktop_api.event_log import desktop_settings
+from agent_desktop_api.settings import DesktopSettings
 
 __all__ = ["Desktop", "DesktopService", "DesktopSettings", "GatewayLike", "mount_desktop"]
 

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 
 from agent_desktop_api.confirmations import ConfirmationStore
 from agent_desktop_api.desktop_stream import StreamHub
-from agent_desktop_api.event_log import DesktopSettings, EventLog
+from agent_desktop_api.event_log import EventLog
+from agent_desktop_api.settings import DesktopSettings
 from voice.events import EventBus
 from voice.operators import Operator, Presence
 

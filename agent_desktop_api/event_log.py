@@ -36,9 +36,9 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
+from agent_desktop_api.settings import DesktopSettings
 from config.database import create_tables, metadata
 from voice.events import CallEvent, EventBus, Subscription
 
@@ -92,24 +92,6 @@ desktop_calls = sa.Table(
     sa.Column("reason", sa.String(64), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
-
-
-class DesktopSettings(BaseModel):
-    """The `desktop:` settings section (defaults until the gateway settings carry one)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    retention_days: float = Field(7.0, gt=0, description="Keep desktop events and call rows this long.")
-    partial_retention_s: float = Field(
-        3600.0,
-        gt=0,
-        description="Keep transcript.partial events this long (finals supersede them; they are most "
-        "of the volume). A client resuming from further back gets the stream without those partials.",
-    )
-    ping_interval_s: float = Field(20.0, gt=0, description="Send a {type: ping} to idle desktop WebSockets.")
-    client_backlog: int = Field(
-        2000, ge=10, description="Live messages queued per socket before it catches up from the database instead."
-    )
 
 
 def desktop_settings(settings: object) -> DesktopSettings:

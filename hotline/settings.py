@@ -9,8 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from agent_desktop_api.address.settings import AddressSettings
-from agent_desktop_api.auth import AuthSettings
-from agent_desktop_api.event_log import DesktopSettings
+from agent_desktop_api.settings import AuthSettings, DesktopSettings
 from asr.settings import AsrSettings
 from config.database import DatabaseSettings
 from config.loading import FileSettings, Section, SettingsError, load

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
 from agent_desktop_api.desktop import Desktop, mount_desktop
-from agent_desktop_api.event_log import DesktopSettings
+from agent_desktop_api.settings import DesktopSettings
 from config.database import DatabaseSettings, create_engine
 from voice.events import EventBus
 from voice.gateway import CallNotFound

@@ -12,8 +12,9 @@ from fastapi import Depends
 from fastapi.testclient import TestClient
 
 from agent_desktop_api.app import create_app
-from agent_desktop_api.auth import AuthService, AuthSettings, User, UserExists, require_role, token_hash
+from agent_desktop_api.auth import AuthService, User, UserExists, require_role, token_hash
 from agent_desktop_api.cli import users_group
+from agent_desktop_api.settings import AuthSettings
 from config.database import DatabaseSettings, create_engine
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # tests only: argon2's defaults take ~50 ms

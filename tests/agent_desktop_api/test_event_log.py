@@ -15,7 +15,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from agent_desktop_api import desktop_stream
 from agent_desktop_api.desktop_stream import Connection, _Resume
-from agent_desktop_api.event_log import UNROUTED, DesktopSettings, EventLog, Message
+from agent_desktop_api.event_log import UNROUTED, EventLog, Message
+from agent_desktop_api.settings import DesktopSettings
 from tests.agent_desktop_api.desktop_support import (
     FakeGateway,
     FakeService,

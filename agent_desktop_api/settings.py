@@ -1,0 +1,54 @@
+"""Settings of the desk's API: logins (`auth:`) and the event stream (`desktop:`). Kept apart from the modules
+that use them so that reading settings loads no web framework."""
+
+from __future__ import annotations
+
+from limits import parse as parse_limit
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class AuthSettings(BaseModel):
+    """The `auth:` settings section (env: HOTLINE_AUTH__<KEY>)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_ttl_s: float = Field(12 * 3600, gt=0, description="How long a login token stays valid.")
+    login_per_address: str = Field(
+        "120/minute",
+        description="Login attempts one client address may make (`limits` notation); then 429. A shift change "
+        "behind one NAT or proxy logs in from one address: raise it there.",
+    )
+    login_failures_per_user: str = Field(
+        "10/minute", description="Failed logins one user name may have before it is refused (429) for a while."
+    )
+    hash_workers: int = Field(2, ge=1, le=32, description="Threads that check passwords (argon2: CPU-bound).")
+    max_pending_logins: int = Field(
+        32, ge=1, description="Logins waiting for a password check at once; more are refused with 503."
+    )
+
+    @field_validator("login_per_address", "login_failures_per_user")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        try:
+            parse_limit(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit like '30/minute'") from exc
+        return value
+
+
+class DesktopSettings(BaseModel):
+    """The `desktop:` settings section (defaults until the gateway settings carry one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: float = Field(7.0, gt=0, description="Keep desktop events and call rows this long.")
+    partial_retention_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Keep transcript.partial events this long (finals supersede them; they are most "
+        "of the volume). A client resuming from further back gets the stream without those partials.",
+    )
+    ping_interval_s: float = Field(20.0, gt=0, description="Send a {type: ping} to idle desktop WebSockets.")
+    client_backlog: int = Field(
+        2000, ge=10, description="Live messages queued per socket before it catches up from the database instead."
+    )
