@@ -36,7 +36,7 @@ from agent_desktop_api.desktop_models import (
 )
 from agent_desktop_api.desktop_runtime import Desktop, GatewayLike
 from agent_desktop_api.event_log import CallInfo
-from voice.events import CallEvent
+from events.bus import CallEvent
 from voice.gateway import CallNotFound
 from voice.operators import Presence
 

@@ -13,7 +13,7 @@ from agent_desktop_api.confirmations import ConfirmationStore
 from agent_desktop_api.desktop_stream import StreamHub
 from agent_desktop_api.event_log import EventLog
 from agent_desktop_api.settings import DesktopSettings
-from voice.events import EventBus
+from events.bus import EventBus
 from voice.operators import Operator, Presence
 
 log = structlog.get_logger(__name__)

@@ -28,6 +28,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,11 +41,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from agent_desktop_api.settings import DesktopSettings
 from config.database import create_tables, metadata
-from voice.events import CallEvent, EventBus, Subscription
+from events.bus import CallEvent, EventBus, Subscription
 
 log = structlog.get_logger(__name__)
 
 UNROUTED = ""  # stream of events whose call has no operator (yet): stored, served to nobody
+ENDED_CALLS_KEPT = 10_000  # a few hours of the hotline's calls
 CALL_TYPES = frozenset({"call.offered", "call.answered", "call.transferred", "call.ended"})
 
 desktop_events = sa.Table(
@@ -212,6 +214,9 @@ class EventLog:
         self._last_seq: dict[str, int] = {}  # numbered (maybe not stored yet)
         self._stored_seq: dict[str, int] = {}  # stored and delivered
         self._open: dict[str, CallInfo] = {}  # calls not ended yet
+        # Who had each recently ended call: an assistant's answer about the last words of a call may come after
+        # `call.ended` (it reads the bus on its own) and still belongs on that operator's desk.
+        self._ended: OrderedDict[str, str | None] = OrderedDict()
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._loaded = False
@@ -340,7 +345,7 @@ class EventLog:
         data = event.data
         named = _text(data.get("operator_id"))
         info = self._open.get(event.call_id)
-        current = info.operator_id if info is not None else None
+        current = info.operator_id if info is not None else self._ended.get(event.call_id)
         if event.type in CALL_TYPES and info is None:
             info = self._open[event.call_id] = CallInfo(event.call_id)
         targets: list[str] = []
@@ -374,6 +379,9 @@ class EventLog:
             batch.calls[event.call_id] = info
             if event.type == "call.ended":
                 del self._open[event.call_id]
+                self._ended[event.call_id] = info.operator_id
+                if len(self._ended) > ENDED_CALLS_KEPT:
+                    self._ended.popitem(last=False)
         for operator_id in targets or [UNROUTED]:
             self._append(batch, operator_id, event, data)
 

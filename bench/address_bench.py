@@ -18,10 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent_desktop_api.address.evaluation import Report, evaluate, load_cases  # noqa: E402
-from agent_desktop_api.address.extract import AddressExtractor  # noqa: E402
-from agent_desktop_api.address.gazetteer import Gazetteer  # noqa: E402
-from agent_desktop_api.address.settings import AddressSettings  # noqa: E402
+from assist.address.evaluation import Report, evaluate, load_cases  # noqa: E402
+from assist.address.extract import AddressExtractor  # noqa: E402
+from assist.address.gazetteer import Gazetteer  # noqa: E402
+from assist.address.settings import AddressSettings  # noqa: E402
 
 CASES = ROOT / "tests" / "agent_desktop_api" / "address" / "cases.yaml"
 
@@ -46,7 +46,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.gazetteer or settings.resolve(settings.gazetteer_file)
         if args.build:
-            from agent_desktop_api.address.builder import build_gazetteer
+            from assist.address.builder import build_gazetteer
 
             path = Path(tmp) / "beijing.json.gz"
             result = build_gazetteer(

@@ -43,6 +43,7 @@ from asr_eval import pct, stream_finals  # noqa: E402  (bench/, the script's fol
 from asr.cer import corpus_cer  # noqa: E402
 from asr.corpus import SETS, Clip, available_sets, load_set, speech_dir  # noqa: E402
 from asr.telephone import telephone_path  # noqa: E402
+from events.bus import CallEvent, Subscription  # noqa: E402
 from hotline.logging_setup import configure_logging  # noqa: E402
 from hotline.service import GatewayService  # noqa: E402
 from hotline.settings import load_settings  # noqa: E402
@@ -54,7 +55,6 @@ from tests.voice.test_routing import routing_handler  # noqa: E402
 from tests.voice.test_transcription import telephone_clip  # noqa: E402
 from voice.asterisk.installer import install_asterisk  # noqa: E402
 from voice.asterisk.instance import AsteriskInstance  # noqa: E402
-from voice.events import CallEvent, Subscription  # noqa: E402
 
 TAIL_S = 1.2  # the tail silence telephone_clip() adds (sox pad 0.3 1.2)
 AFTER_SPEECH_S = 2.0  # collect finals until this long after the end of speech

@@ -53,7 +53,7 @@ def serve(port: int, db: Path, operators: int, tokens_file: Path) -> None:
     from agent_desktop_api.auth import AuthService
     from agent_desktop_api.desktop import mount_desktop
     from config.database import DatabaseSettings, create_engine
-    from voice.events import CallEvent, EventBus
+    from events.bus import CallEvent, EventBus
     from voice.gateway import CallNotFound
 
     class BenchGateway:

@@ -40,12 +40,12 @@ from telephony_bench import (  # bench/, the script's folder; it puts the projec
     ms,
 )
 
+from events.bus import CallEvent
 from hotline.logging_setup import configure_logging
 from hotline.service import GatewayService
 from hotline.settings import Settings
 from tests.support.softphone_driver import Softphone
 from voice.ari import AriEvent, ChannelDtmfReceived, PlaybackFinished, PlaybackStarted
-from voice.events import CallEvent
 from voice.operators import Presence
 
 SCENARIO = "uac_ivr_queue.xml"

@@ -92,9 +92,9 @@ def config_check(obj: _Context) -> None:
 
 
 def _attach_subcommands() -> None:
-    from agent_desktop_api.address.cli import gazetteer_group
     from agent_desktop_api.cli import users_group
     from asr.cli import models_group
+    from assist.address.cli import gazetteer_group
     from events.cli import events_group
     from hotline.demo import demo_command
     from ivr_flows.cli import flows_group

@@ -30,9 +30,9 @@ import click
 from hotline.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from events.bus import CallEvent
     from hotline.service import GatewayService
     from tests.support.softphone_driver import Softphone
-    from voice.events import CallEvent
 
 OPERATOR = "op1002"
 CALLER = "13800138000"

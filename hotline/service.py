@@ -15,8 +15,6 @@ import sqlalchemy as sa
 import structlog
 import uvicorn
 
-from agent_desktop_api.address.gazetteer import GazetteerMissing
-from agent_desktop_api.address.service import AddressResolver
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
 from agent_desktop_api.desktop import Desktop, mount_desktop
@@ -24,8 +22,12 @@ from agent_desktop_api.ops import ops_router
 from agent_desktop_api.page import LEAFLET_DIST, mount_page
 from asr.engine import AsrEngine
 from asr.engine import create_engine as create_asr_engine
+from assist.address.gazetteer import GazetteerMissing
+from assist.address.service import AddressResolver
+from assist.address_assistant import AddressAssistant
 from config.database import create_engine
 from config.database_health import DatabaseMonitor
+from events.bus import EventBus
 from hotline.settings import PROJECT_ROOT, Settings
 from ivr_flows.setup import (
     FlowComponents,
@@ -98,6 +100,8 @@ class GatewayService:
         self.desktop: Desktop | None = None
         self.asr_engine: AsrEngine | None = None
         self.asterisk: AsteriskInstance | None = None
+        self.bus = EventBus()  # calls publish here; the assistants and the desk read it
+        self.assistant: AddressAssistant | None = None
         self.client: AriClient | None = None
         self.gateway: Gateway | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -133,7 +137,10 @@ class GatewayService:
             services=self.routing,
             moh_class=s.routing.moh_class,
             transcriber=self.transcriber,
+            bus=self.bus,
         )
+        if self.assistant is not None:
+            self.assistant.start()
         self._tasks.append(asyncio.create_task(self._run_gateway(), name="gateway"))
         await self._start_http()
         log.info("service.started", ari=url, http=f"http://{s.http.host}:{s.http.port}")
@@ -178,7 +185,9 @@ class GatewayService:
             log.warning("address.gazetteer_missing", error=str(exc), hint="hotline gazetteer build")
         ports = RtpPortPool(s.asr.tap_port_start, s.asr.tap_port_start + s.asr.tap_port_count)
         log.info("asr.ready", engine=self.asr_engine.name, addresses=addresses is not None)
-        return Transcriber(self.asr_engine, ports, addresses=addresses, phrases=phrases)
+        if addresses is not None:
+            self.assistant = AddressAssistant(self.bus, addresses)
+        return Transcriber(self.asr_engine, ports, phrases=phrases)
 
     def readiness(self) -> dict[str, bool]:
         """What /readyz reports, from state others keep current (no I/O: the probe must answer at once)."""
@@ -249,6 +258,8 @@ class GatewayService:
         log.info("service.stopping")
         if self.gateway is not None:
             await self.gateway.stop()
+        if self.assistant is not None:  # the places in the last lines, before the desk stores its last events
+            await self.assistant.stop()
         if self.desktop is not None:  # store the last events (call.ended of the calls just hung up)
             await self.desktop.stop()
         if self._http is not None:

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from agent_desktop_api.address.settings import AddressSettings
 from agent_desktop_api.settings import AuthSettings, DesktopSettings
 from asr.settings import AsrSettings
+from assist.address.settings import AddressSettings
 from config.database import DatabaseSettings
 from config.loading import FileSettings, Section, SettingsError, load
 from config.paths import PROJECT_ROOT

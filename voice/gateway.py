@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from events.bus import EventBus
 from voice.ari import AriClient, AriError, AriEvent, AriNotFound, Endpoint, EndpointStateChange, StasisStart
-from voice.events import EventBus
 from voice.metrics import GatewayMetrics
 from voice.session import CallContext, CallHandler, CallSession
 

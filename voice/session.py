@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
+from events.bus import EventBus
 from ivr_flows.port import GatherResult, QueueAnnouncer, RouteOutcome, RouteRequest
 from voice.ari import (
     AriBadRequest,
@@ -38,7 +39,6 @@ from voice.ari import (
     StasisStart,
 )
 from voice.digits import DigitBuffer
-from voice.events import EventBus
 from voice.legs import Leg
 from voice.metrics import GatewayMetrics
 

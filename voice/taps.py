@@ -2,8 +2,8 @@
 
 A tap is a snoop channel on the party's channel (`spy=in`: only what that party says) bridged to an ExternalMedia
 channel that sends slin16 RTP to a UDP port of ours. Segments coming back become `transcript.partial` /
-`transcript.final` / `transcript.gap` events; finals of the caller (and of the interpreter, who speaks Mandarin for a
-foreign caller) go through address extraction and may become `address.candidates`.
+`transcript.final` / `transcript.gap` events on the bus; what the words mean (places, the ticket) is for the
+assistants that read the bus.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -26,23 +26,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-ADDRESS_SPEAKERS = ("caller", "interpreter")
 FINISH_TIMEOUT_S = 15.0  # the last utterance's decode, at the end of a call
-
-
-class AddressFinder(Protocol):
-    """agent_desktop_api.address.service.AddressResolver satisfies this."""
-
-    async def resolve(
-        self, text: str, segment_id: str, *, partial: str | None = None, context: Sequence[str] = ()
-    ) -> _Candidates: ...
-
-
-class _Candidates(Protocol):
-    @property
-    def candidates(self) -> Sequence[object]: ...
-
-    def event(self) -> dict[str, object]: ...
 
 
 @dataclass(eq=False)
@@ -66,15 +50,12 @@ class Transcriber:
         engine: AsrEngine,
         ports: RtpPortPool,
         *,
-        addresses: AddressFinder | None = None,
         phrases: Sequence[str] = (),
     ) -> None:
         self.engine = engine
         self.ports = ports
-        self.addresses = addresses
         self.phrases = tuple(phrases)
         self._taps: dict[str, list[Tap]] = {}  # call id -> its taps
-        self._caller_finals: dict[str, list[str]] = {}
 
     def taps_of(self, call_id: str) -> list[Tap]:
         return list(self._taps.get(call_id, ()))
@@ -120,7 +101,6 @@ class Transcriber:
 
     async def untap_all(self, session: CallSession) -> None:
         await asyncio.gather(*(self.untap(session, tap) for tap in self.taps_of(session.call_id)))
-        self._caller_finals.pop(session.call_id, None)
 
     async def untap(self, session: CallSession, tap: Tap, *, flush: bool = True) -> None:
         """Stop the tap; with `flush`, what was said up to now still becomes a final."""
@@ -144,7 +124,7 @@ class Transcriber:
                 session.log.warning("tap.flush_timeout", speaker=tap.speaker)
         tap.stream.close()
         if tap.consumer is not None:
-            if flush:  # let the last final (and its address lookup) go out
+            if flush:  # let the last final go out
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(tap.consumer), 5.0)
             tap.consumer.cancel()
@@ -155,7 +135,7 @@ class Transcriber:
         async for segment in tap.stream.segments():
             try:
                 await self._publish_segment(session, tap, segment)
-            except Exception:  # an address lookup bug must not stop the transcript
+            except Exception:  # one bad segment must not stop the transcript
                 session.log.exception("transcript.publish_failed", segment=segment.segment_id)
 
     async def _publish_segment(self, session: CallSession, tap: Tap, segment: Segment) -> None:
@@ -172,11 +152,3 @@ class Transcriber:
                 confidence=round(segment.confidence, 3),
                 **base,
             )
-            if segment.text and tap.speaker in ADDRESS_SPEAKERS and self.addresses is not None:
-                context = self._caller_finals.setdefault(session.call_id, [])
-                found = await self.addresses.resolve(segment.text, segment.segment_id, context=context[-3:])
-                context.append(segment.text)
-                if found.candidates:
-                    body = found.event()
-                    body.pop("type", None)
-                    session.emit("address.candidates", **body)

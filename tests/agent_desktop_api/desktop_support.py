@@ -16,7 +16,7 @@ from agent_desktop_api.auth import AuthService
 from agent_desktop_api.desktop import Desktop, mount_desktop
 from agent_desktop_api.settings import DesktopSettings
 from config.database import DatabaseSettings, create_engine
-from voice.events import EventBus
+from events.bus import EventBus
 from voice.gateway import CallNotFound
 from voice.operators import Operator, OperatorPool
 

@@ -17,6 +17,7 @@ from agent_desktop_api import desktop_stream
 from agent_desktop_api.desktop_stream import Connection, _Resume
 from agent_desktop_api.event_log import UNROUTED, EventLog, Message
 from agent_desktop_api.settings import DesktopSettings
+from events.bus import CallEvent
 from tests.agent_desktop_api.desktop_support import (
     FakeGateway,
     FakeService,
@@ -26,7 +27,6 @@ from tests.agent_desktop_api.desktop_support import (
     settle,
     token,
 )
-from voice.events import CallEvent
 
 # ---- routing and numbering (EventLog alone) ----
 
@@ -75,6 +75,26 @@ async def test_streams_follow_the_call_and_seq_increases_per_operator(tmp_path: 
     assert body["queue"] == "zh" and body["ivr_path"] == ["1"]
     assert log.current_call("op2") is not None and log.current_call("op2").call_id == "c2"  # type: ignore[union-attr]
     assert log.current_call("op1") is None
+
+
+async def test_an_assistants_late_answer_still_reaches_the_desk_that_had_the_call(tmp_path: Path) -> None:
+    # The map assistant reads the bus on its own: its answer about the last line may follow call.ended.
+    log = EventLog(make_engine(tmp_path / "db.sqlite"))
+    out = await log.ingest(
+        [
+            ev("call.answered", "c1", operator_id="op1"),
+            ev("transcript.final", "c1", segment_id="s1", text="海淀区中关村街道"),
+            ev("call.ended", "c1", reason="caller_hangup"),
+            ev("address.candidates", "c1", segment_id="s1", candidates=[]),
+        ]
+    )
+    assert [(m.operator_id, m.seq, m.type) for m in out] == [
+        ("op1", 1, "call.answered"),
+        ("op1", 2, "transcript.final"),
+        ("op1", 3, "call.ended"),
+        ("op1", 4, "address.candidates"),
+    ]
+    assert log.current_call("op1") is None  # the late answer does not reopen the call
 
 
 async def test_an_offer_moving_to_another_operator_clears_the_first_desktop(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from events.bus import EventBus
 from events.contract import InvalidEvent
-from voice.events import EventBus
 
 
 async def test_each_subscriber_gets_every_event_in_order() -> None:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from events.bus import CallEvent, Subscription
 from hotline.service import GatewayService
 from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
 from tests.voice.test_calls import assert_nothing_left
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
-from voice.events import CallEvent, Subscription
 
 pytestmark = pytest.mark.slow
 

@@ -14,6 +14,7 @@ import pytest
 
 from asr.cer import corpus_cer
 from asr.corpus import load_set
+from events.bus import CallEvent, Subscription
 from hotline.service import GatewayService
 from ivr_flows.port import RouteOutcome, RouteRequest
 from tests.support.audio import make_silence_wav
@@ -23,7 +24,6 @@ from tests.voice.test_calls import assert_nothing_left
 from tests.voice.test_routing import routing_handler
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
-from voice.events import CallEvent, Subscription
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import structlog
 
-from agent_desktop_api.address.extract import AddressExtractor
-from agent_desktop_api.address.gazetteer import Gazetteer
-from agent_desktop_api.address.geocoder import Geocoder, GeocoderError, make_geocoder
-from agent_desktop_api.address.settings import AddressSettings
+from assist.address.extract import AddressExtractor
+from assist.address.gazetteer import Gazetteer
+from assist.address.geocoder import Geocoder, GeocoderError, make_geocoder
+from assist.address.settings import AddressSettings
 from events.address import AddressCandidate, AddressCandidates
 
 log = structlog.get_logger(__name__)

@@ -1,9 +1,8 @@
-
 """Pinyin similarity and the phonetic index."""
 
 from __future__ import annotations
 
-from agent_desktop_api.address.phonetic import (
+from assist.address.phonetic import (
     EXACT,
     FUZZY,
     SAME_FINAL,

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from agent_desktop_api.address.builder import BuildResult, build_gazetteer
-from agent_desktop_api.address.extract import AddressExtractor
-from agent_desktop_api.address.gazetteer import Gazetteer
-from agent_desktop_api.address.settings import AddressSettings
-from agent_desktop_api.address.sources import SourceMissing
+from assist.address.builder import BuildResult, build_gazetteer
+from assist.address.extract import AddressExtractor
+from assist.address.gazetteer import Gazetteer
+from assist.address.settings import AddressSettings
+from assist.address.sources import SourceMissing
 
-CASES = Path(__file__).with_name("cases.yaml")
+CASES = Path(__file__).parent / "address" / "cases.yaml"
 
 
 @pytest.fixture(scope="session")

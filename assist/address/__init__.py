@@ -5,10 +5,10 @@ Entry points: ``AddressResolver`` (service), ``AddressExtractor`` (local extract
 ``gazetteer_group`` in ``cli`` (``hotline gazetteer build|info|resolve``), ``AddressSettings``.
 """
 
-from agent_desktop_api.address.extract import AddressExtractor
-from agent_desktop_api.address.gazetteer import Gazetteer, GazetteerMissing
-from agent_desktop_api.address.service import AddressResolver
-from agent_desktop_api.address.settings import AddressSettings
+from assist.address.extract import AddressExtractor
+from assist.address.gazetteer import Gazetteer, GazetteerMissing
+from assist.address.service import AddressResolver
+from assist.address.settings import AddressSettings
 from events.address import AddressCandidate, AddressCandidates, Conflict, Mention
 
 __all__ = [

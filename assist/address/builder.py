@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent_desktop_api.address import names
-from agent_desktop_api.address.colloquial import COLLOQUIAL_AREAS
-from agent_desktop_api.address.coords import to_wgs84
-from agent_desktop_api.address.geometry import (
+from assist.address import names
+from assist.address.colloquial import COLLOQUIAL_AREAS
+from assist.address.coords import to_wgs84
+from assist.address.geometry import (
     BBox,
     Polygon,
     bbox_center,
@@ -30,7 +30,7 @@ from agent_desktop_api.address.geometry import (
     contains,
     simplify_polygons,
 )
-from agent_desktop_api.address.sources import (
+from assist.address.sources import (
     McaData,
     NbsData,
     SourceInfo,

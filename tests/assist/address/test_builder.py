@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agent_desktop_api.address.builder import BuildResult, build_gazetteer
-from agent_desktop_api.address.cli import gazetteer_group
-from agent_desktop_api.address.gazetteer import Gazetteer, GazetteerMissing
-from agent_desktop_api.address.geometry import contains, polygons_of
-from agent_desktop_api.address.sources import SourceMissing
+from assist.address.builder import BuildResult, build_gazetteer
+from assist.address.cli import gazetteer_group
+from assist.address.gazetteer import Gazetteer, GazetteerMissing
+from assist.address.geometry import contains, polygons_of
+from assist.address.sources import SourceMissing
 
 BEIJING_BOX = (115.4, 39.4, 117.6, 41.1)
 

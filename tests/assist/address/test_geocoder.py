@@ -8,11 +8,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from agent_desktop_api.address.coords import from_wgs84, to_wgs84
-from agent_desktop_api.address.extract import AddressExtractor
-from agent_desktop_api.address.geocoder import AmapGeocoder, GeocoderError, make_geocoder
-from agent_desktop_api.address.service import AddressResolver
-from agent_desktop_api.address.settings import AddressSettings
+from assist.address.coords import from_wgs84, to_wgs84
+from assist.address.extract import AddressExtractor
+from assist.address.geocoder import AmapGeocoder, GeocoderError, make_geocoder
+from assist.address.service import AddressResolver
+from assist.address.settings import AddressSettings
 
 # A published GCJ-02 test pair (eviltransform's README): WGS-84 (39.915, 116.404) ↔ GCJ-02 below.
 WGS = (116.404, 39.915)

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from agent_desktop_api.address.extract import AddressExtractor
+from assist.address.extract import AddressExtractor
 from events.address import AddressCandidates
 
 _UNSCORED = object()

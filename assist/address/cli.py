@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from agent_desktop_api.address.settings import AddressSettings
+from assist.address.settings import AddressSettings
 
 
 def _settings(ctx: click.Context) -> AddressSettings:
@@ -58,8 +58,8 @@ def gazetteer_group() -> None:
 @click.pass_context
 def build(ctx: click.Context, china_division: Path | None, output: Path | None, geojson: Path | None) -> None:
     """Read the registry packages' data and write the gazetteer and the district GeoJSON."""
-    from agent_desktop_api.address.builder import BuildError, build_gazetteer
-    from agent_desktop_api.address.sources import SourceMissing
+    from assist.address.builder import BuildError, build_gazetteer
+    from assist.address.sources import SourceMissing
 
     settings = _settings(ctx)
     try:
@@ -134,8 +134,8 @@ def info(ctx: click.Context, path: Path | None, as_json: bool) -> None:
 @click.pass_context
 def resolve(ctx: click.Context, text: str, partial: str | None) -> None:
     """Print the address.candidates event for a sentence (no online geocoder)."""
-    from agent_desktop_api.address.extract import AddressExtractor
-    from agent_desktop_api.address.gazetteer import Gazetteer, GazetteerMissing
+    from assist.address.extract import AddressExtractor
+    from assist.address.gazetteer import Gazetteer, GazetteerMissing
 
     settings = _settings(ctx)
     try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_desktop_api.address.geometry import BBox, Polygon, polygons_of
+from assist.address.geometry import BBox, Polygon, polygons_of
 
 BEIJING = "11"
 

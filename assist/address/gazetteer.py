@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_desktop_api.address.builder import FORMAT
-from agent_desktop_api.address.geometry import BBox
+from assist.address.builder import FORMAT
+from assist.address.geometry import BBox
 
 
 class GazetteerMissing(FileNotFoundError):

@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from agent_desktop_api.address.coords import Datum, to_wgs84
-from agent_desktop_api.address.settings import AddressSettings
+from assist.address.coords import Datum, to_wgs84
+from assist.address.settings import AddressSettings
 
 
 class GeocoderError(RuntimeError):

@@ -1,12 +1,11 @@
-
 """Extraction behaviour: the event contract, hierarchy, conflicts, partials, phonetic slips, no false hits."""
 
 from __future__ import annotations
 
 import json
 
-from agent_desktop_api.address.extract import AddressExtractor, normalize
-from agent_desktop_api.address.settings import AddressSettings
+from assist.address.extract import AddressExtractor, normalize
+from assist.address.settings import AddressSettings
 
 
 def test_event_matches_the_desktop_contract(extractor: AddressExtractor) -> None:

@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agent_desktop_api.address.gazetteer import Gazetteer
-from agent_desktop_api.address.geometry import BBox
-from agent_desktop_api.address.lexicon import LexEntry, Lexicon
-from agent_desktop_api.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex
-from agent_desktop_api.address.settings import AddressSettings
+from assist.address.gazetteer import Gazetteer
+from assist.address.geometry import BBox
+from assist.address.lexicon import LexEntry, Lexicon
+from assist.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex
+from assist.address.settings import AddressSettings
 from events.address import (
     AddressCandidate,
     AddressCandidates,

@@ -16,10 +16,10 @@ import random
 
 from pypinyin.phrases_dict import phrases_dict
 
-from agent_desktop_api.address.evaluation import evaluate, load_cases
-from agent_desktop_api.address.extract import AddressExtractor
+from assist.address.evaluation import evaluate, load_cases
+from assist.address.extract import AddressExtractor
 
-from .conftest import CASES
+from tests.assist.conftest import CASES
 
 
 def test_the_set_is_big_enough() -> None:

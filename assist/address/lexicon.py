@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import ahocorasick  # type: ignore[import-not-found]
 
-from agent_desktop_api.address.gazetteer import Gazetteer
-from agent_desktop_api.address.phonetic import PhoneticIndex
+from assist.address.gazetteer import Gazetteer
+from assist.address.phonetic import PhoneticIndex
 from events.address import Level, MatchKind
 
 # Match quality by kind of surface (before length, ambiguity and context adjustments).

@@ -1,0 +1,128 @@
+"""The map assistant: reads the caller's (and the interpreter's) final transcript lines off the bus and publishes
+the places they name as `address.candidates`.
+
+It is only a bus subscriber: voice publishes transcripts and knows nothing of addresses, so this can run beside the
+gateway or, once the bus spans machines, in a process of its own. Each call has its own worker, so a slow
+geocoder answer for one call never holds up another call's card; within a call the lines are resolved in order,
+the last few earlier lines as context (a street named after its district).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from events.address import AddressCandidates
+from events.bus import CallEvent, EventBus, Subscription
+
+log = structlog.get_logger(__name__)
+
+ADDRESS_SPEAKERS = frozenset({"caller", "interpreter"})  # the interpreter speaks Mandarin for a foreign caller
+CONTEXT_LINES = 3
+STOP_TIMEOUT_S = 5.0  # lines still being resolved when the gateway stops
+
+
+class AddressFinder(Protocol):
+    """assist.address.service.AddressResolver satisfies this."""
+
+    async def resolve(
+        self, text: str, segment_id: str, *, partial: str | None = None, context: Sequence[str] = ()
+    ) -> AddressCandidates: ...
+
+
+@dataclass(eq=False)
+class _CallWorker:
+    queue: asyncio.Queue[CallEvent | None] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+
+class AddressAssistant:
+    def __init__(self, bus: EventBus, finder: AddressFinder, *, speakers: frozenset[str] = ADDRESS_SPEAKERS) -> None:
+        self.bus = bus
+        self.finder = finder
+        self.speakers = speakers
+        self.resolved = 0
+        self._calls: dict[str, _CallWorker] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Subscribe now (so no line published from here on is missed) and read on the running loop."""
+        if self._reader is None:
+            subscription = self.bus.subscribe()
+            self._reader = asyncio.create_task(self._read(subscription), name="address-assistant")
+
+    async def stop(self) -> None:
+        """Stop reading; lines already taken are resolved (for a few seconds at most), then the workers end."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        workers = list(self._calls.values())
+        for worker in workers:
+            worker.queue.put_nowait(None)
+        tasks = [w.task for w in workers if w.task is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    async def _read(self, subscription: Subscription) -> None:
+        try:
+            async for event in subscription:
+                self.take(event)
+        finally:
+            subscription.close()
+
+    def take(self, event: CallEvent) -> None:
+        """Route one bus event: a final worth reading goes to its call's worker; `call.ended` ends the worker
+        once the lines before it are done."""
+        if event.type == "transcript.final":
+            if event.data.get("speaker") in self.speakers and str(event.data.get("text") or "").strip():
+                self._worker(event.call_id).queue.put_nowait(event)
+        elif event.type == "call.ended":
+            worker = self._calls.get(event.call_id)
+            if worker is not None:
+                worker.queue.put_nowait(None)
+
+    def _worker(self, call_id: str) -> _CallWorker:
+        worker = self._calls.get(call_id)
+        if worker is None:
+            worker = self._calls[call_id] = _CallWorker()
+            worker.task = asyncio.create_task(self._serve(call_id, worker), name=f"address-{call_id}")
+        return worker
+
+    async def _serve(self, call_id: str, worker: _CallWorker) -> None:
+        context: list[str] = []
+        try:
+            while (event := await worker.queue.get()) is not None:
+                text = str(event.data["text"])
+                try:
+                    await self._resolve(event, text, context[-CONTEXT_LINES:])
+                except Exception:  # one bad line must not end the call's assistant
+                    log.exception("address.resolve_failed", call_id=call_id, segment=event.data.get("segment_id"))
+                context.append(text)
+        finally:
+            if self._calls.get(call_id) is worker:
+                del self._calls[call_id]
+
+    async def _resolve(self, event: CallEvent, text: str, context: Sequence[str]) -> None:
+        found = await self.finder.resolve(text, str(event.data["segment_id"]), context=context)
+        self.resolved += 1
+        if not found.candidates:
+            return
+        body = found.event()
+        body.pop("type", None)
+        self.bus.emit(
+            "address.candidates",
+            event.call_id,
+            caller_number=event.data.get("caller_number"),
+            language=event.data.get("language"),
+            **body,
+        )

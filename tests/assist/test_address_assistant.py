@@ -1,0 +1,129 @@
+"""The map assistant as a bus subscriber: finals in, `address.candidates` out, with the real gazetteer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from assist.address.extract import AddressExtractor
+from assist.address.service import AddressResolver
+from assist.address.settings import AddressSettings
+from assist.address_assistant import AddressAssistant
+from events.address import AddressCandidates
+from events.bus import CallEvent, EventBus, Subscription
+
+PLACE = "我在海淀区中关村街道，楼下的路灯坏了"
+
+
+def final(call_id: str, segment_id: str, text: str, speaker: str = "caller") -> CallEvent:
+    data = {"segment_id": segment_id, "speaker": speaker, "start_ms": 0, "end_ms": 900, "confidence": 0.9}
+    return CallEvent(
+        "transcript.final", call_id, {**data, "text": text, "caller_number": "13800138000", "language": "zh"}
+    )
+
+
+async def candidates(events: Subscription, count: int, timeout: float = 5.0) -> list[CallEvent]:
+    found: list[CallEvent] = []
+    async with asyncio.timeout(timeout):
+        while len(found) < count:
+            event = await events.get()
+            if event.type == "address.candidates":
+                found.append(event)
+    return found
+
+
+@pytest.fixture
+def resolver(extractor: AddressExtractor) -> AddressResolver:
+    return AddressResolver(extractor, None, AddressSettings())
+
+
+@pytest.fixture
+async def bus_and_assistant(resolver: AddressResolver) -> AsyncIterator[tuple[EventBus, AddressAssistant]]:
+    bus = EventBus()
+    assistant = AddressAssistant(bus, resolver)
+    assistant.start()
+    yield bus, assistant
+    await assistant.stop()
+
+
+async def test_a_callers_place_becomes_candidates_and_the_operators_words_do_not(
+    bus_and_assistant: tuple[EventBus, AddressAssistant],
+) -> None:
+    bus, assistant = bus_and_assistant
+    with bus.subscribed() as events:
+        bus.publish(final("c1", "c1:operator:1", "海淀区中关村街道是吧", speaker="operator"))
+        bus.publish(final("c1", "c1:caller:1", PLACE))
+        (found,) = await candidates(events, 1)
+        await asyncio.sleep(0.2)
+        assert not [e for e in drain(events) if e.type == "address.candidates"]  # nothing for the operator's
+    assert found.call_id == "c1" and found.data["segment_id"] == "c1:caller:1"
+    top = found.data["candidates"][0]
+    assert top["district"] == "海淀区" and top["town"].startswith("中关村")
+    assert found.data["caller_number"] == "13800138000" and found.data["language"] == "zh"
+    assert assistant.resolved == 1
+
+
+def drain(events: Subscription) -> list[CallEvent]:
+    out = []
+    while events.pending():
+        out.append(events._queue.get_nowait())
+    return out
+
+
+class SlowFor:
+    """The real resolver, except that one call's lines wait (a geocoder timing out for that call)."""
+
+    def __init__(self, resolver: AddressResolver, slow_call: str) -> None:
+        self.resolver = resolver
+        self.slow_call = slow_call
+        self.release = asyncio.Event()
+
+    async def resolve(
+        self, text: str, segment_id: str, *, partial: str | None = None, context: Sequence[str] = ()
+    ) -> AddressCandidates:
+        if segment_id.startswith(self.slow_call):
+            await self.release.wait()
+        return await self.resolver.resolve(text, segment_id, partial=partial, context=context)
+
+
+async def test_a_slow_answer_for_one_call_does_not_hold_up_another(resolver: AddressResolver) -> None:
+    bus = EventBus()
+    finder = SlowFor(resolver, "slow")
+    assistant = AddressAssistant(bus, finder)
+    assistant.start()
+    try:
+        with bus.subscribed() as events:
+            bus.publish(final("slow", "slow:caller:1", PLACE))
+            bus.publish(final("quick", "quick:caller:1", "朝阳区望京街道这边有人占道经营"))
+            (first,) = await candidates(events, 1)
+            assert first.call_id == "quick" and first.data["candidates"][0]["district"] == "朝阳区"
+            finder.release.set()
+            (second,) = await candidates(events, 1)
+            assert second.call_id == "slow"
+    finally:
+        await assistant.stop()
+
+
+async def test_the_last_line_before_the_hang_up_is_still_resolved(
+    bus_and_assistant: tuple[EventBus, AddressAssistant],
+) -> None:
+    bus, _ = bus_and_assistant
+    with bus.subscribed() as events:
+        bus.publish(final("c2", "c2:caller:1", PLACE))
+        bus.publish(CallEvent("call.ended", "c2", {"reason": "caller_hangup"}))
+        (found,) = await candidates(events, 1)
+    assert found.data["segment_id"] == "c2:caller:1"
+
+
+async def test_earlier_lines_of_the_call_give_the_district_of_a_street_named_alone(
+    bus_and_assistant: tuple[EventBus, AddressAssistant],
+) -> None:
+    bus, _ = bus_and_assistant
+    with bus.subscribed() as events:
+        bus.publish(final("c3", "c3:caller:1", "我是海淀区的"))
+        bus.publish(final("c3", "c3:caller:2", "就在中关村街道这边"))
+        found = await candidates(events, 2)
+    assert [e.data["segment_id"] for e in found] == ["c3:caller:1", "c3:caller:2"]
+    assert found[1].data["candidates"][0]["district"] == "海淀区"
