@@ -232,26 +232,9 @@ class AriRestClient:
     async def ring(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{_seg(channel_id)}/ring")
 
-    async def ring_stop(self, channel_id: str) -> None:
-        await self.request("DELETE", f"/channels/{_seg(channel_id)}/ring")
-
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         """Hang up; ``reason`` is one of ARI's names (normal, busy, congestion, no_answer, ...)."""
         await self.request("DELETE", f"/channels/{_seg(channel_id)}", params=_params(reason=reason))
-
-    async def continue_in_dialplan(
-        self,
-        channel_id: str,
-        context: str | None = None,
-        extension: str | None = None,
-        priority: int | None = None,
-        label: str | None = None,
-    ) -> None:
-        await self.request(
-            "POST",
-            f"/channels/{_seg(channel_id)}/continue",
-            params=_params(context=context, extension=extension, priority=priority, label=label),
-        )
 
     async def play(
         self,
@@ -270,52 +253,17 @@ class AriRestClient:
             params=_params(media=media, playbackId=playback_id, lang=lang, offsetms=offset_ms, skipms=skip_ms),
         )
 
-    async def play_on_bridge(
-        self,
-        bridge_id: str,
-        media: str | Sequence[str],
-        playback_id: str | None = None,
-        lang: str | None = None,
-    ) -> Playback:
-        return await self._model(
-            Playback,
-            "POST",
-            f"/bridges/{_seg(bridge_id)}/play",
-            params=_params(media=media, playbackId=playback_id, lang=lang),
-        )
-
     async def get_playback(self, playback_id: str) -> Playback:
         return await self._model(Playback, "GET", f"/playbacks/{_seg(playback_id)}")
 
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{_seg(playback_id)}")
 
-    async def send_dtmf(
-        self,
-        channel_id: str,
-        dtmf: str,
-        before_ms: int | None = None,
-        between_ms: int | None = None,
-        duration_ms: int | None = None,
-        after_ms: int | None = None,
-    ) -> None:
-        await self.request(
-            "POST",
-            f"/channels/{_seg(channel_id)}/dtmf",
-            params=_params(dtmf=dtmf, before=before_ms, between=between_ms, duration=duration_ms, after=after_ms),
-        )
-
     async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
         await self.request("POST", f"/channels/{_seg(channel_id)}/moh", params=_params(mohClass=moh_class))
 
     async def stop_moh(self, channel_id: str) -> None:
         await self.request("DELETE", f"/channels/{_seg(channel_id)}/moh")
-
-    async def mute(self, channel_id: str, direction: MediaDirection = "both") -> None:
-        await self.request("POST", f"/channels/{_seg(channel_id)}/mute", params=_params(direction=direction))
-
-    async def unmute(self, channel_id: str, direction: MediaDirection = "both") -> None:
-        await self.request("DELETE", f"/channels/{_seg(channel_id)}/mute", params=_params(direction=direction))
 
     async def originate(
         self,
@@ -343,34 +291,6 @@ class AriRestClient:
                 otherChannelId=other_channel_id,
                 callerId=caller_id,
                 timeout=timeout_s,
-                originator=originator,
-                formats=formats,
-            ),
-            json_body={"variables": dict(variables)} if variables else None,
-        )
-
-    async def create_channel(
-        self,
-        endpoint: str,
-        app: str,
-        app_args: str | Sequence[str] | None = None,
-        channel_id: str | None = None,
-        other_channel_id: str | None = None,
-        originator: str | None = None,
-        formats: str | Sequence[str] | None = None,
-        variables: Mapping[str, str] | None = None,
-    ) -> Channel:
-        """Create a channel without dialling it (it enters Stasis at once); then :meth:`dial` it."""
-        return await self._model(
-            Channel,
-            "POST",
-            "/channels/create",
-            params=_params(
-                endpoint=endpoint,
-                app=app,
-                appArgs=app_args,
-                channelId=channel_id,
-                otherChannelId=other_channel_id,
                 originator=originator,
                 formats=formats,
             ),
@@ -474,9 +394,6 @@ class AriRestClient:
             ),
         )
 
-    async def stop_recording(self, name: str) -> None:
-        await self.request("POST", f"/recordings/live/{_seg(name)}/stop")
-
     # ------------------------------------------------------------------------------------------- bridges
 
     async def list_bridges(self) -> list[Bridge]:
@@ -508,22 +425,10 @@ class AriRestClient:
             params=_params(channel=channel_ids, role=role, absorbDTMF=absorb_dtmf, mute=mute),
         )
 
-    async def remove_from_bridge(self, bridge_id: str, channel_ids: str | Sequence[str]) -> None:
-        await self.request("POST", f"/bridges/{_seg(bridge_id)}/removeChannel", params=_params(channel=channel_ids))
-
-    async def start_bridge_moh(self, bridge_id: str, moh_class: str | None = None) -> None:
-        await self.request("POST", f"/bridges/{_seg(bridge_id)}/moh", params=_params(mohClass=moh_class))
-
-    async def stop_bridge_moh(self, bridge_id: str) -> None:
-        await self.request("DELETE", f"/bridges/{_seg(bridge_id)}/moh")
-
     # ----------------------------------------------------------------------------------------- endpoints
 
     async def list_endpoints(self) -> list[Endpoint]:
         return await self._list(_ENDPOINTS, "/endpoints")
-
-    async def get_endpoint(self, technology: str, resource: str) -> Endpoint:
-        return await self._model(Endpoint, "GET", f"/endpoints/{_seg(technology)}/{_seg(resource)}")
 
 
 def _error_message(response: httpx.Response) -> str:

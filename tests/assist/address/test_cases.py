@@ -18,7 +18,6 @@ from pypinyin.phrases_dict import phrases_dict
 
 from assist.address.evaluation import evaluate, load_cases
 from assist.address.extract import AddressExtractor
-
 from tests.assist.conftest import CASES
 
 
