@@ -5,7 +5,7 @@ district boundaries the page's map draws.
 - ``GET /``: the page (public; everything it shows comes from the authenticated API);
 - ``/static/...``: ``agent_desktop_api/static``;
 - ``/static/vendor/leaflet/...``: ``node_modules/leaflet/dist`` (npm ``leaflet``, installed by ``npm ci``);
-- ``GET /api/gazetteer/districts.geojson``: the GeoJSON written by ``hotline gazetteer build`` (any logged-in user).
+- ``GET /api/gazetteer/districts.geojson``: the GeoJSON of ``hotline-tools gazetteer build`` (any logged-in user).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def mount_page(app: FastAPI, leaflet: Path, geojson: Path) -> None:
         """Beijing's 16 district boundaries (WGS-84, simplified) for the desktop map."""
         if not geojson.is_file():
             raise HTTPException(
-                status.HTTP_404_NOT_FOUND, "district boundaries not built: run `hotline gazetteer build`"
+                status.HTTP_404_NOT_FOUND, "district boundaries not built: run `hotline-tools gazetteer build`"
             )
         return FileResponse(geojson, media_type="application/geo+json", headers=NO_CACHE)
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/address_bench.py [--gazetteer var/gazetteer/beijing.json.gz] [--repeat 20]
 
-Uses the built gazetteer (``hotline gazetteer build``); with --build it builds one into a temporary folder first.
+Uses the built gazetteer (``hotline-tools gazetteer build``); with --build it builds one into a temporary folder first.
 Times are wall-clock per call of AddressExtractor.extract on one final segment (plus its partial/context where
 the case has them), every case run --repeat times on one thread.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assist.address.evaluation import Report, evaluate, load_cases  # noqa: E402
 from assist.address.extract import AddressExtractor  # noqa: E402
 from assist.address.gazetteer import Gazetteer  # noqa: E402
 from assist.address.settings import AddressSettings  # noqa: E402
+from tools.address_eval import Report, evaluate, load_cases  # noqa: E402
 
 CASES = ROOT / "tests" / "agent_desktop_api" / "address" / "cases.yaml"
 
@@ -46,7 +46,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.gazetteer or settings.resolve(settings.gazetteer_file)
         if args.build:
-            from assist.address.builder import build_gazetteer
+            from tools.gazetteer.builder import build_gazetteer
 
             path = Path(tmp) / "beijing.json.gz"
             result = build_gazetteer(

@@ -14,7 +14,7 @@ tail silence, as tests/voice/test_transcription.py plays it), and the bench coll
 (`transcript.final`, speaker "caller") until ~2 s after the end of speech (longer while an utterance is still
 open, at most --timeout), then hangs up and waits for `call.ended`.
 
-- hypothesis = the caller's finals joined; CER per set with asr.cer.corpus_cer (the speech set's normalisation);
+- hypothesis = the caller's finals joined; CER per set with tools.asr_eval.cer.corpus_cer (the set's normalisation);
 - final latency = time of the call's last caller final (event time stamp) minus the end of the clip's speech
   (the caller's play_done minus the 1.2 s tail silence); includes the endpoint silence (asr.vad.min_silence_ms);
 - for comparison, unless --no-sim: the same clips through the simulated telephone path of bench/asr_eval.py
@@ -40,8 +40,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from asr_eval import pct, stream_finals  # noqa: E402  (bench/, the script's folder)
 
-from asr.cer import corpus_cer  # noqa: E402
-from asr.corpus import SETS, Clip, available_sets, load_set, speech_dir  # noqa: E402
 from asr.telephone import telephone_path  # noqa: E402
 from events.bus import CallEvent, Subscription  # noqa: E402
 from hotline.logging_setup import configure_logging  # noqa: E402
@@ -49,10 +47,12 @@ from hotline.service import GatewayService  # noqa: E402
 from hotline.settings import load_settings  # noqa: E402
 from ivr_flows.port import RouteOutcome, RouteRequest  # noqa: E402
 from tests.support.asterisk_fixture import free_ports, make_settings  # noqa: E402
-from tests.support.softphone_driver import Softphone  # noqa: E402
 from tests.voice.conftest import attach_settings, entry_uri, registered  # noqa: E402
 from tests.voice.test_routing import routing_handler  # noqa: E402
 from tests.voice.test_transcription import telephone_clip  # noqa: E402
+from tools.asr_eval.cer import corpus_cer  # noqa: E402
+from tools.asr_eval.corpus import SETS, Clip, available_sets, load_set, speech_dir  # noqa: E402
+from tools.softphone.driver import Softphone  # noqa: E402
 from voice.asterisk.installer import install_asterisk  # noqa: E402
 from voice.asterisk.instance import AsteriskInstance  # noqa: E402
 

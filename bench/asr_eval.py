@@ -10,7 +10,7 @@ asr.vosk_model_dir, or for latency only with --vosk-model DIR):
 1. CER per set of ../shared/speech-zh (HOTLINE_SPEECH_DIR overrides), each clip sent through the simulated
    telephone path (16 kHz -> 8 kHz -> G.711 mu-law -> 16 kHz) and through the streaming engine exactly as a call
    would feed it (20 ms frames, VAD endpointing, finals); pushed as fast as the engine takes it, since finals do
-   not depend on timing. Normalised as the speech set's README says (asr/cer.py). With --whole-clip also the
+   not depend on timing. Normalised as the speech set's README says (tools/asr_eval/cer.py). With --whole-clip also the
    decode of each whole clip at once (no VAD), comparable to the README's figures.
 2. Latency at real time (wall clock, not a virtual clock): N concurrent streams, each a program of real clips
    with pauses and a faint line-noise floor, pushed in 20 ms frames on schedule; streams start staggered.
@@ -42,11 +42,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from asr.audio import ASR_RATE, FloatArray, float_to_pcm16  # noqa: E402
-from asr.cer import corpus_cer  # noqa: E402
-from asr.corpus import SETS, available_sets, load_set, speech_dir  # noqa: E402
 from asr.engine import AsrEngine, Segment  # noqa: E402
 from asr.settings import AsrSettings  # noqa: E402
 from asr.telephone import telephone_path  # noqa: E402
+from tools.asr_eval.cer import corpus_cer  # noqa: E402
+from tools.asr_eval.corpus import SETS, available_sets, load_set, speech_dir  # noqa: E402
 
 FRAME = 640  # 20 ms at 16 kHz
 LINE_NOISE = 5e-4  # about -66 dBFS: a phone line is never digital silence

@@ -44,7 +44,7 @@ from events.bus import CallEvent
 from hotline.logging_setup import configure_logging
 from hotline.service import GatewayService
 from hotline.settings import Settings
-from tests.support.softphone_driver import Softphone
+from tools.softphone.driver import Softphone
 from voice.ari import AriEvent, ChannelDtmfReceived, PlaybackFinished, PlaybackStarted
 from voice.operators import Presence
 

@@ -94,14 +94,12 @@ def config_check(obj: _Context) -> None:
 def _attach_subcommands() -> None:
     from agent_desktop_api.cli import users_group
     from asr.cli import models_group
-    from assist.address.cli import gazetteer_group
     from events.cli import events_group
     from hotline.demo import demo_command
     from ivr_flows.cli import flows_group
-    from ivr_flows.prompt_build import prompts_group
     from voice.asterisk.cli import asterisk_group
 
-    groups = (asterisk_group, flows_group, prompts_group, users_group, models_group, gazetteer_group, events_group)
+    groups = (asterisk_group, flows_group, users_group, models_group, events_group)
     for group in groups:
         main.add_command(group)
     main.add_command(demo_command)

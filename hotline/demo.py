@@ -6,7 +6,7 @@ softphone that answers by itself; then a simulated citizen calls 12345, presses 
 once connected, says a Mandarin sentence with an address. The transcript and the resolved address appear on the page
 as the recogniser and the address resolver produce them (nothing is faked here).
 
-The softphones are the test softphone (pjsua2, a dev extra; `tests/support` of a source checkout).
+The softphones are `tools.softphone` (pjsua2: the `demo` extra, also in `dev`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from hotline.settings import PROJECT_ROOT, Settings, SettingsError, load_setting
 if TYPE_CHECKING:
     from events.bus import CallEvent
     from hotline.service import GatewayService
-    from tests.support.softphone_driver import Softphone
+    from tools.softphone.driver import Softphone
 
 OPERATOR = "op1002"
 CALLER = "13800138000"
@@ -136,7 +136,8 @@ def caller_clip(explicit: Path | None, echo: Echo) -> Path:
 
 
 def _synthesise(out: Path, echo: Echo) -> Path | None:
-    from ivr_flows.prompt_build import PromptError, SynthJob, ZhttsEngine, telephony_wav
+    from ivr_flows.prompt_texts import PromptError
+    from tools.prompts import SynthJob, ZhttsEngine, telephony_wav
 
     engine = ZhttsEngine()
     if not (engine.venv / "bin" / "python").exists():
@@ -159,13 +160,8 @@ def _synthesise(out: Path, echo: Echo) -> Path | None:
 
 def _softphone_class() -> type[Softphone]:
     if importlib.util.find_spec("pjsua2") is None:
-        raise DemoError("the demo's softphones need pjsua2: pip install -e '.[dev]'")
-    driver = PROJECT_ROOT / "tests" / "support" / "softphone_driver.py"
-    if not driver.is_file():
-        raise DemoError(f"the demo needs a source checkout ({driver} is missing)")
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    from tests.support.softphone_driver import Softphone
+        raise DemoError("the demo's softphones need pjsua2: pip install 'hotline-gateway[demo]'")
+    from tools.softphone.driver import Softphone
 
     return Softphone
 

@@ -182,7 +182,7 @@ class GatewayService:
             if s.asr.bias_place_names:
                 phrases = [d.name for d in addresses.extractor.gazetteer.districts.values()]
         except GazetteerMissing as exc:
-            log.warning("address.gazetteer_missing", error=str(exc), hint="hotline gazetteer build")
+            log.warning("address.gazetteer_missing", error=str(exc), hint="hotline-tools gazetteer build")
         ports = RtpPortPool(s.asr.tap_port_start, s.asr.tap_port_start + s.asr.tap_port_count)
         log.info("asr.ready", engine=self.asr_engine.name, addresses=addresses is not None)
         if addresses is not None:

@@ -27,11 +27,11 @@ class PromptSequences(Protocol):
 
 def load_sequences(texts: Path | None = None) -> PromptSequences | None:
     """The sequences of the prompt texts file (ivr_flows/prompt_texts.yaml), or None when it cannot be read."""
-    from ivr_flows import prompt_build
+    from ivr_flows import prompt_texts
 
     try:
-        return prompt_build.load_catalog(texts or prompt_build.DEFAULT_TEXTS)
-    except prompt_build.PromptError:
+        return prompt_texts.load_catalog(texts or prompt_texts.DEFAULT_TEXTS)
+    except prompt_texts.PromptError:
         return None
 
 

@@ -21,4 +21,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || { echo "build-prompts: run scripts/setup.sh first (.venv is missing)" >&2; exit 1; }
-exec .venv/bin/python -m ivr_flows.prompt_build build "$@"
+exec .venv/bin/python -m tools.prompts build "$@"

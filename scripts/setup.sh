@@ -53,5 +53,5 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   say "installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-[ -f var/gazetteer/beijing.json.gz ] || .venv/bin/hotline gazetteer build
+[ -f var/gazetteer/beijing.json.gz ] || .venv/bin/hotline-tools gazetteer build
 say "ready: .venv/bin/hotline --help"

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.asterisk_fixture import asterisk, asterisk_factory, asterisk_install
+from tests.support.gazetteer import built, extractor, gazetteer
 
-__all__ = ["asterisk", "asterisk_factory", "asterisk_install"]
+__all__ = ["asterisk", "asterisk_factory", "asterisk_install", "built", "extractor", "gazetteer"]
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 addresses (exact, alias, colloquial and pinyin matches) with hierarchy checks, and an optional online geocoder.
 
 Entry points: ``AddressResolver`` (service), ``AddressExtractor`` (local extraction), ``Gazetteer`` (data),
-``gazetteer_group`` in ``cli`` (``hotline gazetteer build|info|resolve``), ``AddressSettings``.
+``gazetteer_group`` in ``cli`` (``hotline-tools gazetteer build|info|resolve``), ``AddressSettings``.
 """
 
 from assist.address.extract import AddressExtractor

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assist.address.builder import FORMAT
 from assist.address.geometry import BBox
+
+FORMAT = "hotline-gazetteer/1"  # what `hotline-tools gazetteer build` writes; bump both on a change
 
 
 class GazetteerMissing(FileNotFoundError):
@@ -75,7 +76,7 @@ class Gazetteer:
             with gzip.open(path, "rt", encoding="utf-8") as fh:
                 raw: dict[str, Any] = json.load(fh)
         except FileNotFoundError as exc:
-            raise GazetteerMissing(f"gazetteer {path} not found: build it with `hotline gazetteer build`") from exc
+            raise GazetteerMissing(f"gazetteer {path} not found: build it: `hotline-tools gazetteer build`") from exc
         except (OSError, ValueError) as exc:
             raise GazetteerMissing(f"gazetteer {path} is unreadable ({exc}): rebuild it") from exc
         if raw.get("format") != FORMAT:

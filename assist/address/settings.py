@@ -20,7 +20,7 @@ class AddressSettings(BaseModel):
 
     gazetteer_file: Path = Field(
         Path("var/gazetteer/beijing.json.gz"),
-        description="Compact gazetteer written by `hotline gazetteer build` and read by the resolver.",
+        description="Compact gazetteer written by `hotline-tools gazetteer build` and read by the resolver.",
     )
     geojson_file: Path = Field(
         Path("var/gazetteer/beijing-districts.geojson"),

@@ -16,9 +16,9 @@ import websockets
 from agent_desktop_api.auth import AuthService
 from ivr_flows.port import RouteOutcome, RouteRequest
 from tests.agent_desktop_api.desktop_support import FAST
-from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri, phone, registered, start_gateway
 from tests.voice.test_routing import routing_handler, set_idle
+from tools.softphone.driver import Softphone
 from voice.asterisk.instance import AsteriskInstance
 
 pytestmark = pytest.mark.slow

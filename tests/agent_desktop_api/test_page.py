@@ -29,10 +29,10 @@ from events.contract import DESK_MESSAGES
 from hotline.service import GatewayService
 from ivr_flows.port import RouteRequest
 from tests.support.asterisk_fixture import make_settings
-from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri, phone, registered, start_gateway
 from tests.voice.test_routing import routing_handler, set_idle
 from tests.voice.test_transcription import ADDRESS_CLIP, telephone_clip
+from tools.softphone.driver import Softphone
 from voice.asterisk.instance import AsteriskInstance
 from voice.operators import Presence
 

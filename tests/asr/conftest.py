@@ -10,8 +10,8 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # models load from packages or local paths only
 
-from asr.corpus import speech_dir
 from asr.settings import AsrSettings
+from tools.asr_eval.corpus import speech_dir
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asr.audio import ASR_RATE, FloatArray, float_to_pcm16
-from asr.corpus import Clip
 from asr.engine import AsrStream, Segment
+from tools.asr_eval.corpus import Clip
 
 
 def with_silence(

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from asr.audio import ASR_RATE, float_to_pcm16, resample
-from asr.cer import corpus_cer
-from asr.corpus import load_set
 from asr.faster_whisper_engine import FasterWhisperEngine
 from asr.settings import AsrSettings
 from asr.telephone import TELEPHONE_RATE, g711_roundtrip, telephone_path
 from asr.whisper_decoder import Decoded
 from tests.asr.support import StreamRun, pcm_of, run_stream, with_silence
+from tools.asr_eval.cer import corpus_cer
+from tools.asr_eval.corpus import load_set
 
 pytestmark = pytest.mark.slow
 

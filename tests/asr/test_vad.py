@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from asr.audio import ASR_RATE
-from asr.corpus import load_set
 from asr.vad import CHUNK, Endpointer, SileroVad, Utterance, VadConfig, silero_model_path
 from tests.asr.support import with_silence
+from tools.asr_eval.corpus import load_set
 
 GAP_S, LEAD_S = 1.5, 0.5
 

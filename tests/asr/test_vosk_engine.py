@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from asr.audio import ASR_RATE
-from asr.corpus import load_set
 from asr.settings import AsrSettings
 from asr.telephone import telephone_path
 from asr.vosk_engine import VoskEngine, VoskModelMissing
 from tests.asr.support import pcm_of, run_stream, with_silence
+from tools.asr_eval.corpus import load_set
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import pytest
 
 from tests.support.asterisk_fixture import free_ports, make_settings
 from tests.support.audio import active_speech_seconds
-from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import free_tcp_port
+from tools.softphone.driver import Softphone
 from voice.asterisk.instance import AsteriskInstance
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ivr_flows import prompt_build
+from ivr_flows import prompt_texts
 from ivr_flows.catalog import StaticPromptCatalog
 from ivr_flows.port import GatherResult, QueueAnnouncer, RouteOutcome, RouteRequest
 
@@ -144,7 +144,7 @@ class DeclaredPrompts(StaticPromptCatalog):
     the file's own sequences."""
 
     def __init__(self, drop: Iterable[tuple[str, str]] = ()) -> None:
-        self.texts = prompt_build.load_catalog()
+        self.texts = prompt_texts.load_catalog()
         super().__init__({(item.name, item.lang) for item in self.texts.items()} - set(drop))
 
     def sequence(self, name: str, lang: str, n: int) -> list[str]:

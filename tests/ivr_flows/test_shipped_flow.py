@@ -45,7 +45,7 @@ def test_shipped_flow_validates_against_built_prompt_files() -> None:
     settings = FlowsSettings()
     wanted = DeclaredPrompts()
     if not all((settings.prompts_dir / lang / f"{name}.wav").is_file() for name, lang in wanted.entries):
-        pytest.skip("prompt audio not fully built (hotline prompts build)")
+        pytest.skip("prompt audio not fully built (hotline-tools prompts build)")
     catalog = FolderPromptCatalog(settings.prompts_dir, settings.prompt_texts)
     report = validate_file(SHIPPED, ValidationContext(prompts=catalog, sequences=catalog))
     assert report.ok, "\n".join(map(str, report.errors))

@@ -12,7 +12,7 @@ import pytest
 
 from hotline.service import GatewayService
 from tests.support.asterisk_fixture import make_settings
-from tests.support.softphone_driver import Softphone
+from tools.softphone.driver import Softphone
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
 from voice.session import CallHandler

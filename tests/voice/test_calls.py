@@ -11,8 +11,8 @@ import pytest
 from hotline.service import GatewayService
 from ivr_flows.port import GatherResult
 from tests.support.audio import active_speech_seconds, first_sound_offset, rms_dbfs, wav_duration
-from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri
+from tools.softphone.driver import Softphone
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
 from voice.session import CallSession

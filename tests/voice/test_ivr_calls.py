@@ -11,9 +11,9 @@ import pytest
 
 from events.bus import CallEvent, Subscription
 from hotline.service import GatewayService
-from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
 from tests.voice.test_calls import assert_nothing_left
+from tools.softphone.driver import Softphone
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
 

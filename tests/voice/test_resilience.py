@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.asterisk_fixture import AsteriskFactory
-from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri
+from tools.softphone.driver import Softphone
 from voice.session import CallSession
 
 pytestmark = pytest.mark.slow

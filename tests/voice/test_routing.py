@@ -16,9 +16,9 @@ from hotline.service import GatewayService
 from ivr_flows.port import RouteOutcome, RouteRequest
 from tests.support.asterisk_fixture import AsteriskFactory
 from tests.support.audio import make_tone_wav, tone_level_dbfs
-from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
 from tests.voice.test_calls import assert_nothing_left
+from tools.softphone.driver import Softphone
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
 from voice.operators import Presence

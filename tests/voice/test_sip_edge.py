@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from tests.support.asterisk_fixture import AsteriskFactory
-from tests.support.softphone_driver import Softphone
+from tools.softphone.driver import Softphone
 from voice.asterisk.instance import AsteriskInstance
 
 pytestmark = pytest.mark.slow

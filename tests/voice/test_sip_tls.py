@@ -14,9 +14,9 @@ import pytest
 from ivr_flows.port import RouteOutcome, RouteRequest
 from tests.support.asterisk_fixture import AsteriskFactory
 from tests.support.audio import make_tone_wav, tone_level_dbfs
-from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri
 from tests.voice.test_routing import routing_handler
+from tools.softphone.driver import Softphone
 from voice.operators import Presence
 
 pytestmark = pytest.mark.slow

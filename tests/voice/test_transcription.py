@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from asr.cer import corpus_cer
-from asr.corpus import load_set
 from events.bus import CallEvent, Subscription
 from hotline.service import GatewayService
 from ivr_flows.port import RouteOutcome, RouteRequest
 from tests.support.audio import make_silence_wav
-from tests.support.softphone_driver import Softphone
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
 from tests.voice.test_calls import assert_nothing_left
 from tests.voice.test_routing import routing_handler
+from tools.asr_eval.cer import corpus_cer
+from tools.asr_eval.corpus import load_set
+from tools.softphone.driver import Softphone
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
 

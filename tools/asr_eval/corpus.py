@@ -9,7 +9,7 @@ from pathlib import Path
 
 from asr.audio import FloatArray, read_wav_16k
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SETS = (
     "thchs30-d4",
     "wenet-test",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import audio
-from tests.support.softphone_driver import Softphone, SoftphoneDied, SoftphoneError, softphones
+from tools.softphone.driver import Softphone, SoftphoneDied, SoftphoneError, softphones
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ivr_flows.prompt_build import (
+from tools.prompts import (
     DEFAULT_OUT,
     DEFAULT_TEXTS,
     Echo,
@@ -132,11 +132,11 @@ def test_a_bad_catalog_is_refused(tmp_path: Path, data: dict[str, object], messa
 
 @pytest.mark.parametrize("item", ITEMS, ids=[f"{i.lang}/{i.name}" for i in ITEMS])
 def test_prompt_file_is_telephony_speech(item: object) -> None:
-    from ivr_flows.prompt_build import PromptText
+    from tools.prompts import PromptText
 
     assert isinstance(item, PromptText)
     path = prompt_path(DEFAULT_OUT, item.lang, item.name)
-    assert path.exists(), f"{path} missing: run `hotline prompts build`"
+    assert path.exists(), f"{path} missing: run `hotline-tools prompts build`"
     params, x = _samples(path)
     assert (params.framerate, params.nchannels, params.sampwidth, params.comptype) == (8000, 1, 2, "NONE")
     duration = params.nframes / params.framerate
@@ -172,7 +172,7 @@ def test_manifest_matches_files_and_texts() -> None:
         assert entry.licence
     on_disk = {(p.stem, p.parent.name) for p in DEFAULT_OUT.glob("*/*.wav")}
     assert on_disk == set(manifest), "files not in the manifest"
-    # Text, engine and pipeline unchanged since the build (else: `hotline prompts build`).
+    # Text, engine and pipeline unchanged since the build (else: `hotline-tools prompts build`).
     stale = [f"{i.lang}/{i.name}: {s}" for i, s in prompt_status(CATALOG, DEFAULT_OUT) if s != "ok"]
     assert not stale
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asr.cer import cer, corpus_cer, edit_distance, normalize, number_to_hanzi
+from tools.asr_eval.cer import cer, corpus_cer, edit_distance, normalize, number_to_hanzi
 
 
 @pytest.mark.parametrize(

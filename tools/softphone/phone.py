@@ -24,7 +24,7 @@ SIP and DTMF callbacks then run on the main thread, but the player's ``onEof2`` 
 clock thread. Callbacks therefore only emit events and queue jobs: creating or destroying media
 objects from inside a callback can deadlock (and the event writer is lock-protected for onEof2).
 
-Run: ``python -m tests.support.softphone [--sip-port N] [--log-file PATH] [--log-level 3]``.
+Run: ``python -m tools.softphone.phone [--sip-port N] [--log-file PATH] [--log-level 3]``.
 """
 
 from __future__ import annotations
@@ -167,9 +167,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
             return
         ci = self.getInfo()
         state = STATE_NAMES.get(ci.state, str(ci.state))
-        self.phone.out.emit(
-            "state", call=entry.name, state=state, code=ci.lastStatusCode, reason=ci.lastReason
-        )
+        self.phone.out.emit("state", call=entry.name, state=state, code=ci.lastStatusCode, reason=ci.lastReason)
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.phone.post(lambda: self.phone.on_disconnected(entry))
 
@@ -186,9 +184,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
                 fields: dict[str, Any] = {"call": entry.name}
                 try:
                     si = self.getStreamInfo(mi.index)
-                    fields.update(
-                        codec=si.codecName, clock_rate=si.codecClockRate, remote_rtp=si.remoteRtpAddress
-                    )
+                    fields.update(codec=si.codecName, clock_rate=si.codecClockRate, remote_rtp=si.remoteRtpAddress)
                 except pj.Error:
                     pass
                 self.phone.out.emit("media_active", **fields)
@@ -705,9 +701,7 @@ class Phone:
         self._unregister()
         self._drop_pj_objects()
         # A pjsua2 object destroyed after libDestroy asserts (Call's destructor → call id out of range).
-        leftovers = [
-            type(o).__name__ for o in gc.get_objects() if isinstance(o, (SipCall, SipAccount, Player))
-        ]
+        leftovers = [type(o).__name__ for o in gc.get_objects() if isinstance(o, (SipCall, SipAccount, Player))]
         if leftovers:
             log.warning("pjsua2 objects still alive at libDestroy: %s", leftovers)
         self.out.emit("bye")

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from assist.address.builder import BuildResult, build_gazetteer
-from assist.address.cli import gazetteer_group
 from assist.address.gazetteer import Gazetteer, GazetteerMissing
 from assist.address.geometry import contains, polygons_of
-from assist.address.sources import SourceMissing
+from tools.gazetteer.builder import BuildResult, build_gazetteer
+from tools.gazetteer.cli import gazetteer_group
+from tools.gazetteer.sources import SourceMissing
 
 BEIJING_BOX = (115.4, 39.4, 117.6, 41.1)
 
@@ -121,7 +121,7 @@ def test_missing_source_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_missing_gazetteer_file_says_how_to_build(tmp_path: Path) -> None:
-    with pytest.raises(GazetteerMissing, match="hotline gazetteer build"):
+    with pytest.raises(GazetteerMissing, match="hotline-tools gazetteer build"):
         Gazetteer.load(tmp_path / "missing.json.gz")
 
 

@@ -1,4 +1,4 @@
-"""Asyncio driver for the softphone program (``tests/support/softphone.py``), one child process each.
+"""Asyncio driver for the softphone program (``tools/softphone/phone.py``), one child process each.
 
     async with await Softphone.start() as callee, await Softphone.start() as caller:
         await callee.auto_answer()
@@ -75,7 +75,7 @@ class Softphone:
         args = [
             sys.executable,
             "-m",
-            "tests.support.softphone",
+            "tools.softphone.phone",
             "--sip-port",
             str(sip_port),
             "--log-level",
@@ -118,9 +118,7 @@ class Softphone:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(
-        cls, sip_port: int = 0, log_path: str | Path | None = None, **kw: Any
-    ) -> AsyncIterator[Softphone]:
+    async def open(cls, sip_port: int = 0, log_path: str | Path | None = None, **kw: Any) -> AsyncIterator[Softphone]:
         """``async with Softphone.open() as phone:`` — closes (quit, exit code 0) on the way out."""
         async with await cls.start(sip_port, log_path, **kw) as phone:
             yield phone
@@ -297,9 +295,7 @@ class Softphone:
                     raise self._died(desc)
                 left = deadline - loop.time()
                 if left <= 0:
-                    raise SoftphoneError(
-                        f"timeout after {timeout} s waiting for {desc} from softphone pid {self.pid}"
-                    )
+                    raise SoftphoneError(f"timeout after {timeout} s waiting for {desc} from softphone pid {self.pid}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), left)
 
@@ -307,11 +303,7 @@ class Softphone:
         """Wait for a call state; fails fast if the call is DISCONNECTED first."""
 
         def pred(e: Event) -> bool:
-            return (
-                e.get("event") == "state"
-                and e.get("call") == call
-                and e.get("state") in (state, "DISCONNECTED")
-            )
+            return e.get("event") == "state" and e.get("call") == call and e.get("state") in (state, "DISCONNECTED")
 
         ev = await self._wait(pred, since, timeout, f"call {call} {state}")
         if ev["state"] != state:
@@ -337,9 +329,7 @@ class Softphone:
             return None
         ev = await self.wait_event("registered", timeout=timeout, since=since, account=user)
         if not ev.get("ok"):
-            raise SoftphoneError(
-                f"registration of {user} at {registrar} failed: {ev.get('code')} {ev.get('reason')}"
-            )
+            raise SoftphoneError(f"registration of {user} at {registrar} failed: {ev.get('code')} {ev.get('reason')}")
         return ev
 
     async def auto_answer(self, enabled: bool = True, delay_ms: int = 0, code: int = 200) -> None:

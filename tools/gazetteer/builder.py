@@ -21,6 +21,7 @@ from typing import Any
 from assist.address import names
 from assist.address.colloquial import COLLOQUIAL_AREAS
 from assist.address.coords import to_wgs84
+from assist.address.gazetteer import FORMAT
 from assist.address.geometry import (
     BBox,
     Polygon,
@@ -30,7 +31,7 @@ from assist.address.geometry import (
     contains,
     simplify_polygons,
 )
-from assist.address.sources import (
+from tools.gazetteer.sources import (
     McaData,
     NbsData,
     SourceInfo,
@@ -41,7 +42,6 @@ from assist.address.sources import (
     read_sizhi_boxes,
 )
 
-FORMAT = "hotline-gazetteer/1"
 CRS = "EPSG:4326 (WGS-84); district polygons from EPSG:4490 (CGCS2000, within 1 m of WGS-84)"
 
 Progress = Callable[[str], None]

@@ -1,4 +1,4 @@
-"""Builds the gazetteer once per test session (≈2 s) from the installed registry packages."""
+"""The gazetteer, built once per test session (≈2 s) from the installed registry packages."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from assist.address.builder import BuildResult, build_gazetteer
 from assist.address.extract import AddressExtractor
 from assist.address.gazetteer import Gazetteer
 from assist.address.settings import AddressSettings
-from assist.address.sources import SourceMissing
+from tools.gazetteer.builder import BuildResult, build_gazetteer
+from tools.gazetteer.sources import SourceMissing
 
-CASES = Path(__file__).parent / "address" / "cases.yaml"
+CASES = Path(__file__).parents[1] / "assist" / "address" / "cases.yaml"
 
 
 @pytest.fixture(scope="session")

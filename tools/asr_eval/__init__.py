@@ -1,0 +1,1 @@
+"""Recognition accuracy: character error rate and the labelled Mandarin speech sets."""

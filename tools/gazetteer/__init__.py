@@ -1,0 +1,1 @@
+"""Builds the Beijing gazetteer the map assistant reads, from pinned registry packages."""
