@@ -1,7 +1,9 @@
 """The one data layer: SQLAlchemy 2.0 Core over SQLite by default, PostgreSQL for a cluster (DESIGN §6).
 
-Every package defines its tables on `metadata` below and creates them with `create_tables`; no ORM, so the SQL we
-run is the SQL we read.
+Every package defines its tables on `metadata` below; no ORM, so the SQL we run is the SQL we read. The schema's
+history is the Alembic migrations of the composition root (`hotline db upgrade`, run by `hotline serve` and the
+set-up; a test checks they and these tables agree on SQLite and PostgreSQL). `create_tables` still makes a
+missing table on first use, for a store opened on a database of its own (tests, tools).
 """
 
 from __future__ import annotations

@@ -91,6 +91,45 @@ def config_check(obj: _Context) -> None:
     click.echo("settings OK")
 
 
+@main.group("db")
+def db_group() -> None:
+    """The database schema: bring it up to date, see where it is."""
+
+
+@db_group.command("upgrade")
+@click.pass_obj
+def db_upgrade(obj: _Context) -> None:
+    """Apply the migrations the database lacks (idempotent; `hotline serve` does it too at start)."""
+    from config.database import create_engine
+    from hotline import schema
+
+    engine = create_engine(obj.settings().database)
+    try:
+        before = schema.current_revision(engine)
+        schema.upgrade(engine)
+        after = schema.current_revision(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"database at {after}" + (f" (was {before or 'empty'})" if before != after else " (up to date)"))
+
+
+@db_group.command("status")
+@click.pass_obj
+def db_status(obj: _Context) -> None:
+    """Print the database's revision and the newest one; exit 1 when it is behind."""
+    from config.database import create_engine
+    from hotline import schema
+
+    engine = create_engine(obj.settings().database)
+    try:
+        current = schema.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = schema.head_revision()
+    click.echo(f"database {current or 'not migrated'}, newest {head}")
+    sys.exit(0 if current == head else 1)
+
+
 def _attach_subcommands() -> None:
     from agent_desktop_api.cli import users_group
     from asr.cli import models_group
@@ -106,3 +145,7 @@ def _attach_subcommands() -> None:
 
 
 _attach_subcommands()
+
+
+if __name__ == "__main__":  # python -m hotline.cli (what the installed `hotline` command runs)
+    main()

@@ -28,6 +28,7 @@ from assist.address_assistant import AddressAssistant
 from config.database import create_engine
 from config.database_health import DatabaseMonitor
 from events.bus import EventBus
+from hotline import schema
 from hotline.settings import PROJECT_ROOT, Settings
 from ivr_flows.setup import (
     FlowComponents,
@@ -49,7 +50,7 @@ from voice.taps import Transcriber
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK, EXIT_ASTERISK, EXIT_AUTH, EXIT_HTTP = 0, 1, 3, 4
+EXIT_OK, EXIT_ASTERISK, EXIT_AUTH, EXIT_HTTP, EXIT_DATABASE = 0, 1, 3, 4, 5
 
 
 class ServiceError(Exception):
@@ -111,6 +112,10 @@ class GatewayService:
 
     async def start(self) -> None:
         s = self.settings
+        try:  # the schema first: every part below reads and writes it
+            await asyncio.to_thread(schema.upgrade, self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise ServiceError(f"cannot bring the database up to date: {exc}", EXIT_DATABASE) from exc
         await asyncio.to_thread(self.database.start)
         if s.asterisk.mode == "external":
             assert s.asterisk.ari_url and s.asterisk.ari_password

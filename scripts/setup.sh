@@ -9,6 +9,7 @@ APT_PACKAGES=(
   ca-certificates debian-archive-keyring apt  # the private sid apt configuration that fetches Asterisk
   sip-tester sox                              # sipp for load tests and benchmarks, sox for audio checks
   chromium fonts-wqy-microhei                 # the desktop page's browser tests; a CJK font for Chinese text
+  postgresql                                  # the migrations' tests also run on PostgreSQL (their own server)
 )
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -54,4 +55,5 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 [ -f var/gazetteer/beijing.json.gz ] || .venv/bin/hotline-tools gazetteer build
+.venv/bin/hotline db upgrade  # the schema of the default database (SQLite under var/)
 say "ready: .venv/bin/hotline --help"

@@ -52,9 +52,7 @@ async def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 
     raise AssertionError("hotline serve never became ready")
 
 
-async def test_serve_answers_calls_exposes_metrics_and_stops_cleanly(
-    asterisk_install: object, tmp_path: Path
-) -> None:
+async def test_serve_answers_calls_exposes_metrics_and_stops_cleanly(asterisk_install: object, tmp_path: Path) -> None:
     ports = free_ports(make_settings())
     http_port = free_tcp_port()
     runtime = tmp_path / "runtime"

@@ -72,7 +72,6 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert "not found" in str(err.value)
 
 
-
 @pytest.mark.parametrize(
     ("sections", "message"),
     [

@@ -82,13 +82,9 @@ def asterisk_install() -> InstallResult:
 
 
 @pytest.fixture(scope="session")
-def asterisk(
-    asterisk_install: InstallResult, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AsteriskInstance]:
+def asterisk(asterisk_install: InstallResult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskInstance]:
     settings = make_settings()
-    instance = AsteriskInstance(
-        settings, runtime_dir=tmp_path_factory.mktemp("asterisk"), ports=free_ports(settings)
-    )
+    instance = AsteriskInstance(settings, runtime_dir=tmp_path_factory.mktemp("asterisk"), ports=free_ports(settings))
     instance.start_sync()
     try:
         yield instance

@@ -62,9 +62,7 @@ def active_speech_seconds(path: str | Path, threshold_dbfs: float = -40.0, frame
     return sum(frame_ms for lvl in frame_levels_dbfs(path, frame_ms) if lvl > threshold_dbfs) / 1000
 
 
-def first_sound_offset(
-    path: str | Path, threshold_dbfs: float = -40.0, frame_ms: int = FRAME_MS
-) -> float | None:
+def first_sound_offset(path: str | Path, threshold_dbfs: float = -40.0, frame_ms: int = FRAME_MS) -> float | None:
     """Seconds from the start of the file to the first frame above ``threshold_dbfs`` (None: silent)."""
     for i, lvl in enumerate(frame_levels_dbfs(path, frame_ms)):
         if lvl > threshold_dbfs:
@@ -92,9 +90,7 @@ def tone_level_dbfs(path: str | Path, freq: float, start: float = 0.0, seconds: 
     return _dbfs((amplitude / math.sqrt(2)) ** 2, 1)
 
 
-def make_tone_wav(
-    path: str | Path, freq: float, seconds: float, rate: int = 8000, level_dbfs: float = -10.0
-) -> Path:
+def make_tone_wav(path: str | Path, freq: float, seconds: float, rate: int = 8000, level_dbfs: float = -10.0) -> Path:
     """Write a mono 16-bit sine of ``freq`` Hz; ``level_dbfs`` is its RMS level."""
     amplitude = 32768 * math.sqrt(2) * 10 ** (level_dbfs / 20)
     if amplitude > 32767:

@@ -1,0 +1,68 @@
+"""The database schema's history: Alembic migrations (``hotline/migrations``) over every package's tables.
+
+`hotline serve` and the set-up (`hotline db upgrade`) bring a database to the newest revision before anything
+uses it. A database made before migrations existed (tables created on first use) is adopted: the baseline
+creates only the tables it lacks and keeps every row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+# Every module that defines tables on config.database.metadata: the migrations' target (autogenerate, checks).
+import agent_desktop_api.auth
+import agent_desktop_api.confirmations
+import agent_desktop_api.event_log
+import config.database_health
+import ivr_flows.store
+import voice.callbacks
+from config.database import metadata
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+TABLE_MODULES = (
+    agent_desktop_api.auth,
+    agent_desktop_api.confirmations,
+    agent_desktop_api.event_log,
+    config.database_health,
+    ivr_flows.store,
+    voice.callbacks,
+)
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Apply the migrations up to `revision` in one transaction per step (PostgreSQL: all or nothing)."""
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), revision)
+
+
+def target_metadata() -> sa.MetaData:
+    return metadata

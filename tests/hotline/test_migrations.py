@@ -1,0 +1,134 @@
+"""The schema through Alembic: a new database, one made before migrations existed, down and up again, on SQLite
+and on a real PostgreSQL server; after each, the tables are exactly what the code declares."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from agent_desktop_api.auth import AuthService
+from agent_desktop_api.event_log import EventLog
+from config.database import DatabaseSettings, create_engine
+from events.bus import CallEvent
+from hotline import schema
+from tests.support.postgres import postgres_url
+
+__all__ = ["postgres_url"]
+
+PASSWORD = "correct horse battery"
+
+
+def drift(engine: sa.Engine) -> list[object]:
+    """What Alembic would change to make the database match the code's tables (empty: they agree)."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, schema.target_metadata()))
+
+
+def tables(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: object) -> Iterator[sa.Engine]:
+    engine = create_engine(DatabaseSettings(url=f"sqlite:///{tmp_path}/hotline.db"))
+    yield engine
+    engine.dispose()
+
+
+def test_a_new_database_gets_every_table_the_code_uses(sqlite_engine: sa.Engine) -> None:
+    assert schema.current_revision(sqlite_engine) is None
+    schema.upgrade(sqlite_engine)
+    assert schema.current_revision(sqlite_engine) == schema.head_revision()
+    assert drift(sqlite_engine) == []
+    auth = AuthService(sqlite_engine)
+    auth.add_user("op1001", "operator", PASSWORD)
+    assert auth.login("op1001", PASSWORD) is not None
+
+
+def test_a_database_from_before_migrations_is_adopted_with_its_rows(sqlite_engine: sa.Engine) -> None:
+    AuthService(sqlite_engine).add_user("op1001", "operator", PASSWORD)  # tables made on first use, no revision
+    assert "users" in tables(sqlite_engine) and "flow_versions" not in tables(sqlite_engine)
+    schema.upgrade(sqlite_engine)
+    assert schema.current_revision(sqlite_engine) == schema.head_revision()
+    assert drift(sqlite_engine) == []
+    assert AuthService(sqlite_engine).login("op1001", PASSWORD) is not None
+
+
+def test_down_to_nothing_and_up_again(sqlite_engine: sa.Engine) -> None:
+    schema.upgrade(sqlite_engine)
+    schema.downgrade(sqlite_engine, "base")
+    assert tables(sqlite_engine) <= {"alembic_version"}
+    schema.upgrade(sqlite_engine)
+    assert drift(sqlite_engine) == []
+
+
+def test_the_cli_brings_the_database_up_to_date_and_says_so(tmp_path: object) -> None:
+    env = {**os.environ, "HOTLINE_DATABASE__URL": f"sqlite:///{tmp_path}/cli.db"}
+
+    def hotline(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "hotline.cli", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    behind = hotline("db", "status")
+    assert behind.returncode == 1 and "not migrated" in behind.stdout
+    first = hotline("db", "upgrade")
+    assert first.returncode == 0 and f"database at {schema.head_revision()} (was empty)" in first.stdout
+    again = hotline("db", "upgrade")
+    assert again.returncode == 0 and "(up to date)" in again.stdout
+    assert hotline("db", "status").returncode == 0
+
+
+# ---- PostgreSQL ----
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
+    name = f"hotline_{uuid.uuid4().hex[:12]}"
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    engine = create_engine(DatabaseSettings(url=postgres_url.rsplit("/", 1)[0] + f"/{name}"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.slow
+async def test_postgresql_gets_the_same_schema_and_the_desk_works_on_it(pg_engine: sa.Engine) -> None:
+    schema.upgrade(pg_engine)
+    assert schema.current_revision(pg_engine) == schema.head_revision()
+    assert drift(pg_engine) == []
+    schema.upgrade(pg_engine)  # a second start changes nothing
+    auth = AuthService(pg_engine)
+    auth.add_user("op1001", "operator", PASSWORD)
+    issued = auth.login("op1001", PASSWORD)
+    assert issued is not None and auth.authenticate(issued.token) is not None
+    log = EventLog(pg_engine)
+    stored = await log.ingest(
+        [
+            CallEvent("call.answered", "c1", {"operator_id": "op1001"}),
+            CallEvent("transcript.final", "c1", {"segment_id": "s1", "speaker": "caller", "text": "朝阳区望京街道"}),
+        ]
+    )
+    assert [(m.operator_id, m.seq, m.type) for m in stored] == [
+        ("op1001", 1, "call.answered"),
+        ("op1001", 2, "transcript.final"),
+    ]
+
+
+@pytest.mark.slow
+def test_postgresql_down_to_nothing_and_up_again(pg_engine: sa.Engine) -> None:
+    schema.upgrade(pg_engine)
+    schema.downgrade(pg_engine, "base")
+    assert tables(pg_engine) <= {"alembic_version"}
+    schema.upgrade(pg_engine)
+    assert drift(pg_engine) == []
