@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from config.database_settings import DatabaseSettings
 from config.paths import PROJECT_ROOT
+
+__all__ = ["DatabaseSettings", "create_engine", "create_tables", "database_settings", "metadata", "private_file"]
 
 # Named constraints keep future migrations (Alembic) deterministic across SQLite and PostgreSQL.
 metadata = sa.MetaData(
@@ -28,18 +30,6 @@ metadata = sa.MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
-
-
-class DatabaseSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(
-        "sqlite:///var/hotline.db",
-        description="SQLAlchemy URL. A relative SQLite path is relative to the project root; "
-        "PostgreSQL: postgresql+psycopg://user@host/db (password via HOTLINE_DATABASE__URL).",
-    )
-    echo: bool = Field(False, description="Log every SQL statement (debugging).")
-    busy_timeout_ms: int = Field(5000, ge=0, description="SQLite: wait this long for a writer's lock.")
 
 
 def database_settings(settings: object) -> DatabaseSettings:

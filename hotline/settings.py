@@ -11,7 +11,7 @@ from pydantic import Field
 from agent_desktop_api.settings import AuthSettings, DesktopSettings
 from asr.settings import AsrSettings
 from assist.address.settings import AddressSettings
-from config.database import DatabaseSettings
+from config.database_settings import DatabaseSettings
 from config.loading import FileSettings, Section, SettingsError, load
 from config.paths import PROJECT_ROOT
 from ivr_flows.settings import FlowsSettings
