@@ -36,7 +36,7 @@ from agent_desktop_api.desktop_models import (
 )
 from agent_desktop_api.desktop_runtime import Desktop, GatewayLike
 from agent_desktop_api.event_log import CallInfo
-from events.bus import CallEvent
+from events.contract import AddressConfirmed
 from voice.gateway import CallNotFound
 from voice.operators import Presence
 
@@ -236,8 +236,10 @@ async def confirm_address(
     if owner is None and user.role == "operator":
         owner = user.name
     stored = await run_in_threadpool(desktop.confirmations.add, call_id, owner, user.name, body.model_dump())
-    event_data = {**body.model_dump(), "confirmation_id": stored["id"], "confirmed_by": user.name, "operator_id": owner}
-    gateway.bus.publish(CallEvent("address.confirmed", call_id, event_data))
+    confirmed = AddressConfirmed(
+        **body.model_dump(), call_id=call_id, confirmation_id=stored["id"], confirmed_by=user.name, operator_id=owner
+    )
+    gateway.bus.send(confirmed)
     return AddressConfirmation.model_validate(stored)
 
 

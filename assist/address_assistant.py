@@ -19,6 +19,7 @@ import structlog
 
 from events.address import AddressCandidates
 from events.bus import CallEvent, EventBus, Subscription
+from events.contract import AddressCandidatesEvent
 
 log = structlog.get_logger(__name__)
 
@@ -117,12 +118,12 @@ class AddressAssistant:
         self.resolved += 1
         if not found.candidates:
             return
-        body = found.event()
-        body.pop("type", None)
-        self.bus.emit(
-            "address.candidates",
-            event.call_id,
-            caller_number=event.data.get("caller_number"),
-            language=event.data.get("language"),
-            **body,
+        heard = event.body
+        self.bus.send(
+            AddressCandidatesEvent(
+                **found.model_dump(),
+                call_id=event.call_id,
+                caller_number=heard.caller_number if heard is not None else None,
+                language=heard.language if heard is not None else None,
+            )
         )

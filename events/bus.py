@@ -11,19 +11,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from events.contract import check_event
+from events.contract import CallEventModel, check_event
+
+_ENVELOPE = frozenset({"type", "call_id", "ts", "seq"})
 
 
 @dataclass(frozen=True)
 class CallEvent:
+    """One event as it travels: `body` is the typed model (set once the bus has it), `data` its JSON fields."""
+
     type: str  # call.offered, call.answered, call.ended, transcript.partial, address.candidates, …
     call_id: str
     data: dict[str, Any] = field(default_factory=dict)
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    body: CallEventModel | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, model: CallEventModel) -> CallEvent:
+        """The event of a model a publisher built: the fields it set, as JSON values."""
+        data = model.model_dump(mode="json", exclude_unset=True, exclude=set(_ENVELOPE))
+        return cls(model.type, model.call_id, data, model.ts or datetime.now(UTC), model)
 
     def as_message(self) -> dict[str, Any]:
         """The JSON body of DESIGN §3 without `seq` (the desktop stream adds it)."""
@@ -67,12 +78,18 @@ class EventBus:
 
     def publish(self, event: CallEvent) -> None:
         """Fan `event` out; InvalidEvent (nothing published) if it is not in events.contract."""
-        check_event(event.type, event.call_id, event.data)
+        if event.body is None:
+            event = replace(event, body=check_event(event.type, event.call_id, event.data))
         self.published += 1
         for subscription in list(self._subscriptions):
             subscription._offer(event)
 
+    def send(self, model: CallEventModel) -> None:
+        """Publish an event a publisher built as its model (checked when it was built)."""
+        self.publish(CallEvent.of(model))
+
     def emit(self, type_: str, call_id: str, **data: Any) -> None:
+        """Publish from loose fields (checked here): for tests and tools; the gateway's publishers use `send`."""
         self.publish(CallEvent(type_, call_id, data))
 
     def subscribe(self, maxsize: int = 10_000) -> Subscription:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -23,8 +23,26 @@ class InvalidEvent(ValueError):
     """A publisher sent an event that is not in the contract."""
 
 
+def _type_required(schema: dict[str, Any]) -> None:
+    """Every message carries its `type`, default or not."""
+    required = schema.setdefault("required", [])
+    if isinstance(required, list) and "type" not in required:
+        required.insert(0, "type")
+
+
+class CallFields(TypedDict):
+    """What every event of a call carries, as the call gives it to its publishers."""
+
+    call_id: str
+    caller_number: str | None
+    language: str | None
+
+
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A publisher builds one of these (its `type` is set by the class); the bus adds `ts`, the desk `seq`."""
+
+    # `type` has a default so publishers need not repeat it; it is still always in what is sent.
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_type_required)
 
     call_id: str = Field(max_length=128)
     ts: datetime | None = Field(None, description="When it happened (ISO-8601 UTC); set by the bus.")
@@ -42,16 +60,16 @@ class _Routed(_Event):
 
 
 class CallOffered(_Routed):
-    type: Literal["call.offered"]
+    type: Literal["call.offered"] = "call.offered"
 
 
 class CallAnswered(_Routed):
-    type: Literal["call.answered"]
+    type: Literal["call.answered"] = "call.answered"
     waited_s: float | None = Field(None, description="How long the caller waited for an operator.")
 
 
 class CallEnded(_Event):
-    type: Literal["call.ended"]
+    type: Literal["call.ended"] = "call.ended"
     reason: str | None = Field(
         None,
         description="completed, caller_hangup, operator_hangup, supervisor_hangup, transferred, asterisk_lost, "
@@ -61,26 +79,26 @@ class CallEnded(_Event):
 
 
 class CallTransferred(_Event):
-    type: Literal["call.transferred"]
+    type: Literal["call.transferred"] = "call.transferred"
     target: str
     from_operator: str | None = None
     operator_id: str | None = None
 
 
 class InterpreterJoined(_Event):
-    type: Literal["interpreter.joined"]
+    type: Literal["interpreter.joined"] = "interpreter.joined"
     operator_id: str
     interpreter_language: str
 
 
 class InterpreterFailed(_Event):
-    type: Literal["interpreter.failed"]
+    type: Literal["interpreter.failed"] = "interpreter.failed"
     operator_id: str
     interpreter_language: str
 
 
 class InterpreterLeft(_Event):
-    type: Literal["interpreter.left"]
+    type: Literal["interpreter.left"] = "interpreter.left"
     operator_id: str
     cause: str | None = None
 
@@ -92,30 +110,30 @@ class _Segment(_Event):
 
 
 class TranscriptPartial(_Segment):
-    type: Literal["transcript.partial"]
+    type: Literal["transcript.partial"] = "transcript.partial"
     text: str = Field(description="Replaced by later partials and the final of the same segment.")
 
 
 class TranscriptFinal(_Segment):
-    type: Literal["transcript.final"]
+    type: Literal["transcript.final"] = "transcript.final"
     text: str = Field(description="Never changes after.")
     end_ms: int = Field(ge=0)
     confidence: float = Field(ge=0, le=1)
 
 
 class TranscriptGap(_Segment):
-    type: Literal["transcript.gap"]
+    type: Literal["transcript.gap"] = "transcript.gap"
     end_ms: int | None = None
     error: str | None = Field(None, description="Why this stretch has no text (the recogniser failed).")
 
 
 class AddressCandidatesEvent(_Event, AddressCandidates):
-    model_config = ConfigDict(extra="forbid", frozen=False)
-    type: Literal["address.candidates"]
+    model_config = ConfigDict(extra="forbid", frozen=False, json_schema_extra=_type_required)
+    type: Literal["address.candidates"] = "address.candidates"
 
 
 class AddressConfirmed(_Event):
-    type: Literal["address.confirmed"]
+    type: Literal["address.confirmed"] = "address.confirmed"
     confirmation_id: int
     confirmed_by: str
     operator_id: str | None = None
@@ -172,10 +190,10 @@ DeskMessage = Annotated[_CallEvent | StreamStatus | Resync | Ping, Field(discrim
 DESK_MESSAGES: TypeAdapter[DeskMessage] = TypeAdapter(DeskMessage)
 
 
-def check_event(type_: str, call_id: str, data: dict[str, Any]) -> None:
-    """Raise InvalidEvent unless `data` is a valid body of a `type_` event."""
+def check_event(type_: str, call_id: str, data: dict[str, Any]) -> CallEventModel:
+    """The `type_` event with body `data`, or InvalidEvent saying what is wrong with it."""
     try:
-        EVENTS.validate_python({**data, "type": type_, "call_id": call_id})
+        return EVENTS.validate_python({**data, "type": type_, "call_id": call_id})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or '(event)'}: {e['msg']}" for e in exc.errors())
         raise InvalidEvent(f"{type_} for call {call_id}: {problems}") from None
@@ -188,4 +206,4 @@ def desk_message_schema() -> str:
     return json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True)
 
 
-__all__ = ["EVENT_TYPES", "InvalidEvent", "TextSpan", "check_event", "desk_message_schema"]
+__all__ = ["EVENT_TYPES", "CallFields", "InvalidEvent", "TextSpan", "check_event", "desk_message_schema"]

@@ -13,6 +13,14 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from events.contract import (
+    CallAnswered,
+    CallOffered,
+    CallTransferred,
+    InterpreterFailed,
+    InterpreterJoined,
+    InterpreterLeft,
+)
 from ivr_flows.port import QueueAnnouncer, RouteOutcome, RouteRequest
 from voice.callbacks import CallbackStore
 from voice.legs import Leg
@@ -78,14 +86,17 @@ class RoutingServices:
                     return RouteOutcome("callback_recorded", waited_s=time.monotonic() - started, events=tuple(events))
                 session.log.info("route.ringing", operator=operator.id)
                 offered = functools.partial(
-                    session.emit,
-                    "call.offered",
-                    language=request.language,
-                    operator_id=operator.id,
-                    queue=request.queue,
-                    ivr_path=list(request.ivr_path),
-                    flow_version=request.flow_version,
-                    interpreter_language=request.interpreter_language,
+                    session.publish,
+                    CallOffered(
+                        call_id=session.call_id,
+                        caller_number=session.caller_number,
+                        language=request.language,
+                        operator_id=operator.id,
+                        queue=request.queue,
+                        ivr_path=list(request.ivr_path),
+                        flow_version=request.flow_version,
+                        interpreter_language=request.interpreter_language,
+                    ),
                 )
                 leg = await session.dial(operator.endpoint, "operator", request.ring_timeout_s, on_ringing=offered)
                 if leg is None:
@@ -152,15 +163,18 @@ class RoutingServices:
         talk_started = time.monotonic()
         waited = talk_started - started
         session.log.info("route.connected", operator=operator.id, waited_s=round(waited, 3))
-        session.emit(
-            "call.answered",
-            language=request.language,
-            operator_id=operator.id,
-            queue=request.queue,
-            ivr_path=list(request.ivr_path),
-            flow_version=request.flow_version,
-            interpreter_language=request.interpreter_language,
-            waited_s=round(waited, 3),
+        session.publish(
+            CallAnswered(
+                call_id=session.call_id,
+                caller_number=session.caller_number,
+                language=request.language,
+                operator_id=operator.id,
+                queue=request.queue,
+                ivr_path=list(request.ivr_path),
+                flow_version=request.flow_version,
+                interpreter_language=request.interpreter_language,
+                waited_s=round(waited, 3),
+            )
         )
         try:
             await session.stop_moh()
@@ -218,7 +232,9 @@ class RoutingServices:
         if leg is None:
             talk.events.append("interpreter.failed")
             session.log.warning("interpreter.failed", language=language, endpoint=endpoint)
-            session.emit("interpreter.failed", operator_id=talk.operator.id, interpreter_language=language)
+            session.publish(
+                InterpreterFailed(**session.about(), operator_id=talk.operator.id, interpreter_language=language)
+            )
             return False
         try:
             await session.bridge_with(leg)
@@ -229,7 +245,9 @@ class RoutingServices:
         await session.transcribe(("interpreter", leg.channel_id))
         talk.events.append("interpreter.joined")
         session.log.info("interpreter.joined", language=language)
-        session.emit("interpreter.joined", operator_id=talk.operator.id, interpreter_language=language)
+        session.publish(
+            InterpreterJoined(**session.about(), operator_id=talk.operator.id, interpreter_language=language)
+        )
         watcher = asyncio.ensure_future(self._watch_interpreter(session, talk, leg))
         talk.watchers.add(watcher)
         return True
@@ -240,7 +258,7 @@ class RoutingServices:
             talk.interpreter_leg = None
             talk.events.append("interpreter.left")
             session.log.info("interpreter.left", cause=cause)
-            session.emit("interpreter.left", operator_id=talk.operator.id, cause=cause)
+            session.publish(InterpreterLeft(**session.about(), operator_id=talk.operator.id, cause=cause))
             await session.stop_transcribing(leg.channel_id)
             await session.drop_leg(leg)
 
@@ -252,7 +270,7 @@ class RoutingServices:
         talk.events.append("interpreter.dropped")
         await session.stop_transcribing(leg.channel_id)
         await session.drop_leg(leg)
-        session.emit("interpreter.left", operator_id=talk.operator.id, cause="dropped by operator")
+        session.publish(InterpreterLeft(**session.about(), operator_id=talk.operator.id, cause="dropped by operator"))
         return True
 
     def interpreter_present(self, call_id: str) -> bool:
@@ -318,7 +336,11 @@ class RoutingServices:
             pool.talking(operator)
             talk.operator = operator
         talk.events.append(f"call.transferred:{target}")
-        session.emit("call.transferred", target=target, from_operator=old_operator.id, operator_id=talk.operator.id)
+        session.publish(
+            CallTransferred(
+                **session.about(), target=target, from_operator=old_operator.id, operator_id=talk.operator.id
+            )
+        )
         await session.transcribe(("operator", leg.channel_id))
         await session.stop_transcribing(old_leg.channel_id)
         await session.drop_leg(old_leg)
@@ -342,7 +364,7 @@ class RoutingServices:
             if operator is not None:
                 await self.router.pool.not_answered(operator)
             return False
-        session.emit("call.transferred", target=target)
+        session.publish(CallTransferred(**session.about(), target=target))
         try:
             if operator is not None:
                 self.router.pool.talking(operator)

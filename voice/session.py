@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
+from events import contract
 from events.bus import EventBus
+from events.contract import CallEventModel, CallFields
 from ivr_flows.port import GatherResult, QueueAnnouncer, RouteOutcome, RouteRequest
 from voice.ari import (
     AriBadRequest,
@@ -442,9 +444,12 @@ class CallSession:
         await self.hangup()
         seconds = round(time.monotonic() - self.started_at, 3)
         self.log.info("call.ended", outcome=self.outcome, seconds=seconds)
-        self.emit("call.ended", reason=self.outcome, seconds=seconds)
+        self.publish(contract.CallEnded(**self.about(), reason=self.outcome, seconds=seconds))
 
-    def emit(self, type_: str, **data: Any) -> None:
-        """Publish an event about this call (DESIGN §3) with the caller's number and language attached."""
-        body = {"caller_number": self.caller_number, "language": self.language, **data}
-        self.context.bus.emit(type_, self.call_id, **body)
+    def about(self) -> CallFields:
+        """The fields every event of this call carries: build an event as `TranscriptFinal(**session.about(), …)`."""
+        return {"call_id": self.call_id, "caller_number": self.caller_number, "language": self.language}
+
+    def publish(self, event: CallEventModel) -> None:
+        """Publish an event about this call (its model from events.contract) on the bus."""
+        self.context.bus.send(event)

@@ -13,11 +13,12 @@ import contextlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import structlog
 
 from asr.engine import AsrEngine, AsrStream, Segment
+from events.contract import CallEventModel, Speaker, TranscriptFinal, TranscriptGap, TranscriptPartial
 from voice.legs import Leg
 from voice.rtp import RtpPortPool, RtpReceiver
 
@@ -139,16 +140,29 @@ class Transcriber:
                 session.log.exception("transcript.publish_failed", segment=segment.segment_id)
 
     async def _publish_segment(self, session: CallSession, tap: Tap, segment: Segment) -> None:
-        base = {"segment_id": segment.segment_id, "speaker": tap.speaker, "start_ms": segment.start_ms}
+        about, speaker = session.about(), cast(Speaker, tap.speaker)
+        segment_id, start_ms = segment.segment_id, segment.start_ms
         if segment.kind == "partial":
-            session.emit("transcript.partial", text=segment.text, **base)
+            event: CallEventModel = TranscriptPartial(
+                **about, segment_id=segment_id, speaker=speaker, start_ms=start_ms, text=segment.text
+            )
         elif segment.kind == "gap":
-            session.emit("transcript.gap", end_ms=segment.end_ms, error=segment.error, **base)
+            event = TranscriptGap(
+                **about,
+                segment_id=segment_id,
+                speaker=speaker,
+                start_ms=start_ms,
+                end_ms=segment.end_ms,
+                error=segment.error,
+            )
         else:
-            session.emit(
-                "transcript.final",
+            event = TranscriptFinal(
+                **about,
+                segment_id=segment_id,
+                speaker=speaker,
+                start_ms=start_ms,
                 text=segment.text,
                 end_ms=segment.end_ms,
                 confidence=round(segment.confidence, 3),
-                **base,
             )
+        session.publish(event)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from events.bus import EventBus
-from events.contract import InvalidEvent
+from events.contract import InvalidEvent, TranscriptFinal
 
 
 async def test_each_subscriber_gets_every_event_in_order() -> None:
@@ -54,3 +55,31 @@ def test_the_bus_refuses_what_is_not_in_the_contract() -> None:
             bus.emit(type_, "c1", **data)
         assert type_ in str(refused.value)
     assert sub.pending() == 0 and bus.published == 0
+
+
+def test_a_published_model_reaches_subscribers_with_the_fields_it_set() -> None:
+    bus = EventBus()
+    with bus.subscribed() as events:
+        bus.send(
+            TranscriptFinal(
+                call_id="c1",
+                caller_number="13800138000",
+                language="zh",
+                segment_id="s1",
+                speaker="caller",
+                start_ms=0,
+                text="我家在海淀区",
+                end_ms=800,
+                confidence=0.9,
+            )
+        )
+        got = events._queue.get_nowait()
+    assert isinstance(got.body, TranscriptFinal) and got.body.text == "我家在海淀区"
+    message = got.as_message()
+    assert message["type"] == "transcript.final" and message["call_id"] == "c1"
+    assert message["text"] == "我家在海淀区" and "seq" not in message and "operator_id" not in message
+
+
+def test_a_publisher_cannot_build_an_event_outside_the_contract() -> None:
+    with pytest.raises(ValidationError, match="speaker"):
+        TranscriptFinal(call_id="c1", segment_id="s1", speaker="robot", start_ms=0, text="x", end_ms=1, confidence=1)  # type: ignore[arg-type]
