@@ -192,7 +192,8 @@ class GatewayService:
         log.info("asr.ready", engine=self.asr_engine.name, addresses=addresses is not None)
         if addresses is not None:
             self.assistant = AddressAssistant(self.bus, addresses)
-        return Transcriber(self.asr_engine, ports, phrases=phrases)
+        assert self.client is not None
+        return Transcriber(self.asr_engine, ports, self.client.rest, self.client.app, phrases=phrases)
 
     def readiness(self) -> dict[str, bool]:
         """What /readyz reports, from state others keep current (no I/O: the probe must answer at once)."""

@@ -11,23 +11,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import structlog
 
 from asr.engine import AsrEngine, AsrStream, Segment
-from events.contract import CallEventModel, Speaker, TranscriptFinal, TranscriptGap, TranscriptPartial
+from events.contract import CallEventModel, CallFields, Speaker, TranscriptFinal, TranscriptGap, TranscriptPartial
+from voice.ari import AriRestClient
 from voice.legs import Leg
 from voice.rtp import RtpPortPool, RtpReceiver
-
-if TYPE_CHECKING:
-    from voice.session import CallSession
 
 log = structlog.get_logger(__name__)
 
 FINISH_TIMEOUT_S = 15.0  # the last utterance's decode, at the end of a call
+
+
+class TappedCall(Protocol):
+    """What a tap needs of its call (CallSession is one): its channels and bridges, its log and its events."""
+
+    call_id: str
+    log: structlog.typing.FilteringBoundLogger
+
+    def about(self) -> CallFields: ...
+
+    def publish(self, event: CallEventModel) -> None: ...
+
+    async def open_leg(self, role: str, create: Callable[[str], Awaitable[object]], timeout_s: float = 5.0) -> Leg: ...
+
+    async def drop_leg(self, leg: Leg) -> None: ...
+
+    async def own_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None: ...
+
+    async def destroy_bridge(self, bridge_id: str) -> None: ...
 
 
 @dataclass(eq=False)
@@ -50,10 +67,13 @@ class Transcriber:
         self,
         engine: AsrEngine,
         ports: RtpPortPool,
+        rest: AriRestClient,
+        app: str,
         *,
         phrases: Sequence[str] = (),
     ) -> None:
         self.engine = engine
+        self.rest, self.app = rest, app
         self.ports = ports
         self.phrases = tuple(phrases)
         self._taps: dict[str, list[Tap]] = {}  # call id -> its taps
@@ -61,7 +81,7 @@ class Transcriber:
     def taps_of(self, call_id: str) -> list[Tap]:
         return list(self._taps.get(call_id, ()))
 
-    async def tap(self, session: CallSession, channel_id: str, speaker: str) -> Tap | None:
+    async def tap(self, session: TappedCall, channel_id: str, speaker: str) -> Tap | None:
         """Start transcribing what `channel_id` says. A failure is logged and the call goes on untranscribed."""
         sock = self.ports.acquire()
         port = sock.getsockname()[1]
@@ -80,9 +100,8 @@ class Transcriber:
         session.log.info("tap.started", speaker=speaker, port=port)
         return tap
 
-    async def _connect(self, session: CallSession, tap: Tap) -> None:
-        rest = session.context.client.rest
-        app = session.context.client.app
+    async def _connect(self, session: TappedCall, tap: Tap) -> None:
+        rest, app = self.rest, self.app
         snoop = await session.open_leg(
             "snoop", lambda leg_id: rest.snoop(tap.channel_id, app, spy="in", snoop_id=leg_id, app_args=["tap"])
         )
@@ -95,15 +114,15 @@ class Transcriber:
         tap.bridge_id = f"hotline-tap-{media.channel_id}"
         await session.own_bridge(tap.bridge_id, [snoop.channel_id, media.channel_id])
 
-    async def untap_channel(self, session: CallSession, channel_id: str) -> None:
+    async def untap_channel(self, session: TappedCall, channel_id: str) -> None:
         for tap in self.taps_of(session.call_id):
             if tap.channel_id == channel_id:
                 await self.untap(session, tap)
 
-    async def untap_all(self, session: CallSession) -> None:
+    async def untap_all(self, session: TappedCall) -> None:
         await asyncio.gather(*(self.untap(session, tap) for tap in self.taps_of(session.call_id)))
 
-    async def untap(self, session: CallSession, tap: Tap, *, flush: bool = True) -> None:
+    async def untap(self, session: TappedCall, tap: Tap, *, flush: bool = True) -> None:
         """Stop the tap; with `flush`, what was said up to now still becomes a final."""
         taps = self._taps.get(session.call_id, [])
         if tap not in taps:
@@ -132,14 +151,14 @@ class Transcriber:
         stats = tap.receiver.stats
         session.log.info("tap.stopped", speaker=tap.speaker, packets=stats.received, lost=stats.lost, late=stats.late)
 
-    async def _publish(self, session: CallSession, tap: Tap) -> None:
+    async def _publish(self, session: TappedCall, tap: Tap) -> None:
         async for segment in tap.stream.segments():
             try:
                 await self._publish_segment(session, tap, segment)
             except Exception:  # one bad segment must not stop the transcript
                 session.log.exception("transcript.publish_failed", segment=segment.segment_id)
 
-    async def _publish_segment(self, session: CallSession, tap: Tap, segment: Segment) -> None:
+    async def _publish_segment(self, session: TappedCall, tap: Tap, segment: Segment) -> None:
         about, speaker = session.about(), cast(Speaker, tap.speaker)
         segment_id, start_ms = segment.segment_id, segment.start_ms
         if segment.kind == "partial":
