@@ -23,7 +23,7 @@ from assist.address.gazetteer import Gazetteer  # noqa: E402
 from assist.address.settings import AddressSettings  # noqa: E402
 from tools.address_eval import Report, evaluate, load_cases  # noqa: E402
 
-CASES = ROOT / "tests" / "agent_desktop_api" / "address" / "cases.yaml"
+CASES = ROOT / "tests" / "assist" / "address" / "cases.yaml"
 
 
 def _line(name: str, report: Report) -> str:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from events.address import AddressCandidates, TextSpan
+from events.ticket import TicketDraft
 
 Speaker = Literal["caller", "operator", "interpreter"]
 
@@ -146,6 +147,13 @@ class AddressConfirmed(_Event):
     source: Literal["confirmed", "corrected"]
 
 
+class TicketDraftEvent(_Event, TicketDraft):
+    """The ticket as the call has filled it so far (a new one replaces the last; the operator's edits win)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, json_schema_extra=_type_required)
+    type: Literal["ticket.draft"] = "ticket.draft"
+
+
 _CallEvent = (
     CallOffered
     | CallAnswered
@@ -159,6 +167,7 @@ _CallEvent = (
     | TranscriptGap
     | AddressCandidatesEvent
     | AddressConfirmed
+    | TicketDraftEvent
 )
 CallEventModel = Annotated[_CallEvent, Field(discriminator="type")]
 EVENTS: TypeAdapter[CallEventModel] = TypeAdapter(CallEventModel)

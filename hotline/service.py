@@ -25,6 +25,8 @@ from asr.engine import create_engine as create_asr_engine
 from assist.address.gazetteer import GazetteerMissing
 from assist.address.service import AddressResolver
 from assist.address_assistant import AddressAssistant
+from assist.ticket.catalogue import CatalogueError, load_catalogue
+from assist.ticket_assistant import TicketAssistant
 from config.database import create_engine
 from config.database_health import DatabaseMonitor
 from events.bus import EventBus
@@ -50,7 +52,7 @@ from voice.taps import Transcriber
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK, EXIT_ASTERISK, EXIT_AUTH, EXIT_HTTP, EXIT_DATABASE = 0, 1, 3, 4, 5
+EXIT_OK, EXIT_ASTERISK, EXIT_SETTINGS, EXIT_AUTH, EXIT_HTTP, EXIT_DATABASE = 0, 1, 2, 3, 4, 5
 
 
 class ServiceError(Exception):
@@ -103,6 +105,7 @@ class GatewayService:
         self.asterisk: AsteriskInstance | None = None
         self.bus = EventBus()  # calls publish here; the assistants and the desk read it
         self.assistant: AddressAssistant | None = None
+        self.ticket_assistant: TicketAssistant | None = None
         self.client: AriClient | None = None
         self.gateway: Gateway | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -116,6 +119,12 @@ class GatewayService:
             await asyncio.to_thread(schema.upgrade, self.engine)
         except sa.exc.SQLAlchemyError as exc:
             raise ServiceError(f"cannot bring the database up to date: {exc}", EXIT_DATABASE) from exc
+        if s.ticket.enabled:  # a broken catalogue stops the start here, before any call is taken
+            try:
+                catalogue = await asyncio.to_thread(load_catalogue, s.resolve(s.ticket.catalogue_file))
+            except CatalogueError as exc:
+                raise ServiceError(f"invalid ticket catalogue: {exc}", EXIT_SETTINGS) from exc
+            self.ticket_assistant = TicketAssistant(self.bus, catalogue)
         await asyncio.to_thread(self.database.start)
         if s.asterisk.mode == "external":
             assert s.asterisk.ari_url and s.asterisk.ari_password
@@ -146,6 +155,8 @@ class GatewayService:
         )
         if self.assistant is not None:
             self.assistant.start()
+        if self.ticket_assistant is not None:
+            self.ticket_assistant.start()
         self._tasks.append(asyncio.create_task(self._run_gateway(), name="gateway"))
         await self._start_http()
         log.info("service.started", ari=url, http=f"http://{s.http.host}:{s.http.port}")
@@ -266,6 +277,8 @@ class GatewayService:
             await self.gateway.stop()
         if self.assistant is not None:  # the places in the last lines, before the desk stores its last events
             await self.assistant.stop()
+        if self.ticket_assistant is not None:
+            await self.ticket_assistant.stop()
         if self.desktop is not None:  # store the last events (call.ended of the calls just hung up)
             await self.desktop.stop()
         if self._http is not None:

@@ -11,6 +11,7 @@ from pydantic import Field
 from agent_desktop_api.settings import AuthSettings, DesktopSettings
 from asr.settings import AsrSettings
 from assist.address.settings import AddressSettings
+from assist.ticket.settings import TicketSettings
 from config.database_settings import DatabaseSettings
 from config.loading import FileSettings, Section, SettingsError, load
 from config.paths import PROJECT_ROOT
@@ -43,6 +44,7 @@ class Settings(FileSettings):
     call: CallSettings = Field(default_factory=CallSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     address: AddressSettings = Field(default_factory=AddressSettings)
+    ticket: TicketSettings = Field(default_factory=TicketSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     flows: FlowsSettings = Field(default_factory=FlowsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

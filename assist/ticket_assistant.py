@@ -1,0 +1,115 @@
+"""The ticket assistant: keeps a ticket draft per call from the caller's final lines and the map card, and
+publishes `ticket.draft` on the bus each time it changes. Like the map assistant, only a bus subscriber.
+
+The place comes from the operator's confirmation when there is one, else from the map card's best candidate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import structlog
+
+from assist.ticket.catalogue import Catalogue
+from assist.ticket.draft import Line, draft
+from events.address import AddressCandidate
+from events.bus import CallEvent, EventBus, Subscription
+from events.contract import AddressCandidatesEvent, AddressConfirmed, TicketDraftEvent, TranscriptFinal
+from events.ticket import TicketDraft
+
+log = structlog.get_logger(__name__)
+
+TICKET_SPEAKERS = frozenset({"caller", "interpreter"})
+
+
+@dataclass
+class _Call:
+    caller_number: str | None = None
+    language: str | None = None
+    lines: list[Line] = field(default_factory=list)
+    place: AddressCandidate | None = None
+    confirmed: bool = False
+    last: TicketDraft | None = None
+
+
+class TicketAssistant:
+    def __init__(self, bus: EventBus, catalogue: Catalogue) -> None:
+        self.bus = bus
+        self.catalogue = catalogue
+        self.drafts = 0
+        self._calls: dict[str, _Call] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read(self.bus.subscribe()), name="ticket-assistant")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+
+    async def _read(self, subscription: Subscription) -> None:
+        try:
+            async for event in subscription:
+                try:
+                    self.take(event)
+                except Exception:  # one odd event must not end the assistant
+                    log.exception("ticket.draft_failed", call_id=event.call_id, type=event.type)
+        finally:
+            subscription.close()
+
+    def take(self, event: CallEvent) -> None:
+        body = event.body
+        if event.type == "call.ended":
+            self._calls.pop(event.call_id, None)
+            return
+        if isinstance(body, TranscriptFinal):
+            if body.speaker not in TICKET_SPEAKERS or not body.text.strip():
+                return
+            call = self._call(event.call_id, body.caller_number, body.language)
+            call.lines.append(Line(body.segment_id, body.text))
+        elif isinstance(body, AddressCandidatesEvent):
+            call = self._call(event.call_id, body.caller_number, body.language)
+            if call.confirmed or not body.candidates:
+                return
+            call.place = body.candidates[0]
+        elif isinstance(body, AddressConfirmed):
+            call = self._call(event.call_id, body.caller_number, body.language)
+            call.confirmed = True
+            call.place = AddressCandidate(
+                district=body.district,
+                town=body.town,
+                community=body.community,
+                adcode="",
+                lng=body.lng,
+                lat=body.lat,
+                level="community" if body.community else "town" if body.town else "district",
+                confidence=1.0,
+                source="operator",
+            )
+        else:
+            return
+        self._publish(event.call_id, call)
+
+    def _call(self, call_id: str, caller_number: str | None, language: str | None) -> _Call:
+        call = self._calls.get(call_id)
+        if call is None:
+            call = self._calls[call_id] = _Call(caller_number, language)
+        return call
+
+    def _publish(self, call_id: str, call: _Call) -> None:
+        ticket = draft(call.lines, call.place, self.catalogue)
+        if ticket == call.last:
+            return
+        call.last = ticket
+        self.drafts += 1
+        self.bus.send(
+            TicketDraftEvent(
+                **ticket.model_dump(), call_id=call_id, caller_number=call.caller_number, language=call.language
+            )
+        )
