@@ -135,7 +135,7 @@ def _opt_str(value: object) -> str | None:
 # ---- transcript ----
 
 
-async def _readable(desktop: Desktop, call_id: str, user: User) -> None:
+async def require_readable(desktop: Desktop, call_id: str, user: User) -> None:
     """404 unless the call is known; 403 unless the user is an admin or an operator the call went to."""
     live = desktop.live_calls().get(call_id)
     if live is None and not await run_in_threadpool(desktop.log.known, call_id):
@@ -150,7 +150,7 @@ async def _readable(desktop: Desktop, call_id: str, user: User) -> None:
 
 @router.get("/calls/{call_id}/transcript", responses={**ERRORS, 404: CALL_ERRORS[404]})
 async def transcript(call_id: CallId, user: Anyone, desktop: Desk) -> Transcript:
-    await _readable(desktop, call_id, user)
+    await require_readable(desktop, call_id, user)
     finals = await run_in_threadpool(desktop.log.finals, call_id)
     return Transcript(call_id=call_id, segments=[TranscriptSegment.model_validate(m) for m in finals])
 
@@ -228,7 +228,7 @@ async def confirm_address(
     """Store the place the operator confirmed or corrected, and tell the call's desktop(s) (`address.confirmed`).
     Allowed after the call has ended too (wrap-up)."""
     gateway = desktop.gateway()
-    await _readable(desktop, call_id, user)
+    await require_readable(desktop, call_id, user)
     live = desktop.live_calls().get(call_id)
     info = await run_in_threadpool(desktop.log.call, call_id)
     owner = _opt_str(live.get("operator_id")) if live is not None else None

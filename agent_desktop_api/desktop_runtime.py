@@ -13,6 +13,7 @@ from agent_desktop_api.confirmations import ConfirmationStore
 from agent_desktop_api.desktop_stream import StreamHub
 from agent_desktop_api.event_log import EventLog
 from agent_desktop_api.settings import DesktopSettings
+from agent_desktop_api.tickets import TicketStore
 from events.bus import EventBus
 from voice.operators import Operator, Presence
 
@@ -74,6 +75,7 @@ class Desktop:
         self.log = EventLog(service.engine, settings)
         self.hub = StreamHub(self.log)
         self.confirmations = ConfirmationStore(service.engine)
+        self.tickets = TicketStore(service.engine)
 
     def start(self) -> None:
         """Start consuming the gateway's bus on the running loop (idempotent)."""

@@ -569,6 +569,18 @@ class EventLog:
                 segments.append(message)
         return segments
 
+    def latest(self, call_id: str, type_: str) -> dict[str, Any] | None:
+        """The last stored message of `type_` for the call (e.g. its newest ticket draft)."""
+        query = (
+            sa.select(desktop_events.c.body)
+            .where(desktop_events.c.call_id == call_id, desktop_events.c.type == type_)
+            .order_by(desktop_events.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            body = conn.execute(query).scalar_one_or_none()
+        return json.loads(body) if body is not None else None
+
 
 TABLES = (desktop_events, desktop_streams, desktop_calls, desktop_epoch)
 

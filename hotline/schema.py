@@ -19,6 +19,7 @@ from alembic.script import ScriptDirectory
 import agent_desktop_api.auth
 import agent_desktop_api.confirmations
 import agent_desktop_api.event_log
+import agent_desktop_api.tickets
 import config.database_health
 import ivr_flows.store
 import voice.callbacks
@@ -29,6 +30,7 @@ TABLE_MODULES = (
     agent_desktop_api.auth,
     agent_desktop_api.confirmations,
     agent_desktop_api.event_log,
+    agent_desktop_api.tickets,
     config.database_health,
     ivr_flows.store,
     voice.callbacks,

@@ -170,5 +170,3 @@ def test_a_restored_older_copy_after_a_restart_resyncs_a_desk_that_is_ahead(desk
             on_loop(client, service.gateway.final, "c1", "s2", "恢复之后")
             message = receive(ws)
             assert (message["seq"], message["text"]) == (2, "恢复之后")
-
-

@@ -6,7 +6,7 @@ from ivr_flows.loader import MAX_FLOW_BYTES
 
 
 def alias_bomb(levels: int = 9, width: int = 9) -> str:
-    """"Billion laughs": each level lists the previous one `width` times (9 levels: 9^9 values, ~500 bytes)."""
+    """ "Billion laughs": each level lists the previous one `width` times (9 levels: 9^9 values, ~500 bytes)."""
     lines = ["number: '9999'", f"l0: &l0 [{', '.join(['lol'] * width)}]"]
     for level in range(1, levels):
         lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * width)}]")

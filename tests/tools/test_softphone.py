@@ -42,9 +42,7 @@ async def connect(caller: Softphone, callee: Softphone) -> tuple[str, str]:
     return call, incoming
 
 
-async def test_tone_is_heard_and_recorded(
-    pair: tuple[Softphone, Softphone], tone: Path, tmp_path: Path
-) -> None:
+async def test_tone_is_heard_and_recorded(pair: tuple[Softphone, Softphone], tone: Path, tmp_path: Path) -> None:
     caller, callee = pair
     call, incoming = await connect(caller, callee)
     await caller.wait_event("media_active", call=call, codec="PCMU")

@@ -42,9 +42,7 @@ def test_incomplete_cache_is_not_used(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     (cache / "apt/archives").mkdir(parents=True)
     (cache / "apt/archives/a_1_all.deb").write_bytes(b"x")
-    (cache / "manifest.json").write_text(
-        json.dumps({"version": "1:22.1-1", "debs": ["a_1_all.deb", "b_1_all.deb"]})
-    )
+    (cache / "manifest.json").write_text(json.dumps({"version": "1:22.1-1", "debs": ["a_1_all.deb", "b_1_all.deb"]}))
     with pytest.raises(AsteriskInstallError, match="No complete download is cached"):
         install_asterisk(tmp_path / "prefix", cache, UNREACHABLE)
 

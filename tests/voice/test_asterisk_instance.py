@@ -337,9 +337,7 @@ def test_external_mode_has_no_process() -> None:
 
 
 @slow
-async def test_system_mode(
-    asterisk_install: InstallResult, asterisk_factory: AsteriskFactory, tmp_path: Path
-) -> None:
+async def test_system_mode(asterisk_install: InstallResult, asterisk_factory: AsteriskFactory, tmp_path: Path) -> None:
     # A "system" Asterisk laid out like Debian's (usr/sbin, usr/lib/<triplet>/asterisk/modules,
     # usr/share/asterisk): a wrapper around the embedded binary; module and data folders are found from
     # where it lives.
@@ -347,9 +345,7 @@ async def test_system_mode(
     (usr / "sbin").mkdir(parents=True)
     (usr / "lib/x86_64-linux-gnu").mkdir(parents=True)
     (usr / "share").mkdir()
-    (usr / "lib/x86_64-linux-gnu/asterisk").symlink_to(
-        asterisk_install.prefix / "usr/lib/x86_64-linux-gnu/asterisk"
-    )
+    (usr / "lib/x86_64-linux-gnu/asterisk").symlink_to(asterisk_install.prefix / "usr/lib/x86_64-linux-gnu/asterisk")
     (usr / "share/asterisk").symlink_to(asterisk_install.prefix / "usr/share/asterisk")
     wrapper = usr / "sbin/asterisk"
     command = " ".join(asterisk_command(asterisk_install.prefix))

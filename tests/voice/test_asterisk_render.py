@@ -71,9 +71,7 @@ def rendered(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "data"
     (data / "moh").mkdir(parents=True)
     (data / "moh" / "tune.gsm").write_bytes(b"\0")
-    conf = render_asterisk_config(
-        _settings(), SECRETS, tmp_path / "rt", tmp_path / "mods", PORTS, data_dir=data
-    )
+    conf = render_asterisk_config(_settings(), SECRETS, tmp_path / "rt", tmp_path / "mods", PORTS, data_dir=data)
     return conf, conf.parent
 
 

@@ -97,8 +97,9 @@ async def test_dtmf_digits_arrive_in_order_with_timeouts(
     async def handler(session: CallSession) -> None:
         await session.answer()
         for _ in range(4):
-            result = await session.gather(4, first_timeout=4.0, inter_digit_timeout=1.0, total_timeout=10.0,
-                                          terminator="#")
+            result = await session.gather(
+                4, first_timeout=4.0, inter_digit_timeout=1.0, total_timeout=10.0, terminator="#"
+            )
             entries.append((result, time.monotonic()))
         await session.hangup()
 
@@ -106,9 +107,9 @@ async def test_dtmf_digits_arrive_in_order_with_timeouts(
     call = await phone.call(entry_uri(asterisk))
     await phone.wait_state(call, "CONFIRMED", timeout=5)
     await phone.wait_event("media_active", call=call)
-    await phone.dtmf(call, "4711")           # entry 1: four digits → max_digits
-    await phone.dtmf(call, "92#")            # entry 2: ended by the terminator
-    await phone.dtmf(call, "3")              # entry 3: then silence → inter-digit timeout
+    await phone.dtmf(call, "4711")  # entry 1: four digits → max_digits
+    await phone.dtmf(call, "92#")  # entry 2: ended by the terminator
+    await phone.dtmf(call, "3")  # entry 3: then silence → inter-digit timeout
     await phone.wait_state(call, "DISCONNECTED", timeout=15)  # entry 4: nothing → first-digit timeout
 
     got = [(result.digits, result.reason) for result, _ in entries]

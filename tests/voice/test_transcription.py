@@ -36,8 +36,9 @@ OPERATOR_CER_BOUND = 0.30
 
 def telephone_clip(source: Path, target: Path) -> Path:
     """What a phone plays: 8 kHz mono 16-bit, with a second of silence after it (the endpointer needs a pause)."""
-    subprocess.run(["sox", str(source), "-r", "8000", "-c", "1", "-b", "16", str(target), "pad", "0.3", "1.2"],
-                   check=True)
+    subprocess.run(
+        ["sox", str(source), "-r", "8000", "-c", "1", "-b", "16", str(target), "pad", "0.3", "1.2"], check=True
+    )
     return target
 
 

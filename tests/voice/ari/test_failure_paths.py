@@ -245,9 +245,7 @@ async def test_events_delivered_typed_and_in_order(fake: FakeAri) -> None:
         await fake.wait_connections(1)
         await fake.send(event("StasisStart", args=["in"], channel=channel("1.1")))
         for digit in "123":
-            await fake.send(
-                event("ChannelDtmfReceived", digit=digit, duration_ms=100, channel=channel("1.1"))
-            )
+            await fake.send(event("ChannelDtmfReceived", digit=digit, duration_ms=100, channel=channel("1.1")))
         await fake.send(event("SomethingNew", channel=channel("1.1"), extra=1))
         await recorder.wait_for(lambda t: len(t) == 6)
         first, *dtmf, unknown = recorder.events()
@@ -318,9 +316,7 @@ async def test_wrong_credentials_fail_fast_without_retry(fake: FakeAri) -> None:
         await stream.wait_connected(10)
     assert time.monotonic() - started < 2.0
     assert caught.value.status == 401
-    assert (
-        str(caught.value) == "ARI GET /events → 401 Authentication required: wrong ARI user name or password"
-    )
+    assert str(caught.value) == "ARI GET /events → 401 Authentication required: wrong ARI user name or password"
     await asyncio.wait_for(asyncio.gather(consumer, return_exceptions=True), 2)
     assert isinstance(recorder.error, AriAuthError)  # the iteration raises it too
     await asyncio.sleep(0.5)
@@ -400,9 +396,7 @@ async def test_close_while_disconnected_is_prompt() -> None:
 
 
 def test_backoff_grows_with_jitter_within_bounds() -> None:
-    stream = AriEventStream(
-        "http://127.0.0.1:1/ari", "u", "p", "a", reconnect_initial_s=0.2, reconnect_max_s=5
-    )
+    stream = AriEventStream("http://127.0.0.1:1/ari", "u", "p", "a", reconnect_initial_s=0.2, reconnect_max_s=5)
     for attempt in range(40):
         delays = [stream._backoff(attempt) for _ in range(50)]
         assert all(0.2 <= d <= 5.0 for d in delays)
@@ -421,9 +415,7 @@ async def test_client_wait_connected_checks_the_app_is_registered(fake: FakeAri)
             return httpx.Response(404, json={"message": "Application not found"})
         return httpx.Response(200, json={"name": "hotline", "channel_ids": [], "bridge_ids": []})
 
-    client = AriClient(
-        fake.base_url, fake.username, fake.password, "hotline", transport=httpx.MockTransport(handler)
-    )
+    client = AriClient(fake.base_url, fake.username, fake.password, "hotline", transport=httpx.MockTransport(handler))
     async with client:
         await client.wait_connected(5)
         assert client.events.connected

@@ -32,9 +32,7 @@ from .fake_ari import channel, event
 
 
 def test_stasis_start_with_replace_channel() -> None:
-    ev = parse_event(
-        event("StasisStart", args=["a", "b"], channel=channel("new"), replace_channel=channel("old"), x=1)
-    )
+    ev = parse_event(event("StasisStart", args=["a", "b"], channel=channel("new"), replace_channel=channel("old"), x=1))
     assert isinstance(ev, StasisStart)
     assert ev.args == ["a", "b"] and ev.channel.dialplan.app_data == "hotline"
     assert ev.channel_ids() == ["new", "old"]
@@ -44,9 +42,7 @@ def test_stasis_start_with_replace_channel() -> None:
 
 
 def test_dial_names_caller_and_peer() -> None:
-    ev = parse_event(
-        event("Dial", peer=channel("op"), caller=channel("in"), dialstatus="ANSWER", dialstring="x")
-    )
+    ev = parse_event(event("Dial", peer=channel("op"), caller=channel("in"), dialstatus="ANSWER", dialstring="x"))
     assert isinstance(ev, Dial) and ev.dialstatus == "ANSWER"
     assert ev.channel_ids() == ["op", "in"]
 
@@ -109,10 +105,7 @@ def test_objects_ignore_extra_fields() -> None:
 def test_urls() -> None:
     assert normalize_base_url("http://h:8088") == "http://h:8088/ari"
     assert normalize_base_url("http://h:8088/ari/") == "http://h:8088/ari"
-    assert (
-        events_url("https://h:8089/ari", "hot line")
-        == "wss://h:8089/ari/events?app=hot+line&subscribeAll=false"
-    )
+    assert events_url("https://h:8089/ari", "hot line") == "wss://h:8089/ari/events?app=hot+line&subscribeAll=false"
     with pytest.raises(ValueError):
         normalize_base_url("h:8088")
 

@@ -113,9 +113,7 @@ async def test_websocket_connects_and_delivers_events(asterisk: AsteriskInstance
             ari.on_connected = on_connected
             started = time.perf_counter()
             await ari.wait_connected(5)
-            print(
-                f"\nevents WebSocket up and app registered in {(time.perf_counter() - started) * 1000:.1f} ms"
-            )
+            print(f"\nevents WebSocket up and app registered in {(time.perf_counter() - started) * 1000:.1f} ms")
             assert ari.events.connected and await ari.rest.application_exists(app)
 
             # A channel that enters our Stasis app without any SIP: ExternalMedia.
