@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,6 +21,7 @@ from agent_desktop_api import desktop_routes, desktop_stream, ticket_routes
 from agent_desktop_api.desktop_runtime import Desktop, DesktopService, GatewayLike
 from agent_desktop_api.event_log import desktop_settings
 from agent_desktop_api.settings import DesktopSettings
+from events.ticket import CategoryChoice
 
 __all__ = ["Desktop", "DesktopService", "DesktopSettings", "GatewayLike", "mount_desktop"]
 
@@ -35,8 +36,16 @@ Send `{"type": "resume", "after": N}` to replay from N again. `{"type": "ping", 
 4400 malformed `after`; 1009 a client frame over 4 KiB. The whole protocol: docs/desk-protocol.md."""
 
 
-def mount_desktop(app: FastAPI, service: DesktopService, *, settings: DesktopSettings | None = None) -> Desktop:
+def mount_desktop(
+    app: FastAPI,
+    service: DesktopService,
+    *,
+    settings: DesktopSettings | None = None,
+    categories: Sequence[CategoryChoice] = (),
+) -> Desktop:
+    """`categories`: the problem catalogue's leaves the ticket's category field offers."""
     desktop = Desktop(service, settings or desktop_settings(getattr(service, "settings", None)))
+    desktop.categories = {choice.code: choice for choice in categories}
     app.state.desktop = desktop
     app.state.desktop_hub = desktop.hub
     app.include_router(desktop_routes.router)

@@ -15,6 +15,7 @@ from agent_desktop_api.event_log import EventLog
 from agent_desktop_api.settings import DesktopSettings
 from agent_desktop_api.tickets import TicketStore
 from events.bus import EventBus
+from events.ticket import CategoryChoice
 from voice.operators import Operator, Presence
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,7 @@ class Desktop:
         self.hub = StreamHub(self.log)
         self.confirmations = ConfirmationStore(service.engine)
         self.tickets = TicketStore(service.engine)
+        self.categories: dict[str, CategoryChoice] = {}  # code -> leaf of the problem catalogue
 
     def start(self) -> None:
         """Start consuming the gateway's bus on the running loop (idempotent)."""

@@ -17,7 +17,7 @@ from agent_desktop_api.desktop_models import ERRORS
 from agent_desktop_api.desktop_routes import Anyone, CallId, Desk, require_readable
 from agent_desktop_api.desktop_runtime import Desktop
 from agent_desktop_api.tickets import TicketIncomplete, TicketState, TicketSubmitted
-from events.ticket import CategoryGuess, TicketDraft, TicketFields
+from events.ticket import CategoryChoice, CategoryGuess, TicketDraft, TicketFields
 
 router = APIRouter(prefix="/api", tags=["tickets"])
 TICKET_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -63,6 +63,10 @@ class SubmittedTicket(BaseModel):
     fields: TicketFields
 
 
+class Categories(BaseModel):
+    categories: list[CategoryChoice]
+
+
 class SubmittedTickets(BaseModel):
     tickets: list[SubmittedTicket]
 
@@ -97,6 +101,40 @@ async def _context(desktop: Desktop, call_id: str) -> tuple[TicketDraft | None, 
     return draft, (str(operator) if operator else None), (str(number) if number else None)
 
 
+@router.get("/ticket/categories", responses=ERRORS)
+async def categories(user: Anyone, desktop: Desk) -> Categories:
+    """The problem catalogue's leaf categories, for the ticket's category field."""
+    return Categories(categories=list(desktop.categories.values()))
+
+
+def dispatch_unit(dispatch: str, district: str | None, town: str | None) -> str | None:
+    """Who a category goes to, for the ticket's place (the same rule as the draft's)."""
+    if dispatch == "town":
+        return f"{district or ''}{town}" if town else (f"{district}（属地街乡待定）" if district else None)
+    if dispatch == "district":
+        return f"{district}人民政府" if district else None
+    return dispatch
+
+
+def _with_category(desktop: Desktop, changes: dict[str, Any], shown: TicketFields) -> dict[str, Any]:
+    """A category picked by its code brings its path, response class and dispatch unit unless those were sent."""
+    code = changes.get("category_code")
+    if code is None:
+        return changes
+    choice = desktop.categories.get(code)
+    if choice is None:
+        detail = [{"loc": ["body", "category_code"], "msg": f"no category {code} in the catalogue", "type": "value"}]
+        raise HTTPException(422, detail)
+    district = changes.get("district", shown.district)
+    town = changes.get("town", shown.town)
+    filled = {
+        "category": " / ".join(choice.path),
+        "response": choice.response,
+        "dispatch_unit": dispatch_unit(choice.dispatch, district, town),
+    }
+    return {**filled, **changes}
+
+
 @router.get("/calls/{call_id}/ticket", responses=TICKET_ERRORS)
 async def get_ticket(call_id: CallId, user: Anyone, desktop: Desk) -> Ticket:
     """The call's ticket: filled from the call as it goes (`ticket.draft` events), with the operator's edits."""
@@ -111,6 +149,9 @@ async def edit_ticket(call_id: CallId, body: TicketEdit, user: Anyone, desktop: 
     await require_readable(desktop, call_id, user)
     draft, operator, number = await _context(desktop, call_id)
     changes = body.model_dump(mode="json", exclude_unset=True)
+    if desktop.categories:
+        shown = (await run_in_threadpool(desktop.tickets.state, call_id, draft)).fields
+        changes = _with_category(desktop, changes, shown)
     try:
         state = await run_in_threadpool(
             lambda: desktop.tickets.edit(call_id, changes, user.name, draft, operator_id=operator, caller_number=number)

@@ -26,6 +26,16 @@ class CategoryGuess(_Model):
     dispatch: str = Field(description="`town`, `district` or a department / company name, from the catalogue.")
 
 
+class CategoryChoice(_Model):
+    """A leaf of the catalogue as the desk offers it to the operator."""
+
+    code: str
+    path: list[str]
+    response: ResponseClass
+    dispatch: str
+    keywords: list[str] = Field(default_factory=list)
+
+
 class TicketFields(_Model):
     """The fields of a ticket: the draft's guesses, the operator's edits and the submitted ticket alike."""
 

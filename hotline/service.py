@@ -257,7 +257,8 @@ class GatewayService:
             auth_service=AuthService(self.engine, settings=self.settings.auth),
             flow_service=self.flows.service if self.flows is not None else None,
         )
-        self.desktop = mount_desktop(app, self)
+        catalogue = self.ticket_assistant.catalogue if self.ticket_assistant is not None else None
+        self.desktop = mount_desktop(app, self, categories=catalogue.choices() if catalogue is not None else ())
         address = self.settings.address
         # the operator's page, /static and the districts GeoJSON
         mount_page(app, self.settings.resolve(LEAFLET_DIST), address.resolve(address.geojson_file))

@@ -46,7 +46,10 @@
     meTimer: null,
     conn: "offline",
   };
-  window.desktop = { state }; // for debugging and the browser tests
+  // For debugging, the browser tests and the page's other scripts (ticket.js): they listen to "desk:message"
+  // (every stream message, with whether it is about the current call) and "desk:call" (a call began or ended).
+  window.desktop = { state, api: (...args) => api(...args) };
+  const announce = (name, detail) => document.dispatchEvent(new CustomEvent(name, { detail }));
 
   // ---- API ----
 
@@ -201,6 +204,7 @@
     if (!state.call || state.call.call_id !== callId) {
       resetCall();
       state.call = { call_id: callId, interpreter: null, started_at: null };
+      announce("desk:call", { call_id: callId, caller_number: fields.caller_number || null, status: "begun" });
     }
     const call = state.call;
     for (const key of ["caller_number", "language", "ivr_path", "queue", "started_at", "operator_id"]) {
@@ -237,6 +241,7 @@
     renderAddress();
     clearMapPlace();
     renderCall();
+    announce("desk:call", { call_id: null, status: "reset" });
   }
 
   function renderCall() {
@@ -813,6 +818,7 @@
       default:
         break; // unknown types (pings, later additions) are ignored
     }
+    announce("desk:message", { msg, mine: Boolean(mine) });
   }
 
   // ---- wiring ----

@@ -11,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from events.ticket import ResponseClass
+from events.ticket import CategoryChoice, ResponseClass
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.yaml")
 Dispatch = Literal["town", "district"] | str
@@ -66,6 +66,19 @@ class Catalogue(_Model):
 
     def leaves(self) -> list[Category]:
         return self._leaves
+
+    def choices(self) -> list[CategoryChoice]:
+        """The leaves as the desk offers them."""
+        return [
+            CategoryChoice(
+                code=c.leaf.code,
+                path=list(c.path),
+                response=c.leaf.response,
+                dispatch=c.leaf.dispatch,
+                keywords=c.leaf.keywords,
+            )
+            for c in self._leaves
+        ]
 
     @cached_property
     def _leaves(self) -> list[Category]:

@@ -306,6 +306,27 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
         await page.click("#btn-address-confirm")
         await page.locator("#address-state", has_text="已更正").wait_for()
 
+        # The ticket filled itself from the call; the operator picks the category by keyboard and files it.
+        await page.locator('#ticket-card[data-state="open"]').wait_for(timeout=10_000)
+        await page.wait_for_function("document.getElementById('ticket-district').value === '海淀区'", timeout=10_000)
+        assert "中关村" in await page.input_value("#ticket-town")
+        assert "海淀" in await page.input_value("#ticket-summary")
+        await page.focus("#ticket-category")
+        await page.keyboard.press("Control+A")
+        await page.keyboard.type("02.03.01 城市管理 / 市政设施 / 路灯不亮")
+        await page.keyboard.press("Tab")  # leaving the field saves it
+        await page.locator("#ticket-message", has_text="已保存").wait_for(timeout=5_000)
+        assert await page.input_value("#ticket-response") == "24h"
+        assert await page.input_value("#ticket-dispatch_unit") == "市城市管理委员会"
+        await page.focus("#btn-ticket-submit")
+        await page.keyboard.press("Enter")
+        await page.locator('#ticket-card[data-state="submitted"]').wait_for(timeout=5_000)
+        history = page.locator("#ticket-history li")
+        await history.first.wait_for(timeout=5_000)
+        assert "路灯不亮" in await history.first.inner_text()
+        assert await page.locator("#ticket-category").is_disabled()
+        await screenshot(page, "ticket")
+
         # A dropped event stream resumes after the last seq seen: nothing is shown twice.
         last_seq = await page.evaluate("desktop.state.lastSeq")
         async with page.expect_websocket() as reconnect:
