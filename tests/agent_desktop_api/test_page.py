@@ -290,6 +290,7 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
         await screenshot(page, "call")
 
         op_call = await operator.wait_incoming(timeout=5)
+        await page.evaluate(ARRIVALS)
         await asyncio.sleep(0.5)  # the taps come up just after the bridge
         await phone.play(call, clip, wait=True, timeout=20)
         line = await wait_for_final_line(page, "海淀", timeout=40)
@@ -311,6 +312,9 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
         await page.wait_for_function("document.getElementById('ticket-district').value === '海淀区'", timeout=10_000)
         assert "中关村" in await page.input_value("#ticket-town")
         assert "海淀" in await page.input_value("#ticket-summary")
+        gaps = await page.evaluate(DRAFT_GAPS)  # ms from each caller final to the next ticket.draft, on the page
+        print(f"page: ticket draft {max(gaps):.0f} ms at most after the caller's final ({len(gaps)} finals)")
+        assert gaps and max(gaps) < 1000, gaps
         await page.focus("#ticket-category")
         await page.keyboard.press("Control+A")
         await page.keyboard.type("02.03.01 城市管理 / 市政设施 / 路灯不亮")
@@ -346,6 +350,16 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
         await page.locator('#call-card[data-state="ended"]').wait_for(timeout=10_000)
         assert await page.locator("#btn-hangup").is_disabled()
         await screenshot(page, "call-ended")
+
+
+# When each desk message reached the page (the browser's clock), to time the ticket draft after a final.
+ARRIVALS = """window.__arrivals = [];
+document.addEventListener("desk:message", (e) => window.__arrivals.push([e.detail.msg.type, e.detail.msg.speaker,
+  performance.now()]));"""
+DRAFT_GAPS = """(() => { const a = window.__arrivals, gaps = [];
+a.forEach(([type, speaker, t], i) => { if (type !== "transcript.final" || speaker !== "caller") return;
+  const next = a.slice(i + 1).find(([other]) => other === "ticket.draft"); if (next) gaps.push(next[2] - t); });
+return gaps; })()"""
 
 
 def _store_files(service: GatewayService) -> list[Path]:
