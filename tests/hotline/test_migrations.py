@@ -72,6 +72,7 @@ def test_down_to_nothing_and_up_again(sqlite_engine: sa.Engine) -> None:
     assert drift(sqlite_engine) == []
 
 
+@pytest.mark.slow  # four `hotline` processes, each importing the whole gateway
 def test_the_cli_brings_the_database_up_to_date_and_says_so(tmp_path: object) -> None:
     env = {**os.environ, "HOTLINE_DATABASE__URL": f"sqlite:///{tmp_path}/cli.db"}
 
