@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 
-from agent_desktop_api import desktop_routes, desktop_stream, ticket_routes
+from agent_desktop_api import desktop_routes, desktop_stream, place_routes, ticket_routes
 from agent_desktop_api.desktop_runtime import Desktop, DesktopService, GatewayLike
 from agent_desktop_api.event_log import desktop_settings
 from agent_desktop_api.settings import DesktopSettings
+from events.address import PlaceHit
 from events.ticket import CategoryChoice
 
 __all__ = ["Desktop", "DesktopService", "DesktopSettings", "GatewayLike", "mount_desktop"]
@@ -42,15 +43,19 @@ def mount_desktop(
     *,
     settings: DesktopSettings | None = None,
     categories: Sequence[CategoryChoice] = (),
+    place_search: Callable[[str, int], list[PlaceHit]] | None = None,
 ) -> Desktop:
-    """`categories`: the problem catalogue's leaves the ticket's category field offers."""
+    """`categories`: the problem catalogue's leaves the ticket's category field offers; `place_search`: the
+    gazetteer search behind the address card's search field."""
     desktop = Desktop(service, settings or desktop_settings(getattr(service, "settings", None)))
     desktop.categories = {choice.code: choice for choice in categories}
+    desktop.place_search = place_search
     app.state.desktop = desktop
     app.state.desktop_hub = desktop.hub
     app.include_router(desktop_routes.router)
     app.include_router(desktop_stream.router)
     app.include_router(ticket_routes.router)
+    app.include_router(place_routes.router)
     app.description = f"{app.description}\n\n{EVENTS_DOC}".strip()  # OpenAPI has no WebSocket operations
     _chain_lifespan(app, desktop)
     try:

@@ -3,6 +3,7 @@ separate API process can stand in for it), the event log, the socket hub and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -14,6 +15,7 @@ from agent_desktop_api.desktop_stream import StreamHub
 from agent_desktop_api.event_log import EventLog
 from agent_desktop_api.settings import DesktopSettings
 from agent_desktop_api.tickets import TicketStore
+from events.address import PlaceHit
 from events.bus import EventBus
 from events.ticket import CategoryChoice
 from voice.operators import Operator, Presence
@@ -78,6 +80,7 @@ class Desktop:
         self.confirmations = ConfirmationStore(service.engine)
         self.tickets = TicketStore(service.engine)
         self.categories: dict[str, CategoryChoice] = {}  # code -> leaf of the problem catalogue
+        self.place_search: Callable[[str, int], list[PlaceHit]] | None = None  # the gazetteer's, when loaded
 
     def start(self) -> None:
         """Start consuming the gateway's bus on the running loop (idempotent)."""

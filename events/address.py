@@ -85,3 +85,16 @@ class AddressCandidates(_Model):
     @property
     def top(self) -> AddressCandidate | None:
         return self.candidates[0] if self.candidates else None
+
+
+class PlaceHit(_Model):
+    """A place the operator found by typing (name, or its pinyin or initials) in the address card."""
+
+    label: str = Field(description="What the list shows, e.g. 中关村街道 · 海淀区.")
+    level: Level
+    district: str
+    town: str | None = None
+    community: str | None = None
+    adcode: str
+    lng: float | None = None
+    lat: float | None = None

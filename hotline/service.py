@@ -23,6 +23,7 @@ from agent_desktop_api.page import LEAFLET_DIST, mount_page
 from asr.engine import AsrEngine
 from asr.engine import create_engine as create_asr_engine
 from assist.address.gazetteer import GazetteerMissing
+from assist.address.search import PlaceSearch
 from assist.address.service import AddressResolver
 from assist.address_assistant import AddressAssistant
 from assist.ticket.catalogue import CatalogueError, load_catalogue
@@ -106,6 +107,7 @@ class GatewayService:
         self.bus = EventBus()  # calls publish here; the assistants and the desk read it
         self.assistant: AddressAssistant | None = None
         self.ticket_assistant: TicketAssistant | None = None
+        self.place_search: PlaceSearch | None = None
         self.client: AriClient | None = None
         self.gateway: Gateway | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -203,6 +205,7 @@ class GatewayService:
         log.info("asr.ready", engine=self.asr_engine.name, addresses=addresses is not None)
         if addresses is not None:
             self.assistant = AddressAssistant(self.bus, addresses)
+            self.place_search = await asyncio.to_thread(PlaceSearch.from_gazetteer, addresses.extractor.gazetteer)
         assert self.client is not None
         return Transcriber(self.asr_engine, ports, self.client.rest, self.client.app, phrases=phrases)
 
@@ -258,7 +261,12 @@ class GatewayService:
             flow_service=self.flows.service if self.flows is not None else None,
         )
         catalogue = self.ticket_assistant.catalogue if self.ticket_assistant is not None else None
-        self.desktop = mount_desktop(app, self, categories=catalogue.choices() if catalogue is not None else ())
+        self.desktop = mount_desktop(
+            app,
+            self,
+            categories=catalogue.choices() if catalogue is not None else (),
+            place_search=self.place_search.search if self.place_search is not None else None,
+        )
         address = self.settings.address
         # the operator's page, /static and the districts GeoJSON
         mount_page(app, self.settings.resolve(LEAFLET_DIST), address.resolve(address.geojson_file))

@@ -476,6 +476,39 @@
     $("addr-lat").value = c.lat != null ? Number(c.lat).toFixed(6) : "";
   }
 
+  // ---- address by typing: the gazetteer's search (names, pinyin, initials) ----
+
+  const placeHits = new Map(); // label -> hit
+  let searchTimer = null;
+
+  function onSearchInput() {
+    clearTimeout(searchTimer);
+    const query = $("addr-search").value.trim();
+    const hit = placeHits.get(query);
+    if (hit) return void pickPlace(hit); // chosen from the list
+    if (!query) return;
+    searchTimer = setTimeout(async () => {
+      let places;
+      try {
+        places = (await api("GET", `/api/gazetteer/search?q=${encodeURIComponent(query)}&limit=10`)).places;
+      } catch {
+        return;
+      }
+      placeHits.clear();
+      const list = $("addr-search-hits");
+      list.replaceChildren();
+      for (const place of places) {
+        placeHits.set(place.label, place);
+        list.append(el("option", { value: place.label }));
+      }
+    }, 150);
+  }
+
+  function pickPlace(hit) {
+    fillForm({ district: hit.district, town: hit.town, community: hit.community, lng: hit.lng, lat: hit.lat });
+    markEdited();
+  }
+
   function markEdited() {
     if (!state.address) state.address = { event: null, selected: -1, dirty: true, confirmed: null };
     state.address.dirty = true;
@@ -845,6 +878,7 @@
     });
     $("btn-interpreter-drop").addEventListener("click", () => control("DELETE", "interpreter", undefined, "翻译已移除"));
     $("address-form").addEventListener("submit", onConfirmAddress);
+    $("addr-search").addEventListener("input", onSearchInput);
     for (const id of ["addr-district", "addr-town", "addr-community", "addr-lng", "addr-lat"]) {
       $(id).addEventListener("input", markEdited);
     }

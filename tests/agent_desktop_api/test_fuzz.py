@@ -17,6 +17,9 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
 from agent_desktop_api.desktop import mount_desktop
+from assist.address.gazetteer import Gazetteer
+from assist.address.search import PlaceSearch
+from assist.ticket.catalogue import load_catalogue
 from ivr_flows.catalog import AnyPromptCatalog
 from ivr_flows.registry import FlowRegistry
 from ivr_flows.service import FlowService
@@ -30,7 +33,7 @@ TOKENS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
-def desktop_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def desktop_schema(tmp_path_factory: pytest.TempPathFactory, gazetteer: Gazetteer) -> Iterator[Any]:
     engine = make_engine(Path(tmp_path_factory.mktemp("fuzz")) / "db.sqlite")
     service = FakeService(engine)
     assert service.gateway is not None
@@ -41,7 +44,8 @@ def desktop_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         store, lambda: ValidationContext(prompts=AnyPromptCatalog()), on_change=FlowRegistry(store).refresh
     )
     app = create_app(auth_service=auth, flow_service=flows)
-    mount_desktop(app, service)
+    search = PlaceSearch.from_gazetteer(gazetteer).search  # the search and the catalogue as `serve` wires them
+    mount_desktop(app, service, categories=load_catalogue().choices(), place_search=search)
     auth.add_user("op1002", "operator", "pw")
     auth.add_user("ann", "admin", "pw")
     for name in ("op1002", "ann"):

@@ -331,6 +331,16 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
         assert await page.locator("#ticket-category").is_disabled()
         await screenshot(page, "ticket")
 
+        # Address by typing: pinyin finds the street, picking it fills the card (no coordinates to type).
+        await page.fill("#addr-search", "wangjing")
+        await page.locator('#addr-search-hits option[value="望京街道 · 朝阳区"]').wait_for(
+            state="attached", timeout=5_000
+        )
+        await page.fill("#addr-search", "望京街道 · 朝阳区")  # what choosing the list entry does
+        assert await page.input_value("#addr-district") == "朝阳区"
+        assert await page.input_value("#addr-town") == "望京街道"
+        assert await page.locator("#addr-lng").get_attribute("type") == "hidden"
+
         # A dropped event stream resumes after the last seq seen: nothing is shown twice.
         last_seq = await page.evaluate("desktop.state.lastSeq")
         async with page.expect_websocket() as reconnect:
