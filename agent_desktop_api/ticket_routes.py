@@ -6,6 +6,7 @@ Who may: the operator the call went to and admins (as for the transcript). Every
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from agent_desktop_api.desktop_models import ERRORS
 from agent_desktop_api.desktop_routes import Anyone, CallId, Desk, require_readable
 from agent_desktop_api.desktop_runtime import Desktop
 from agent_desktop_api.tickets import TicketIncomplete, TicketState, TicketSubmitted
-from events.ticket import CategoryChoice, CategoryGuess, TicketDraft, TicketFields
+from events.ticket import CategoryChoice, CategoryGuess, TicketDraft, TicketFields, dispatch_unit
 
 router = APIRouter(prefix="/api", tags=["tickets"])
 TICKET_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -107,32 +108,29 @@ async def categories(user: Anyone, desktop: Desk) -> Categories:
     return Categories(categories=list(desktop.categories.values()))
 
 
-def dispatch_unit(dispatch: str, district: str | None, town: str | None) -> str | None:
-    """Who a category goes to, for the ticket's place (the same rule as the draft's)."""
-    if dispatch == "town":
-        return f"{district or ''}{town}" if town else (f"{district}（属地街乡待定）" if district else None)
-    if dispatch == "district":
-        return f"{district}人民政府" if district else None
-    return dispatch
-
-
-def _with_category(desktop: Desktop, changes: dict[str, Any], shown: TicketFields) -> dict[str, Any]:
-    """A category picked by its code brings its path, response class and dispatch unit unless those were sent."""
+def _category_filler(
+    desktop: Desktop, changes: dict[str, Any]
+) -> Callable[[dict[str, Any], TicketFields], dict[str, Any]] | None:
+    """For a category picked by its code: what adds its path, response class and dispatch unit (for the ticket's
+    place) unless those were sent. 422 for a code the catalogue does not have."""
     code = changes.get("category_code")
-    if code is None:
-        return changes
+    if code is None or not desktop.categories:
+        return None
     choice = desktop.categories.get(code)
     if choice is None:
         detail = [{"loc": ["body", "category_code"], "msg": f"no category {code} in the catalogue", "type": "value"}]
         raise HTTPException(422, detail)
-    district = changes.get("district", shown.district)
-    town = changes.get("town", shown.town)
-    filled = {
-        "category": " / ".join(choice.path),
-        "response": choice.response,
-        "dispatch_unit": dispatch_unit(choice.dispatch, district, town),
-    }
-    return {**filled, **changes}
+
+    def fill(sent: dict[str, Any], shown: TicketFields) -> dict[str, Any]:
+        district, town = sent.get("district", shown.district), sent.get("town", shown.town)
+        filled = {
+            "category": " / ".join(choice.path),
+            "response": choice.response,
+            "dispatch_unit": dispatch_unit(choice.dispatch, district, town),
+        }
+        return {**filled, **sent}
+
+    return fill
 
 
 @router.get("/calls/{call_id}/ticket", responses=TICKET_ERRORS)
@@ -149,12 +147,12 @@ async def edit_ticket(call_id: CallId, body: TicketEdit, user: Anyone, desktop: 
     await require_readable(desktop, call_id, user)
     draft, operator, number = await _context(desktop, call_id)
     changes = body.model_dump(mode="json", exclude_unset=True)
-    if desktop.categories:
-        shown = (await run_in_threadpool(desktop.tickets.state, call_id, draft)).fields
-        changes = _with_category(desktop, changes, shown)
+    complete = _category_filler(desktop, changes)
     try:
         state = await run_in_threadpool(
-            lambda: desktop.tickets.edit(call_id, changes, user.name, draft, operator_id=operator, caller_number=number)
+            lambda: desktop.tickets.edit(
+                call_id, changes, user.name, draft, operator_id=operator, caller_number=number, complete=complete
+            )
         )
     except TicketSubmitted:
         raise HTTPException(status.HTTP_409_CONFLICT, "the ticket was submitted already") from None

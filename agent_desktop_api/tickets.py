@@ -8,6 +8,7 @@ An edited field belongs to the operator from then on: later drafts never overwri
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -121,42 +122,33 @@ class TicketStore:
         *,
         operator_id: str | None,
         caller_number: str | None,
+        complete: Callable[[dict[str, Any], TicketFields], dict[str, Any]] | None = None,
     ) -> TicketState:
-        """Set the operator's values of `changes` (validated as TicketFields); each real change is logged."""
+        """Set the operator's values of `changes` (validated as TicketFields); each real change is logged.
+        `complete` may add fields that follow from the changes and the ticket as shown (a category's response)."""
         TicketFields.model_validate(changes)  # bad values fail before anything is written
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            row = (
-                conn.execute(sa.select(tickets).where(tickets.c.call_id == call_id).with_for_update())
-                .mappings()
-                .first()
-            )
-            if row is not None and row["status"] == "submitted":
-                raise TicketSubmitted(call_id)
-            edits: dict[str, Any] = json.loads(row["edits"]) if row is not None else {}
-            shown = merge(draft, edits).model_dump(mode="json")
+            row, edits = _open(conn, call_id)
+            shown = merge(draft, edits)
+            if complete is not None:
+                changes = complete(changes, shown)
+            before = shown.model_dump(mode="json")
             for name, value in changes.items():
-                if shown.get(name) != value:
+                if before.get(name) != value:
                     conn.execute(
                         sa.insert(ticket_changes).values(
                             call_id=call_id,
                             field=name,
-                            old=json.dumps(shown.get(name), ensure_ascii=False),
+                            old=json.dumps(before.get(name), ensure_ascii=False),
                             new=json.dumps(value, ensure_ascii=False),
                             changed_by=by,
                             changed_at=now,
                         )
                     )
                 edits[name] = value
-            values = {"edits": json.dumps(edits, ensure_ascii=False), "updated_at": now}
-            if row is None:
-                conn.execute(
-                    sa.insert(tickets).values(
-                        call_id=call_id, operator_id=operator_id, caller_number=caller_number, status="open", **values
-                    )
-                )
-            else:
-                conn.execute(sa.update(tickets).where(tickets.c.call_id == call_id).values(**values))
+            values = {"edits": json.dumps(edits, ensure_ascii=False), "status": "open", "updated_at": now}
+            _write(conn, call_id, row is None, values, operator_id, caller_number)
         return self.state(call_id, draft)
 
     def submit(
@@ -165,33 +157,20 @@ class TicketStore:
         """File the ticket as the desk shows it now; TicketIncomplete names what is missing."""
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            row = (
-                conn.execute(sa.select(tickets).where(tickets.c.call_id == call_id).with_for_update())
-                .mappings()
-                .first()
-            )
-            if row is not None and row["status"] == "submitted":
-                raise TicketSubmitted(call_id)
-            edits: dict[str, Any] = json.loads(row["edits"]) if row is not None else {}
+            row, edits = _open(conn, call_id)
             fields = merge(draft, edits)
             missing = [name for name in REQUIRED if not getattr(fields, name)]
             if missing:
                 raise TicketIncomplete(missing)
             values = {
+                "edits": json.dumps(edits, ensure_ascii=False),
                 "status": "submitted",
                 "ticket": fields.model_dump_json(),
                 "submitted_by": by,
                 "submitted_at": now,
                 "updated_at": now,
             }
-            if row is None:
-                conn.execute(
-                    sa.insert(tickets).values(
-                        call_id=call_id, operator_id=operator_id, caller_number=caller_number, edits="{}", **values
-                    )
-                )
-            else:
-                conn.execute(sa.update(tickets).where(tickets.c.call_id == call_id).values(**values))
+            _write(conn, call_id, row is None, values, operator_id, caller_number)
         return self.state(call_id, draft)
 
     def submitted(
@@ -218,9 +197,30 @@ class TicketStore:
             ]
 
 
-def _locked(conn: sa.Connection, call_id: str) -> sa.RowMapping | None:
-    """The ticket's row, locked for this transaction (PostgreSQL; SQLite has one writer anyway)."""
-    return conn.execute(sa.select(tickets).where(tickets.c.call_id == call_id).with_for_update()).mappings().first()
+def _open(conn: sa.Connection, call_id: str) -> tuple[sa.RowMapping | None, dict[str, Any]]:
+    """The ticket's row, locked for this transaction (PostgreSQL; SQLite has one writer anyway), and the
+    operator's edits; TicketSubmitted once it is filed."""
+    query = sa.select(tickets).where(tickets.c.call_id == call_id).with_for_update()
+    row = conn.execute(query).mappings().first()
+    if row is not None and row["status"] == "submitted":
+        raise TicketSubmitted(call_id)
+    return row, (json.loads(row["edits"]) if row is not None else {})
+
+
+def _write(
+    conn: sa.Connection,
+    call_id: str,
+    new: bool,
+    values: dict[str, Any],
+    operator_id: str | None,
+    caller_number: str | None,
+) -> None:
+    if new:
+        conn.execute(
+            sa.insert(tickets).values(call_id=call_id, operator_id=operator_id, caller_number=caller_number, **values)
+        )
+    else:
+        conn.execute(sa.update(tickets).where(tickets.c.call_id == call_id).values(**values))
 
 
 def _load(text: str | None) -> Any:

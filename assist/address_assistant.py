@@ -10,7 +10,6 @@ the last few earlier lines as context (a street named after its district).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -18,7 +17,7 @@ from typing import Protocol
 import structlog
 
 from events.address import AddressCandidates
-from events.bus import CallEvent, EventBus, Subscription
+from events.bus import BusReader, CallEvent, EventBus
 from events.contract import AddressCandidatesEvent
 
 log = structlog.get_logger(__name__)
@@ -49,21 +48,15 @@ class AddressAssistant:
         self.speakers = speakers
         self.resolved = 0
         self._calls: dict[str, _CallWorker] = {}
-        self._reader: asyncio.Task[None] | None = None
+        self._reader = BusReader(bus, self.take, "address-assistant")
 
     def start(self) -> None:
         """Subscribe now (so no line published from here on is missed) and read on the running loop."""
-        if self._reader is None:
-            subscription = self.bus.subscribe()
-            self._reader = asyncio.create_task(self._read(subscription), name="address-assistant")
+        self._reader.start()
 
     async def stop(self) -> None:
         """Stop reading; lines already taken are resolved (for a few seconds at most), then the workers end."""
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        await self._reader.stop()
         workers = list(self._calls.values())
         for worker in workers:
             worker.queue.put_nowait(None)
@@ -73,13 +66,6 @@ class AddressAssistant:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-
-    async def _read(self, subscription: Subscription) -> None:
-        try:
-            async for event in subscription:
-                self.take(event)
-        finally:
-            subscription.close()
 
     def take(self, event: CallEvent) -> None:
         """Route one bus event: a final worth reading goes to its call's worker; `call.ended` ends the worker

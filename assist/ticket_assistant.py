@@ -6,20 +6,14 @@ The place comes from the operator's confirmation when there is one, else from th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass, field
-
-import structlog
 
 from assist.ticket.catalogue import Catalogue
 from assist.ticket.draft import Line, draft
 from events.address import AddressCandidate
-from events.bus import CallEvent, EventBus, Subscription
+from events.bus import BusReader, CallEvent, EventBus
 from events.contract import AddressCandidatesEvent, AddressConfirmed, TicketDraftEvent, TranscriptFinal
 from events.ticket import TicketDraft
-
-log = structlog.get_logger(__name__)
 
 TICKET_SPEAKERS = frozenset({"caller", "interpreter"})
 
@@ -40,28 +34,13 @@ class TicketAssistant:
         self.catalogue = catalogue
         self.drafts = 0
         self._calls: dict[str, _Call] = {}
-        self._reader: asyncio.Task[None] | None = None
+        self._reader = BusReader(bus, self.take, "ticket-assistant")
 
     def start(self) -> None:
-        if self._reader is None:
-            self._reader = asyncio.create_task(self._read(self.bus.subscribe()), name="ticket-assistant")
+        self._reader.start()
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
-
-    async def _read(self, subscription: Subscription) -> None:
-        try:
-            async for event in subscription:
-                try:
-                    self.take(event)
-                except Exception:  # one odd event must not end the assistant
-                    log.exception("ticket.draft_failed", call_id=event.call_id, type=event.type)
-        finally:
-            subscription.close()
+        await self._reader.stop()
 
     def take(self, event: CallEvent) -> None:
         body = event.body

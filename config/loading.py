@@ -9,9 +9,10 @@ This module knows no section: the composition root (``hotline.settings``) lists 
 from __future__ import annotations
 
 import os
+import sys
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_settings import (
@@ -93,3 +94,22 @@ def load(settings_cls: type[_S], config_file: Path | None = None, **overrides: A
         raise SettingsError(f"invalid settings:\n  config file: {exc}") from exc
     finally:
         _CONFIG_FILE.reset(token)
+
+
+class SettingsOnDemand(Generic[_S]):
+    """A command line's settings, read at first use (`--config` or the default file); invalid ones end the
+    command with exit code 2 and each bad key named."""
+
+    def __init__(self, settings_cls: type[_S], config_file: Path | None) -> None:
+        self.settings_cls = settings_cls
+        self.config_file = config_file
+        self._settings: _S | None = None
+
+    def settings(self) -> _S:
+        if self._settings is None:
+            try:
+                self._settings = load(self.settings_cls, self.config_file)
+            except SettingsError as exc:
+                print(exc, file=sys.stderr)
+                raise SystemExit(2) from None
+        return self._settings

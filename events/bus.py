@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
 from events.contract import CallEventModel, check_event
+
+log = structlog.get_logger(__name__)
 
 _ENVELOPE = frozenset({"type", "call_id", "ts", "seq"})
 
@@ -102,5 +106,38 @@ class EventBus:
         subscription = self.subscribe(maxsize)
         try:
             yield subscription
+        finally:
+            subscription.close()
+
+
+class BusReader:
+    """Hands every event published from `start()` on to `handle`, in order, on the running loop. An error in
+    `handle` is logged with the event and the reading goes on: one odd event must not end a subscriber."""
+
+    def __init__(self, bus: EventBus, handle: Callable[[CallEvent], None], name: str) -> None:
+        self.bus = bus
+        self.handle = handle
+        self.name = name
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Subscribe now (nothing published from here on is missed) and read on the running loop (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._read(self.bus.subscribe()), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _read(self, subscription: Subscription) -> None:
+        try:
+            async for event in subscription:
+                try:
+                    self.handle(event)
+                except Exception:
+                    log.exception("bus.handler_failed", reader=self.name, call_id=event.call_id, type=event.type)
         finally:
             subscription.close()

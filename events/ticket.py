@@ -57,3 +57,13 @@ class TicketDraft(TicketFields):
     categories: list[CategoryGuess] = Field(default_factory=list, description="Top 3, best first.")
     urgent_words: list[str] = Field(default_factory=list, description="Words that raised the response to 2 h.")
     segments: int = Field(0, ge=0, description="How many of the caller's lines it was made from.")
+
+
+def dispatch_unit(dispatch: str, district: str | None, town: str | None) -> str | None:
+    """Who a ticket of a category with `dispatch` goes to, for its place: the street/town office (`town`), the
+    district government (`district`), or the department the catalogue names. One rule for the draft and the desk."""
+    if dispatch == "town":
+        return f"{district or ''}{town}" if town else (f"{district}（属地街乡待定）" if district else None)
+    if dispatch == "district":
+        return f"{district}人民政府" if district else None
+    return dispatch

@@ -11,25 +11,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hotline.settings import Settings, SettingsError, load_settings
+from config.loading import SettingsOnDemand
+from hotline.settings import Settings
 
 if TYPE_CHECKING:
     from ivr_flows.setup import FlowsConfig
 
 
-class _Context:
+class _Context(SettingsOnDemand[Settings]):
     def __init__(self, config_file: Path | None) -> None:
-        self.config_file = config_file
-        self._settings: Settings | None = None
-
-    def settings(self) -> Settings:
-        if self._settings is None:
-            try:
-                self._settings = load_settings(self.config_file)
-            except SettingsError as exc:
-                click.echo(str(exc), err=True)
-                sys.exit(2)
-        return self._settings
+        super().__init__(Settings, config_file)
 
     def flows_config(self) -> FlowsConfig:
         """What `hotline flows` needs of the settings (the operators' skills check the routing steps)."""

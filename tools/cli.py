@@ -3,7 +3,6 @@ gateway (`hotline`) never imports these."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -11,7 +10,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from assist.address.settings import AddressSettings
-from config.loading import FileSettings, SettingsError, load
+from config.loading import FileSettings, SettingsOnDemand
 from tools.gazetteer.cli import gazetteer_group
 from tools.prompts import prompts_group
 
@@ -22,21 +21,6 @@ class ToolSettings(FileSettings):
     model_config = SettingsConfigDict(**{**FileSettings.model_config, "extra": "ignore"})
 
     address: AddressSettings = Field(default_factory=AddressSettings)
-
-
-class _Context:
-    def __init__(self, config_file: Path | None) -> None:
-        self.config_file = config_file
-        self._settings: ToolSettings | None = None
-
-    def settings(self) -> ToolSettings:
-        if self._settings is None:
-            try:
-                self._settings = load(ToolSettings, self.config_file)
-            except SettingsError as exc:
-                click.echo(str(exc), err=True)
-                sys.exit(2)
-        return self._settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +34,7 @@ class _Context:
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None) -> None:
     """Build-time tools of the hotline gateway: prompt audio, the Beijing gazetteer."""
-    ctx.obj = _Context(config_file)
+    ctx.obj = SettingsOnDemand(ToolSettings, config_file)
 
 
 main.add_command(prompts_group)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from assist.ticket.catalogue import Catalogue, Category
 from events.address import AddressCandidate
-from events.ticket import CategoryGuess, TicketDraft
+from events.ticket import CategoryGuess, TicketDraft, dispatch_unit
 
 TOP_CATEGORIES = 3
 SUMMARY_CHARS = 200
@@ -104,16 +104,6 @@ def summary(lines: Sequence[Line]) -> str:
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
 
 
-def dispatch_unit(dispatch: str, place: AddressCandidate | None) -> str | None:
-    if dispatch == "town":
-        if place is not None and place.town:
-            return f"{place.district or ''}{place.town}".strip()
-        return f"{place.district}（属地街乡待定）" if place is not None and place.district else None
-    if dispatch == "district":
-        return f"{place.district}人民政府" if place is not None and place.district else None
-    return dispatch
-
-
 def draft(lines: Sequence[Line], place: AddressCandidate | None, catalogue: Catalogue) -> TicketDraft:
     """The ticket as the caller's lines so far and the map card's place make it."""
     text = "，".join(line.text for line in lines)
@@ -144,7 +134,11 @@ def draft(lines: Sequence[Line], place: AddressCandidate | None, catalogue: Cata
         category_code=first.code if first is not None else None,
         category=" / ".join(first.path) if first is not None else None,
         response=response,
-        dispatch_unit=dispatch_unit(first.dispatch, place) if first is not None else None,
+        dispatch_unit=(
+            dispatch_unit(first.dispatch, place.district if place else None, place.town if place else None)
+            if first is not None
+            else None
+        ),
         summary=summary(lines) or None,
         categories=categories,
         urgent_words=urgent,
