@@ -39,7 +39,7 @@ async def wait_calls_ended(service: GatewayService, outcome: str, count: int = 1
 async def assert_nothing_left(ari: AriRestClient, asterisk: AsteriskInstance) -> None:
     """No channel, bridge or playback of ours stays in Asterisk after a call."""
     deadline = time.monotonic() + 5
-    while (await ari.list_channels()) and time.monotonic() < deadline:
+    while (await ari.list_channels() or await ari.list_bridges()) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert await ari.list_channels() == []
     assert await ari.list_bridges() == []

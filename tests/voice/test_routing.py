@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from tests.support.audio import make_tone_wav, tone_level_dbfs
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
 from tests.voice.test_calls import assert_nothing_left
 from tools.softphone.driver import Softphone
-from voice.ari import AriRestClient
+from voice.ari import AriRestClient, Bridge
 from voice.asterisk.instance import AsteriskInstance
 from voice.operators import Presence
 from voice.session import CallSession
@@ -46,6 +46,18 @@ def routing_handler(request: RouteRequest, outcomes: list[RouteOutcome], announc
         await session.hangup()
 
     return handler
+
+
+async def bridges_when(
+    ari: AriRestClient, settled: Callable[[list[Bridge]], bool], timeout: float = 5.0
+) -> list[Bridge]:
+    """Asterisk's bridges once `settled` holds of them, or as they are when `timeout` runs out."""
+    deadline = time.monotonic() + timeout
+    bridges = await ari.list_bridges()
+    while not settled(bridges) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        bridges = await ari.list_bridges()
+    return bridges
 
 
 def set_idle(service: GatewayService, **idle_ago_s: float) -> None:
@@ -135,8 +147,9 @@ async def test_three_way_call_everyone_hears_everyone(
         await centre.record(centre_call, heard["interpreter"])
         await centre.play(centre_call, wavs["interpreter"], loop=True)
         await centre.wait_state(centre_call, "CONFIRMED", timeout=5)
-        bridges = await ari.list_bridges()
-        assert len(bridges) == 1 and len(bridges[0].channels) == 3
+        # the centre's phone confirms on the ACK; the gateway bridges the leg a moment later, on Asterisk's event
+        bridges = await bridges_when(ari, lambda found: len(found) == 1 and len(found[0].channels) == 3)
+        assert len(bridges) == 1 and len(bridges[0].channels) == 3, bridges
         assert bridges[0].technology == "softmix"
         await asyncio.sleep(3.0)
         await operator.hangup(op_call)  # the operator ends the call: everyone is released
