@@ -114,6 +114,7 @@ class CallSession:
         self._gone_reason = "caller_hangup"
         self._end_reason: str | None = None  # we ended the call for this reason (the desk's hang-up)
         self._hung_up_by_us = False
+        self._hangup_sent = False  # Asterisk took our DELETE: a second one races its teardown (404 or 503)
         self._answered = False
         self._key_mark: float | None = None  # last digit of an entry, waiting for the next prompt to start
         self.log = log.bind(call_id=self.call_id, caller=self.caller_number)
@@ -375,11 +376,12 @@ class CallSession:
         await self._gone_event.wait()
 
     async def hangup(self) -> None:
-        if self._gone:
+        if self._gone or self._hangup_sent:
             return
         self._hung_up_by_us = True
         with contextlib.suppress(*_GONE):
             await self._rest.hangup(self.channel_id)
+        self._hangup_sent = True
 
     async def _ari(self, call: Awaitable[_T]) -> _T:
         """Run an ARI request for the caller's channel; a channel that vanished means the caller left, and an
@@ -441,7 +443,10 @@ class CallSession:
             with contextlib.suppress(AriError):
                 await self._rest.destroy_bridge(bridge_id)
         self._bridges.clear()
-        await self.hangup()
+        try:
+            await self.hangup()
+        except AriError as exc:  # the call is over for us whatever Asterisk says: the desk must still hear it end
+            self.log.warning("call.final_hangup_failed", error=str(exc))
         seconds = round(time.monotonic() - self.started_at, 3)
         self.log.info("call.ended", outcome=self.outcome, seconds=seconds)
         self.publish(contract.CallEnded(**self.about(), reason=self.outcome, seconds=seconds))
