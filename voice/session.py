@@ -379,9 +379,14 @@ class CallSession:
         if self._gone or self._hangup_sent:
             return
         self._hung_up_by_us = True
-        with contextlib.suppress(*_GONE):
-            await self._rest.hangup(self.channel_id)
         self._hangup_sent = True
+        try:
+            await self._rest.hangup(self.channel_id)
+        except _GONE:
+            pass
+        except BaseException:  # not taken: the clean-up tries again
+            self._hangup_sent = False
+            raise
 
     async def _ari(self, call: Awaitable[_T]) -> _T:
         """Run an ARI request for the caller's channel; a channel that vanished means the caller left, and an

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from events.bus import CallEvent, Subscription
 from hotline.service import GatewayService
 from ivr_flows.port import GatherResult
 from tests.support.audio import active_speech_seconds, first_sound_offset, rms_dbfs, wav_duration
 from tests.voice.conftest import GatewayStarter, entry_uri
 from tools.softphone.driver import Softphone
-from voice.ari import AriRestClient
+from voice.ari import AriError, AriRestClient
 from voice.asterisk.instance import AsteriskInstance
 from voice.session import CallSession
 
@@ -208,3 +209,50 @@ async def test_failure_in_one_call_does_not_touch_another(
     assert digits == ["123"]
     assert calls_total(service, "error") == 1
     assert calls_total(service, "completed") == 1
+
+
+async def test_gateway_hangs_up_once_and_the_desk_hears_every_end(
+    start_gateway: GatewayStarter,
+    asterisk: AsteriskInstance,
+    phone: Softphone,
+    ari: AriRestClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One hang-up, one DELETE (a second one races Asterisk's teardown and may get 503); and a call whose
+    hang-up Asterisk refuses still ends on the bus, so the desk is not left with a live card."""
+    deletes: list[str] = []
+    refuse = False
+    real_hangup = AriRestClient.hangup
+
+    async def counted_hangup(self: AriRestClient, channel_id: str, reason: str = "normal") -> None:
+        deletes.append(channel_id)
+        if refuse:  # what Asterisk busy with the channel answers, after a round trip
+            await asyncio.sleep(0.01)
+            raise AriError("Service Unavailable", status=503, method="DELETE", path=f"/channels/{channel_id}")
+        await real_hangup(self, channel_id, reason)
+
+    monkeypatch.setattr(AriRestClient, "hangup", counted_hangup)
+
+    async def handler(session: CallSession) -> None:
+        await session.answer()
+        await asyncio.gather(session.hangup(), session.hangup())  # said twice at once: still one request
+
+    service = await start_gateway(handler)
+    with service.bus.subscribed() as events:
+        call = await phone.call(entry_uri(asterisk))
+        await phone.wait_state(call, "DISCONNECTED", timeout=10)
+        await wait_calls_ended(service, "completed")
+        assert len(deletes) == 1
+        assert [e.data["reason"] for e in _pending(events) if e.type == "call.ended"] == ["completed"]
+
+        refuse = True
+        call = await phone.call(entry_uri(asterisk))
+        await wait_calls_ended(service, "error")
+        assert len(deletes) == 3  # the script's, then the clean-up's
+        assert [e.data["reason"] for e in _pending(events) if e.type == "call.ended"] == ["error"]
+        await phone.hangup(call)
+    await assert_nothing_left(ari, asterisk)
+
+
+def _pending(events: Subscription) -> list[CallEvent]:
+    return [events._queue.get_nowait() for _ in range(events.pending())]
