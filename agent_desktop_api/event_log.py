@@ -42,12 +42,23 @@ from sqlalchemy.engine import Connection, Engine
 from agent_desktop_api.settings import DesktopSettings
 from config.database import create_tables, metadata
 from events.bus import CallEvent, EventBus, Subscription
+from events.contract import (
+    AddressConfirmed,
+    CallAnswered,
+    CallEnded,
+    CallEventModel,
+    CallOffered,
+    CallTransferred,
+    InterpreterFailed,
+    InterpreterJoined,
+    InterpreterLeft,
+)
 
 log = structlog.get_logger(__name__)
 
 UNROUTED = ""  # stream of events whose call has no operator (yet): stored, served to nobody
 ENDED_CALLS_KEPT = 10_000  # a few hours of the hotline's calls
-CALL_TYPES = frozenset({"call.offered", "call.answered", "call.transferred", "call.ended"})
+CALL_FACTS = (CallOffered, CallAnswered, CallTransferred, CallEnded)  # the events that change a call's record
 
 desktop_events = sa.Table(
     "desktop_events",
@@ -163,24 +174,38 @@ class CallInfo:
 
     def absorb(self, event: CallEvent) -> None:
         """Take the call facts an event carries (later values win, missing ones keep what we had)."""
-        data = event.data
-        for name in ("caller_number", "language", "queue", "interpreter_language"):
-            value = data.get(name)
-            if value is not None:
-                setattr(self, name, str(value))
-        if isinstance(data.get("ivr_path"), list):
-            self.ivr_path = [str(step) for step in data["ivr_path"]]
-        if event.type == "call.offered" and self.offered_at is None:
-            self.offered_at = event.ts
-        elif event.type == "call.answered":
-            self.answered_at = event.ts
-        elif event.type == "call.ended":
-            self.ended_at = event.ts
-            self.reason = str(data.get("reason") or "") or None
+        body = event.body
+        self.caller_number = body.caller_number or self.caller_number
+        self.language = body.language or self.language
+        match body:
+            case CallOffered() | CallAnswered():
+                self.queue = body.queue or self.queue
+                self.interpreter_language = body.interpreter_language or self.interpreter_language
+                if "ivr_path" in body.model_fields_set:
+                    self.ivr_path = list(body.ivr_path)
+                if isinstance(body, CallAnswered):
+                    self.answered_at = event.ts
+                elif self.offered_at is None:
+                    self.offered_at = event.ts
+            case CallEnded():
+                self.ended_at = event.ts
+                self.reason = body.reason or None
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _operator_named(body: CallEventModel) -> str | None:
+    """The operator an event names as the call's (now), if any."""
+    match body:
+        case (
+            CallOffered()
+            | CallAnswered()
+            | CallTransferred()
+            | InterpreterJoined()
+            | InterpreterFailed()
+            | InterpreterLeft()
+            | AddressConfirmed()
+        ):
+            return body.operator_id or None
+    return None
 
 
 @dataclass
@@ -342,48 +367,40 @@ class EventLog:
             listener(storing, problem)
 
     def _route(self, event: CallEvent, batch: _Batch) -> None:
-        data = event.data
-        named = _text(data.get("operator_id"))
+        body = event.body
+        named = _operator_named(body)
         info = self._open.get(event.call_id)
         current = info.operator_id if info is not None else self._ended.get(event.call_id)
-        if event.type in CALL_TYPES and info is None:
+        is_call_fact = isinstance(body, CALL_FACTS)
+        if is_call_fact and info is None:
             info = self._open[event.call_id] = CallInfo(event.call_id)
         targets: list[str] = []
-        if event.type in ("call.offered", "call.answered") and named is not None:
+        if isinstance(body, CallOffered | CallAnswered) and named is not None:
             if current is not None and current != named:
                 # Rang out on `current` and went to someone else: clear that desktop's card.
-                self._append(
-                    batch,
-                    current,
-                    event,
-                    {
-                        "caller_number": data.get("caller_number"),
-                        "language": data.get("language"),
-                        "reason": "not_answered",
-                    },
-                    type_="call.ended",
-                )
+                rang_out = {"caller_number": body.caller_number, "language": body.language, "reason": "not_answered"}
+                self._append(batch, current, event, rang_out, type_="call.ended")
             targets = [named]
-        elif event.type == "call.transferred":
-            before = _text(data.get("from_operator")) or current
+        elif isinstance(body, CallTransferred):
+            before = body.from_operator or current
             after = named or current
             targets = [op for op in dict.fromkeys((before, after)) if op is not None]
             named = after
         else:
             target = current or named
             targets = [target] if target is not None else []
-        if info is not None and event.type in CALL_TYPES:
+        if info is not None and is_call_fact:
             info.absorb(event)
             if named is not None:
                 info.operator_id = named
             batch.calls[event.call_id] = info
-            if event.type == "call.ended":
+            if isinstance(body, CallEnded):
                 del self._open[event.call_id]
                 self._ended[event.call_id] = info.operator_id
                 if len(self._ended) > ENDED_CALLS_KEPT:
                     self._ended.popitem(last=False)
         for operator_id in targets or [UNROUTED]:
-            self._append(batch, operator_id, event, data)
+            self._append(batch, operator_id, event, event.data)
 
     def _append(
         self, batch: _Batch, operator_id: str, event: CallEvent, data: dict[str, Any], type_: str | None = None

@@ -18,7 +18,7 @@ import structlog
 
 from events.address import AddressCandidates
 from events.bus import BusReader, CallEvent, EventBus
-from events.contract import AddressCandidatesEvent
+from events.contract import AddressCandidatesEvent, CallEnded, TranscriptFinal
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +37,7 @@ class AddressFinder(Protocol):
 
 @dataclass(eq=False)
 class _CallWorker:
-    queue: asyncio.Queue[CallEvent | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[TranscriptFinal | None] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
 
 
@@ -70,11 +70,12 @@ class AddressAssistant:
     def take(self, event: CallEvent) -> None:
         """Route one bus event: a final worth reading goes to its call's worker; `call.ended` ends the worker
         once the lines before it are done."""
-        if event.type == "transcript.final":
-            if event.data.get("speaker") in self.speakers and str(event.data.get("text") or "").strip():
-                self._worker(event.call_id).queue.put_nowait(event)
-        elif event.type == "call.ended":
-            worker = self._calls.get(event.call_id)
+        body = event.body
+        if isinstance(body, TranscriptFinal):
+            if body.speaker in self.speakers and body.text.strip():
+                self._worker(body.call_id).queue.put_nowait(body)
+        elif isinstance(body, CallEnded):
+            worker = self._calls.get(body.call_id)
             if worker is not None:
                 worker.queue.put_nowait(None)
 
@@ -88,28 +89,26 @@ class AddressAssistant:
     async def _serve(self, call_id: str, worker: _CallWorker) -> None:
         context: list[str] = []
         try:
-            while (event := await worker.queue.get()) is not None:
-                text = str(event.data["text"])
+            while (line := await worker.queue.get()) is not None:
                 try:
-                    await self._resolve(event, text, context[-CONTEXT_LINES:])
+                    await self._resolve(line, context[-CONTEXT_LINES:])
                 except Exception:  # one bad line must not end the call's assistant
-                    log.exception("address.resolve_failed", call_id=call_id, segment=event.data.get("segment_id"))
-                context.append(text)
+                    log.exception("address.resolve_failed", call_id=call_id, segment=line.segment_id)
+                context.append(line.text)
         finally:
             if self._calls.get(call_id) is worker:
                 del self._calls[call_id]
 
-    async def _resolve(self, event: CallEvent, text: str, context: Sequence[str]) -> None:
-        found = await self.finder.resolve(text, str(event.data["segment_id"]), context=context)
+    async def _resolve(self, line: TranscriptFinal, context: Sequence[str]) -> None:
+        found = await self.finder.resolve(line.text, line.segment_id, context=context)
         self.resolved += 1
         if not found.candidates:
             return
-        heard = event.body
         self.bus.send(
             AddressCandidatesEvent(
                 **found.model_dump(),
-                call_id=event.call_id,
-                caller_number=heard.caller_number if heard is not None else None,
-                language=heard.language if heard is not None else None,
+                call_id=line.call_id,
+                caller_number=line.caller_number,
+                language=line.language,
             )
         )

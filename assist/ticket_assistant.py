@@ -12,7 +12,7 @@ from assist.ticket.catalogue import Catalogue
 from assist.ticket.draft import Line, draft
 from events.address import AddressCandidate
 from events.bus import BusReader, CallEvent, EventBus
-from events.contract import AddressCandidatesEvent, AddressConfirmed, TicketDraftEvent, TranscriptFinal
+from events.contract import AddressCandidatesEvent, AddressConfirmed, CallEnded, TicketDraftEvent, TranscriptFinal
 from events.ticket import TicketDraft
 
 TICKET_SPEAKERS = frozenset({"caller", "interpreter"})
@@ -44,8 +44,8 @@ class TicketAssistant:
 
     def take(self, event: CallEvent) -> None:
         body = event.body
-        if event.type == "call.ended":
-            self._calls.pop(event.call_id, None)
+        if isinstance(body, CallEnded):
+            self._calls.pop(body.call_id, None)
             return
         if isinstance(body, TranscriptFinal):
             if body.speaker not in TICKET_SPEAKERS or not body.text.strip():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,19 +26,31 @@ _ENVELOPE = frozenset({"type", "call_id", "ts", "seq"})
 
 @dataclass(frozen=True)
 class CallEvent:
-    """One event as it travels: `body` is the typed model (set once the bus has it), `data` its JSON fields."""
+    """One event as it travels: `body` is the typed model a publisher built (what subscribers read), `data` the
+    fields it set as JSON values (what the desk stores and sends), `ts` when it happened."""
 
-    type: str  # call.offered, call.answered, call.ended, transcript.partial, address.candidates, …
-    call_id: str
-    data: dict[str, Any] = field(default_factory=dict)
-    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
-    body: CallEventModel | None = field(default=None, compare=False, repr=False)
+    body: CallEventModel
+    data: dict[str, Any]
+    ts: datetime
+
+    @property
+    def type(self) -> str:
+        return self.body.type
+
+    @property
+    def call_id(self) -> str:
+        return self.body.call_id
 
     @classmethod
     def of(cls, model: CallEventModel) -> CallEvent:
         """The event of a model a publisher built: the fields it set, as JSON values."""
         data = model.model_dump(mode="json", exclude_unset=True, exclude=set(_ENVELOPE))
-        return cls(model.type, model.call_id, data, model.ts or datetime.now(UTC), model)
+        return cls(model, data, model.ts or datetime.now(UTC))
+
+    @classmethod
+    def loose(cls, type_: str, call_id: str, data: dict[str, Any], ts: datetime | None = None) -> CallEvent:
+        """The event of loose fields (tests, tools, benchmarks); InvalidEvent if it is not in the contract."""
+        return cls.of(check_event(type_, call_id, data if ts is None else {**data, "ts": ts}))
 
     def as_message(self) -> dict[str, Any]:
         """The JSON body of DESIGN §3 without `seq` (the desktop stream adds it)."""
@@ -81,9 +93,7 @@ class EventBus:
         self.published = 0
 
     def publish(self, event: CallEvent) -> None:
-        """Fan `event` out; InvalidEvent (nothing published) if it is not in events.contract."""
-        if event.body is None:
-            event = replace(event, body=check_event(event.type, event.call_id, event.data))
+        """Fan `event` out (its model was checked when it was built)."""
         self.published += 1
         for subscription in list(self._subscriptions):
             subscription._offer(event)
@@ -94,7 +104,7 @@ class EventBus:
 
     def emit(self, type_: str, call_id: str, **data: Any) -> None:
         """Publish from loose fields (checked here): for tests and tools; the gateway's publishers use `send`."""
-        self.publish(CallEvent(type_, call_id, data))
+        self.publish(CallEvent.loose(type_, call_id, data))
 
     def subscribe(self, maxsize: int = 10_000) -> Subscription:
         subscription = Subscription(self, maxsize)

@@ -168,24 +168,25 @@ def _softphone_class() -> type[Softphone]:
 
 def describe(event: CallEvent) -> str | None:
     """One line per event for the console (partials are left to the page)."""
-    d = event.data
-    match event.type:
-        case "call.offered":
-            path = " > ".join(d.get("ivr_path") or [])
-            return f"{d.get('caller_number')} → queue {d.get('queue')} ({d.get('language')}), menu path {path}"
-        case "call.answered":
-            return f"answered by {d.get('operator_id')}"
-        case "transcript.partial":
+    from events import contract
+
+    match event.body:
+        case contract.CallOffered(caller_number=number, queue=queue, language=language, ivr_path=path):
+            return f"{number} → queue {queue} ({language}), menu path {' > '.join(path)}"
+        case contract.CallAnswered(operator_id=operator_id):
+            return f"answered by {operator_id}"
+        case contract.TranscriptPartial():
             return None
-        case "transcript.final":
-            return f"[{d.get('speaker')}] {d.get('text')}"
-        case "address.candidates":
-            top = (d.get("candidates") or [{}])[0]
-            place = " > ".join(str(top[k]) for k in ("district", "town", "community") if top.get(k))
-            return f"{place or '(none)'} ({round(100 * float(top.get('confidence') or 0))}%)"
-        case "call.ended":
-            return f"reason {d.get('reason')}"
-    return ", ".join(f"{k}={v}" for k, v in d.items() if k not in ("caller_number", "language"))
+        case contract.TranscriptFinal(speaker=speaker, text=text):
+            return f"[{speaker}] {text}"
+        case contract.AddressCandidatesEvent(candidates=[top, *_]):
+            place = " > ".join(name for name in (top.district, top.town, top.community) if name)
+            return f"{place} ({round(100 * top.confidence)}%)"
+        case contract.AddressCandidatesEvent():
+            return "(none)"
+        case contract.CallEnded(reason=reason):
+            return f"reason {reason}"
+    return ", ".join(f"{k}={v}" for k, v in event.data.items() if k not in ("caller_number", "language"))
 
 
 class Demo:

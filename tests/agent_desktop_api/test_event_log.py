@@ -31,8 +31,17 @@ from tests.agent_desktop_api.desktop_support import (
 # ---- routing and numbering (EventLog alone) ----
 
 
+# What the contract requires of a segment, where a test has nothing to say about it.
+SEGMENT = {"speaker": "caller", "start_ms": 0}
+REQUIRED: dict[str, dict[str, Any]] = {
+    "address.candidates": {"text": ""},
+    "transcript.partial": {**SEGMENT, "text": ""},
+    "transcript.final": {**SEGMENT, "end_ms": 0, "confidence": 1.0},
+}
+
+
 def ev(type_: str, call_id: str, **data: Any) -> CallEvent:
-    return CallEvent(type_, call_id, data)
+    return CallEvent.loose(type_, call_id, {**REQUIRED.get(type_, {}), **data})
 
 
 async def test_streams_follow_the_call_and_seq_increases_per_operator(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ PLACE = "我在海淀区中关村街道，楼下的路灯坏了"
 
 def final(call_id: str, segment_id: str, text: str, speaker: str = "caller") -> CallEvent:
     data = {"segment_id": segment_id, "speaker": speaker, "start_ms": 0, "end_ms": 900, "confidence": 0.9}
-    return CallEvent(
+    return CallEvent.loose(
         "transcript.final", call_id, {**data, "text": text, "caller_number": "13800138000", "language": "zh"}
     )
 
@@ -112,7 +112,7 @@ async def test_the_last_line_before_the_hang_up_is_still_resolved(
     bus, _ = bus_and_assistant
     with bus.subscribed() as events:
         bus.publish(final("c2", "c2:caller:1", PLACE))
-        bus.publish(CallEvent("call.ended", "c2", {"reason": "caller_hangup"}))
+        bus.publish(CallEvent.loose("call.ended", "c2", {"reason": "caller_hangup"}))
         (found,) = await candidates(events, 1)
     assert found.data["segment_id"] == "c2:caller:1"
 
