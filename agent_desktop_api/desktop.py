@@ -18,13 +18,21 @@ from typing import Any
 from fastapi import FastAPI
 
 from agent_desktop_api import desktop_routes, desktop_stream, place_routes, ticket_routes
-from agent_desktop_api.desktop_runtime import Desktop, DesktopService, GatewayLike
+from agent_desktop_api.desktop_runtime import CallControl, ControlUnavailable, Desktop, DesktopService, OperatorState
 from agent_desktop_api.event_log import desktop_settings
 from agent_desktop_api.settings import DesktopSettings
 from events.address import PlaceHit
 from events.ticket import CategoryChoice
 
-__all__ = ["Desktop", "DesktopService", "DesktopSettings", "GatewayLike", "mount_desktop"]
+__all__ = [
+    "CallControl",
+    "ControlUnavailable",
+    "Desktop",
+    "DesktopService",
+    "DesktopSettings",
+    "OperatorState",
+    "mount_desktop",
+]
 
 
 EVENTS_DOC = """**Operator events: `WS /api/events?token=T&after=SEQ&epoch=E`** (operators only).

@@ -1,7 +1,7 @@
 """The operator desktop's REST routes: who am I, presence, the current call, its transcript, call control, address
 confirmation, and the admins' operator overview.
 
-Handlers are `async def` because the pool and the gateway live on the event loop; every database read or write
+Handlers are `async def` because call control is asynchronous (in this process or another); every database read or write
 goes through the thread pool (`run_in_threadpool`), and the token check is a sync dependency (thread pool too).
 """
 
@@ -34,11 +34,10 @@ from agent_desktop_api.desktop_models import (
     TranscriptSegment,
     TransferRequest,
 )
-from agent_desktop_api.desktop_runtime import Desktop, GatewayLike
+from agent_desktop_api.desktop_runtime import CallControl, ControlUnavailable, Desktop
 from agent_desktop_api.event_log import CallInfo
 from events.contract import AddressConfirmed
 from voice.gateway import CallNotFound
-from voice.operators import Presence
 
 
 def get_desktop(request: Request) -> Desktop:
@@ -66,14 +65,14 @@ def _problem(code: int, detail: str) -> HTTPException:
 
 @router.get("/me", responses=ERRORS)
 async def me(user: Anyone, desktop: Desk) -> Me:
-    op = desktop.operator(user.name) if user.role == "operator" else None
+    op = await desktop.operator(user.name) if user.role == "operator" else None
     return Me(
         user=user.name,
         role=user.role,
         operator_id=user.name if user.role == "operator" else None,
-        presence=op.presence.value if op is not None else None,
-        skills=sorted(op.skills) if op is not None else [],
-        phone_registered=op.registered if op is not None else None,
+        presence=cast(PresenceValue, op["presence"]) if op is not None else None,
+        skills=sorted(op["skills"]) if op is not None else [],
+        phone_registered=op["registered"] if op is not None else None,
         last_seq=desktop.log.last_seq(user.name) if user.role == "operator" else 0,
         epoch=desktop.log.epoch,
     )
@@ -81,13 +80,18 @@ async def me(user: Anyone, desktop: Desk) -> Me:
 
 @router.put("/me/presence", responses={**ERRORS, 409: CALL_ERRORS[409], 503: CALL_ERRORS[503]})
 async def set_presence(body: PresenceRequest, user: Operator, desktop: Desk) -> PresenceState:
-    pool = desktop.pool()
-    if pool is None:
-        raise _problem(status.HTTP_503_SERVICE_UNAVAILABLE, "no operator pool behind this API process")
-    if desktop.operator(user.name) is None:
-        raise _problem(status.HTTP_409_CONFLICT, f"{user.name} is not a configured operator (telephony.operators)")
-    await pool.set_presence(user.name, Presence(body.presence))
-    return PresenceState(presence=pool.get(user.name).presence.value)
+    control = desktop.control()
+    try:
+        presence = await control.set_presence(user.name, body.presence)
+    except RuntimeError:
+        raise _problem(status.HTTP_503_SERVICE_UNAVAILABLE, "no operator pool behind this API process") from None
+    except KeyError:
+        raise _problem(
+            status.HTTP_409_CONFLICT, f"{user.name} is not a configured operator (telephony.operators)"
+        ) from None
+    except ControlUnavailable as exc:
+        raise _problem(status.HTTP_503_SERVICE_UNAVAILABLE, f"the call side does not answer: {exc}") from None
+    return PresenceState(presence=cast(PresenceValue, presence))
 
 
 # ---- the current call ----
@@ -99,7 +103,7 @@ async def set_presence(body: PresenceRequest, user: Operator, desktop: Desk) -> 
     responses={**ERRORS, 204: {"description": "No call for this operator now."}},
 )
 async def current_call(user: Operator, desktop: Desk) -> CurrentCall | Response:
-    live = desktop.live_calls()
+    live = await desktop.live_calls()
     info = desktop.log.current_call(user.name)
     if info is None or info.call_id not in live:
         # The log may have started after the call was answered: the gateway knows who talks to whom.
@@ -137,7 +141,7 @@ def _opt_str(value: object) -> str | None:
 
 async def require_readable(desktop: Desktop, call_id: str, user: User) -> None:
     """404 unless the call is known; 403 unless the user is an admin or an operator the call went to."""
-    live = desktop.live_calls().get(call_id)
+    live = (await desktop.live_calls()).get(call_id)
     if live is None and not await run_in_threadpool(desktop.log.known, call_id):
         raise _problem(status.HTTP_404_NOT_FOUND, "no such call")
     if user.role == "admin":
@@ -158,10 +162,10 @@ async def transcript(call_id: CallId, user: Anyone, desktop: Desk) -> Transcript
 # ---- call control ----
 
 
-async def _controllable(desktop: Desktop, call_id: str, user: User) -> GatewayLike:
-    """The gateway, if the call is in progress and the user is its operator (or an admin)."""
-    gateway = desktop.gateway()
-    live = desktop.live_calls().get(call_id)
+async def _controllable(desktop: Desktop, call_id: str, user: User) -> CallControl:
+    """The call control, if the call is in progress and the user is its operator (or an admin)."""
+    control = desktop.control()
+    live = (await desktop.live_calls()).get(call_id)
     if live is None:
         if await run_in_threadpool(desktop.log.known, call_id):
             raise _problem(status.HTTP_409_CONFLICT, "the call has ended")
@@ -171,7 +175,7 @@ async def _controllable(desktop: Desktop, call_id: str, user: User) -> GatewayLi
         owner = live.get("operator_id") or (info.operator_id if info is not None else None)
         if owner != user.name:
             raise _problem(status.HTTP_403_FORBIDDEN, "not your call")
-    return gateway
+    return control
 
 
 async def _act(call_id: str, action: str, run: Callable[[], Awaitable[bool | None]]) -> ActionDone:
@@ -188,6 +192,8 @@ async def _act(call_id: str, action: str, run: Callable[[], Awaitable[bool | Non
         raise _problem(status.HTTP_409_CONFLICT, str(exc) or "the call is not with an operator") from None
     except RuntimeError as exc:  # routing is not configured on this gateway
         raise _problem(status.HTTP_409_CONFLICT, str(exc)) from None
+    except ControlUnavailable as exc:
+        raise _problem(status.HTTP_503_SERVICE_UNAVAILABLE, f"the call side does not answer: {exc}") from None
     if done is False:
         raise _problem(status.HTTP_409_CONFLICT, f"{action} refused or failed")
     return ActionDone(call_id=call_id, action=cast(Any, action))
@@ -227,9 +233,8 @@ async def confirm_address(
 ) -> AddressConfirmation:
     """Store the place the operator confirmed or corrected, and tell the call's desktop(s) (`address.confirmed`).
     Allowed after the call has ended too (wrap-up)."""
-    gateway = desktop.gateway()
     await require_readable(desktop, call_id, user)
-    live = desktop.live_calls().get(call_id)
+    live = (await desktop.live_calls()).get(call_id)
     info = await run_in_threadpool(desktop.log.call, call_id)
     owner = _opt_str(live.get("operator_id")) if live is not None else None
     owner = owner or (info.operator_id if info is not None else None)
@@ -239,7 +244,7 @@ async def confirm_address(
     confirmed = AddressConfirmed(
         **body.model_dump(), call_id=call_id, confirmation_id=stored["id"], confirmed_by=user.name, operator_id=owner
     )
-    gateway.bus.send(confirmed)
+    desktop.bus.send(confirmed)
     return AddressConfirmation.model_validate(stored)
 
 
@@ -248,16 +253,15 @@ async def confirm_address(
 
 @router.get("/admin/operators", responses=ERRORS)
 async def operators(user: Admin, desktop: Desk) -> OperatorsOverview:
-    pool = desktop.pool()
-    snapshot = pool.snapshot() if pool is not None else []
+    snapshot = await desktop.operators() or []
     return OperatorsOverview(
         operators=[
             OperatorStatus(
-                id=str(op["id"]),
-                skills=[str(s) for s in cast(list[object], op.get("skills") or [])],
-                presence=cast(PresenceValue, str(op["presence"])),
-                phone_registered=cast(bool | None, op.get("registered")),
-                desktops=desktop.hub.count(str(op["id"])),
+                id=op["id"],
+                skills=op["skills"],
+                presence=cast(PresenceValue, op["presence"]),
+                phone_registered=op["registered"],
+                desktops=desktop.hub.count(op["id"]),
             )
             for op in snapshot
         ],

@@ -1,10 +1,10 @@
-"""What the desktop routes run on: the parts of the gateway service they use (as Protocols, so tests and a
-separate API process can stand in for it), the event log, the socket hub and the address confirmations."""
+"""What the desktop routes run on: the call control and the bus (as Protocols: the gateway in this process, or
+another process over the bus), the event log, the socket hub, the address confirmations and the tickets."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import structlog
 from fastapi import HTTPException, status
@@ -18,39 +18,32 @@ from agent_desktop_api.tickets import TicketStore
 from events.address import PlaceHit
 from events.bus import EventBus
 from events.ticket import CategoryChoice
-from voice.operators import Operator, Presence
 
 log = structlog.get_logger(__name__)
 
 
-class PoolLike(Protocol):
-    def get(self, operator_id: str) -> Operator: ...
+class OperatorState(TypedDict):
+    """An operator as the voice side sees them now."""
 
-    def snapshot(self) -> list[dict[str, object]]: ...
-
-    async def set_presence(self, operator_id: str, presence: Presence) -> None: ...
-
-
-class RouterLike(Protocol):
-    @property
-    def pool(self) -> PoolLike: ...
+    id: str
+    skills: list[str]
+    presence: str  # voice.operators.Presence's values
+    registered: bool | None  # the phone's SIP registration; None: not known
 
 
-class RoutingLike(Protocol):
-    @property
-    def router(self) -> RouterLike: ...
+class CallControl(Protocol):
+    """What the desk asks of the voice side. In one process it is hotline.control.LocalControl over
+    voice.gateway.Gateway; with `hotline serve --role desk` it is hotline.control.RemoteControl over the bus.
 
+    Raises voice.gateway.CallNotFound for a call not in progress, LookupError when the call is not with an
+    operator, ValueError for a target routing refuses, RuntimeError when routing is not configured, and
+    ControlUnavailable when the voice side does not answer."""
 
-class GatewayLike(Protocol):
-    """The call-control face of voice.gateway.Gateway (raises voice.gateway.CallNotFound for unknown calls)."""
+    async def calls(self) -> list[dict[str, object]]: ...
 
-    @property
-    def bus(self) -> EventBus: ...
+    async def operators(self) -> list[OperatorState] | None: ...  # None: no routing (no operator pool)
 
-    @property
-    def routing(self) -> RoutingLike | None: ...
-
-    def calls(self) -> list[dict[str, object]]: ...
+    async def set_presence(self, operator_id: str, presence: str) -> str: ...  # KeyError: not an operator
 
     async def hangup_call(self, call_id: str, reason: str = "operator_hangup") -> None: ...
 
@@ -61,11 +54,18 @@ class GatewayLike(Protocol):
     async def drop_interpreter(self, call_id: str) -> bool: ...
 
 
+class ControlUnavailable(Exception):
+    """The voice side did not answer a call-control request (another process, gone or busy)."""
+
+
 class DesktopService(Protocol):
     """What mount_desktop needs of hotline.service.GatewayService."""
 
     @property
-    def gateway(self) -> GatewayLike | None: ...
+    def control(self) -> CallControl | None: ...
+
+    @property
+    def bus(self) -> EventBus: ...
 
     @property
     def engine(self) -> Engine: ...
@@ -83,36 +83,44 @@ class Desktop:
         self.place_search: Callable[[str, int], list[PlaceHit]] | None = None  # the gazetteer's, when loaded
 
     def start(self) -> None:
-        """Start consuming the gateway's bus on the running loop (idempotent)."""
-        gateway = self.service.gateway
-        if gateway is None:
-            log.warning("desktop.no_gateway", note="no event stream: this process has no gateway")
-            return
-        self.log.start(gateway.bus)
+        """Start consuming the bus on the running loop (idempotent)."""
+        self.log.start(self.service.bus)
 
     async def stop(self) -> None:
         await self.log.stop()
 
-    def gateway(self) -> GatewayLike:
-        gateway = self.service.gateway
-        if gateway is None:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no gateway behind this API process")
-        return gateway
+    @property
+    def bus(self) -> EventBus:
+        return self.service.bus
 
-    def pool(self) -> PoolLike | None:
-        gateway = self.service.gateway
-        routing = gateway.routing if gateway is not None else None
-        return routing.router.pool if routing is not None else None
+    def control(self) -> CallControl:
+        control = self.service.control
+        if control is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no call control behind this API process")
+        return control
 
-    def operator(self, operator_id: str) -> Operator | None:
-        pool = self.pool()
-        if pool is None:
+    async def operators(self) -> list[OperatorState] | None:
+        """The operators and their presence; None when there is no operator pool (no routing)."""
+        control = self.service.control
+        if control is None:
             return None
         try:
-            return pool.get(operator_id)
-        except KeyError:  # voice.operators.UnknownOperator
-            return None
+            return await control.operators()
+        except ControlUnavailable as exc:
+            raise _unavailable(exc) from None
 
-    def live_calls(self) -> dict[str, dict[str, object]]:
-        gateway = self.service.gateway
-        return {str(call["call_id"]): call for call in gateway.calls()} if gateway is not None else {}
+    async def operator(self, operator_id: str) -> OperatorState | None:
+        return next((op for op in await self.operators() or [] if op["id"] == operator_id), None)
+
+    async def live_calls(self) -> dict[str, dict[str, object]]:
+        control = self.service.control
+        if control is None:
+            return {}
+        try:
+            return {str(call["call_id"]): call for call in await control.calls()}
+        except ControlUnavailable as exc:
+            raise _unavailable(exc) from None
+
+
+def _unavailable(exc: ControlUnavailable) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the call side does not answer: {exc}")

@@ -95,7 +95,7 @@ async def _context(desktop: Desktop, call_id: str) -> tuple[TicketDraft | None, 
         if message
         else None
     )
-    live = desktop.live_calls().get(call_id)
+    live = (await desktop.live_calls()).get(call_id)
     info = await run_in_threadpool(desktop.log.call, call_id)
     operator = (live or {}).get("operator_id") or (info.operator_id if info is not None else None)
     number = (live or {}).get("caller_number") or (info.caller_number if info is not None else None)

@@ -1,6 +1,6 @@
 """A desk client in 40 lines: log in, follow the operator's stream, reconnect where it stopped.
 
-    .venv/bin/python docs/example_client.py http://127.0.0.1:8080 op1001   (password on stdin)
+Run: .venv/bin/python docs/example_client.py http://127.0.0.1:8080 op1001   (password on stdin)
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ class CallEvent:
     body: CallEventModel
     data: dict[str, Any]
     ts: datetime
+    origin: str | None = field(default=None, compare=False)  # the process it came from over the link; None: this
 
     @property
     def type(self) -> str:

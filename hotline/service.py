@@ -17,7 +17,7 @@ import uvicorn
 
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
-from agent_desktop_api.desktop import Desktop, mount_desktop
+from agent_desktop_api.desktop import CallControl, Desktop, mount_desktop
 from agent_desktop_api.ops import ops_router
 from agent_desktop_api.page import LEAFLET_DIST, mount_page
 from asr.engine import AsrEngine
@@ -32,6 +32,7 @@ from config.database import create_engine
 from config.database_health import DatabaseMonitor
 from events.bus import EventBus
 from hotline import schema
+from hotline.control import LocalControl
 from hotline.settings import PROJECT_ROOT, Settings
 from ivr_flows.setup import (
     FlowComponents,
@@ -110,6 +111,7 @@ class GatewayService:
         self.place_search: PlaceSearch | None = None
         self.client: AriClient | None = None
         self.gateway: Gateway | None = None
+        self.control: CallControl | None = None  # what the desk asks of the calls
         self._tasks: list[asyncio.Task[None]] = []
         self._http: uvicorn.Server | None = None
         self.failed = asyncio.Event()
@@ -155,6 +157,7 @@ class GatewayService:
             transcriber=self.transcriber,
             bus=self.bus,
         )
+        self.control = LocalControl(self.gateway)
         if self.assistant is not None:
             self.assistant.start()
         if self.ticket_assistant is not None:

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   sip-tester sox                              # sipp for load tests and benchmarks, sox for audio checks
   chromium fonts-wqy-microhei                 # the desktop page's browser tests; a CJK font for Chinese text
   postgresql                                  # the migrations' tests also run on PostgreSQL (their own server)
+  nats-server                                 # the bus across processes (hotline serve --role), and its tests
 )
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }

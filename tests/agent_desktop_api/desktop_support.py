@@ -13,46 +13,42 @@ from sqlalchemy.engine import Engine
 
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
-from agent_desktop_api.desktop import Desktop, mount_desktop
+from agent_desktop_api.desktop import Desktop, OperatorState, mount_desktop
 from agent_desktop_api.settings import DesktopSettings
 from config.database import DatabaseSettings, create_engine
 from events.bus import EventBus
 from voice.gateway import CallNotFound
-from voice.operators import Operator, OperatorPool
+from voice.operators import Operator, OperatorPool, Presence
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # tests only
 PASSWORD = "pw"
 
 
-@dataclass
-class FakeRouter:
-    pool: OperatorPool
-
-
-@dataclass
-class FakeRouting:
-    router: FakeRouter
-
-
 class FakeGateway:
+    """The desk's CallControl over a real OperatorPool and scripted calls, publishing on a real bus."""
+
     def __init__(self, operator_ids: tuple[str, ...] = ("op1001", "op1002", "op1003")) -> None:
         self.bus = EventBus()
-        pool = OperatorPool(
+        self.pool = OperatorPool(
             Operator(op, frozenset({"zh", "en"} if op == "op1001" else {"zh"}), f"PJSIP/{op}") for op in operator_ids
         )
-        self.routing: FakeRouting | None = FakeRouting(FakeRouter(pool))
         self.live: dict[str, dict[str, object]] = {}
         self.actions: list[tuple[str, ...]] = []
         self.refuse = False  # transfer/interpreter return False
         self.not_talking = False  # routing raises LookupError
 
-    @property
-    def pool(self) -> OperatorPool:
-        assert self.routing is not None
-        return self.routing.router.pool
-
-    def calls(self) -> list[dict[str, object]]:
+    async def calls(self) -> list[dict[str, object]]:
         return list(self.live.values())
+
+    async def operators(self) -> list[OperatorState] | None:
+        return [
+            OperatorState(id=op.id, skills=sorted(op.skills), presence=op.presence.value, registered=op.registered)
+            for op in self.pool
+        ]
+
+    async def set_presence(self, operator_id: str, presence: str) -> str:
+        await self.pool.set_presence(operator_id, Presence(presence))
+        return self.pool.get(operator_id).presence.value
 
     def _check(self, call_id: str) -> None:
         if call_id not in self.live:
@@ -140,6 +136,15 @@ class FakeService:
     engine: Engine
     gateway: FakeGateway | None = field(default_factory=FakeGateway)
     settings: object = None
+    own_bus: EventBus = field(default_factory=EventBus)  # the bus of a desk without a gateway
+
+    @property
+    def control(self) -> FakeGateway | None:
+        return self.gateway
+
+    @property
+    def bus(self) -> EventBus:
+        return self.gateway.bus if self.gateway is not None else self.own_bus
 
 
 def make_engine(path: Path) -> Engine:
