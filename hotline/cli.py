@@ -51,15 +51,23 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
 
 
 @main.command()
+@click.option(
+    "--role",
+    type=click.Choice(["all", "voice", "assist", "desk"]),
+    default="all",
+    show_default=True,
+    help="Run one part in this process (voice: Asterisk, flows, routing, recognition; assist: the map and ticket "
+    "assistants; desk: the operators' API and page). Every role but 'all' meets the others on the bus (bus.url).",
+)
 @click.pass_obj
-def serve(obj: _Context) -> None:
+def serve(obj: _Context, role: str) -> None:
     """Start Asterisk (or attach to one) and the gateway; Ctrl-C or SIGTERM stops both cleanly."""
     from hotline.logging_setup import configure_logging
     from hotline.service import run_service
 
     settings = obj.settings()
     configure_logging(settings.logging.level, settings.logging.format)
-    sys.exit(asyncio.run(run_service(settings)))
+    sys.exit(asyncio.run(run_service(settings, role)))
 
 
 @main.group("config")

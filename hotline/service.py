@@ -14,6 +14,8 @@ from typing import cast
 import sqlalchemy as sa
 import structlog
 import uvicorn
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
@@ -26,13 +28,14 @@ from assist.address.gazetteer import GazetteerMissing
 from assist.address.search import PlaceSearch
 from assist.address.service import AddressResolver
 from assist.address_assistant import AddressAssistant
-from assist.ticket.catalogue import CatalogueError, load_catalogue
+from assist.ticket.catalogue import Catalogue, CatalogueError, load_catalogue
 from assist.ticket_assistant import TicketAssistant
 from config.database import create_engine
 from config.database_health import DatabaseMonitor
 from events.bus import EventBus
+from events.nats_link import BusBridge, BusUnavailable, NatsLink, process_name
 from hotline import schema
-from hotline.control import LocalControl
+from hotline.control import ControlServer, LocalControl, RemoteControl
 from hotline.settings import PROJECT_ROOT, Settings
 from ivr_flows.setup import (
     FlowComponents,
@@ -54,7 +57,16 @@ from voice.taps import Transcriber
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK, EXIT_ASTERISK, EXIT_SETTINGS, EXIT_AUTH, EXIT_HTTP, EXIT_DATABASE = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_ASTERISK, EXIT_SETTINGS, EXIT_AUTH, EXIT_HTTP, EXIT_DATABASE, EXIT_BUS = 0, 1, 2, 3, 4, 5, 6
+
+# What each `hotline serve --role` runs. The parts talk over the bus (events) and call control (hotline.control),
+# in memory when they share a process, over NATS (`bus.url`) when they do not.
+ROLES: dict[str, frozenset[str]] = {
+    "all": frozenset({"voice", "assist", "desk"}),
+    "voice": frozenset({"voice"}),  # Asterisk, ARI, IVR flows, routing, recognition: publishes the call's events
+    "assist": frozenset({"assist"}),  # the map and ticket assistants: read finals, publish cards and drafts
+    "desk": frozenset({"desk"}),  # the operators' API, WebSocket and page, the event log, the admin flow API
+}
 
 
 class ServiceError(Exception):
@@ -95,9 +107,13 @@ def build_routing(settings: Settings, engine: sa.Engine) -> RoutingServices:
 
 
 class GatewayService:
-    def __init__(self, settings: Settings, handler: CallHandler | None = None) -> None:
+    def __init__(self, settings: Settings, handler: CallHandler | None = None, *, role: str = "all") -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
         self.settings = settings
         self.handler = handler
+        self.role = role
+        self.parts = ROLES[role]
         self.engine = create_engine(settings.database)
         self.database = DatabaseMonitor(self.engine)
         self.flows: FlowComponents | None = None
@@ -106,30 +122,93 @@ class GatewayService:
         self.asr_engine: AsrEngine | None = None
         self.asterisk: AsteriskInstance | None = None
         self.bus = EventBus()  # calls publish here; the assistants and the desk read it
+        self.link: NatsLink | None = None  # the bus across processes, when bus.url is set
+        self.bridge: BusBridge | None = None
+        self.control_server: ControlServer | None = None
+        self.addresses: AddressResolver | None = None
+        self.catalogue: Catalogue | None = None
         self.assistant: AddressAssistant | None = None
         self.ticket_assistant: TicketAssistant | None = None
         self.place_search: PlaceSearch | None = None
         self.client: AriClient | None = None
         self.gateway: Gateway | None = None
         self.control: CallControl | None = None  # what the desk asks of the calls
+        self.metrics_registry = CollectorRegistry()  # the gateway's own when this process has one
         self._tasks: list[asyncio.Task[None]] = []
         self._http: uvicorn.Server | None = None
         self.failed = asyncio.Event()
         self.failure: ServiceError | None = None
 
     async def start(self) -> None:
-        s = self.settings
-        try:  # the schema first: every part below reads and writes it
-            await asyncio.to_thread(schema.upgrade, self.engine)
-        except sa.exc.SQLAlchemyError as exc:
-            raise ServiceError(f"cannot bring the database up to date: {exc}", EXIT_DATABASE) from exc
-        if s.ticket.enabled:  # a broken catalogue stops the start here, before any call is taken
+        s, parts = self.settings, self.parts
+        if self.role != "all" and s.bus.url is None:
+            raise ServiceError(f"--role {self.role} needs the bus: set bus.url and bus.token", EXIT_SETTINGS)
+        if parts & {"voice", "desk"}:
+            try:  # the schema first: every part below reads and writes it
+                await asyncio.to_thread(schema.upgrade, self.engine)
+            except sa.exc.SQLAlchemyError as exc:
+                raise ServiceError(f"cannot bring the database up to date: {exc}", EXIT_DATABASE) from exc
+        if s.ticket.enabled and parts & {"assist", "desk"}:  # a broken catalogue stops the start before any call
             try:
-                catalogue = await asyncio.to_thread(load_catalogue, s.resolve(s.ticket.catalogue_file))
+                self.catalogue = await asyncio.to_thread(load_catalogue, s.resolve(s.ticket.catalogue_file))
             except CatalogueError as exc:
                 raise ServiceError(f"invalid ticket catalogue: {exc}", EXIT_SETTINGS) from exc
-            self.ticket_assistant = TicketAssistant(self.bus, catalogue)
-        await asyncio.to_thread(self.database.start)
+        if parts & {"voice", "desk"}:
+            await asyncio.to_thread(self.database.start)
+        if s.bus.url is not None:
+            await self._connect_bus()
+        if self._needs_addresses():
+            await self._load_addresses()
+        if "assist" in parts:
+            self._start_assistants()
+        if "voice" in parts:
+            await self._start_voice()
+        elif "desk" in parts:
+            assert self.link is not None
+            self.control = RemoteControl(self.link.nc, self.link.subject("control"), s.bus.request_timeout_s)
+        if "desk" in parts and self.flows is None:  # the admin flow API; the voice side runs the flows
+            self.flows = self._flow_components()
+        await self._start_http()
+        log.info("service.started", role=self.role, http=f"http://{s.http.host}:{s.http.port}")
+
+    def _needs_addresses(self) -> bool:
+        """The gazetteer: the map assistant's, the desk's place search, and the recogniser's district names."""
+        s = self.settings
+        if self.role == "all":
+            return s.asr.enabled  # a gateway that does not transcribe has no spoken addresses to read
+        voice_bias = "voice" in self.parts and s.asr.enabled and s.asr.bias_place_names
+        return bool(self.parts & {"assist", "desk"}) or voice_bias
+
+    async def _load_addresses(self) -> None:
+        s = self.settings
+        try:
+            self.addresses = await asyncio.to_thread(AddressResolver.from_settings, s.address)
+        except GazetteerMissing as exc:
+            log.warning("address.gazetteer_missing", error=str(exc), hint="hotline-tools gazetteer build")
+            return
+        if self.parts & {"desk"}:
+            gazetteer = self.addresses.extractor.gazetteer
+            self.place_search = await asyncio.to_thread(PlaceSearch.from_gazetteer, gazetteer)
+
+    def _start_assistants(self) -> None:
+        if self.addresses is not None:
+            self.assistant = AddressAssistant(self.bus, self.addresses)
+            self.assistant.start()
+        if self.catalogue is not None:
+            self.ticket_assistant = TicketAssistant(self.bus, self.catalogue)
+            self.ticket_assistant.start()
+
+    async def _connect_bus(self) -> None:
+        self.link = NatsLink(self.settings.bus, process_name(self.role))
+        try:
+            await self.link.connect()
+        except BusUnavailable as exc:
+            raise ServiceError(str(exc), EXIT_BUS) from exc
+        self.bridge = BusBridge(self.bus, self.link)
+        await self.bridge.start()
+
+    async def _start_voice(self) -> None:
+        s = self.settings
         if s.asterisk.mode == "external":
             assert s.asterisk.ari_url and s.asterisk.ari_password
             url, user, password = s.asterisk.ari_url, s.asterisk.ari_username, s.asterisk.ari_password
@@ -157,26 +236,29 @@ class GatewayService:
             transcriber=self.transcriber,
             bus=self.bus,
         )
+        self.metrics_registry = self.gateway.metrics.registry
         self.control = LocalControl(self.gateway)
-        if self.assistant is not None:
-            self.assistant.start()
-        if self.ticket_assistant is not None:
-            self.ticket_assistant.start()
+        if self.link is not None:  # desks in other processes control the calls through us
+            self.control_server = ControlServer(self.link.nc, self.link.subject("control"), self.control)
+            await self.control_server.start()
         self._tasks.append(asyncio.create_task(self._run_gateway(), name="gateway"))
-        await self._start_http()
-        log.info("service.started", ari=url, http=f"http://{s.http.host}:{s.http.port}")
+        log.info("voice.started", ari=url)
+
+    def _flow_components(self) -> FlowComponents:
+        s = self.settings
+        return build_flow_components(
+            self.engine,
+            resolved_flows_settings(s.flows, s.resolve),
+            operators=operator_skills(s),
+            interpreter_languages=interpreted_languages(s),
+        )
 
     async def _default_handler(self) -> CallHandler:
         """The published IVR flow of the dialled number (hot-reloaded), or the basic script if so configured."""
         s = self.settings
         if s.call.script == "basic":
             return make_basic_flow(s.call)
-        self.flows = build_flow_components(
-            self.engine,
-            resolved_flows_settings(s.flows, s.resolve),
-            operators=operator_skills(s),
-            interpreter_languages=interpreted_languages(s),
-        )
+        self.flows = self._flow_components()
         await self.flows.start()
         entry = s.telephony.entry_number
         flow = self.flows
@@ -191,34 +273,32 @@ class GatewayService:
         )
 
     async def _build_transcriber(self) -> Transcriber | None:
-        """The recogniser (its model loads in a worker thread: seconds) and the address finder for its finals."""
+        """The recogniser (its model loads in a worker thread: seconds); the gazetteer's district names bias it."""
         s = self.settings
         if not s.asr.enabled:
             return None
         self.asr_engine = await asyncio.to_thread(create_asr_engine, s.asr, PROJECT_ROOT)
-        addresses: AddressResolver | None = None
         phrases: list[str] = []
-        try:
-            addresses = await asyncio.to_thread(AddressResolver.from_settings, s.address)
-            if s.asr.bias_place_names:
-                phrases = [d.name for d in addresses.extractor.gazetteer.districts.values()]
-        except GazetteerMissing as exc:
-            log.warning("address.gazetteer_missing", error=str(exc), hint="hotline-tools gazetteer build")
+        if self.addresses is not None and s.asr.bias_place_names:
+            phrases = [d.name for d in self.addresses.extractor.gazetteer.districts.values()]
         ports = RtpPortPool(s.asr.tap_port_start, s.asr.tap_port_start + s.asr.tap_port_count)
-        log.info("asr.ready", engine=self.asr_engine.name, addresses=addresses is not None)
-        if addresses is not None:
-            self.assistant = AddressAssistant(self.bus, addresses)
-            self.place_search = await asyncio.to_thread(PlaceSearch.from_gazetteer, addresses.extractor.gazetteer)
+        log.info("asr.ready", engine=self.asr_engine.name, addresses=self.addresses is not None)
         assert self.client is not None
         return Transcriber(self.asr_engine, ports, self.client.rest, self.client.app, phrases=phrases)
 
     def readiness(self) -> dict[str, bool]:
         """What /readyz reports, from state others keep current (no I/O: the probe must answer at once)."""
-        checks = {"ari": self.gateway is not None and self.gateway.ready, "database": self.database.ok}
+        checks: dict[str, bool] = {}
+        if "voice" in self.parts:
+            checks["ari"] = self.gateway is not None and self.gateway.ready
+        if self.parts & {"voice", "desk"}:
+            checks["database"] = self.database.ok
         if self.asterisk is not None:
             checks["asterisk"] = self.asterisk.running
         if self.desktop is not None:
             checks["event_store"] = self.desktop.log.storing
+        if self.link is not None:
+            checks["bus"] = self.link.connected
         return checks
 
     async def _run_gateway(self) -> None:
@@ -258,12 +338,21 @@ class GatewayService:
         except OSError as exc:
             sock.close()
             raise ServiceError(f"cannot listen on http {s.host}:{s.port}: {exc.strerror}", EXIT_HTTP) from exc
-        assert self.gateway is not None
+        if "desk" in self.parts:
+            app = self._desk_app()
+        else:
+            app = FastAPI(title=f"hotline {self.role}", docs_url=None, redoc_url=None, openapi_url=None)
+        app.include_router(ops_router(self.metrics_registry, self.readiness))
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        self._http = _QuietServer(config)
+        self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
+
+    def _desk_app(self) -> FastAPI:
         app = create_app(
             auth_service=AuthService(self.engine, settings=self.settings.auth),
             flow_service=self.flows.service if self.flows is not None else None,
         )
-        catalogue = self.ticket_assistant.catalogue if self.ticket_assistant is not None else None
+        catalogue = self.catalogue
         self.desktop = mount_desktop(
             app,
             self,
@@ -273,10 +362,7 @@ class GatewayService:
         address = self.settings.address
         # the operator's page, /static and the districts GeoJSON
         mount_page(app, self.settings.resolve(LEAFLET_DIST), address.resolve(address.geojson_file))
-        app.include_router(ops_router(self.gateway.metrics.registry, self.readiness))
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        self._http = _QuietServer(config)
-        self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
+        return app
 
     def _fail(self, error: ServiceError) -> None:
         log.error("service.failed", error=str(error))
@@ -285,14 +371,20 @@ class GatewayService:
 
     async def stop(self) -> None:
         log.info("service.stopping")
+        if self.control_server is not None:  # no more requests from other desks
+            await self.control_server.stop()
         if self.gateway is not None:
             await self.gateway.stop()
         if self.assistant is not None:  # the places in the last lines, before the desk stores its last events
             await self.assistant.stop()
         if self.ticket_assistant is not None:
             await self.ticket_assistant.stop()
-        if self.desktop is not None:  # store the last events (call.ended of the calls just hung up)
+        if self.bridge is not None:  # the last events (call.ended of the calls just hung up) to the others
+            await self.bridge.stop()
+        if self.desktop is not None:  # store the last events
             await self.desktop.stop()
+        if self.link is not None:
+            await self.link.close()
         if self._http is not None:
             self._http.should_exit = True
         for task in self._tasks:
@@ -312,13 +404,13 @@ class GatewayService:
         log.info("service.stopped")
 
 
-async def run_service(settings: Settings) -> int:
+async def run_service(settings: Settings, role: str = "all") -> int:
     """Run until a signal or a fatal error; returns the process exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    service = GatewayService(settings)
+    service = GatewayService(settings, role=role)
     try:
         await service.start()
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(service.failed.wait())]

@@ -15,6 +15,7 @@ from assist.ticket.settings import TicketSettings
 from config.database_settings import DatabaseSettings
 from config.loading import FileSettings, Section, SettingsError, load
 from config.paths import PROJECT_ROOT
+from events.settings import BusSettings
 from ivr_flows.settings import FlowsSettings
 from voice.settings import (
     AriSettings,
@@ -52,6 +53,7 @@ class Settings(FileSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
     data_dir: Path = Field(Path("var"), description="Base folder for relative paths in these settings.")
 
 

@@ -51,6 +51,7 @@ def loaded(module: str) -> set[str]:
         ("hotline.settings", set(PROJECT) - {"tools"}),  # every section, but no web framework or model
         ("voice.session", {"voice", "events", "ivr_flows", "config"}),  # the call: no desk, no recogniser loaded
         ("assist.address_assistant", {"assist", "events"}),  # a bus subscriber, nothing of the call side
+        ("events.nats_link", {"events"}),  # the bus across processes knows only the contract
     ],
 )
 def test_a_module_loads_only_what_its_place_allows(module: str, allowed: set[str]) -> None:
