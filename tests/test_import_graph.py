@@ -97,3 +97,22 @@ def test_the_allowed_imports_have_no_cycle() -> None:
 
     for package in PROJECT:
         visit(package, ())
+
+
+def modules_imported_by(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_a_call_knows_routing_and_transcription_only_by_their_protocols() -> None:
+    """The session is not a service locator: it holds what routing and transcription offer as small protocols,
+    and they see the call as their own protocols (RoutedCall, TappedCall), so neither side imports the other."""
+    session = modules_imported_by(ROOT / "voice" / "session.py")
+    assert not session & {"voice.routing", "voice.taps", "voice.gateway", "voice.router"}, sorted(session)
+    for module in ("routing", "taps"):
+        assert "voice.session" not in modules_imported_by(ROOT / "voice" / f"{module}.py"), module

@@ -6,6 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 
 
+class LegGone(Exception):
+    """A leg we dialled hung up before it could be bridged."""
+
+
 def _future() -> asyncio.Future[bool]:
     return asyncio.get_running_loop().create_future()
 

@@ -8,13 +8,16 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
 from events.contract import (
     CallAnswered,
+    CallEventModel,
+    CallFields,
     CallOffered,
     CallTransferred,
     InterpreterFailed,
@@ -23,13 +26,54 @@ from events.contract import (
 )
 from ivr_flows.port import QueueAnnouncer, RouteOutcome, RouteRequest
 from voice.callbacks import CallbackStore
-from voice.legs import Leg
+from voice.legs import Leg, LegGone
 from voice.operators import Operator
 from voice.router import Router, Waiter
-from voice.session import CallSession, LegGone
 from voice.settings import ExternalDestination, InterpreterCentre, RoutingSettings
 
 log = structlog.get_logger(__name__)
+
+
+class RoutedCall(Protocol):
+    """What routing needs of a call (voice.session.CallSession is one): its ids, music, prompts, the legs it
+    dials and bridges, the transcription of its parties, its log and its events."""
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def channel_id(self) -> str: ...
+
+    @property
+    def caller_number(self) -> str: ...
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def log(self) -> structlog.typing.FilteringBoundLogger: ...
+
+    def about(self) -> CallFields: ...
+
+    def publish(self, event: CallEventModel) -> None: ...
+
+    async def start_moh(self) -> None: ...
+
+    async def stop_moh(self) -> None: ...
+
+    async def play(self, media: str | Sequence[str], *, interruptible: bool = False) -> bool: ...
+
+    async def dial(
+        self, endpoint: str, role: str, timeout_s: float, on_ringing: Callable[[], None] | None = None
+    ) -> Leg | None: ...
+
+    async def drop_leg(self, leg: Leg) -> None: ...
+
+    async def bridge_with(self, *legs: Leg) -> str: ...
+
+    async def transcribe(self, *parties: tuple[str, str]) -> None: ...
+
+    async def stop_transcribing(self, channel_id: str) -> None: ...
 
 
 class TargetRefused(ValueError):
@@ -65,7 +109,7 @@ class RoutingServices:
 
     # ---- queue and connect ----
 
-    async def route(self, session: CallSession, request: RouteRequest, announcer: QueueAnnouncer) -> RouteOutcome:
+    async def route(self, session: RoutedCall, request: RouteRequest, announcer: QueueAnnouncer) -> RouteOutcome:
         started = time.monotonic()
         events: list[str] = []
         if self.router.pool.configured(request.skills) == 0:
@@ -114,7 +158,7 @@ class RoutingServices:
 
     async def _wait_for_operator(
         self,
-        session: CallSession,
+        session: RoutedCall,
         waiter: Waiter,
         request: RouteRequest,
         announcer: QueueAnnouncer,
@@ -149,7 +193,7 @@ class RoutingServices:
 
     async def _talk(
         self,
-        session: CallSession,
+        session: RoutedCall,
         request: RouteRequest,
         operator: Operator,
         leg: Leg,
@@ -208,7 +252,7 @@ class RoutingServices:
             await pool.call_finished(talk.operator, self.settings.wrap_up_s)
 
     async def _record_callback(
-        self, session: CallSession, request: RouteRequest, announcer: QueueAnnouncer, waited_s: float
+        self, session: RoutedCall, request: RouteRequest, announcer: QueueAnnouncer, waited_s: float
     ) -> None:
         await self.callbacks.record(session.call_id, session.caller_number, session.language, request.queue, waited_s)
         session.log.info("route.callback_recorded", queue=request.queue, waited_s=round(waited_s, 1))
@@ -216,7 +260,7 @@ class RoutingServices:
 
     # ---- interpreter centre (also called by the desktop mid-call) ----
 
-    async def add_interpreter(self, session: CallSession, language: str) -> bool:
+    async def add_interpreter(self, session: RoutedCall, language: str) -> bool:
         """Dial the centre's extension for `language` into the call's bridge. Failure leaves the call as it was."""
         talk = self._talks.get(session.call_id)
         if talk is None:
@@ -252,7 +296,7 @@ class RoutingServices:
         talk.watchers.add(watcher)
         return True
 
-    async def _watch_interpreter(self, session: CallSession, talk: _Talk, leg: Leg) -> None:
+    async def _watch_interpreter(self, session: RoutedCall, talk: _Talk, leg: Leg) -> None:
         cause = await leg.wait_ended()
         if talk.interpreter_leg is leg:
             talk.interpreter_leg = None
@@ -262,7 +306,7 @@ class RoutingServices:
             await session.stop_transcribing(leg.channel_id)
             await session.drop_leg(leg)
 
-    async def drop_interpreter(self, session: CallSession) -> bool:
+    async def drop_interpreter(self, session: RoutedCall) -> bool:
         talk = self._talks.get(session.call_id)
         if talk is None or talk.interpreter_leg is None:
             return False
@@ -307,7 +351,7 @@ class RoutingServices:
             ) from None
         return operator, operator.endpoint
 
-    async def transfer_talk(self, session: CallSession, target: str) -> bool:
+    async def transfer_talk(self, session: RoutedCall, target: str) -> bool:
         """Mid-call transfer from the operator's desk (see `_transfer_target` for what `target` may be). The new
         party joins the bridge first; only then does the old operator leave. False: nobody free or no answer."""
         talk = self._talks.get(session.call_id)
@@ -348,7 +392,7 @@ class RoutingServices:
             await pool.call_finished(old_operator, self.settings.wrap_up_s)
         return True
 
-    async def transfer(self, session: CallSession, target: str) -> bool:
+    async def transfer(self, session: RoutedCall, target: str) -> bool:
         """The flow's transfer step: connect the caller to `target` (same rule as the desk's) until it hangs up."""
         try:
             operator, endpoint = self._transfer_target(target)

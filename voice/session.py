@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -41,22 +41,14 @@ from voice.ari import (
     StasisStart,
 )
 from voice.digits import DigitBuffer
-from voice.legs import Leg
+from voice.legs import Leg, LegGone
 from voice.metrics import GatewayMetrics
-
-if TYPE_CHECKING:
-    from voice.routing import RoutingServices
-    from voice.taps import Transcriber
 
 log = structlog.get_logger(__name__)
 
 
 class CallEnded(Exception):
     """The caller's channel is gone: the script cannot go on."""
-
-
-class LegGone(Exception):
-    """A leg we dialled hung up before it could be bridged."""
 
 
 class PromptMissing(Exception):
@@ -72,6 +64,24 @@ _T = TypeVar("_T")
 LegRegistry = Callable[[str, "CallSession | None"], None]
 
 
+class CallRouting(Protocol):
+    """Queues and operators, as a call uses them (voice.routing.RoutingServices)."""
+
+    async def route(self, call: CallSession, request: RouteRequest, announcer: QueueAnnouncer) -> RouteOutcome: ...
+
+    async def transfer(self, call: CallSession, target: str) -> bool: ...
+
+
+class CallTranscriber(Protocol):
+    """Live transcription of a call's channels (voice.taps.Transcriber)."""
+
+    async def tap(self, call: CallSession, channel_id: str, speaker: str) -> object: ...
+
+    async def untap_channel(self, call: CallSession, channel_id: str) -> None: ...
+
+    async def untap_all(self, call: CallSession) -> None: ...
+
+
 @dataclass
 class CallContext:
     """What every call shares: the ARI client, metrics, prompts, and the gateway's routing services."""
@@ -82,9 +92,9 @@ class CallContext:
     register_leg: LegRegistry  # tells the gateway which call a channel we created belongs to
     default_language: str = "zh"
     moh_class: str = "default"
-    services: RoutingServices | None = None  # queues and operators, once routing is configured
+    services: CallRouting | None = None  # queues and operators, once routing is configured
     bus: EventBus = field(default_factory=EventBus)
-    transcriber: Transcriber | None = None  # live transcription, when an ASR engine is configured
+    transcriber: CallTranscriber | None = None  # live transcription, when an ASR engine is configured
 
 
 class CallSession:
