@@ -7,6 +7,7 @@ creates only the tables it lacks and keeps every row.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -47,10 +48,21 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    """Apply the migrations up to `revision` in one transaction per step (PostgreSQL: all or nothing)."""
-    with engine.begin() as connection:
-        command.upgrade(alembic_config(connection), revision)
+def upgrade(engine: sa.Engine, revision: str = "head", attempts: int = 5) -> None:
+    """Apply the migrations up to `revision` in one transaction per step (PostgreSQL: all or nothing).
+
+    Processes that start together on one database (voice and desk, two desks) migrate it at once: the one that
+    loses the race sees "table already exists" (or a duplicate version row) and tries again, by then finding the
+    work done. Blocking: call it from a thread."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as connection:
+                command.upgrade(alembic_config(connection), revision)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.3 * attempt)
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:

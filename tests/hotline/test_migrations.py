@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -63,6 +64,26 @@ def test_a_database_from_before_migrations_is_adopted_with_its_rows(sqlite_engin
     assert schema.current_revision(sqlite_engine) == schema.head_revision()
     assert drift(sqlite_engine) == []
     assert AuthService(sqlite_engine).login("op1001", PASSWORD) is not None
+
+
+@pytest.mark.slow  # three processes, each importing the schema
+def test_processes_that_start_together_migrate_one_database_without_failing(tmp_path: object) -> None:
+    """Voice and desk (or two desks) start at once on a new database: all come up, at the newest revision.
+    (Processes, not threads: Alembic's migration context is global to a process.)"""
+    url = f"sqlite:///{tmp_path}/together.db"
+    code = (
+        "import sys, time; from config.database import DatabaseSettings, create_engine; from hotline import schema; "
+        "engine = create_engine(DatabaseSettings(url=sys.argv[1])); "
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); schema.upgrade(engine)"
+    )
+    at = time.time() + 3  # after every process has imported: they migrate at the same moment
+    procs = [subprocess.Popen([sys.executable, "-c", code, url, str(at)], stderr=subprocess.PIPE) for _ in range(3)]
+    errors = [proc.communicate(timeout=60)[1].decode() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], errors
+    engine = create_engine(DatabaseSettings(url=url))
+    assert schema.current_revision(engine) == schema.head_revision()
+    assert drift(engine) == []
+    engine.dispose()
 
 
 def test_down_to_nothing_and_up_again(sqlite_engine: sa.Engine) -> None:
