@@ -56,13 +56,17 @@ def serve(port: int, db: Path, operators: int, tokens_file: Path) -> None:
     from events.bus import EventBus
     from voice.gateway import CallNotFound
 
-    class BenchGateway:
-        def __init__(self) -> None:
-            self.bus = EventBus()
-            self.routing = None
+    class BenchControl:
+        """No calls and no operator pool: the bench measures the event path only."""
 
-        def calls(self) -> list[dict[str, object]]:
+        async def calls(self) -> list[dict[str, object]]:
             return []
+
+        async def operators(self) -> None:
+            return None
+
+        async def set_presence(self, operator_id: str, presence: str) -> str:
+            raise RuntimeError("no routing in the bench")
 
         async def hangup_call(self, call_id: str, reason: str = "operator_hangup") -> None:
             raise CallNotFound(call_id)
@@ -79,7 +83,8 @@ def serve(port: int, db: Path, operators: int, tokens_file: Path) -> None:
     @dataclass
     class BenchService:
         engine: Any
-        gateway: BenchGateway = field(default_factory=BenchGateway)
+        control: BenchControl = field(default_factory=BenchControl)
+        bus: EventBus = field(default_factory=EventBus)
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # no per-socket logs
     engine = create_engine(DatabaseSettings(url=f"sqlite:///{db}"))
@@ -99,7 +104,7 @@ def serve(port: int, db: Path, operators: int, tokens_file: Path) -> None:
         service = BenchService(engine)
         app: FastAPI = create_app(auth_service=auth)
         desktop = mount_desktop(app, service)  # inside the loop: consumer starts now, like the gateway's
-        bus = service.gateway.bus
+        bus = service.bus
 
         @app.post("/bench/publish")
         async def publish(body: dict[str, Any]) -> dict[str, Any]:
