@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from agent_desktop_api.confirmations import ConfirmationStore
 from agent_desktop_api.desktop_stream import StreamHub
 from agent_desktop_api.event_log import EventLog
+from agent_desktop_api.history import CallArchive
 from agent_desktop_api.settings import DesktopSettings
 from agent_desktop_api.tickets import TicketStore
 from events.address import PlaceHit
@@ -79,15 +80,18 @@ class Desktop:
         self.hub = StreamHub(self.log)
         self.confirmations = ConfirmationStore(service.engine)
         self.tickets = TicketStore(service.engine)
+        self.history = CallArchive(service.engine, settings.history_retention_days)
         self.categories: dict[str, CategoryChoice] = {}  # code -> leaf of the problem catalogue
         self.place_search: Callable[[str, int], list[PlaceHit]] | None = None  # the gazetteer's, when loaded
 
     def start(self) -> None:
         """Start consuming the bus on the running loop (idempotent)."""
         self.log.start(self.service.bus)
+        self.history.start(self.service.bus)
 
     async def stop(self) -> None:
         await self.log.stop()
+        await self.history.stop()
 
     @property
     def bus(self) -> EventBus:

@@ -42,6 +42,9 @@ class DesktopSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     retention_days: float = Field(7.0, gt=0, description="Keep desktop events and call rows this long.")
+    history_retention_days: float = Field(
+        366.0, gt=0, description="Keep each call's record (the call history operators and admins search) this long."
+    )
     partial_retention_s: float = Field(
         3600.0,
         gt=0,

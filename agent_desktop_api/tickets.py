@@ -33,6 +33,9 @@ tickets = sa.Table(
     sa.Column("submitted_by", sa.String(80), nullable=True),
     sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=True, index=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # of the submitted ticket, for the history's search
+    sa.Column("category_code", sa.String(16), nullable=True, index=True),
+    sa.Column("district", sa.String(32), nullable=True, index=True),
 )
 
 ticket_changes = sa.Table(
@@ -169,6 +172,8 @@ class TicketStore:
                 "submitted_by": by,
                 "submitted_at": now,
                 "updated_at": now,
+                "category_code": fields.category_code,
+                "district": fields.district,
             }
             _write(conn, call_id, row is None, values, operator_id, caller_number)
         return self.state(call_id, draft)

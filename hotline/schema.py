@@ -21,6 +21,7 @@ from alembic.script import ScriptDirectory
 import agent_desktop_api.auth
 import agent_desktop_api.confirmations
 import agent_desktop_api.event_log
+import agent_desktop_api.history
 import agent_desktop_api.tickets  # noqa: F401
 import config.database_health  # noqa: F401
 import ivr_flows.store  # noqa: F401

@@ -238,6 +238,9 @@
     state.lastFinalSegment = null;
     $("transcript").replaceChildren();
     $("transcript-empty").hidden = false;
+    fillForm({}); // the last caller's place must never be confirmed for the next one
+    $("addr-search").value = "";
+    showMessage("");
     renderAddress();
     clearMapPlace();
     renderCall();

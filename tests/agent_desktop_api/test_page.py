@@ -361,6 +361,36 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
         assert await page.locator("#btn-hangup").is_disabled()
         await screenshot(page, "call-ended")
 
+        # The call is in the history: the operator finds it by the caller's number and opens it, by keyboard.
+        await page.focus("#history-search")
+        await page.keyboard.type(CALLER)
+        await page.keyboard.press("Enter")
+        found = page.locator("#history-list li button").first
+        await found.wait_for(timeout=10_000)
+        shown = await found.inner_text()
+        assert "海淀区" in shown and "路灯不亮" in shown and "坐席挂断" in shown, shown
+        await found.focus()
+        await page.keyboard.press("Enter")
+        await page.locator("#history-detail li", has_text="海淀").first.wait_for(timeout=5_000)
+        assert "路灯不亮" in await page.inner_text("#history-detail")
+        await screenshot(page, "history")
+
+        # The same number calls again: the call card says it is a repeat caller.
+        again = await phone.call(entry_uri(asterisk))
+        await phone.wait_event("media_active", call=again, timeout=5)
+        for key in ("1", "1"):
+            await asyncio.sleep(0.6)
+            await phone.dtmf(again, key)
+        await page.locator('#call-card[data-state="active"]').wait_for(timeout=20_000)
+        repeat = page.locator("#call-repeat")
+        await repeat.wait_for(state="visible", timeout=5_000)
+        assert "来电 1 次" in await repeat.inner_text()
+        assert await page.input_value("#addr-town") == ""  # nothing of the last caller's place is left
+        assert await page.input_value("#addr-community") == ""
+        await screenshot(page, "repeat-caller")
+        await page.click("#btn-hangup")
+        await phone.wait_state(again, "DISCONNECTED", timeout=10)
+
 
 # When each desk message reached the page (the browser's clock), to time the ticket draft after a final.
 ARRIVALS = """window.__arrivals = [];

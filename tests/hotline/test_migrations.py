@@ -3,6 +3,7 @@ and on a real PostgreSQL server; after each, the tables are exactly what the cod
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,6 +65,28 @@ def test_a_database_from_before_migrations_is_adopted_with_its_rows(sqlite_engin
     assert schema.current_revision(sqlite_engine) == schema.head_revision()
     assert drift(sqlite_engine) == []
     assert AuthService(sqlite_engine).login("op1001", PASSWORD) is not None
+
+
+def test_tickets_filed_before_the_history_are_found_by_their_category(sqlite_engine: sa.Engine) -> None:
+    schema.upgrade(sqlite_engine, "0002")
+    filed = json.dumps({"category_code": "02.03.01", "district": "海淀区", "summary": "路灯不亮"}, ensure_ascii=False)
+    with sqlite_engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO tickets (call_id, edits, status, ticket, updated_at) "
+                "VALUES ('c1', '{}', 'submitted', :ticket, '2026-12-01 10:00:00')"
+            ),
+            {"ticket": filed},
+        )
+    schema.upgrade(sqlite_engine)
+    assert drift(sqlite_engine) == []
+    with sqlite_engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT category_code, district FROM tickets WHERE call_id = 'c1'")).one()
+    assert tuple(row) == ("02.03.01", "海淀区")
+    schema.downgrade(sqlite_engine, "0002")  # and back: the history goes, the ticket stays
+    assert "call_records" not in tables(sqlite_engine)
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tickets")).scalar() == 1
 
 
 @pytest.mark.slow  # three processes, each importing the schema
