@@ -16,6 +16,8 @@ from events.nats_link import BusBridge, BusUnavailable, NatsLink
 from events.settings import BusSettings
 from tests.support.nats import NatsServer, nats_server
 
+pytestmark = pytest.mark.slow  # a real nats-server per test
+
 __all__ = ["nats_server"]
 
 FINAL = {"segment_id": "s1", "speaker": "caller", "start_ms": 0, "end_ms": 900, "confidence": 0.9}
