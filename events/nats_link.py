@@ -53,6 +53,7 @@ class NatsLink:
         self.name = name
         self.nc = Nats()
         self.reconnects = 0
+        self.closing = False
         self._last_error: str | None = None
 
     def subject(self, *parts: str) -> str:
@@ -88,6 +89,7 @@ class NatsLink:
         log.info("bus.connected", url=self.settings.url, name=self.name)
 
     async def close(self) -> None:
+        self.closing = True
         if not self.nc.is_closed:
             with contextlib.suppress(NatsError, asyncio.TimeoutError):
                 await self.nc.drain()  # what we published reaches the server before we go
@@ -97,7 +99,8 @@ class NatsLink:
         log.warning("bus.error", error=self._last_error)
 
     async def _on_disconnected(self) -> None:
-        log.warning("bus.disconnected", url=self.settings.url)
+        if not self.closing:
+            log.warning("bus.disconnected", url=self.settings.url)
 
     async def _on_reconnected(self) -> None:
         self.reconnects += 1
