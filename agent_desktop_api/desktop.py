@@ -17,7 +17,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from agent_desktop_api import desktop_routes, desktop_stream, history_routes, place_routes, ticket_routes
+from agent_desktop_api import (
+    desktop_routes,
+    desktop_stream,
+    dispatch_routes,
+    history_routes,
+    place_routes,
+    ticket_routes,
+)
 from agent_desktop_api.desktop_runtime import CallControl, ControlUnavailable, Desktop, DesktopService, OperatorState
 from agent_desktop_api.event_log import desktop_settings
 from agent_desktop_api.settings import DesktopSettings
@@ -64,6 +71,7 @@ def mount_desktop(
     app.include_router(desktop_stream.router)
     app.include_router(ticket_routes.router)
     app.include_router(history_routes.router)
+    app.include_router(dispatch_routes.router)
     app.include_router(place_routes.router)
     app.description = f"{app.description}\n\n{EVENTS_DOC}".strip()  # OpenAPI has no WebSocket operations
     _chain_lifespan(app, desktop)

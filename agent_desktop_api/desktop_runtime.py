@@ -12,9 +12,10 @@ from sqlalchemy.engine import Engine
 
 from agent_desktop_api.confirmations import ConfirmationStore
 from agent_desktop_api.desktop_stream import StreamHub
+from agent_desktop_api.dispatch import DeliveryStore, DispatchSender
 from agent_desktop_api.event_log import EventLog
 from agent_desktop_api.history import CallArchive
-from agent_desktop_api.settings import DesktopSettings
+from agent_desktop_api.settings import DesktopSettings, DispatchSettings
 from agent_desktop_api.tickets import TicketStore
 from events.address import PlaceHit
 from events.bus import EventBus
@@ -79,7 +80,12 @@ class Desktop:
         self.log = EventLog(service.engine, settings)
         self.hub = StreamHub(self.log)
         self.confirmations = ConfirmationStore(service.engine)
-        self.tickets = TicketStore(service.engine)
+        dispatch = getattr(getattr(service, "settings", None), "dispatch", None)
+        self.dispatch_settings = dispatch if isinstance(dispatch, DispatchSettings) else DispatchSettings()
+        exporting = self.dispatch_settings.webhook_url is not None
+        self.tickets = TicketStore(service.engine, dispatch=exporting)
+        self.deliveries = DeliveryStore(service.engine)
+        self.sender = DispatchSender(self.deliveries, self.dispatch_settings) if exporting else None
         self.history = CallArchive(service.engine, settings.history_retention_days)
         self.categories: dict[str, CategoryChoice] = {}  # code -> leaf of the problem catalogue
         self.place_search: Callable[[str, int], list[PlaceHit]] | None = None  # the gazetteer's, when loaded
@@ -88,10 +94,14 @@ class Desktop:
         """Start consuming the bus on the running loop (idempotent)."""
         self.log.start(self.service.bus)
         self.history.start(self.service.bus)
+        if self.sender is not None:
+            self.sender.start()
 
     async def stop(self) -> None:
         await self.log.stop()
         await self.history.stop()
+        if self.sender is not None:
+            await self.sender.stop()
 
     @property
     def bus(self) -> EventBus:

@@ -4,7 +4,7 @@ that use them so that reading settings loads no web framework."""
 from __future__ import annotations
 
 from limits import parse as parse_limit
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class AuthSettings(BaseModel):
@@ -55,3 +55,27 @@ class DesktopSettings(BaseModel):
     client_backlog: int = Field(
         2000, ge=10, description="Live messages queued per socket before it catches up from the database instead."
     )
+
+
+class DispatchSettings(BaseModel):
+    """The `dispatch:` section: where submitted tickets go (the dispatch system's webhook); unset: nowhere, and
+    the admins export them (`GET /api/admin/tickets/export`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+(/\S*)?$", description="POST each submitted ticket here (JSON)."
+    )
+    secret: SecretStr | None = Field(
+        None,
+        description="Signs each POST: X-Hotline-Signature = sha256=HMAC(secret, timestamp + '.' + body); from the "
+        "environment (HOTLINE_DISPATCH__SECRET).",
+    )
+    timeout_s: float = Field(10.0, gt=0, le=120, description="One delivery attempt's limit.")
+    max_attempts: int = Field(
+        20, ge=1, le=1000, description="Then the ticket goes to the dead letters (an admin retries it)."
+    )
+    retry_min_s: float = Field(2.0, gt=0, description="The first retry's wait; it doubles up to retry_max_s.")
+    retry_max_s: float = Field(600.0, gt=0)
+    poll_s: float = Field(1.0, gt=0, le=60, description="How often due deliveries are looked for.")
+    concurrency: int = Field(4, ge=1, le=64, description="Deliveries in flight at once (per desk process).")

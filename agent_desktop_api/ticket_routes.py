@@ -173,6 +173,8 @@ async def submit_ticket(call_id: CallId, user: Anyone, desktop: Desk) -> Ticket:
     except TicketIncomplete as exc:
         detail = [{"loc": ["body", name], "msg": "required to submit", "type": "missing"} for name in exc.missing]
         raise HTTPException(422, detail) from None
+    if desktop.sender is not None:  # its delivery was written with it: send it now
+        desktop.sender.wake()
     return _ticket(state)
 
 

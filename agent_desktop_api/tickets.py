@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from agent_desktop_api.dispatch import enqueue, ticket_deliveries
 from config.database import create_tables, metadata
 from events.ticket import TicketDraft, TicketFields
 
@@ -89,11 +90,15 @@ def merge(draft: TicketDraft | None, edits: dict[str, Any]) -> TicketFields:
 
 
 class TicketStore:
-    """Blocking calls: run them from a thread."""
+    """Blocking calls: run them from a thread. `dispatch`: a submitted ticket's delivery to the dispatch system is
+    written with it (agent_desktop_api.dispatch)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, dispatch: bool = False) -> None:
         self.engine = engine
+        self.dispatch = dispatch
         create_tables(engine, tickets, ticket_changes)
+        if dispatch:
+            create_tables(engine, ticket_deliveries)
 
     def state(self, call_id: str, draft: TicketDraft | None) -> TicketState:
         with self.engine.connect() as conn:
@@ -176,17 +181,38 @@ class TicketStore:
                 "district": fields.district,
             }
             _write(conn, call_id, row is None, values, operator_id, caller_number)
+            if self.dispatch:  # in this transaction: a ticket filed is a ticket that will be delivered
+                filed = {
+                    "call_id": call_id,
+                    "caller_number": caller_number,
+                    "operator_id": operator_id,
+                    "submitted_by": by,
+                    "submitted_at": now.isoformat(),
+                    "ticket": fields.model_dump(mode="json"),
+                }
+                enqueue(conn, call_id, filed, now)
         return self.state(call_id, draft)
 
     def submitted(
-        self, *, caller_number: str | None = None, operator_id: str | None = None, limit: int = 50
+        self,
+        *,
+        caller_number: str | None = None,
+        operator_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
     ) -> list[dict[str, Any]]:
-        """Submitted tickets, newest first, optionally of one caller number and/or one operator's calls."""
+        """Submitted tickets, newest first, optionally of one caller number and/or one operator's calls, and
+        submitted in [since, until)."""
         query = sa.select(tickets).where(tickets.c.status == "submitted")
         if caller_number is not None:
             query = query.where(tickets.c.caller_number == caller_number)
         if operator_id is not None:
             query = query.where(tickets.c.operator_id == operator_id)
+        if since is not None:
+            query = query.where(tickets.c.submitted_at >= since)
+        if until is not None:
+            query = query.where(tickets.c.submitted_at < until)
         query = query.order_by(tickets.c.submitted_at.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from agent_desktop_api.settings import AuthSettings, DesktopSettings
+from agent_desktop_api.settings import AuthSettings, DesktopSettings, DispatchSettings
 from asr.settings import AsrSettings
 from assist.address.settings import AddressSettings
 from assist.ticket.settings import TicketSettings
@@ -50,6 +50,7 @@ class Settings(FileSettings):
     flows: FlowsSettings = Field(default_factory=FlowsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     desktop: DesktopSettings = Field(default_factory=DesktopSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
