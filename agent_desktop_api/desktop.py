@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -59,12 +60,14 @@ def mount_desktop(
     settings: DesktopSettings | None = None,
     categories: Sequence[CategoryChoice] = (),
     place_search: Callable[[str, int], list[PlaceHit]] | None = None,
+    recordings: Path | None = None,
 ) -> Desktop:
     """`categories`: the problem catalogue's leaves the ticket's category field offers; `place_search`: the
-    gazetteer search behind the address card's search field."""
+    gazetteer search behind the address card's search field; `recordings`: the folder the calls' recordings are in."""
     desktop = Desktop(service, settings or desktop_settings(getattr(service, "settings", None)))
     desktop.categories = {choice.code: choice for choice in categories}
     desktop.place_search = place_search
+    desktop.recordings = recordings
     app.state.desktop = desktop
     app.state.desktop_hub = desktop.hub
     app.include_router(desktop_routes.router)

@@ -4,6 +4,7 @@ another process over the bus), the event log, the socket hub, the address confir
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol, TypedDict
 
 import structlog
@@ -89,6 +90,7 @@ class Desktop:
         self.history = CallArchive(service.engine, settings.history_retention_days)
         self.categories: dict[str, CategoryChoice] = {}  # code -> leaf of the problem catalogue
         self.place_search: Callable[[str, int], list[PlaceHit]] | None = None  # the gazetteer's, when loaded
+        self.recordings: Path | None = None  # the recordings folder (voice.recording writes it), when known
 
     def start(self) -> None:
         """Start consuming the bus on the running loop (idempotent)."""

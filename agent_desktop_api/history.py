@@ -33,6 +33,7 @@ from events.contract import (
     CallAnswered,
     CallEnded,
     CallOffered,
+    CallRecorded,
     CallTransferred,
     TranscriptFinal,
 )
@@ -66,6 +67,18 @@ call_records = sa.Table(
     sa.Column("community", sa.String(64), nullable=True),
     sa.Column("place_source", sa.String(16), nullable=True),  # confirmed | corrected | heard
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recording", sa.String(200), nullable=True),  # relative to the recordings folder
+    sa.Column("recording_seconds", sa.Float, nullable=True),
+)
+
+recording_access = sa.Table(
+    "recording_access",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(128), nullable=False, index=True),
+    sa.Column("user", sa.String(80), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
 
@@ -86,6 +99,8 @@ class _Record:
     lines: list[dict[str, Any]] = field(default_factory=list)
     place: tuple[str | None, str | None, str | None] | None = None
     place_source: str | None = None
+    recording: str | None = None
+    recording_seconds: float | None = None
 
     def row(self, now: datetime) -> dict[str, Any]:
         district, town, community = self.place or (None, None, None)
@@ -108,6 +123,8 @@ class _Record:
             "community": community,
             "place_source": self.place_source,
             "updated_at": now,
+            "recording": self.recording,
+            "recording_seconds": self.recording_seconds,
         }
 
 
@@ -144,7 +161,7 @@ class CallArchive:
         self._writing = False
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        create_tables(engine, call_records)
+        create_tables(engine, call_records, recording_access)
 
     # ---- reading the bus (on the loop) ----
 
@@ -204,6 +221,8 @@ class CallArchive:
                 record.place, record.place_source = (top.district, top.town, top.community), "heard"
             case AddressConfirmed():
                 record.place, record.place_source = (body.district, body.town, body.community), body.source
+            case CallRecorded():
+                record.recording, record.recording_seconds = body.recording, body.seconds
             case CallEnded():
                 record.ended_at, record.reason = event.ts, body.reason
                 self._open.pop(event.call_id, None)
@@ -277,6 +296,7 @@ class CallArchive:
 
     def prune(self, cutoff: datetime) -> int:
         with self.engine.begin() as conn:
+            conn.execute(sa.delete(recording_access).where(recording_access.c.at < cutoff))
             return int(conn.execute(sa.delete(call_records).where(call_records.c.started_at < cutoff)).rowcount)
 
     # ---- reading the history (blocking: run in a thread) ----
@@ -324,7 +344,18 @@ class CallArchive:
             row = conn.execute(select).mappings().first()
         if row is None:
             return None
-        return {**_summary(row), "transcript": json.loads(row["transcript"])}
+        return {**_summary(row), "transcript": json.loads(row["transcript"]), "recording": row["recording"]}
+
+    def listened(self, call_id: str, user: str, role: str) -> None:
+        """Who opened a call's recording, and when (kept with the record's retention)."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(recording_access).values(call_id=call_id, user=user, role=role, at=self.clock()))
+
+    def listeners(self, call_id: str) -> list[dict[str, Any]]:
+        a = recording_access.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(a.user, a.role, a.at).where(a.call_id == call_id).order_by(a.id)).mappings()
+            return [{"user": row["user"], "role": row["role"], "at": _utc(row["at"])} for row in rows]
 
 
 def _summary(row: sa.RowMapping) -> dict[str, Any]:
@@ -350,6 +381,7 @@ def _summary(row: sa.RowMapping) -> dict[str, Any]:
         if row["district"]
         else None,
         "lines": len(lines),
+        "recording_seconds": row["recording_seconds"] if row["recording"] else None,
         "first_line": next((line["text"] for line in lines if line["speaker"] == "caller"), None),
         "ticket": {
             "status": row["status"],

@@ -11,11 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from agent_desktop_api.auth import User
 from agent_desktop_api.desktop_models import ERRORS
-from agent_desktop_api.desktop_routes import Anyone, CallId, Desk, require_readable
+from agent_desktop_api.desktop_routes import Admin, Anyone, CallId, Desk, require_readable
+from agent_desktop_api.desktop_runtime import Desktop
 from agent_desktop_api.history import HistoryQuery
 
 router = APIRouter(prefix="/api", tags=["history"])
@@ -54,6 +57,7 @@ class CallSummary(BaseModel):
     reason: str | None = Field(description="Who or what ended the call (call.ended's reason).")
     place: Place | None
     lines: int = Field(description="Final transcript lines.")
+    recording_seconds: float | None = Field(description="The recording's length; null: the call was not recorded.")
     first_line: str | None = Field(description="The caller's first final line.")
     ticket: FiledTicket | None = Field(description="The submitted ticket, if one was filed.")
 
@@ -66,6 +70,17 @@ class Line(BaseModel):
 
 class CallRecord(CallSummary):
     transcript: list[Line]
+
+
+class Listener(BaseModel):
+    user: str
+    role: str
+    at: datetime
+
+
+class RecordingAccess(BaseModel):
+    call_id: str
+    listeners: list[Listener]
 
 
 class HistoryPage(BaseModel):
@@ -122,11 +137,45 @@ async def call_record(
     call_id: Annotated[str, Path(min_length=1, max_length=128)], user: Anyone, desktop: Desk
 ) -> CallRecord:
     """One call as it was kept: the record, the final transcript and the submitted ticket."""
+    return CallRecord.model_validate(await _readable_record(desktop, call_id, user))
+
+
+async def _readable_record(desktop: Desktop, call_id: str, user: User) -> dict[str, Any]:
     record = await run_in_threadpool(desktop.history.record, call_id)
     if record is None or (user.role != "admin" and record["operator_id"] != user.name):
         # the same answer for "none" and "not yours": an operator learns nothing of other operators' calls
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no record of that call")
-    return CallRecord.model_validate(record)
+    return record
+
+
+@router.get(
+    "/history/{call_id}/recording",
+    response_class=FileResponse,
+    responses={**ERRORS, 200: {"content": {"audio/wav": {}}}, 404: {"description": "No recording you may hear."}},
+)
+async def recording(
+    call_id: Annotated[str, Path(min_length=1, max_length=128)], user: Anyone, desktop: Desk
+) -> FileResponse:
+    """The call's recording (WAV, every party): for the call's operator and admins. Each opening is kept."""
+    record = await _readable_record(desktop, call_id, user)
+    folder = desktop.recordings
+    if not record.get("recording") or folder is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "this call has no recording")
+    path = (folder / str(record["recording"])).resolve()
+    if not path.is_relative_to(folder.resolve()) or not path.is_file():  # a name from the bus never leaves the folder
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "the recording is not on this server")
+    await run_in_threadpool(desktop.history.listened, call_id, user.name, user.role)
+    return FileResponse(path, media_type="audio/wav", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/history/{call_id}/recording/access", responses={**ERRORS, 404: {"description": "No record."}})
+async def recording_access(
+    call_id: Annotated[str, Path(min_length=1, max_length=128)], user: Admin, desktop: Desk
+) -> RecordingAccess:
+    """Who opened the call's recording, and when."""
+    await _readable_record(desktop, call_id, user)
+    rows = await run_in_threadpool(desktop.history.listeners, call_id)
+    return RecordingAccess(call_id=call_id, listeners=[Listener.model_validate(row) for row in rows])
 
 
 @router.get("/calls/{call_id}/caller-history", responses={**ERRORS, 404: {"description": "No such call."}})

@@ -86,6 +86,15 @@ class CallTransferred(_Event):
     operator_id: str | None = None
 
 
+class CallRecorded(_Event):
+    """The conversation's recording is stored (after the call's end)."""
+
+    type: Literal["call.recorded"] = "call.recorded"
+    recording: str = Field(max_length=200, description="The file, relative to the recordings folder.")
+    seconds: float = Field(ge=0)
+    bytes: int = Field(ge=0)
+
+
 class InterpreterJoined(_Event):
     type: Literal["interpreter.joined"] = "interpreter.joined"
     operator_id: str
@@ -159,6 +168,7 @@ _CallEvent = (
     | CallAnswered
     | CallEnded
     | CallTransferred
+    | CallRecorded
     | InterpreterJoined
     | InterpreterFailed
     | InterpreterLeft

@@ -91,6 +91,7 @@ def demo_settings(base: Settings, runtime: Path, http_port: int = 0) -> Settings
         },
         "telephony": {"max_concurrent_calls": max_calls},
         "database": {"url": f"sqlite:///{runtime / 'hotline.db'}"},
+        "recording": {"dir": runtime / "recordings"},
         "http": {"host": "127.0.0.1", "port": http_port or _free_port(socket.SOCK_STREAM)},
     }
     if "tap_port_start" in type(base.asr).model_fields:  # the live transcription's RTP ports

@@ -49,6 +49,7 @@ from voice.basic_flow import make_basic_flow
 from voice.callbacks import CallbackStore
 from voice.gateway import Gateway
 from voice.operators import Operator, OperatorPool
+from voice.recording import CallRecorder
 from voice.router import Router
 from voice.routing import RoutingServices
 from voice.rtp import RtpPortPool
@@ -118,6 +119,7 @@ class GatewayService:
         self.database = DatabaseMonitor(self.engine)
         self.flows: FlowComponents | None = None
         self.transcriber: Transcriber | None = None
+        self.recorder: CallRecorder | None = None
         self.desktop: Desktop | None = None
         self.asr_engine: AsrEngine | None = None
         self.asterisk: AsteriskInstance | None = None
@@ -224,6 +226,11 @@ class GatewayService:
         self.client = AriClient(url, user, ari_password, s.ari.app, s.ari)
         self.routing = build_routing(s, self.engine)
         self.transcriber = await self._build_transcriber()
+        if s.recording.enabled:
+            self.recorder = CallRecorder(
+                self.client.rest, s.resolve(s.recording.dir), self.bus, s.recording.retention_days
+            )
+            self.recorder.start_pruning()
         if self.handler is None:
             self.handler = await self._default_handler()
         self.gateway = Gateway(
@@ -235,6 +242,7 @@ class GatewayService:
             moh_class=s.routing.moh_class,
             transcriber=self.transcriber,
             bus=self.bus,
+            recorder=self.recorder,
         )
         self.metrics_registry = self.gateway.metrics.registry
         self.control = LocalControl(self.gateway)
@@ -358,6 +366,7 @@ class GatewayService:
             self,
             categories=catalogue.choices() if catalogue is not None else (),
             place_search=self.place_search.search if self.place_search is not None else None,
+            recordings=self.settings.resolve(self.settings.recording.dir) if self.settings.recording.enabled else None,
         )
         address = self.settings.address
         # the operator's page, /static and the districts GeoJSON
@@ -375,6 +384,8 @@ class GatewayService:
             await self.control_server.stop()
         if self.gateway is not None:
             await self.gateway.stop()
+        if self.recorder is not None:  # the recordings of the calls just hung up, before the bus goes
+            await self.recorder.stop()
         if self.assistant is not None:  # the places in the last lines, before the desk stores its last events
             await self.assistant.stop()
         if self.ticket_assistant is not None:

@@ -21,6 +21,7 @@ from voice.settings import (
     AriSettings,
     AsteriskSettings,
     CallSettings,
+    RecordingSettings,
     RoutingSettings,
     TelephonySettings,
 )
@@ -44,6 +45,7 @@ class Settings(FileSettings):
     ari: AriSettings = Field(default_factory=AriSettings)
     call: CallSettings = Field(default_factory=CallSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    recording: RecordingSettings = Field(default_factory=RecordingSettings)
     address: AddressSettings = Field(default_factory=AddressSettings)
     ticket: TicketSettings = Field(default_factory=TicketSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)

@@ -14,6 +14,7 @@ import structlog
 from events.bus import EventBus
 from voice.ari import AriClient, AriError, AriEvent, AriNotFound, Endpoint, EndpointStateChange, StasisStart
 from voice.metrics import GatewayMetrics
+from voice.recording import CallRecorder
 from voice.session import CallContext, CallHandler, CallSession
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Gateway:
         moh_class: str = "default",
         bus: EventBus | None = None,
         transcriber: Transcriber | None = None,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.client = client
         self.metrics = metrics or GatewayMetrics()
@@ -57,6 +59,7 @@ class Gateway:
             services=services,
             bus=self.bus,
             transcriber=transcriber,
+            recorder=recorder,
         )
         self.routing = services
         self._sessions: dict[str, CallSession] = {}

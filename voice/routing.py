@@ -71,6 +71,8 @@ class RoutedCall(Protocol):
 
     async def bridge_with(self, *legs: Leg) -> str: ...
 
+    async def record_conversation(self, bridge_id: str) -> None: ...
+
     async def transcribe(self, *parties: tuple[str, str]) -> None: ...
 
     async def stop_transcribing(self, channel_id: str) -> None: ...
@@ -224,7 +226,8 @@ class RoutingServices:
             await session.stop_moh()
             interpreter_joined = False
             try:
-                await session.bridge_with(leg)
+                bridge_id = await session.bridge_with(leg)
+                await session.record_conversation(bridge_id)
                 await session.transcribe(("caller", session.channel_id), ("operator", leg.channel_id))
                 if request.interpreter_language:
                     try:

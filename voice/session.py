@@ -72,6 +72,14 @@ class CallRouting(Protocol):
     async def transfer(self, call: CallSession, target: str) -> bool: ...
 
 
+class CallRecording(Protocol):
+    """Recording a call's conversation (voice.recording.CallRecorder)."""
+
+    async def start(self, call_id: str, bridge_id: str) -> str | None: ...
+
+    def finish(self, call: CallFields, name: str) -> None: ...
+
+
 class CallTranscriber(Protocol):
     """Live transcription of a call's channels (voice.taps.Transcriber)."""
 
@@ -95,6 +103,7 @@ class CallContext:
     services: CallRouting | None = None  # queues and operators, once routing is configured
     bus: EventBus = field(default_factory=EventBus)
     transcriber: CallTranscriber | None = None  # live transcription, when an ASR engine is configured
+    recorder: CallRecording | None = None  # the conversation recorded, when recording is on
 
 
 class CallSession:
@@ -125,6 +134,7 @@ class CallSession:
         self._end_reason: str | None = None  # we ended the call for this reason (the desk's hang-up)
         self._hung_up_by_us = False
         self._hangup_sent = False  # Asterisk took our DELETE: a second one races its teardown (404 or 503)
+        self._recording: str | None = None  # the name Asterisk records the conversation under
         self._answered = False
         self._key_mark: float | None = None  # last digit of an entry, waiting for the next prompt to start
         self.log = log.bind(call_id=self.call_id, caller=self.caller_number)
@@ -377,6 +387,12 @@ class CallSession:
         if transcriber is not None and not self._gone:
             await asyncio.gather(*(transcriber.tap(self, channel, speaker) for speaker, channel in parties))
 
+    async def record_conversation(self, bridge_id: str) -> None:
+        """Record the bridge from now to the call's end (once per call; a no-op when recording is off)."""
+        recorder = self.context.recorder
+        if recorder is not None and self._recording is None and not self._gone:
+            self._recording = await recorder.start(self.call_id, bridge_id)
+
     async def stop_transcribing(self, channel_id: str) -> None:
         if self.context.transcriber is not None:
             await self.context.transcriber.untap_channel(self, channel_id)
@@ -462,6 +478,8 @@ class CallSession:
             await self.hangup()
         except AriError as exc:  # the call is over for us whatever Asterisk says: the desk must still hear it end
             self.log.warning("call.final_hangup_failed", error=str(exc))
+        if self._recording is not None and self.context.recorder is not None:  # the bridge is gone: it is complete
+            self.context.recorder.finish(self.about(), self._recording)
         seconds = round(time.monotonic() - self.started_at, 3)
         self.log.info("call.ended", outcome=self.outcome, seconds=seconds)
         self.publish(contract.CallEnded(**self.about(), reason=self.outcome, seconds=seconds))

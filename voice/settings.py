@@ -1,7 +1,8 @@
 """Settings of the telephony side: the Asterisk it runs or attaches to, the SIP edge (entry number, callers,
 trunks, operators' phones, the interpreter centre, transfer directory), ARI, the call script and routing.
 
-The composition root mounts them as the sections ``asterisk``, ``telephony``, ``ari``, ``call`` and ``routing``.
+The composition root mounts them as the sections ``asterisk``, ``telephony``, ``ari``, ``call``, ``routing`` and
+``recording``.
 """
 
 from __future__ import annotations
@@ -126,6 +127,18 @@ class RoutingSettings(_Section):
     average_handle_s: float = Field(180.0, gt=0, description="Starting estimate of a call's length (waits).")
     moh_class: str = Field("default", description="Music on hold class callers hear while waiting.")
     transfer_ring_timeout_s: float = Field(20.0, gt=0)
+
+
+class RecordingSettings(_Section):
+    """The `recording` section: each conversation with an operator recorded (the bridge: every party)."""
+
+    enabled: bool = Field(True, description="Record every call from the moment an operator answers.")
+    dir: Path = Field(
+        Path("var/recordings"),
+        description="Where the recordings are kept (relative: to the project), one WAV per call, 0600 in 0700 "
+        "folders. The desk serves them from here: give a desk process on another machine the same folder.",
+    )
+    retention_days: float = Field(180.0, gt=0, description="Recordings older than this are deleted.")
 
 
 class TelephonySettings(_Section):

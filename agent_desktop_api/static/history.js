@@ -1,5 +1,6 @@
 // The history card of the operator desktop: past calls searched by number or words (Enter), newest first, each
-// opened (Enter or click) with its transcript and ticket; and the call card's repeat-caller badge: the number's
+// opened (Enter or click) with its transcript, ticket and recording (the line being heard marked as it plays); and
+// the call card's repeat-caller badge: the number's
 // earlier calls in the last 30 days, whoever took them. Listens to desktop.js's "desk:call" event.
 "use strict";
 
@@ -68,13 +69,48 @@
       say(`打开失败: ${error.message}`, "error");
       return;
     }
-    const texts = [describe(record)];
-    if (record.ticket) texts.push(`工单：${record.ticket.category || "—"}｜${record.ticket.summary || ""}`);
-    for (const line of record.transcript) texts.push(`${SPEAKERS[line.speaker] || line.speaker}：${line.text}`);
+    const items = [describe(record)];
+    if (record.ticket) items.push(`工单：${record.ticket.category || "—"}｜${record.ticket.summary || ""}`);
     const detail = $("history-detail");
-    detail.replaceChildren(...texts.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
+    detail.replaceChildren(...items.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
+    for (const line of record.transcript) {
+      const item = Object.assign(document.createElement("li"), {
+        textContent: `${SPEAKERS[line.speaker] || line.speaker}：${line.text}`,
+      });
+      item.dataset.startMs = String(line.start_ms);
+      detail.append(item);
+    }
     detail.dataset.callId = callId;
     detail.hidden = false;
+    await loadRecording(callId, record.recording_seconds);
+  }
+
+  // The recording comes with the operator's token (an <audio src> could not send it), as a blob the page plays;
+  // the transcript line being heard is marked as it plays.
+  async function loadRecording(callId, seconds) {
+    const audio = $("history-audio");
+    if (audio.src) URL.revokeObjectURL(audio.src);
+    audio.removeAttribute("src");
+    audio.hidden = true;
+    if (!seconds) return;
+    const headers = { Authorization: `Bearer ${window.desktop.state.token}` };
+    const res = await fetch(`/api/history/${encodeURIComponent(callId)}/recording`, { headers });
+    if (!res.ok) {
+      say(`录音无法播放 (recording unavailable: ${res.status})`, "error");
+      return;
+    }
+    audio.src = URL.createObjectURL(await res.blob());
+    audio.hidden = false;
+  }
+
+  function follow() {
+    const now = $("history-audio").currentTime * 1000;
+    let current = null;
+    for (const item of $("history-detail").querySelectorAll("li[data-start-ms]")) {
+      item.classList.remove("playing");
+      if (Number(item.dataset.startMs) <= now) current = item;
+    }
+    current?.classList.add("playing");
   }
 
   async function onCall(event) {
@@ -96,6 +132,7 @@
 
   function init() {
     $("history-form").addEventListener("submit", search);
+    $("history-audio").addEventListener("timeupdate", follow);
     document.addEventListener("desk:call", onCall);
   }
 

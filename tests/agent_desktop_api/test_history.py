@@ -17,6 +17,7 @@ from assist.ticket.catalogue import load_catalogue
 from assist.ticket_assistant import TicketAssistant
 from tests.agent_desktop_api.desktop_support import FakeService, bearer, build_app, make_engine, on_loop, settle
 from tests.agent_desktop_api.test_desktop_api import Env
+from tests.support.audio import make_tone_wav
 
 
 class HistoryEnv(Env):
@@ -134,3 +135,35 @@ def test_records_older_than_the_retention_are_pruned(env: HistoryEnv, tmp_path: 
     assert archive.prune(datetime.now(UTC) - timedelta(days=1)) == 0
     assert archive.prune(datetime.now(UTC) + timedelta(seconds=1)) == 1
     assert env.client.get("/api/history", headers=bearer(env.admin)).json()["calls"] == []
+
+
+def test_the_recording_plays_for_the_calls_operator_and_admins_and_each_opening_is_kept(
+    env: HistoryEnv, tmp_path: Path
+) -> None:
+    folder = tmp_path / "recordings"
+    (folder / "2026-12-04").mkdir(parents=True)
+    make_tone_wav(folder / "2026-12-04" / "c1.wav", 440.0, 2.0)
+    env.desktop.recordings = folder
+    env.call("c1")
+    env.run(env.gateway.end, "c1")
+    recorded = {"recording": "2026-12-04/c1.wav", "seconds": 2.0, "bytes": 32044}
+    env.run(lambda: env.gateway.bus.emit("call.recorded", "c1", **recorded))
+    assert env.client.get("/api/history/c1", headers=bearer(env.op)).json()["recording_seconds"] == 2.0
+    heard = env.client.get("/api/history/c1/recording", headers=bearer(env.op))
+    assert heard.status_code == 200 and heard.headers["content-type"] == "audio/wav"
+    assert heard.content == (folder / "2026-12-04" / "c1.wav").read_bytes()
+    assert env.client.get("/api/history/c1/recording", headers=bearer(env.other)).status_code == 404
+    assert env.client.get("/api/history/c1/recording", headers=bearer(env.admin)).status_code == 200
+    access = env.client.get("/api/history/c1/recording/access", headers=bearer(env.admin)).json()
+    assert [(entry["user"], entry["role"]) for entry in access["listeners"]] == [
+        ("op1002", "operator"),
+        ("ann", "admin"),
+    ]
+    assert env.client.get("/api/history/c1/recording/access", headers=bearer(env.op)).status_code == 403
+
+    # a recording name from the bus never reaches outside the folder
+    env.call("c2")
+    env.run(env.gateway.end, "c2")
+    escape = {"recording": "../../db.sqlite", "seconds": 1.0, "bytes": 10}
+    env.run(lambda: env.gateway.bus.emit("call.recorded", "c2", **escape))
+    assert env.client.get("/api/history/c2/recording", headers=bearer(env.op)).status_code == 404

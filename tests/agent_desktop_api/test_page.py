@@ -373,6 +373,12 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
         await page.keyboard.press("Enter")
         await page.locator("#history-detail li", has_text="海淀").first.wait_for(timeout=5_000)
         assert "路灯不亮" in await page.inner_text("#history-detail")
+        # its recording (both parties, fetched with the operator's token) loads in the page and plays
+        await page.wait_for_function("document.getElementById('history-audio').duration > 3", timeout=10_000)
+        await page.evaluate(
+            "(() => { const a = document.getElementById('history-audio'); a.muted = true; a.play(); })()"
+        )
+        await page.wait_for_function("document.getElementById('history-audio').currentTime > 0.3", timeout=10_000)
         await screenshot(page, "history")
 
         # The same number calls again: the call card says it is a repeat caller.

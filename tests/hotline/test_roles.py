@@ -97,6 +97,7 @@ def cluster_env(asterisk: AsteriskInstance, nats: NatsServer, database: Path) ->
         HOTLINE_ASTERISK__ARI_USERNAME=asterisk.ari_username,
         HOTLINE_ASTERISK__ARI_PASSWORD=asterisk.ari_password,
         HOTLINE_DATABASE__URL=f"sqlite:///{database}",
+        HOTLINE_RECORDING__DIR=str(database.parent / "recordings"),
         HOTLINE_ASR__ENABLED="true",
         HOTLINE_ROUTING__WRAP_UP_S="0",
         HOTLINE_BUS__URL=nats.url,

@@ -57,6 +57,7 @@ async def start_gateway(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIter
         routing = {"wrap_up_s": 0, **sections.pop("routing", {})}
         sections["asr"] = {"enabled": False, **sections.get("asr", {})}  # tests that transcribe turn it on
         database = {"url": f"sqlite:///{tmp_path / 'hotline.db'}"}
+        sections["recording"] = {"dir": tmp_path / "recordings", **sections.get("recording", {})}
         service = GatewayService(
             attach_settings(instance or asterisk, routing=routing, database=database, **sections), handler
         )

@@ -130,8 +130,9 @@ class AriRestClient:
         *,
         params: Mapping[str, str | int | float] | None = None,
         json_body: Any = None,
+        raw: bool = False,
     ) -> Any:
-        """One ARI request; returns the decoded JSON body (None for 204 / an empty body)."""
+        """One ARI request; returns the decoded JSON body (None for 204 / an empty body), or its bytes (`raw`)."""
         attempts = 2 if method == "GET" else 1
         started = time.perf_counter()
         for attempt in range(attempts):
@@ -168,6 +169,8 @@ class AriRestClient:
         if status >= 400:
             log.debug("ari.rest.error", method=method, path=path, status=status, ms=round(elapsed_ms, 1))
             raise error_for_status(status, _error_message(response), method=method, path=path)
+        if raw:
+            return response.content
         if status == 204 or not response.content:
             return None
         try:
@@ -393,6 +396,25 @@ class AriRestClient:
                 terminateOn=terminate_on,
             ),
         )
+
+    async def record_bridge(
+        self, bridge_id: str, name: str, format: str = "wav", if_exists: Literal["fail", "overwrite"] = "overwrite"
+    ) -> LiveRecording:
+        """Record what the bridge mixes (every party) until the bridge is destroyed."""
+        return await self._model(
+            LiveRecording,
+            "POST",
+            f"/bridges/{_seg(bridge_id)}/record",
+            params=_params(name=name, format=format, ifExists=if_exists, beep=False, terminateOn="none"),
+        )
+
+    async def stored_recording_file(self, name: str) -> bytes:
+        """A finished recording's file (404 AriNotFound until Asterisk has finished writing it)."""
+        data: bytes = await self.request("GET", f"/recordings/stored/{_seg(name)}/file", raw=True)
+        return data
+
+    async def delete_stored_recording(self, name: str) -> None:
+        await self.request("DELETE", f"/recordings/stored/{_seg(name)}")
 
     # ------------------------------------------------------------------------------------------- bridges
 

@@ -249,6 +249,8 @@ def render_asterisk_config(
     for folder in (dirs.etc, dirs.lib, dirs.spool, dirs.run, dirs.log, dirs.cache):
         folder.mkdir(parents=True, exist_ok=True)
     dirs.etc.chmod(0o700)  # ari.conf and pjsip.conf hold passwords
+    # ARI's recordings are written here (and fetched at the call's end): callers' voices, the owner's only
+    (dirs.spool / "recording").mkdir(mode=0o700, exist_ok=True)
     env = _environment()
     for name in CONF_FILES:
         text = env.get_template(f"{name}.j2").render(context)
