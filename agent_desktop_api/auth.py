@@ -35,8 +35,9 @@ from agent_desktop_api.login_guard import LoginGuard
 from agent_desktop_api.settings import AuthSettings
 from config.database import create_tables, metadata
 
-Role = Literal["operator", "admin"]
-ROLES: tuple[Role, ...] = ("operator", "admin")
+Role = Literal["operator", "supervisor", "admin"]
+ROLES: tuple[Role, ...] = ("operator", "supervisor", "admin")
+OVERSEERS: frozenset[str] = frozenset({"supervisor", "admin"})  # see and act on every call, not only their own
 USER_NAME = r"^[A-Za-z0-9_.@-]{1,80}$"
 
 users = sa.Table(

@@ -25,8 +25,16 @@ from agent_desktop_api import (
     history_routes,
     place_routes,
     ticket_routes,
+    wallboard,
 )
-from agent_desktop_api.desktop_runtime import CallControl, ControlUnavailable, Desktop, DesktopService, OperatorState
+from agent_desktop_api.desktop_runtime import (
+    CallControl,
+    ControlUnavailable,
+    Desktop,
+    DesktopService,
+    OperatorState,
+    QueueState,
+)
 from agent_desktop_api.event_log import desktop_settings
 from agent_desktop_api.settings import DesktopSettings
 from events.address import PlaceHit
@@ -39,6 +47,7 @@ __all__ = [
     "DesktopService",
     "DesktopSettings",
     "OperatorState",
+    "QueueState",
     "mount_desktop",
 ]
 
@@ -75,6 +84,7 @@ def mount_desktop(
     app.include_router(ticket_routes.router)
     app.include_router(history_routes.router)
     app.include_router(dispatch_routes.router)
+    app.include_router(wallboard.router)
     app.include_router(place_routes.router)
     app.description = f"{app.description}\n\n{EVENTS_DOC}".strip()  # OpenAPI has no WebSocket operations
     _chain_lifespan(app, desktop)

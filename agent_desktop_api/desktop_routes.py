@@ -14,7 +14,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from agent_desktop_api.auth import User, require_role
+from agent_desktop_api.auth import OVERSEERS, User, require_role
 from agent_desktop_api.desktop_models import (
     CALL_ERRORS,
     ERRORS,
@@ -49,7 +49,8 @@ def get_desktop(request: Request) -> Desktop:
 
 Operator = Annotated[User, Depends(require_role("operator"))]
 Admin = Annotated[User, Depends(require_role("admin"))]
-Anyone = Annotated[User, Depends(require_role("operator", "admin"))]
+Overseer = Annotated[User, Depends(require_role("supervisor", "admin"))]
+Anyone = Annotated[User, Depends(require_role("operator", "supervisor", "admin"))]
 Desk = Annotated[Desktop, Depends(get_desktop)]
 CallId = Annotated[str, Path(min_length=1, max_length=128)]
 
@@ -140,11 +141,11 @@ def _opt_str(value: object) -> str | None:
 
 
 async def require_readable(desktop: Desktop, call_id: str, user: User) -> None:
-    """404 unless the call is known; 403 unless the user is an admin or an operator the call went to."""
+    """404 unless the call is known; 403 unless the user oversees every call or is an operator the call went to."""
     live = (await desktop.live_calls()).get(call_id)
     if live is None and not await run_in_threadpool(desktop.log.known, call_id):
         raise _problem(status.HTTP_404_NOT_FOUND, "no such call")
-    if user.role == "admin":
+    if user.role in OVERSEERS:
         return
     if live is not None and live.get("operator_id") == user.name:
         return
@@ -163,14 +164,14 @@ async def transcript(call_id: CallId, user: Anyone, desktop: Desk) -> Transcript
 
 
 async def _controllable(desktop: Desktop, call_id: str, user: User) -> CallControl:
-    """The call control, if the call is in progress and the user is its operator (or an admin)."""
+    """The call control, if the call is in progress and the user is its operator (or a supervisor or an admin)."""
     control = desktop.control()
     live = (await desktop.live_calls()).get(call_id)
     if live is None:
         if await run_in_threadpool(desktop.log.known, call_id):
             raise _problem(status.HTTP_409_CONFLICT, "the call has ended")
         raise _problem(status.HTTP_404_NOT_FOUND, "no such call")
-    if user.role != "admin":
+    if user.role not in OVERSEERS:
         info = desktop.log.open_call(call_id)
         owner = live.get("operator_id") or (info.operator_id if info is not None else None)
         if owner != user.name:

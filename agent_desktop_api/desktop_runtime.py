@@ -11,6 +11,7 @@ import structlog
 from fastapi import HTTPException, status
 from sqlalchemy.engine import Engine
 
+from agent_desktop_api.alerts import AlertBoard
 from agent_desktop_api.confirmations import ConfirmationStore
 from agent_desktop_api.desktop_stream import StreamHub
 from agent_desktop_api.dispatch import DeliveryStore, DispatchSender
@@ -34,6 +35,12 @@ class OperatorState(TypedDict):
     registered: bool | None  # the phone's SIP registration; None: not known
 
 
+class QueueState(TypedDict):
+    queue: str
+    waiting: int
+    longest_wait_s: float
+
+
 class CallControl(Protocol):
     """What the desk asks of the voice side. In one process it is hotline.control.LocalControl over
     voice.gateway.Gateway; with `hotline serve --role desk` it is hotline.control.RemoteControl over the bus.
@@ -45,6 +52,8 @@ class CallControl(Protocol):
     async def calls(self) -> list[dict[str, object]]: ...
 
     async def operators(self) -> list[OperatorState] | None: ...  # None: no routing (no operator pool)
+
+    async def queues(self) -> list[QueueState]: ...  # queues with callers waiting now
 
     async def set_presence(self, operator_id: str, presence: str) -> str: ...  # KeyError: not an operator
 
@@ -88,6 +97,7 @@ class Desktop:
         self.deliveries = DeliveryStore(service.engine)
         self.sender = DispatchSender(self.deliveries, self.dispatch_settings) if exporting else None
         self.history = CallArchive(service.engine, settings.history_retention_days)
+        self.alerts = AlertBoard()
         self.categories: dict[str, CategoryChoice] = {}  # code -> leaf of the problem catalogue
         self.place_search: Callable[[str, int], list[PlaceHit]] | None = None  # the gazetteer's, when loaded
         self.recordings: Path | None = None  # the recordings folder (voice.recording writes it), when known
@@ -96,12 +106,14 @@ class Desktop:
         """Start consuming the bus on the running loop (idempotent)."""
         self.log.start(self.service.bus)
         self.history.start(self.service.bus)
+        self.alerts.start(self.service.bus)
         if self.sender is not None:
             self.sender.start()
 
     async def stop(self) -> None:
         await self.log.stop()
         await self.history.stop()
+        await self.alerts.stop()
         if self.sender is not None:
             await self.sender.stop()
 

@@ -61,6 +61,7 @@ call_records = sa.Table(
     sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("reason", sa.String(32), nullable=True),
+    sa.Column("waited_s", sa.Float, nullable=True),  # in the queue, until an operator answered
     sa.Column("transcript", sa.Text, nullable=False),  # JSON list of {speaker, text, start_ms}
     sa.Column("district", sa.String(32), nullable=True, index=True),
     sa.Column("town", sa.String(64), nullable=True),
@@ -96,6 +97,7 @@ class _Record:
     answered_at: datetime | None = None
     ended_at: datetime | None = None
     reason: str | None = None
+    waited_s: float | None = None
     lines: list[dict[str, Any]] = field(default_factory=list)
     place: tuple[str | None, str | None, str | None] | None = None
     place_source: str | None = None
@@ -117,6 +119,7 @@ class _Record:
             "answered_at": self.answered_at,
             "ended_at": self.ended_at,
             "reason": self.reason,
+            "waited_s": self.waited_s,
             "transcript": json.dumps(self.lines, ensure_ascii=False),
             "district": district,
             "town": town,
@@ -210,6 +213,7 @@ class CallArchive:
                     record.ivr_path = list(body.ivr_path)
                 if isinstance(body, CallAnswered):
                     record.answered_at = event.ts
+                    record.waited_s = body.waited_s
                 elif record.offered_at is None:
                     record.offered_at = event.ts
             case CallTransferred():
@@ -331,6 +335,31 @@ class CallArchive:
         select = select.where(*conditions).order_by(c.started_at.desc(), c.call_id).limit(query.limit)
         with self.engine.connect() as conn:
             return [_summary(row) for row in conn.execute(select).mappings()]
+
+    def day(self, since: datetime, answer_within_s: float) -> dict[str, int]:
+        """Since `since`: calls, calls that queued, answered (and within `answer_within_s`), and abandoned (the
+        caller hung up while queued or ringing)."""
+        c = call_records.c
+        queued = c.queue.is_not(None)
+        answered = c.answered_at.is_not(None)
+        abandoned = sa.and_(queued, c.answered_at.is_(None), c.reason == "caller_hangup")
+        quick = sa.and_(answered, c.waited_s <= answer_within_s)
+        counts = sa.select(
+            sa.func.count(),
+            sa.func.count().filter(queued),
+            sa.func.count().filter(answered),
+            sa.func.count().filter(quick),
+            sa.func.count().filter(abandoned),
+        ).where(c.started_at >= since)
+        with self.engine.connect() as conn:
+            calls, queued_n, answered_n, quick_n, abandoned_n = conn.execute(counts).one()
+        return {
+            "calls": int(calls),
+            "queued": int(queued_n),
+            "answered": int(answered_n),
+            "answered_in_time": int(quick_n),
+            "abandoned": int(abandoned_n),
+        }
 
     def record(self, call_id: str) -> dict[str, Any] | None:
         """One call's record with its transcript and ticket; None if there is none."""

@@ -1,8 +1,8 @@
 """The call history at the desk: search past calls, open one with its transcript and ticket, and the earlier calls
 of the number on the line (a repeat caller).
 
-Who may: an operator searches and opens the calls they took; an admin every call. For the call an operator has
-now, they see that number's earlier calls whoever took them: that is what a repeat-caller flag is for.
+Who may: an operator searches and opens the calls they took; supervisors and admins every call. For the call an
+operator has now, they see that number's earlier calls whoever took them: that is what a repeat-caller flag is for.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from agent_desktop_api.auth import User
+from agent_desktop_api.auth import OVERSEERS, User
 from agent_desktop_api.desktop_models import ERRORS
-from agent_desktop_api.desktop_routes import Admin, Anyone, CallId, Desk, require_readable
+from agent_desktop_api.desktop_routes import Anyone, CallId, Desk, Overseer, require_readable
 from agent_desktop_api.desktop_runtime import Desktop
 from agent_desktop_api.history import HistoryQuery
 
@@ -116,7 +116,7 @@ async def search_history(
     """Past calls, newest first: by (part of) the caller's number, words said or written in the ticket, the
     ticket's category (a code or its prefix: `02`, `02.03`), the district, and when the call started."""
     query = HistoryQuery(
-        operator_id=None if user.role == "admin" else user.name,
+        operator_id=None if user.role in OVERSEERS else user.name,
         number=number,
         text=q,
         category=category,
@@ -142,7 +142,7 @@ async def call_record(
 
 async def _readable_record(desktop: Desktop, call_id: str, user: User) -> dict[str, Any]:
     record = await run_in_threadpool(desktop.history.record, call_id)
-    if record is None or (user.role != "admin" and record["operator_id"] != user.name):
+    if record is None or (user.role not in OVERSEERS and record["operator_id"] != user.name):
         # the same answer for "none" and "not yours": an operator learns nothing of other operators' calls
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no record of that call")
     return record
@@ -156,7 +156,8 @@ async def _readable_record(desktop: Desktop, call_id: str, user: User) -> dict[s
 async def recording(
     call_id: Annotated[str, Path(min_length=1, max_length=128)], user: Anyone, desktop: Desk
 ) -> FileResponse:
-    """The call's recording (WAV, every party): for the call's operator and admins. Each opening is kept."""
+    """The call's recording (WAV, every party): for the call's operator, supervisors and admins. Each opening is
+    kept."""
     record = await _readable_record(desktop, call_id, user)
     folder = desktop.recordings
     if not record.get("recording") or folder is None:
@@ -170,7 +171,7 @@ async def recording(
 
 @router.get("/history/{call_id}/recording/access", responses={**ERRORS, 404: {"description": "No record."}})
 async def recording_access(
-    call_id: Annotated[str, Path(min_length=1, max_length=128)], user: Admin, desktop: Desk
+    call_id: Annotated[str, Path(min_length=1, max_length=128)], user: Overseer, desktop: Desk
 ) -> RecordingAccess:
     """Who opened the call's recording, and when."""
     await _readable_record(desktop, call_id, user)

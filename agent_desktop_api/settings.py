@@ -42,6 +42,7 @@ class DesktopSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     retention_days: float = Field(7.0, gt=0, description="Keep desktop events and call rows this long.")
+    timezone: str = Field("Asia/Shanghai", description="Where 'today' begins, for the wallboard's figures.")
     history_retention_days: float = Field(
         366.0, gt=0, description="Keep each call's record (the call history operators and admins search) this long."
     )

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from agent_desktop_api.auth import OVERSEERS
 from agent_desktop_api.desktop_models import ERRORS
 from agent_desktop_api.desktop_routes import Anyone, CallId, Desk, require_readable
 from agent_desktop_api.desktop_runtime import Desktop
@@ -186,7 +187,7 @@ async def submitted_tickets(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> SubmittedTickets:
     """Submitted tickets, newest first: an operator sees those of the calls they took, an admin all."""
-    operator = None if user.role == "admin" else user.name
+    operator = None if user.role in OVERSEERS else user.name
     rows = await run_in_threadpool(
         lambda: desktop.tickets.submitted(caller_number=caller_number, operator_id=operator, limit=limit)
     )

@@ -65,6 +65,9 @@ def serve(port: int, db: Path, operators: int, tokens_file: Path) -> None:
         async def operators(self) -> None:
             return None
 
+        async def queues(self) -> list[Any]:
+            return []
+
         async def set_presence(self, operator_id: str, presence: str) -> str:
             raise RuntimeError("no routing in the bench")
 

@@ -95,6 +95,15 @@ class CallRecorded(_Event):
     bytes: int = Field(ge=0)
 
 
+class CallAlert(_Event):
+    """The caller said words a supervisor must hear of at once (the alert assistant's list)."""
+
+    type: Literal["call.alert"] = "call.alert"
+    segment_id: str
+    words: list[str] = Field(max_length=50)
+    text: str = Field(max_length=500, description="The line they were said in.")
+
+
 class InterpreterJoined(_Event):
     type: Literal["interpreter.joined"] = "interpreter.joined"
     operator_id: str
@@ -169,6 +178,7 @@ _CallEvent = (
     | CallEnded
     | CallTransferred
     | CallRecorded
+    | CallAlert
     | InterpreterJoined
     | InterpreterFailed
     | InterpreterLeft

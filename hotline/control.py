@@ -21,7 +21,7 @@ from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from agent_desktop_api.desktop_runtime import CallControl, ControlUnavailable, OperatorState
+from agent_desktop_api.desktop_runtime import CallControl, ControlUnavailable, OperatorState, QueueState
 from voice.gateway import CallNotFound, Gateway
 from voice.operators import Presence, UnknownOperator
 
@@ -54,6 +54,14 @@ class LocalControl:
         return [
             OperatorState(id=op.id, skills=sorted(op.skills), presence=op.presence.value, registered=op.registered)
             for op in routing.router.pool
+        ]
+
+    async def queues(self) -> list[QueueState]:
+        routing = self.gateway.routing
+        found = routing.router.queues() if routing is not None else {}
+        return [
+            QueueState(queue=queue, waiting=count, longest_wait_s=round(longest, 1))
+            for queue, (count, longest) in sorted(found.items())
         ]
 
     async def set_presence(self, operator_id: str, presence: str) -> str:
@@ -138,6 +146,8 @@ class ControlServer:
                 return await control.calls()
             case "operators":
                 return await control.operators()
+            case "queues":
+                return await control.queues()
             case "set_presence":
                 return await control.set_presence(_str(args, "operator_id"), _str(args, "presence"))
             case "hangup_call":
@@ -182,6 +192,9 @@ class RemoteControl:
 
     async def operators(self) -> list[OperatorState] | None:
         return cast(list[OperatorState] | None, await self._ask("operators"))
+
+    async def queues(self) -> list[QueueState]:
+        return cast(list[QueueState], await self._ask("queues"))
 
     async def set_presence(self, operator_id: str, presence: str) -> str:
         return str(await self._ask("set_presence", operator_id=operator_id, presence=presence))

@@ -28,6 +28,7 @@ from assist.address.gazetteer import GazetteerMissing
 from assist.address.search import PlaceSearch
 from assist.address.service import AddressResolver
 from assist.address_assistant import AddressAssistant
+from assist.alert_assistant import AlertAssistant
 from assist.ticket.catalogue import Catalogue, CatalogueError, load_catalogue
 from assist.ticket_assistant import TicketAssistant
 from config.database import create_engine
@@ -131,6 +132,7 @@ class GatewayService:
         self.catalogue: Catalogue | None = None
         self.assistant: AddressAssistant | None = None
         self.ticket_assistant: TicketAssistant | None = None
+        self.alert_assistant: AlertAssistant | None = None
         self.place_search: PlaceSearch | None = None
         self.client: AriClient | None = None
         self.gateway: Gateway | None = None
@@ -199,6 +201,9 @@ class GatewayService:
         if self.catalogue is not None:
             self.ticket_assistant = TicketAssistant(self.bus, self.catalogue)
             self.ticket_assistant.start()
+        if self.settings.alerts.enabled:
+            self.alert_assistant = AlertAssistant(self.bus, self.settings.alerts.words)
+            self.alert_assistant.start()
 
     async def _connect_bus(self) -> None:
         self.link = NatsLink(self.settings.bus, process_name(self.role))
@@ -390,6 +395,8 @@ class GatewayService:
             await self.assistant.stop()
         if self.ticket_assistant is not None:
             await self.ticket_assistant.stop()
+        if self.alert_assistant is not None:
+            await self.alert_assistant.stop()
         if self.bridge is not None:  # the last events (call.ended of the calls just hung up) to the others
             await self.bridge.stop()
         if self.desktop is not None:  # store the last events

@@ -11,6 +11,7 @@ from pydantic import Field
 from agent_desktop_api.settings import AuthSettings, DesktopSettings, DispatchSettings
 from asr.settings import AsrSettings
 from assist.address.settings import AddressSettings
+from assist.alert_settings import AlertSettings
 from assist.ticket.settings import TicketSettings
 from config.database_settings import DatabaseSettings
 from config.loading import FileSettings, Section, SettingsError, load
@@ -48,6 +49,7 @@ class Settings(FileSettings):
     recording: RecordingSettings = Field(default_factory=RecordingSettings)
     address: AddressSettings = Field(default_factory=AddressSettings)
     ticket: TicketSettings = Field(default_factory=TicketSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     flows: FlowsSettings = Field(default_factory=FlowsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

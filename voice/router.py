@@ -38,6 +38,15 @@ class Router:
     def waiting(self, queue: str | None = None) -> int:
         return sum(1 for w in self._waiting if queue is None or w.queue == queue)
 
+    def queues(self) -> dict[str, tuple[int, float]]:
+        """Each queue with callers in it: how many wait, and the longest wait in seconds."""
+        now = time.monotonic()
+        found: dict[str, tuple[int, float]] = {}
+        for waiter in self._waiting:
+            count, longest = found.get(waiter.queue, (0, 0.0))
+            found[waiter.queue] = (count + 1, max(longest, now - waiter.since))
+        return found
+
     def position(self, waiter: Waiter) -> int:
         """1 for the next caller of the queue to be served."""
         ahead = 0

@@ -49,6 +49,7 @@
   // For debugging, the browser tests and the page's other scripts (ticket.js): they listen to "desk:message"
   // (every stream message, with whether it is about the current call) and "desk:call" (a call began or ended).
   window.desktop = { state, api: (...args) => api(...args) };
+  const OVERSEERS = new Set(["supervisor", "admin"]);
   const announce = (name, detail) => document.dispatchEvent(new CustomEvent(name, { detail }));
 
   // ---- API ----
@@ -121,6 +122,10 @@
     }
     closeSocket();
     resetCall();
+    announce("desk:logout", {});
+    document.querySelector("main.desk").hidden = false;
+    $("presence").hidden = false;
+    $("conn-state").hidden = false;
     $("desk-view").hidden = true;
     $("login-view").hidden = false;
     const error = $("login-error");
@@ -133,8 +138,16 @@
     $("desk-view").hidden = false;
     $("me-name").textContent = state.user || "";
     state.lastSeq = 0; // a new page replays this operator's stream: the current call's events rebuild the desk
-    initMap();
     await refreshMe();
+    if (OVERSEERS.has(state.me?.role)) {
+      // A supervisor (or an admin) watches every call: the wallboard instead of one operator's desk.
+      document.querySelector("main.desk").hidden = true;
+      $("presence").hidden = true;
+      $("conn-state").hidden = true; // no operator's event stream to be connected to
+      announce("desk:overseer", { role: state.me.role });
+      return;
+    }
+    initMap();
     state.epoch = state.me?.epoch || null;
     clearInterval(state.meTimer);
     state.meTimer = setInterval(() => state.token && refreshMe(), 10_000); // the phone's registration can change

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
-from agent_desktop_api.desktop import Desktop, OperatorState, mount_desktop
+from agent_desktop_api.desktop import Desktop, OperatorState, QueueState, mount_desktop
 from agent_desktop_api.settings import DesktopSettings
 from config.database import DatabaseSettings, create_engine
 from events.bus import EventBus
@@ -36,6 +36,7 @@ class FakeGateway:
         self.actions: list[tuple[str, ...]] = []
         self.refuse = False  # transfer/interpreter return False
         self.not_talking = False  # routing raises LookupError
+        self.waiting: dict[str, tuple[int, float]] = {}  # queue -> callers waiting, longest wait (s)
 
     async def calls(self) -> list[dict[str, object]]:
         return list(self.live.values())
@@ -45,6 +46,9 @@ class FakeGateway:
             OperatorState(id=op.id, skills=sorted(op.skills), presence=op.presence.value, registered=op.registered)
             for op in self.pool
         ]
+
+    async def queues(self) -> list[QueueState]:
+        return [QueueState(queue=q, waiting=n, longest_wait_s=w) for q, (n, w) in sorted(self.waiting.items())]
 
     async def set_presence(self, operator_id: str, presence: str) -> str:
         await self.pool.set_presence(operator_id, Presence(presence))

@@ -485,3 +485,45 @@ async def test_a_page_that_numbered_from_another_database_resyncs_instead_of_goi
         assert await page.evaluate("desktop.state.epoch") == service.desktop.log.epoch
         assert await page.evaluate("desktop.state.lastSeq") == service.desktop.log.last_seq(OPERATOR)
         await page.locator('#conn-state[data-state="connected"]').wait_for()
+
+
+@pytest.mark.slow
+async def test_a_supervisor_watches_queues_operators_and_a_flagged_call_on_the_wallboard(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    service = await start_gateway(None)  # the shipped flow; the alert assistant reads the bus
+    assert service.gateway is not None
+    await asyncio.to_thread(AuthService(service.engine).add_user, "sue", "supervisor", PASSWORD)
+    async with registered(asterisk, tmp_path, OPERATOR, auto_answer=False) as (operator,), open_page(tmp_path) as page:
+        await page.goto(base_url(service) + "/")
+        await page.fill("#login-username", "sue")
+        await page.fill("#login-password", PASSWORD)
+        await page.keyboard.press("Enter")
+        await page.locator("#wallboard").wait_for(state="visible")
+        assert await page.locator("main.desk").is_hidden()
+        mine = page.locator(f'#wb-operators tr[data-key="{OPERATOR}"]')
+        await mine.filter(has_text="空闲").wait_for(timeout=10_000)
+
+        call = await phone.call(entry_uri(asterisk))
+        await phone.wait_event("media_active", call=call, timeout=5)
+        for key in ("1", "1"):  # Mandarin, citizens: the caller queues and op1002's phone rings
+            await asyncio.sleep(0.6)
+            await phone.dtmf(call, key)
+        await operator.wait_incoming(timeout=15)
+        await page.locator('#wb-queues tr[data-key="citizens"]').wait_for(timeout=10_000)
+        await mine.filter(has_text="振铃").wait_for(timeout=10_000)
+        [live] = service.gateway.calls()
+        line = {"segment_id": "s1", "speaker": "caller", "start_ms": 0, "end_ms": 2000, "confidence": 0.9}
+        said = "我家厨房燃气泄漏了，快来人"  # a final as the recogniser publishes it (the call's fields with it)
+        service.bus.emit(
+            "transcript.final", str(live["call_id"]), **line, text=said, caller_number=CALLER, language="zh"
+        )
+        alert = page.locator("#wb-alerts li", has_text="燃气泄漏")
+        await alert.wait_for(timeout=10_000)
+        assert "13800138000" in await alert.inner_text()
+        await screenshot(page, "wallboard")
+
+        await phone.hangup(call)  # the caller gives up while it rings: abandoned
+        await page.locator('#wb-queues tr[data-key="citizens"]').wait_for(state="detached", timeout=10_000)
+        await page.wait_for_function("document.getElementById('wb-abandoned').textContent === '1'", timeout=10_000)
+        assert await page.locator("#wb-alerts li[data-ended]").count() == 1

@@ -36,6 +36,7 @@ def upgrade() -> None:
             sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
             sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
             sa.Column("reason", sa.String(length=32), nullable=True),
+            sa.Column("waited_s", sa.Float(), nullable=True),
             sa.Column("transcript", sa.Text(), nullable=False),
             sa.Column("district", sa.String(length=32), nullable=True),
             sa.Column("town", sa.String(length=64), nullable=True),

@@ -1,0 +1,130 @@
+"""The supervisors' wallboard: callers waiting per queue and the longest wait, each operator's state and call time,
+today's calls (answered, abandoned, service level), and the live calls an alert word flagged.
+
+Queues and operators come from the voice side (call control), today's figures from the call history, alerts from
+the bus (`call.alert`, kept while the call lasts and an hour after, so a supervisor who looks away still sees it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from agent_desktop_api.desktop_models import ERRORS
+from agent_desktop_api.desktop_routes import Desk, Overseer
+from agent_desktop_api.desktop_runtime import ControlUnavailable, Desktop
+
+ANSWER_WITHIN_S = 20.0  # the service level's threshold (answered within this many seconds of queueing)
+
+
+class QueueLine(BaseModel):
+    queue: str
+    waiting: int
+    longest_wait_s: float
+
+
+class OperatorLine(BaseModel):
+    id: str
+    presence: str
+    phone_registered: bool | None
+    call_id: str | None
+    caller_number: str | None
+    call_s: float | None = Field(description="How long the call the operator is on has lasted.")
+
+
+class Today(BaseModel):
+    since: datetime = Field(description="Midnight, in the hotline's time zone.")
+    calls: int
+    queued: int
+    answered: int
+    abandoned: int = Field(description="Callers who hung up while waiting or ringing.")
+    service_level: float | None = Field(
+        description=f"Answered within {ANSWER_WITHIN_S:g} s of queueing, over answered + abandoned (null: none yet)."
+    )
+
+
+class Alert(BaseModel):
+    call_id: str
+    caller_number: str | None
+    operator_id: str | None
+    words: list[str]
+    text: str
+    at: datetime
+    ended_at: datetime | None
+
+
+class Wallboard(BaseModel):
+    at: datetime
+    queues: list[QueueLine]
+    operators: list[OperatorLine]
+    today: Today
+    alerts: list[Alert]
+
+
+router = APIRouter(prefix="/api/supervisor", tags=["supervision"])
+
+
+def _midnight(zone: str) -> datetime:
+    local = datetime.now(ZoneInfo(zone))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+async def wallboard(desktop: Desktop) -> Wallboard:
+    control = desktop.control()
+    calls = await control.calls()
+    queues = await control.queues()
+    operators = await control.operators() or []
+    by_operator = {str(call["operator_id"]): call for call in calls if call.get("operator_id")}
+    since = _midnight(desktop.settings.timezone)
+    day = await run_in_threadpool(desktop.history.day, since, ANSWER_WITHIN_S)
+    settled = day["answered"] + day["abandoned"]
+    now = datetime.now(UTC)
+    live_operator = {str(call["call_id"]): call.get("operator_id") for call in calls}
+    return Wallboard(
+        at=now,
+        queues=[QueueLine.model_validate(queue) for queue in queues],
+        operators=[
+            OperatorLine(
+                id=op["id"],
+                presence=op["presence"],
+                phone_registered=op["registered"],
+                call_id=str(by_operator[op["id"]]["call_id"]) if op["id"] in by_operator else None,
+                caller_number=_opt(by_operator.get(op["id"], {}).get("caller_number")),
+                call_s=_float(by_operator.get(op["id"], {}).get("seconds")),
+            )
+            for op in operators
+        ],
+        today=Today(
+            since=since,
+            calls=day["calls"],
+            queued=day["queued"],
+            answered=day["answered"],
+            abandoned=day["abandoned"],
+            service_level=round(day["answered_in_time"] / settled, 3) if settled else None,
+        ),
+        alerts=[
+            Alert(**alert, operator_id=_opt(live_operator.get(alert["call_id"])))
+            for alert in desktop.alerts.current(now)
+        ],
+    )
+
+
+def _opt(value: object) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+@router.get("/wallboard", responses=ERRORS)
+async def get_wallboard(user: Overseer, desktop: Desk) -> Wallboard:
+    """What a supervisor watches: queues, operators, today's figures, flagged calls."""
+    try:
+        return await wallboard(desktop)
+    except ControlUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the call side does not answer: {exc}") from None
