@@ -88,6 +88,16 @@ class NatsLink:
             raise BusUnavailable(f"cannot connect to the bus at {self.settings.url}: {why}") from exc
         log.info("bus.connected", url=self.settings.url, name=self.name)
 
+    async def subscribed(self) -> None:
+        """Return once the server has every subscription made so far (messages published after are ours).
+
+        nats-py writes a PING at once but a SUB through its flusher task, so one flush's PING can overtake the SUB
+        (seen: the first event after a start lost). The first round trip lets the flusher write the SUB; the
+        second PING goes after it, and its PONG means the server has it."""
+        timeout = max(1, round(self.settings.connect_timeout_s))
+        for _ in range(2):
+            await self.nc.flush(timeout=timeout)
+
     async def close(self) -> None:
         self.closing = True
         if not self.nc.is_closed:
@@ -124,7 +134,7 @@ class BusBridge:
     async def start(self) -> None:
         """Subscribe both ways before anything is published (nothing local or remote from now on is missed)."""
         self._inbound = await self.link.nc.subscribe(self._subject, cb=self._receive)
-        await self.link.nc.flush(timeout=max(1, round(self.link.settings.connect_timeout_s)))  # the server has our SUB
+        await self.link.subscribed()
         local = self.bus.subscribe()
         self._outbound = asyncio.create_task(self._send(local), name="bus-bridge-out")
 

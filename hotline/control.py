@@ -112,7 +112,8 @@ class ControlServer:
 
     async def start(self) -> None:
         self._subscription = await self.nc.subscribe(self.subject, cb=self._answer)
-        await self.nc.flush()  # the server routes requests to us from here on
+        for _ in range(2):  # the server routes requests to us from here on (see NatsLink.subscribed)
+            await self.nc.flush()
 
     async def stop(self) -> None:
         if self._subscription is not None:
