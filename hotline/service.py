@@ -66,7 +66,7 @@ EXIT_OK, EXIT_ASTERISK, EXIT_SETTINGS, EXIT_AUTH, EXIT_HTTP, EXIT_DATABASE, EXIT
 ROLES: dict[str, frozenset[str]] = {
     "all": frozenset({"voice", "assist", "desk"}),
     "voice": frozenset({"voice"}),  # Asterisk, ARI, IVR flows, routing, recognition: publishes the call's events
-    "assist": frozenset({"assist"}),  # the map and ticket assistants: read finals, publish cards and drafts
+    "assist": frozenset({"assist"}),  # the map, ticket and alert assistants: read finals, publish cards, drafts, alerts
     "desk": frozenset({"desk"}),  # the operators' API, WebSocket and page, the event log, the admin flow API
 }
 

@@ -325,6 +325,7 @@ async def test_phone_that_is_not_registered_is_not_offered_calls(
         set_idle(service, op1001=100, op1002=1)  # the unregistered one would be first in line
         call = await phone.call(entry_uri(asterisk))
         incoming = await op1002.wait_incoming(timeout=10)
+        await op1002.wait_state(incoming, "CONFIRMED", timeout=5)  # answered, then hung up (not declined)
         await op1002.hangup(incoming)
         await phone.wait_state(call, "DISCONNECTED", timeout=5)
     assert outcomes[0].operator_id == "op1002" and outcomes[0].events == ("operator.hangup",)

@@ -167,6 +167,10 @@ class SipCall(pj.Call):  # type: ignore[misc]
             return
         ci = self.getInfo()
         state = STATE_NAMES.get(ci.state, str(ci.state))
+        if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            # Ended before anyone hears of it: a command sent on the DISCONNECTED event must find it ended
+            # (the rest of the clean-up runs later, posted).
+            entry.ended = True
         self.phone.out.emit("state", call=entry.name, state=state, code=ci.lastStatusCode, reason=ci.lastReason)
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.phone.post(lambda: self.phone.on_disconnected(entry))
