@@ -192,6 +192,8 @@ class DispatchSender:
                 await self.send_due()
             except sa.exc.SQLAlchemyError as exc:  # the outbox keeps them: sent once the database answers
                 log.warning("dispatch.database_unavailable", error=str(exc)[:200])
+            except Exception:  # never let the sender die: the next round tries again
+                log.exception("dispatch.round_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
             self._wake.clear()

@@ -43,6 +43,7 @@ log = structlog.get_logger(__name__)
 MAX_LINES = 2000  # a two-hour call of short lines; more is cut (and said so in the record)
 MAX_TEXT = 2000  # characters of one line
 ENDED_KEPT = 2000  # ended calls whose late address may still come
+OPEN_KEPT = 20_000  # calls in progress; more means ends were missed (a voice process died): the oldest go
 PRUNE_EVERY_S = 3600.0
 RETRY_MAX_S = 5.0
 
@@ -157,7 +158,7 @@ class CallArchive:
         self.retention_days = retention_days
         self.clock = clock
         self.written = 0
-        self._open: dict[str, _Record] = {}
+        self._open: OrderedDict[str, _Record] = OrderedDict()
         self._ended: OrderedDict[str, _Record] = OrderedDict()
         self._dirty: dict[str, _Record] = {}
         self._wake = asyncio.Event()
@@ -184,7 +185,7 @@ class CallArchive:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         if self._dirty:
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
+            with contextlib.suppress(sa.exc.SQLAlchemyError, TimeoutError):
                 await asyncio.wait_for(self._flush(), 5.0)
 
     async def _read(self, subscription: Subscription) -> None:
@@ -202,6 +203,8 @@ class CallArchive:
         record = self._open.get(event.call_id) or self._ended.get(event.call_id)
         if record is None:  # the call's first event (or the first this process saw: it started mid-call)
             record = self._open[event.call_id] = _Record(event.call_id, event.ts)
+            while len(self._open) > OPEN_KEPT:
+                self._open.popitem(last=False)
         record.caller_number = body.caller_number or record.caller_number
         record.language = body.language or record.language
         match body:
