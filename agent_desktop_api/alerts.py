@@ -3,13 +3,11 @@ hour's ended ones (a supervisor who looked away still sees it)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
-from events.bus import CallEvent, EventBus, Subscription
+from events.bus import BusReader, CallEvent, EventBus
 from events.contract import CallAlert, CallEnded
 
 ENDED_ALERT_KEPT = timedelta(hours=1)
@@ -21,25 +19,17 @@ class AlertBoard:
 
     def __init__(self) -> None:
         self._alerts: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._task: asyncio.Task[None] | None = None
+        self._reader: BusReader | None = None
 
     def start(self, bus: EventBus) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._read(bus.subscribe()), name="alert-board")
+        if self._reader is None:
+            self._reader = BusReader(bus, self.take, "alert-board")
+            self._reader.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _read(self, subscription: Subscription) -> None:
-        try:
-            async for event in subscription:
-                self.take(event)
-        finally:
-            subscription.close()
+        if self._reader is not None:
+            await self._reader.stop()
+            self._reader = None
 
     def take(self, event: CallEvent) -> None:
         body = event.body

@@ -124,23 +124,17 @@ class DeliveryStore:
 
     def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         d = ticket_deliveries.c
-        query = sa.select(
-            d.call_id,
-            d.idempotency_key,
-            d.status,
-            d.attempts,
-            d.next_attempt_at,
-            d.last_error,
-            d.created_at,
-            d.delivered_at,
-        )
+        query = sa.select(*_SHOWN)
         if status is not None:
             query = query.where(d.status == status)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(d.created_at.desc()).limit(limit)).mappings().all()
-        return [
-            {key: _utc(value) if isinstance(value, datetime) else value for key, value in row.items()} for row in rows
-        ]
+        return [_shown(row) for row in rows]
+
+    def get(self, call_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(*_SHOWN).where(ticket_deliveries.c.call_id == call_id)).mappings().first()
+        return _shown(row) if row is not None else None
 
     def _set(self, call_id: str, **values: Any) -> None:
         with self.engine.begin() as conn:
@@ -239,6 +233,13 @@ class DispatchSender:
             "dispatch.failed" if retry_at else "dispatch.dead_letter", call_id=call_id, attempts=attempts, error=error
         )
         return False
+
+
+_SHOWN = [c for c in ticket_deliveries.c if c.name != "payload"]  # what admins see of a delivery
+
+
+def _shown(row: sa.RowMapping) -> dict[str, Any]:
+    return {key: _utc(value) if isinstance(value, datetime) else value for key, value in row.items()}
 
 
 def _utc(value: datetime) -> datetime:

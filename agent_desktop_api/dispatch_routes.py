@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agent_desktop_api.desktop_models import ERRORS
 from agent_desktop_api.desktop_routes import Admin, Desk
+from agent_desktop_api.ticket_routes import SubmittedTicket
 from events.ticket import TicketFields
 
 router = APIRouter(prefix="/api/admin", tags=["dispatch"])
@@ -37,15 +38,6 @@ class Deliveries(BaseModel):
     deliveries: list[Delivery]
 
 
-class ExportedTicket(BaseModel):
-    call_id: str
-    caller_number: str | None
-    operator_id: str | None
-    submitted_by: str | None
-    submitted_at: datetime
-    fields: TicketFields
-
-
 @router.get("/dispatch", responses=ERRORS)
 async def deliveries(
     user: Admin,
@@ -65,11 +57,10 @@ async def retry(call_id: Annotated[str, Path(min_length=1, max_length=128)], use
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no dead letter of that call")
     if desktop.sender is not None:
         desktop.sender.wake()
-    rows = await run_in_threadpool(desktop.deliveries.list, None, 1000)
-    return Delivery.model_validate(next(row for row in rows if row["call_id"] == call_id))
+    return Delivery.model_validate(await run_in_threadpool(desktop.deliveries.get, call_id))
 
 
-class ExportedTickets(RootModel[list[ExportedTicket]]):
+class ExportedTickets(RootModel[list[SubmittedTicket]]):
     """The JSON form of the export (the CSV form has one row each, the ticket's fields as columns)."""
 
 
@@ -88,7 +79,7 @@ async def export(
 ) -> Response:
     """Submitted tickets in [since, until), newest first, as JSON or CSV (UTF-8 with a BOM, for spreadsheets)."""
     rows = await run_in_threadpool(lambda: desktop.tickets.submitted(since=since, until=until, limit=limit))
-    tickets = [ExportedTicket.model_validate(row) for row in rows]
+    tickets = [SubmittedTicket.model_validate(row) for row in rows]
     if form == "json":
         body = "[" + ",".join(t.model_dump_json() for t in tickets) + "]"
         return Response(body, media_type="application/json")

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from agent_desktop_api.tickets import tickets
 from config.database import create_tables, metadata
-from events.bus import CallEvent, EventBus, Subscription
+from events.bus import BusReader, CallEvent, EventBus
 from events.contract import (
     AddressCandidatesEvent,
     AddressConfirmed,
@@ -163,23 +163,26 @@ class CallArchive:
         self._dirty: dict[str, _Record] = {}
         self._wake = asyncio.Event()
         self._writing = False
-        self._subscription: Subscription | None = None
+        self._reader: BusReader | None = None
         self._tasks: list[asyncio.Task[None]] = []
         create_tables(engine, call_records, recording_access)
 
     # ---- reading the bus (on the loop) ----
 
     def start(self, bus: EventBus) -> None:
-        if not self._tasks:
-            self._subscription = subscription = bus.subscribe()
+        if self._reader is None:
+            self._reader = BusReader(bus, self.take, "call-archive")
+            self._reader.start()
             self._tasks = [
-                asyncio.create_task(self._read(subscription), name="call-archive-read"),
                 asyncio.create_task(self._write_loop(), name="call-archive-write"),
                 asyncio.create_task(self._prune_loop(), name="call-archive-prune"),
             ]
 
     async def stop(self) -> None:
         """Stop reading, then write what is still pending (a few seconds at most)."""
+        if self._reader is not None:
+            await self._reader.stop()
+            self._reader = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -187,16 +190,6 @@ class CallArchive:
         if self._dirty:
             with contextlib.suppress(sa.exc.SQLAlchemyError, TimeoutError):
                 await asyncio.wait_for(self._flush(), 5.0)
-
-    async def _read(self, subscription: Subscription) -> None:
-        try:
-            async for event in subscription:
-                try:
-                    self.take(event)
-                except Exception:
-                    log.exception("history.event_failed", call_id=event.call_id, type=event.type)
-        finally:
-            subscription.close()
 
     def take(self, event: CallEvent) -> None:
         body = event.body
@@ -285,7 +278,7 @@ class CallArchive:
                 await asyncio.sleep(0.01)
 
     def _busy(self) -> bool:
-        reading = self._subscription is not None and self._subscription.pending() > 0
+        reading = self._reader is not None and self._reader.pending() > 0
         return reading or bool(self._dirty) or self._writing
 
     # ---- retention ----

@@ -130,11 +130,17 @@ class BusReader:
         self.handle = handle
         self.name = name
         self._task: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
 
     def start(self) -> None:
         """Subscribe now (nothing published from here on is missed) and read on the running loop (idempotent)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._read(self.bus.subscribe()), name=self.name)
+            self._subscription = self.bus.subscribe()
+            self._task = asyncio.create_task(self._read(self._subscription), name=self.name)
+
+    def pending(self) -> int:
+        """Events published but not yet handed to `handle`."""
+        return self._subscription.pending() if self._subscription is not None else 0
 
     async def stop(self) -> None:
         if self._task is not None:
