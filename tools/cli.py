@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 
 from assist.address.settings import AddressSettings
 from config.loading import FileSettings, SettingsOnDemand
+from tools.address_speech.cli import address_speech_group
 from tools.gazetteer.cli import gazetteer_group
 from tools.prompts import prompts_group
 
@@ -39,3 +40,4 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
 
 main.add_command(prompts_group)
 main.add_command(gazetteer_group)
+main.add_command(address_speech_group)

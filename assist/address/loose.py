@@ -1,0 +1,149 @@
+"""Loose sound-alike search over a few names, for when the context has already narrowed the choice.
+
+The recogniser writes place names as near-homophones that a city-wide match must refuse (梁香 for 良乡, 理研 for
+梨园, 盟坦 for 龙潭). Once the district is known, only its 10-40 streets/towns are in play, and once nothing else is
+named, only the 16 districts: a looser similarity is then safe. It grades every syllable pair (tones ignored):
+the fuzzy pairs of `phonetic` (zh/z, n/l, an/ang ...), then telephone confusions of the initial (d/t, b/p, g/k,
+f/h, j/q/x, z/c/s, l/n/r) or of the final's nasal (a/ang, ia/iang, e/en, i/in), and a syllable the recogniser
+dropped. Windows are scored on Han characters only, so punctuation inside a name (广、安门外) does not break it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from assist.address.phonetic import FUNCTION_CHARS, FUZZY, fuzzy, fuzzy_parts, is_han, primary, syllable_similarity
+
+_NEAR_INITIALS: tuple[frozenset[str], ...] = (
+    frozenset({"d", "t"}),
+    frozenset({"b", "p"}),
+    frozenset({"g", "k"}),
+    frozenset({"f", "h"}),
+    frozenset({"j", "q", "x"}),
+    frozenset({"z", "c", "s"}),
+    frozenset({"l", "n", "r"}),
+    frozenset({"y", ""}),
+    frozenset({"w", ""}),
+)
+_NASAL_PAIRS = frozenset(
+    {("a", "an"), ("ia", "ian"), ("ua", "uan"), ("e", "en"), ("i", "in"), ("u", "un"), ("o", "ong"), ("v", "vn")}
+)
+NEAR_INITIAL = 0.6
+NEAR_NASAL = 0.6
+DROPPED = 0.0  # a syllable the recogniser left out counts nothing, but the window may still match
+
+
+def _near_initial(a: str, b: str) -> bool:
+    return any(a in group and b in group for group in _NEAR_INITIALS)
+
+
+@lru_cache(maxsize=65536)
+def loose_syllable(a: str, b: str) -> float:
+    base = syllable_similarity(a, b)
+    if base >= NEAR_INITIAL:
+        return base
+    ia, fa = fuzzy_parts(a)
+    ib, fb = fuzzy_parts(b)
+    if fa == fb and _near_initial(ia, ib):
+        return NEAR_INITIAL
+    if ia == ib and ((fa, fb) in _NASAL_PAIRS or (fb, fa) in _NASAL_PAIRS):
+        return NEAR_NASAL
+    return base
+
+
+@lru_cache(maxsize=65536)
+def loose_char(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    if a & b:
+        return 1.0
+    return max(loose_syllable(x, y) for x in a for y in b)
+
+
+@dataclass(frozen=True, slots=True)
+class LooseHit:
+    start: int  # offsets in the text (not the Han-only sequence)
+    end: int
+    surface: str
+    key: str  # what the caller indexed it by (a gazetteer code)
+    score: float  # mean syllable similarity, a dropped syllable counting 0
+    least: float  # the weakest syllable that was there
+
+
+@dataclass(frozen=True, slots=True)
+class _Name:
+    surface: str
+    key: str
+    chars: tuple[frozenset[str], ...]
+
+
+class LooseMatcher:
+    """A handful of names, each scored against the windows of a text that share at least one syllable with it
+    (an anchor: a name with no syllable heard right is not there); the best hit per name returned."""
+
+    def __init__(self, names: Sequence[tuple[str, str]]) -> None:
+        self._names = [
+            _Name(surface, key, tuple(primary(ch) for ch in surface))  # 平 is ping; its rare pian breeds hits
+            for surface, key in dict.fromkeys(names)
+            if len(surface) >= 2
+        ]
+        self._anchors: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for n, name in enumerate(self._names):
+            for pos, options in enumerate(name.chars):
+                for syllable in {fuzzy(s) for s in options}:
+                    self._anchors[syllable].append((n, pos))
+
+    def scan(self, text: str, least_score: float) -> list[LooseHit]:
+        """Hits scoring at least `least_score`, best first; one per name (its best window)."""
+        han = [i for i, ch in enumerate(text) if is_han(ch)]
+        chars = [primary(text[i]) for i in han]  # what the recogniser most likely meant by the character
+        plain = [text[i] in FUNCTION_CHARS for i in han]
+        starts: dict[int, set[int]] = defaultdict(set)
+        for i, options in enumerate(chars):
+            for syllable in {fuzzy(s) for s in options}:
+                for n, pos in self._anchors.get(syllable, ()):
+                    starts[n].update((i - pos, i - pos + 1))  # +1: a syllable before it was dropped
+        hits: list[LooseHit] = []
+        for name_id, candidates in starts.items():
+            name = self._names[name_id]
+            best: LooseHit | None = None
+            n = len(name.chars)
+            for length in (n, n - 1) if n >= 4 else (n,):
+                for start in sorted(candidates):
+                    if start < 0 or start + length > len(chars):
+                        continue
+                    sims = _align(chars[start : start + length], name.chars)
+                    if any(plain[start : start + length]) and (length < n or _plain_misfit(plain[start:], sims)):
+                        continue  # 我, 的, 是 ... are not part of a place name, unless they sound the same (去 = 区)
+                    score = sum(sims) / n
+                    if score < least_score or (best is not None and score <= best.score):
+                        continue
+                    least = min([s for s in sims if s > DROPPED] or [0.0])
+                    end = han[start + length - 1] + 1
+                    best = LooseHit(han[start], end, name.surface, name.key, score, least)
+            if best is not None:
+                hits.append(best)
+        hits.sort(key=lambda h: -h.score)
+        return hits
+
+
+def _plain_misfit(plain: Sequence[bool], sims: Sequence[float]) -> bool:
+    return any(p and sim < FUZZY for p, sim in zip(plain, sims, strict=False))
+
+
+def _align(window: Sequence[frozenset[str]], name: Sequence[frozenset[str]]) -> list[float]:
+    """Per name syllable, its similarity in the window; with a window one shorter, the dropped syllable that
+    leaves the best sum counts 0."""
+    if len(window) == len(name):
+        return [loose_char(w, c) for w, c in zip(window, name, strict=True)]
+    best: list[float] = []
+    for skip in range(len(name)):
+        rest = [*name[:skip], *name[skip + 1 :]]
+        sims = [loose_char(w, c) for w, c in zip(window, rest, strict=True)]
+        sims.insert(skip, DROPPED)
+        if sum(sims) > sum(best):
+            best = sims
+    return best

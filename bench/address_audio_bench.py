@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""Addresses from the caller's voice: what the address card shows after the caller's lines, per set.
+
+    .venv/bin/python bench/address_audio_bench.py                # engine path, all sets (ASR cached per setting)
+    .venv/bin/python bench/address_audio_bench.py --fresh        # decode again even where a cached transcript exists
+    .venv/bin/python bench/address_audio_bench.py --limit 40     # the first 40 lines of each set
+
+The lines are tests/assist/address/speech_cases.yaml (dev: tuned on; holdout: never tuned on, other streets),
+as telephone audio made by `hotline-tools address-speech audio` (var/speech/address), plus the real Mandarin
+speech of ../shared/speech-zh as lines that name no place (set "real"). Each clip goes through the simulated
+phone line (8 kHz G.711 mu-law) into the streaming recogniser exactly as a call feeds it (20 ms frames, VAD
+endpoints, finals); the finals are replayed through the address extractor as the map assistant does (earlier
+finals as context) and the card's top candidate is scored:
+
+- district / street / community: the card's district, street/town (any the line allows) and community (where
+  the line names one) are right; no card counts as wrong;
+- false: lines naming no place that still got a card;
+- sure n / sure ok: cards shown at >= 80 % confidence, and the share of them that is right (target >= 95 %);
+- ms p50/p95: address resolution per final segment;
+- CPU: recogniser CPU seconds per second of audio (process time while decoding; 2 cores shared).
+
+Transcripts are cached in var/cache/address_speech/<setting hash>.json by clip, so a change to the extractor alone is
+measured in seconds; --fresh decodes again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from asr.audio import ASR_RATE, FloatArray, float_to_pcm16, resample  # noqa: E402
+from asr.engine import AsrEngine  # noqa: E402
+from asr.settings import AsrSettings  # noqa: E402
+from asr.telephone import telephone_path  # noqa: E402
+from assist.address.extract import AddressExtractor  # noqa: E402
+from assist.address.gazetteer import Gazetteer  # noqa: E402
+from hotline.settings import load_settings  # noqa: E402
+from tools.address_speech.audio import clip_name, read_wav  # noqa: E402
+from tools.address_speech.cases_file import read_cases  # noqa: E402
+from tools.address_speech.cli import AUDIO_DIR, CASES_FILE  # noqa: E402
+from tools.address_speech.score import SetScore, replay_card, table  # noqa: E402
+from tools.address_speech.sentences import SpeechCase  # noqa: E402
+from tools.asr_eval.corpus import available_sets, load_set  # noqa: E402
+
+FRAME = 640  # 20 ms at 16 kHz
+CACHE = ROOT / "var" / "cache" / "address_speech"
+NOT_OUTPUT = {"workers", "cpu_threads", "tap_port_start", "tap_port_count", "enabled"}
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) -> list[str]:
+    stream = engine.open_stream(stream_id, "caller")
+    padded = np.concatenate([np.zeros(ASR_RATE // 4, np.float32), audio, np.zeros(ASR_RATE, np.float32)])
+    pcm = float_to_pcm16(padded)
+    collector = asyncio.create_task(stream.transcribe_all())
+    for offset in range(0, len(pcm), FRAME):
+        stream.push(pcm[offset : offset + FRAME])
+    await stream.finish()
+    return [s.text for s in await collector if s.kind == "final" and s.text.strip()]
+
+
+Item = tuple[SpeechCase, str, FloatArray]  # the line, its cache key (the clip: audio pipeline included), audio
+
+
+def real_speech_cases() -> list[Item]:
+    """../shared/speech-zh: real Mandarin (and Sichuanese) lines, none of which names a place."""
+    out = []
+    for name in available_sets():
+        for clip in load_set(name):
+            case = SpeechCase(f"real-{name}-{clip.name}", clip.reference, "real", None, None, None, "dev")
+            out.append((case, case.id, clip.audio()))
+    return out
+
+
+async def transcribe(
+    settings: AsrSettings, items: list[Item], cache: dict[str, list[str]]
+) -> tuple[float, float]:
+    """Decode the cases missing from `cache` into it; CPU seconds and audio seconds of what was decoded."""
+    todo = [(key, a) for _, key, a in items if key not in cache]
+    cpu = audio_s = 0.0
+    if todo:
+        from asr.faster_whisper_engine import FasterWhisperEngine
+
+        engine = FasterWhisperEngine(settings.model_copy(update={"partial_interval_ms": 10000}))
+        try:
+            started_cpu = _cpu()
+            gate = asyncio.Semaphore(settings.workers)
+            done = 0
+
+            async def one(key: str, audio: FloatArray) -> None:
+                nonlocal done
+                async with gate:
+                    cache[key] = await stream_finals(engine, telephone_path(audio), key)
+                done += 1
+                if done % 50 == 0:
+                    print(f"  decoded {done}/{len(todo)}", flush=True)
+
+            await asyncio.gather(*(one(k, a) for k, a in todo))
+            audio_s = sum(len(a) for _, a in todo) / ASR_RATE
+            cpu = _cpu() - started_cpu
+        finally:
+            engine.close()
+    return cpu, audio_s
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=Path, default=CASES_FILE)
+    parser.add_argument("--audio", type=Path, default=AUDIO_DIR)
+    parser.add_argument("--limit", type=int, default=0, help="lines per set (0: all)")
+    parser.add_argument("--fresh", action="store_true", help="decode again, ignoring cached transcripts")
+    parser.add_argument("--streams", type=int, default=2, help="clips decoded at once (one worker each)")
+    parser.add_argument("--no-real", action="store_true", help="leave out ../shared/speech-zh")
+    parser.add_argument("--failures", choices=["dev", "holdout", "real", "none"], default=None)
+    args = parser.parse_args()
+
+    settings = load_settings()
+    asr = settings.asr
+    gazetteer = Gazetteer.load(settings.address.resolve(settings.address.gazetteer_file))
+    extractor = AddressExtractor(gazetteer, settings.address)
+
+    cases = read_cases(args.cases)
+    missing = [c.id for c in cases if not (args.audio / clip_name(c)).exists()]
+    if missing:
+        sys.exit(f"{len(missing)} clips missing under {args.audio}: run `hotline-tools address-speech audio`")
+    groups: dict[str, list[SpeechCase]] = {"dev": [], "holdout": [], "none": []}
+    for case in cases:
+        groups["none" if case.district is None else case.set].append(case)
+    items: list[Item] = []
+    for name in groups:
+        members = groups[name] = groups[name][: args.limit or None]
+        items += [(c, clip_name(c), resample(read_wav(args.audio / clip_name(c)), 8000, ASR_RATE)) for c in members]
+    if not args.no_real:
+        real = real_speech_cases()[: args.limit or None]
+        groups["real"] = [c for c, _, _ in real]
+        items += real
+    # What changes the transcripts (not how many threads make them).
+    asr = asr.model_copy(update={"workers": args.streams, "cpu_threads": 1})
+    key = hashlib.sha256(asr.model_dump_json(exclude=NOT_OUTPUT).encode()).hexdigest()[:12]
+    print(
+        f"recogniser: Whisper {asr.model}, beam {asr.beam_size}, place-name prompt {asr.bias_place_names}; "
+        f"{len(items)} lines; cache {key}",
+        flush=True,
+    )
+    started = time.monotonic()
+    cache_file = CACHE / f"{key}.json"
+    finals: dict[str, list[str]] = {}
+    if cache_file.exists() and not args.fresh:
+        finals = json.loads(cache_file.read_text(encoding="utf-8"))
+    cpu, audio_s = asyncio.run(transcribe(asr, items, finals))
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(finals, ensure_ascii=False), encoding="utf-8")
+    if audio_s:
+        print(
+            f"decoded {audio_s:.0f} s of audio in {time.monotonic() - started:.0f} s; "
+            f"CPU {cpu / audio_s:.3f} s per audio second"
+        )
+    keys = {c.id: key for c, key, _ in items}
+    scores = []
+    for name, members in groups.items():
+        score = SetScore(name)
+        score.outcomes = [replay_card(extractor, c, finals[keys[c.id]]) for c in members]
+        scores.append(score)
+    print(table(scores))
+    if args.failures:
+        wanted = next(s for s in scores if s.name == args.failures)
+        for o in wanted.outcomes:
+            if not o.right:
+                card = f"{o.card.district}/{o.card.town}/{o.card.community} {o.card.confidence}" if o.card else "-"
+                print(f"{o.case.id}: {o.case.text}\n    heard {' | '.join(o.finals)}\n    card {card}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

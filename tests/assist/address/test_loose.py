@@ -1,0 +1,59 @@
+"""Loose sound-alikes: the recogniser's versions of place names, found once the context narrows the names."""
+
+from __future__ import annotations
+
+from assist.address.extract import AddressExtractor
+from assist.address.loose import NEAR_INITIAL, LooseMatcher, loose_syllable
+from assist.address.phonetic import FUZZY
+
+
+def test_telephone_confusions_are_near_but_not_the_same() -> None:
+    for a, b in [("da", "ta"), ("bei", "pei"), ("feng", "heng"), ("qi", "xi"), ("lu", "ru")]:
+        assert loose_syllable(a, b) == NEAR_INITIAL, (a, b)
+    assert loose_syllable("xiang", "xia") == NEAR_INITIAL  # a nasal the line swallowed
+    assert loose_syllable("qu", "qi") > 0  # 区 heard as 七/期: ü and i are close
+    assert loose_syllable("zhuang", "zuan") == FUZZY
+    assert loose_syllable("wo", "hai") == 0.0
+
+
+def test_matcher_ignores_punctuation_inside_a_name_and_maps_back_to_the_text() -> None:
+    matcher = LooseMatcher([("广安门外街道", "t1"), ("广安门内街道", "t2")])
+    text = "我家在广、安门外街道那边"
+    hits = matcher.scan(text, 0.9)
+    assert hits[0].key == "t1" and text[hits[0].start : hits[0].end] == "广、安门外街道"
+
+
+def test_matcher_finds_a_name_with_a_syllable_dropped() -> None:
+    hits = LooseMatcher([("天通苑南街道", "t")]).scan("昌平区天通南街道这边", 0.8)
+    assert hits and hits[0].key == "t" and hits[0].score < 1.0
+
+
+def test_streets_misheard_by_the_recogniser_resolve_in_the_named_district(extractor: AddressExtractor) -> None:
+    for text, district, town in [
+        ("你好,我是东城区天谈跌道的居民", "东城区", "天坛街道"),
+        ("我在通州区理研镇这边,路灯坏了", "通州区", "梨园镇"),
+        ("我家在昌平区流村建六十港村", "昌平区", "流村镇"),
+    ]:
+        top = extractor.extract(text, "s").top
+        assert top is not None, text
+        assert (top.district, top.town) == (district, town), (text, top)
+        assert top.source == "gazetteer+phonetic"
+        assert [m.name for m in top.mentions if m.level == "town"] == [town]
+
+
+def test_a_district_heard_as_a_sound_alike_is_found_when_nothing_else_is_named(extractor: AddressExtractor) -> None:
+    for text, district in [("我家在大星期这边,暖气不热", "大兴区"), ("唱平去那边工地太吵了", "昌平区")]:
+        top = extractor.extract(text, "s").top
+        assert top is not None and top.district == district, (text, top)
+
+
+def test_loose_matching_leaves_ordinary_speech_alone(extractor: AddressExtractor) -> None:
+    for text in [
+        "东风汽车的售后服务太差了",
+        "我们单位拖欠工资已经三个月了",
+        "我想问一下社保卡丢了怎么补办",
+        "出租车司机绕路多收了我的钱",
+    ]:
+        assert extractor.extract(text, "s").candidates == [], text
+    top = extractor.extract("通州那边新开的医院挂号太难了", "s").top
+    assert top is not None and top.town is None  # 医院 is not 梨园, though the district is named

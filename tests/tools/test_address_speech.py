@@ -1,0 +1,66 @@
+"""The address speech set: its lines cover Beijing, its held-out part never shares a street with dev, and a
+clip sounds like a phone line."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assist.address.gazetteer import Gazetteer
+from tools.address_speech.audio import degrade, read_wav
+from tools.address_speech.cases_file import read_cases
+from tools.address_speech.cli import CASES_FILE
+from tools.address_speech.sentences import build_cases
+
+
+def test_committed_lines_are_what_the_generator_writes(gazetteer: Gazetteer) -> None:
+    assert read_cases(CASES_FILE) == build_cases(gazetteer)
+
+
+def test_lines_cover_the_districts_and_most_streets(gazetteer: Gazetteer) -> None:
+    cases = read_cases(CASES_FILE)
+    placed = [c for c in cases if c.district is not None]
+    assert len(placed) >= 300
+    assert {c.district for c in placed} == {d.name for d in gazetteer.districts.values()}
+    assert len({c.towns[0] for c in placed if c.towns and c.tag != "colloquial"}) >= 200
+    assert {"colloquial", "community", "none", "town", "full"} <= {c.tag for c in cases}
+    assert all(name in c.text for c in cases if c.community for name in [c.community])
+
+
+def test_held_out_streets_never_occur_in_dev() -> None:
+    cases = read_cases(CASES_FILE)
+    streets = {
+        s: {c.towns[0] for c in cases if c.set == s and c.towns and c.tag != "colloquial"} for s in ("dev", "holdout")
+    }
+    assert streets["holdout"] and not streets["dev"] & streets["holdout"]
+    held = sum(c.set == "holdout" for c in cases) / len(cases)
+    assert 0.2 < held < 0.4
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox is installed by setup")
+def test_a_clip_is_narrowband_telephone_audio(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.wav"
+    # Speech-like wideband input: 0.2 s of silence, 1.5 s of a 200 Hz + 6 kHz mix, 0.2 s of silence, 24 kHz.
+    subprocess.run(
+        ["sox", "-n", "-r", "24000", "-b", "16", str(raw), "synth", "1.5", "sine", "200", "sine", "6000"]
+        + ["channels", "1", "pad", "0.2", "0.2"],
+        check=True,
+    )
+    out = tmp_path / "line.wav"
+    degrade(raw, out, "case-1")
+    with wave.open(str(out)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+    audio = read_wav(out)
+    spectrum = np.abs(np.fft.rfft(audio))
+    freqs = np.fft.rfftfreq(len(audio), 1 / 8000)
+    assert spectrum[freqs < 250].sum() < spectrum[(freqs > 300) & (freqs < 3400)].sum()  # the band is kept
+    assert 1.2 < len(audio) / 8000 < 2.0  # tempo changed a little, silence trimmed
+    peak = float(np.max(np.abs(audio)))
+    assert 0.09 < peak < 0.8  # a level between -20 and -3 dBFS, plus noise
+    degrade(raw, tmp_path / "again.wav", "case-1")
+    assert np.array_equal(read_wav(tmp_path / "again.wav"), audio)  # the same line gives the same clip
