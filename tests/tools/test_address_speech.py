@@ -47,8 +47,10 @@ def test_a_clip_is_narrowband_telephone_audio(tmp_path: Path) -> None:
     raw = tmp_path / "raw.wav"
     # Speech-like wideband input: 0.2 s of silence, 1.5 s of a 200 Hz + 6 kHz mix, 0.2 s of silence, 24 kHz.
     subprocess.run(
-        ["sox", "-n", "-r", "24000", "-b", "16", str(raw), "synth", "1.5", "sine", "200", "sine", "6000"]
-        + ["channels", "1", "pad", "0.2", "0.2"],
+        [
+            *("sox", "-n", "-r", "24000", "-b", "16", str(raw)),
+            *("synth", "1.5", "sine", "200", "sine", "6000", "channels", "1", "pad", "0.2", "0.2"),
+        ],
         check=True,
     )
     out = tmp_path / "line.wav"
