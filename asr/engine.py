@@ -8,6 +8,9 @@ Contract (what `voice/` and the event bus may rely on):
   the audio between `start_ms` and `end_ms` was lost because decoding failed; the stream was restarted and
   goes on).
 - A final may have empty text: the partials shown for that segment were noise and are withdrawn.
+- An `alternative` segment (only from an engine given decode hints, `asr.hints`) may follow a final with the same
+  `segment_id`: a second reading of that utterance, decoded with the phrases the first reading suggested. It never
+  replaces the final (the transcript shows what was heard); it is evidence for whoever reads meaning (places).
 - `await finish()` flushes the utterance in progress as a final, waits for every outstanding final, then ends
   `segments()`. `close()` drops everything at once (hang-up without flush) and ends `segments()`.
 - Times are milliseconds of audio since the stream opened. Segment ids are `<stream_id>:<n>`, n counting up.
@@ -23,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from asr.hints import DecodeHints
 from asr.settings import AsrSettings
 
-SegmentKind = Literal["partial", "final", "gap"]
+SegmentKind = Literal["partial", "final", "gap", "alternative"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +113,15 @@ def resolve_path(path: Path, base_dir: Path | None) -> Path:
     return base_dir / path
 
 
-def create_engine(settings: AsrSettings, base_dir: Path | None = None) -> AsrEngine:
-    """The engine named in settings (loads its model: seconds; call it off the event loop)."""
+def create_engine(
+    settings: AsrSettings, base_dir: Path | None = None, hints: DecodeHints | None = None
+) -> AsrEngine:
+    """The engine named in settings (loads its model: seconds; call it off the event loop). `hints` guide a
+    second decode of finals where the engine can take a prompt (faster-whisper; vosk ignores them)."""
     if settings.engine == "faster-whisper":
         from asr.faster_whisper_engine import FasterWhisperEngine
 
-        return FasterWhisperEngine(settings, base_dir=base_dir)
+        return FasterWhisperEngine(settings, base_dir=base_dir, hints=hints if settings.second_pass else None)
     if settings.engine == "vosk":
         from asr.vosk_engine import VoskEngine
 

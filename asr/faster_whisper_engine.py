@@ -7,6 +7,9 @@ the pool has an idle worker, so partials never delay finals and are simply skipp
 utterance are bounded (see whisper_decoder). A decode that raises yields a `gap` segment for that utterance's
 span; after three failures in a row the engine reloads its model ("restart"). If the ingest side raises, the
 stream's VAD and resampler are rebuilt and the lost span is reported as a gap. The call goes on either way.
+
+With decode hints (asr.hints), a final whose text the hints find phrases for is decoded once more, right after the
+final went out, with those phrases in the prompt; the result follows as an `alternative` segment.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import ASR_RATE, FloatArray, StreamResampler, pcm16_to_float
-from asr.engine import AsrEngine, AsrStream
+from asr.engine import AsrEngine, AsrStream, Segment
+from asr.hints import DecodeHints
 from asr.settings import AsrSettings
 from asr.streaming import LaneStream
 from asr.vad import Endpointer, SileroVad, Utterance
@@ -46,8 +50,11 @@ class FasterWhisperEngine(AsrEngine):
         base_dir: Path | None = None,
         decoder: WhisperDecoder | None = None,
         ingest_lanes: int = 1,
+        hints: DecodeHints | None = None,
     ) -> None:
         self.settings = settings
+        self.hints = hints
+        self.second_decodes = 0
         self._base_dir = base_dir
         self.decoder = decoder or WhisperDecoder(load_whisper_model(settings, base_dir), settings)
         self.vad = SileroVad()
@@ -232,7 +239,39 @@ class FasterWhisperStream(LaneStream):
         segment = None
         if result.text:
             segment = self._seq.make("final", index, result.text, start, end, round(result.confidence, 3))
-        self._seq.deliver(index, segment)
+        phrases = self._hint_phrases(result.text)
+        self._seq.deliver(index, segment, follow_up=bool(phrases))
+        if phrases:
+            self._seq.follow_up(index, self._second_reading(index, utterance, start, end, result.text, phrases))
+
+    def _hint_phrases(self, text: str) -> Sequence[str]:
+        hints = self._engine.hints
+        if hints is None or not text:
+            return ()
+        try:
+            return hints.phrases_for(text)
+        except Exception:
+            log.warning("asr stream %s: decode hints failed (no second decode)", self.stream_id, exc_info=True)
+            return ()
+
+    def _second_reading(
+        self, index: int, utterance: Utterance, start: int, end: int, first: str, phrases: Sequence[str]
+    ) -> Segment | None:
+        """The utterance decoded again with the hinted phrases; None when it fails or reads the same."""
+        engine = self._engine
+        if self._seq.closed:
+            return None
+        try:
+            prompt = engine.decoder.prompt_tokens(phrases, engine.settings.hint_prompt_tokens)
+            result = engine.decode(utterance.audio, prompt)
+        except Exception:
+            log.warning("asr stream %s: second decode failed", self.stream_id, exc_info=True)
+            return None
+        with engine._lock:
+            engine.second_decodes += 1
+        if not result.text or result.text == first:
+            return None
+        return self._seq.make("alternative", index, result.text, start, end, round(result.confidence, 3))
 
     def _decode_partial(self, index: int, snap: int, start: int, end: int, audio: FloatArray) -> None:
         try:

@@ -93,6 +93,14 @@ class AsrSettings(BaseModel):
         le=50,
         description="Output bound: 8 + this x audio seconds tokens (stops repetition loops).",
     )
+    second_pass: bool = Field(
+        True,
+        description="Decode a final again when decode hints (the gazetteer) suggest phrases for it, e.g. the streets "
+        "of a district heard in it; published as transcript.alternative, never delaying the final (faster-whisper).",
+    )
+    hint_prompt_tokens: int = Field(
+        200, ge=16, le=220, description="Bound on prompt + hint phrases of the second decode (phrases past it dropped)."
+    )
     vad: VadSettings = Field(default_factory=VadSettings)
     # vosk
     vosk_model_dir: Path = Field(

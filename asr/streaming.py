@@ -72,6 +72,8 @@ class Sequencer:
         self._partial_seq: dict[int, int] = {}
         self._last_partial: dict[int, Segment] = {}
         self._flushed = False
+        self._awaited: set[int] = set()  # finals released or due whose alternative is still being decoded
+        self._follow: dict[int, Segment] = {}  # alternatives waiting for their final to be released
         self._finished: asyncio.Future[None] | None = None
         self.closed = False
 
@@ -112,10 +114,13 @@ class Sequencer:
             self._open += 1
             return index
 
-    def deliver(self, index: int, segment: Segment | None) -> None:
+    def deliver(self, index: int, segment: Segment | None, *, follow_up: bool = False) -> None:
         """The result of a closed utterance, released in index order. None: nothing was said after all; if
-        partials of it were shown, a final with empty text retracts them (a partial never stays orphaned)."""
+        partials of it were shown, a final with empty text retracts them (a partial never stays orphaned).
+        `follow_up`: an alternative reading of it will come (`follow_up()`); finish() waits for it."""
         with self._lock:
+            if follow_up:
+                self._awaited.add(index)
             self._done[index] = segment
             while self._release_next in self._done:
                 item = self._done.pop(self._release_next)
@@ -126,6 +131,21 @@ class Sequencer:
                     item = dataclasses.replace(shown, kind="final", text="", confidence=0.0)
                 if item is not None and not self.closed:
                     self._sink.put(item)
+                alternative = self._follow.pop(self._release_next - 1, None)
+                if alternative is not None and not self.closed:
+                    self._sink.put(alternative)
+            self._check_done_locked()
+
+    def follow_up(self, index: int, segment: Segment | None) -> None:
+        """The alternative reading of utterance `index` (None: there is none after all), released right after its
+        final (at once if that is out already)."""
+        with self._lock:
+            self._awaited.discard(index)
+            if segment is not None and not self.closed:
+                if index < self._release_next:
+                    self._sink.put(segment)
+                else:
+                    self._follow[index] = segment
             self._check_done_locked()
 
     def partial(self, index: int, seq: int, segment: Segment) -> bool:
@@ -158,7 +178,7 @@ class Sequencer:
             self._check_done_locked()
 
     def _check_done_locked(self) -> None:
-        if self._flushed and self._release_next >= self._open:
+        if self._flushed and self._release_next >= self._open and not self._awaited:
             self._sink.end()
             self._resolve_locked()
 

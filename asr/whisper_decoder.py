@@ -68,11 +68,12 @@ class WhisperDecoder:
         self.tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language=settings.language)
         self._prompt_bare = _bare(settings.initial_prompt)
 
-    def prompt_tokens(self, phrases: Sequence[str] = ()) -> list[int]:
-        """Decoder prompt: previous-text slot with the initial prompt and phrases, then the task tokens."""
+    def prompt_tokens(self, phrases: Sequence[str] = (), budget: int | None = None) -> list[int]:
+        """Decoder prompt: previous-text slot with the initial prompt and phrases (as many as fit in `budget`
+        tokens, default max_prompt_tokens), then the task tokens."""
         tok = self.tokenizer
         tail = [*tok.sot_sequence, tok.no_timestamps]
-        budget = self.settings.max_prompt_tokens
+        budget = budget or self.settings.max_prompt_tokens
         base = tok.encode(" " + self.settings.initial_prompt.strip())[:budget]
         kept: list[str] = []
         for phrase in (p.strip() for p in phrases):

@@ -4,7 +4,9 @@ the places they name as `address.candidates`.
 It is only a bus subscriber: voice publishes transcripts and knows nothing of addresses, so this can run beside the
 gateway or, once the bus spans machines, in a process of its own. Each call has its own worker, so a slow
 geocoder answer for one call never holds up another call's card; within a call the lines are resolved in order,
-the last few earlier lines as context (a street named after its district).
+the last few earlier lines as context (a street named after its district). A second, guided reading of a line
+(`transcript.alternative`) is weighed against the line as heard, and may deepen the card (a street the first
+reading only half caught).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import structlog
 
 from events.address import AddressCandidates
 from events.bus import BusReader, CallEvent, EventBus
-from events.contract import AddressCandidatesEvent, CallEnded, TranscriptFinal
+from events.contract import AddressCandidatesEvent, CallEnded, TranscriptAlternative, TranscriptFinal
 
 log = structlog.get_logger(__name__)
 
@@ -34,10 +36,14 @@ class AddressFinder(Protocol):
         self, text: str, segment_id: str, *, partial: str | None = None, context: Sequence[str] = ()
     ) -> AddressCandidates: ...
 
+    async def resolve_alternative(
+        self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = ()
+    ) -> AddressCandidates | None: ...
+
 
 @dataclass(eq=False)
 class _CallWorker:
-    queue: asyncio.Queue[TranscriptFinal | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[TranscriptFinal | TranscriptAlternative | None] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
 
 
@@ -71,7 +77,7 @@ class AddressAssistant:
         """Route one bus event: a final worth reading goes to its call's worker; `call.ended` ends the worker
         once the lines before it are done."""
         body = event.body
-        if isinstance(body, TranscriptFinal):
+        if isinstance(body, TranscriptFinal | TranscriptAlternative):
             if body.speaker in self.speakers and body.text.strip():
                 self._worker(body.call_id).queue.put_nowait(body)
         elif isinstance(body, CallEnded):
@@ -88,13 +94,20 @@ class AddressAssistant:
 
     async def _serve(self, call_id: str, worker: _CallWorker) -> None:
         context: list[str] = []
+        heard: dict[str, tuple[str, list[str]]] = {}  # segment → its final and the context it had
         try:
             while (line := await worker.queue.get()) is not None:
                 try:
+                    if isinstance(line, TranscriptAlternative):
+                        if line.segment_id in heard:
+                            await self._reconsider(line, *heard.pop(line.segment_id))
+                        continue
+                    heard = {line.segment_id: (line.text, context[-CONTEXT_LINES:])}  # only the latest is read again
                     await self._resolve(line, context[-CONTEXT_LINES:])
                 except Exception:  # one bad line must not end the call's assistant
                     log.exception("address.resolve_failed", call_id=call_id, segment=line.segment_id)
-                context.append(line.text)
+                if isinstance(line, TranscriptFinal):
+                    context.append(line.text)
         finally:
             if self._calls.get(call_id) is worker:
                 del self._calls[call_id]
@@ -102,8 +115,15 @@ class AddressAssistant:
     async def _resolve(self, line: TranscriptFinal, context: Sequence[str]) -> None:
         found = await self.finder.resolve(line.text, line.segment_id, context=context)
         self.resolved += 1
-        if not found.candidates:
-            return
+        if found.candidates:
+            self._send(line, found)
+
+    async def _reconsider(self, line: TranscriptAlternative, heard: str, context: Sequence[str]) -> None:
+        found = await self.finder.resolve_alternative(heard, line.text, line.segment_id, context=context)
+        if found is not None and found.candidates:
+            self._send(line, found)
+
+    def _send(self, line: TranscriptFinal | TranscriptAlternative, found: AddressCandidates) -> None:
         self.bus.send(
             AddressCandidatesEvent(
                 **found.model_dump(),

@@ -43,10 +43,12 @@ import numpy as np  # noqa: E402
 
 from asr.audio import ASR_RATE, FloatArray, float_to_pcm16, resample  # noqa: E402
 from asr.engine import AsrEngine  # noqa: E402
+from asr.hints import DecodeHints  # noqa: E402
 from asr.settings import AsrSettings  # noqa: E402
 from asr.telephone import telephone_path  # noqa: E402
 from assist.address.extract import AddressExtractor  # noqa: E402
 from assist.address.gazetteer import Gazetteer  # noqa: E402
+from assist.address.hints import PlaceHints  # noqa: E402
 from hotline.settings import load_settings  # noqa: E402
 from tools.address_speech.audio import clip_name, read_wav  # noqa: E402
 from tools.address_speech.cases_file import read_cases  # noqa: E402
@@ -65,7 +67,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) -> list[str]:
+async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) -> list[tuple[str, str]]:
     stream = engine.open_stream(stream_id, "caller")
     padded = np.concatenate([np.zeros(ASR_RATE // 4, np.float32), audio, np.zeros(ASR_RATE, np.float32)])
     pcm = float_to_pcm16(padded)
@@ -73,7 +75,7 @@ async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) ->
     for offset in range(0, len(pcm), FRAME):
         stream.push(pcm[offset : offset + FRAME])
     await stream.finish()
-    return [s.text for s in await collector if s.kind == "final" and s.text.strip()]
+    return [(s.kind, s.text) for s in await collector if s.kind in ("final", "alternative") and s.text.strip()]
 
 
 Item = tuple[SpeechCase, str, FloatArray]  # the line, its cache key (the clip: audio pipeline included), audio
@@ -90,7 +92,7 @@ def real_speech_cases() -> list[Item]:
 
 
 async def transcribe(
-    settings: AsrSettings, items: list[Item], cache: dict[str, list[str]]
+    settings: AsrSettings, items: list[Item], cache: dict[str, list[tuple[str, str]]], hints: DecodeHints | None
 ) -> tuple[float, float]:
     """Decode the cases missing from `cache` into it; CPU seconds and audio seconds of what was decoded."""
     todo = [(key, a) for _, key, a in items if key not in cache]
@@ -98,7 +100,9 @@ async def transcribe(
     if todo:
         from asr.faster_whisper_engine import FasterWhisperEngine
 
-        engine = FasterWhisperEngine(settings.model_copy(update={"partial_interval_ms": 10000}))
+        engine = FasterWhisperEngine(
+            settings.model_copy(update={"partial_interval_ms": 10000}), hints=hints if settings.second_pass else None
+        )
         try:
             started_cpu = _cpu()
             gate = asyncio.Semaphore(settings.workers)
@@ -115,6 +119,7 @@ async def transcribe(
             await asyncio.gather(*(one(k, a) for k, a in todo))
             audio_s = sum(len(a) for _, a in todo) / ASR_RATE
             cpu = _cpu() - started_cpu
+            print(f"  second decodes: {engine.second_decodes} of {len(todo)} clips", flush=True)
         finally:
             engine.close()
     return cpu, audio_s
@@ -128,6 +133,7 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="decode again, ignoring cached transcripts")
     parser.add_argument("--streams", type=int, default=2, help="clips decoded at once (one worker each)")
     parser.add_argument("--no-real", action="store_true", help="leave out ../shared/speech-zh")
+    parser.add_argument("--no-second-pass", action="store_true", help="no guided second decode (asr.second_pass)")
     parser.add_argument("--failures", choices=["dev", "holdout", "real", "none"], default=None)
     args = parser.parse_args()
 
@@ -152,19 +158,22 @@ def main() -> int:
         groups["real"] = [c for c, _, _ in real]
         items += real
     # What changes the transcripts (not how many threads make them).
-    asr = asr.model_copy(update={"workers": args.streams, "cpu_threads": 1})
+    asr = asr.model_copy(
+        update={"workers": args.streams, "cpu_threads": 1, "second_pass": asr.second_pass and not args.no_second_pass}
+    )
     key = hashlib.sha256(asr.model_dump_json(exclude=NOT_OUTPUT).encode()).hexdigest()[:12]
     print(
-        f"recogniser: Whisper {asr.model}, beam {asr.beam_size}, place-name prompt {asr.bias_place_names}; "
+        f"recogniser: Whisper {asr.model}, beam {asr.beam_size}, place-name prompt {asr.bias_place_names}, "
+        f"second pass {asr.second_pass}; "
         f"{len(items)} lines; cache {key}",
         flush=True,
     )
     started = time.monotonic()
     cache_file = CACHE / f"{key}.json"
-    finals: dict[str, list[str]] = {}
+    finals: dict[str, list[tuple[str, str]]] = {}
     if cache_file.exists() and not args.fresh:
-        finals = json.loads(cache_file.read_text(encoding="utf-8"))
-    cpu, audio_s = asyncio.run(transcribe(asr, items, finals))
+        finals = {k: [(kind, text) for kind, text in v] for k, v in json.loads(cache_file.read_text("utf-8")).items()}
+    cpu, audio_s = asyncio.run(transcribe(asr, items, finals, PlaceHints(extractor)))
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps(finals, ensure_ascii=False), encoding="utf-8")
     if audio_s:

@@ -140,6 +140,17 @@ class TranscriptFinal(_Segment):
     confidence: float = Field(ge=0, le=1)
 
 
+class TranscriptAlternative(_Segment):
+    type: Literal["transcript.alternative"] = "transcript.alternative"
+    text: str = Field(
+        max_length=2000,
+        description="A second reading of the final with the same segment_id, decoded with the place names the first "
+        "suggested. The final stays what the transcript shows; the map assistant weighs this one.",
+    )
+    end_ms: int = Field(ge=0)
+    confidence: float = Field(ge=0, le=1)
+
+
 class TranscriptGap(_Segment):
     type: Literal["transcript.gap"] = "transcript.gap"
     end_ms: int | None = None
@@ -184,6 +195,7 @@ _CallEvent = (
     | InterpreterLeft
     | TranscriptPartial
     | TranscriptFinal
+    | TranscriptAlternative
     | TranscriptGap
     | AddressCandidatesEvent
     | AddressConfirmed

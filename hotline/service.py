@@ -25,6 +25,7 @@ from agent_desktop_api.page import LEAFLET_DIST, mount_page
 from asr.engine import AsrEngine
 from asr.engine import create_engine as create_asr_engine
 from assist.address.gazetteer import GazetteerMissing
+from assist.address.hints import PlaceHints
 from assist.address.search import PlaceSearch
 from assist.address.service import AddressResolver
 from assist.address_assistant import AddressAssistant
@@ -176,11 +177,12 @@ class GatewayService:
         log.info("service.started", role=self.role, http=f"http://{s.http.host}:{s.http.port}")
 
     def _needs_addresses(self) -> bool:
-        """The gazetteer: the map assistant's, the desk's place search, and the recogniser's district names."""
+        """The gazetteer: the map assistant's, the desk's place search, and the recogniser's district names and
+        decode hints."""
         s = self.settings
         if self.role == "all":
             return s.asr.enabled  # a gateway that does not transcribe has no spoken addresses to read
-        voice_bias = "voice" in self.parts and s.asr.enabled and s.asr.bias_place_names
+        voice_bias = "voice" in self.parts and s.asr.enabled and (s.asr.bias_place_names or s.asr.second_pass)
         return bool(self.parts & {"assist", "desk"}) or voice_bias
 
     async def _load_addresses(self) -> None:
@@ -286,11 +288,13 @@ class GatewayService:
         )
 
     async def _build_transcriber(self) -> Transcriber | None:
-        """The recogniser (its model loads in a worker thread: seconds); the gazetteer's district names bias it."""
+        """The recogniser (its model loads in a worker thread: seconds); the gazetteer's district names bias it,
+        and its streets guide a second decode of a line that names a district (asr.second_pass)."""
         s = self.settings
         if not s.asr.enabled:
             return None
-        self.asr_engine = await asyncio.to_thread(create_asr_engine, s.asr, PROJECT_ROOT)
+        hints = PlaceHints(self.addresses.extractor) if self.addresses is not None else None
+        self.asr_engine = await asyncio.to_thread(create_asr_engine, s.asr, PROJECT_ROOT, hints)
         phrases: list[str] = []
         if self.addresses is not None and s.asr.bias_place_names:
             phrases = [d.name for d in self.addresses.extractor.gazetteer.districts.values()]

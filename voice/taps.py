@@ -18,7 +18,15 @@ from typing import Protocol, cast
 import structlog
 
 from asr.engine import AsrEngine, AsrStream, Segment
-from events.contract import CallEventModel, CallFields, Speaker, TranscriptFinal, TranscriptGap, TranscriptPartial
+from events.contract import (
+    CallEventModel,
+    CallFields,
+    Speaker,
+    TranscriptAlternative,
+    TranscriptFinal,
+    TranscriptGap,
+    TranscriptPartial,
+)
 from voice.ari import AriRestClient
 from voice.legs import Leg
 from voice.rtp import RtpPortPool, RtpReceiver
@@ -173,6 +181,16 @@ class Transcriber:
                 start_ms=start_ms,
                 end_ms=segment.end_ms,
                 error=segment.error,
+            )
+        elif segment.kind == "alternative":
+            event = TranscriptAlternative(
+                **about,
+                segment_id=segment_id,
+                speaker=speaker,
+                start_ms=start_ms,
+                text=segment.text,
+                end_ms=segment.end_ms,
+                confidence=round(segment.confidence, 3),
             )
         else:
             event = TranscriptFinal(

@@ -37,7 +37,7 @@
     epoch: null, // the database the seqs come from (GET /api/me); a server on another one says "resync"
     call: null, // {call_id, caller_number, language, ivr_path, queue, interpreter, started_at, status}
     segments: new Map(), // segment_id -> <li>
-    spans: new Map(), // segment_id -> address span {start, end, text}
+    spans: new Map(), // segment_id -> address span {start, end, text, fixes: [{start, end, heard, name}]}
     address: null, // {event, selected, dirty}
     lastFinalSegment: null,
     ws: null,
@@ -394,10 +394,55 @@
     const target = li.querySelector(".text");
     const span = state.spans.get(li.dataset.segmentId);
     if (span && li.dataset.final === "1" && text.slice(span.start, span.end) === span.text) {
-      target.replaceChildren(text.slice(0, span.start), el("mark", { textContent: span.text }), text.slice(span.end));
+      const mark = el("mark", {});
+      let at = span.start;
+      for (const fix of span.fixes) {
+        if (fix.start < at || fix.end > span.end || text.slice(fix.start, fix.end) !== fix.heard) continue;
+        mark.append(text.slice(at, fix.start), correctedName(fix));
+        at = fix.end;
+      }
+      mark.append(text.slice(at, span.end));
+      target.replaceChildren(text.slice(0, span.start), mark, text.slice(span.end));
     } else {
       target.textContent = text;
     }
+  }
+
+  // A place name the recogniser misheard: the official name is shown; a click (or Enter) shows what was heard.
+  function correctedName(fix) {
+    const node = el("span", {
+      className: "corrected",
+      textContent: fix.name,
+      title: `听到 heard: ${fix.heard}`,
+      tabIndex: 0,
+    });
+    node.setAttribute("role", "button");
+    node.setAttribute("aria-pressed", "false");
+    node.dataset.name = fix.name;
+    node.dataset.heard = fix.heard;
+    const toggle = () => {
+      const heard = node.getAttribute("aria-pressed") !== "true";
+      node.setAttribute("aria-pressed", String(heard));
+      node.textContent = heard ? fix.heard : fix.name;
+      node.title = heard ? `地名 name: ${fix.name}` : `听到 heard: ${fix.heard}`;
+    };
+    node.addEventListener("click", toggle);
+    node.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        toggle();
+      }
+    });
+    return node;
+  }
+
+  // Mentions of the top candidate that the gazetteer matched by sound, not by the characters heard.
+  function spanFixes(msg) {
+    const top = (msg.candidates || [])[0];
+    return (top?.mentions || [])
+      .filter((m) => m.source === "final" && m.kind === "phonetic" && m.name && m.text !== m.name)
+      .map((m) => ({ start: m.start, end: m.end, heard: m.text, name: m.name }))
+      .sort((a, b) => a.start - b.start);
   }
 
   function clock(ms) {
@@ -411,7 +456,7 @@
     const candidates = msg.candidates || [];
     if (!candidates.length && !(msg.conflicts || []).length) return;
     if (msg.span && msg.segment_id) {
-      state.spans.set(msg.segment_id, msg.span);
+      state.spans.set(msg.segment_id, { ...msg.span, fixes: spanFixes(msg) });
       const li = state.segments.get(msg.segment_id);
       if (li) renderSegmentText(li);
     }

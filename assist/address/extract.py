@@ -60,7 +60,11 @@ LOOSE_DISTRICT = 0.7  # mean syllable similarity of a district name (三 syllabl
 LOOSE_TOWN = 0.6  # a street/town of the district the caller named
 LOOSE_MARGIN = 0.05  # over the next best street/town of that district
 LOOSE_LEAST = 0.6  # every syllable of a loose district, or of a street's two-syllable stem, at least this close
-LOOSE_FACTOR = 0.85  # a loose match is worth less again than a phonetic one
+LOOSE_FACTOR = 0.85
+ALTERNATIVE_ECHO = 0.5  # how much a street named by the guided reading must sound like part of the heard text
+ALTERNATIVE_FACTOR = (
+    0.9  # a place read only on the second, guided decode  # a loose match is worth less again than a phonetic one
+)
 
 
 def normalize(text: str) -> str:
@@ -166,6 +170,68 @@ class AddressExtractor:
                 span = TextSpan(start=start, end=end, text=text[start:end])
         return AddressCandidates(
             segment_id=segment_id, text=text, span=span, candidates=candidates, conflicts=conflicts
+        )
+
+    def towns_sounding_like(self, text: str, district_code: str, limit: int) -> list[str]:
+        """The district's current streets/towns, those that sound most like part of `text` first."""
+        ranked = self._town_matcher(district_code).scan(normalize(text), 0.0)
+        names = list(dict.fromkeys(self.gazetteer.towns[h.key].name for h in ranked))
+        rest = sorted(t.name for t in self.gazetteer.towns.values() if t.district_code == district_code and t.current)
+        return list(dict.fromkeys([*names, *rest]))[:limit]
+
+    def extract_alternative(
+        self, heard: str, alternative: str, segment_id: str = "", *, context: Sequence[str] = ()
+    ) -> AddressCandidates | None:
+        """What a second, guided reading of a final adds: a deeper place than the heard text gave, in the same
+        district, whose street/town also sounds like part of the heard text (the recogniser is steered towards the
+        names in its prompt, so a name that the first reading has no trace of is not believed). The result is in
+        the heard text's terms (its span, its mentions), so the transcript can show the name over what was heard.
+        None when the alternative adds nothing."""
+        first = self.extract(heard, segment_id, context=context).top
+        second = self.extract(alternative, segment_id, context=context).top
+        if first is None or second is None or second.town_code is None or second.town is None:
+            return None
+        if first.district_code is None:
+            return None
+        if second.district_code != first.district_code or DEPTH[second.level] <= DEPTH[first.level]:
+            return None
+        norm = normalize(heard)
+        town = self._town_matcher(first.district_code).scan(norm, ALTERNATIVE_ECHO)
+        echo = next((h for h in town if h.key == second.town_code), None)
+        if echo is None:
+            return None
+        mentions = [m for m in first.mentions if m.source == "final" and m.level == "district"]
+        mentions.append(
+            Mention(
+                text=heard[echo.start : echo.end],
+                start=echo.start,
+                end=echo.end,
+                source="final",
+                level="town",
+                name=second.town,
+                kind="phonetic",
+                score=round(echo.score, 3),
+            )
+        )
+        mentions.sort(key=lambda m: m.start)
+        confidence = round(min(second.confidence, first.confidence + AGREEMENT_BONUS) * ALTERNATIVE_FACTOR, 3)
+        card = second.model_copy(
+            update={
+                "mentions": mentions,
+                "confidence": confidence,
+                "source": "gazetteer+phonetic",
+                "level": "town" if second.level == "community" else second.level,
+                "community": None,
+                "community_code": None,
+                "adcode": second.town_code,
+            }
+        )
+        start, end = mentions[0].start, mentions[-1].end
+        return AddressCandidates(
+            segment_id=segment_id,
+            text=heard,
+            span=TextSpan(start=start, end=end, text=heard[start:end]),
+            candidates=[card],
         )
 
     # ---- mentions -----------------------------------------------------------------------------------------

@@ -44,7 +44,16 @@ class AddressResolver:
     async def resolve(
         self, text: str, segment_id: str, *, partial: str | None = None, context: Sequence[str] = ()
     ) -> AddressCandidates:
-        result = self.resolve_local(text, segment_id, partial=partial, context=context)
+        return await self._placed(self.resolve_local(text, segment_id, partial=partial, context=context))
+
+    async def resolve_alternative(
+        self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = ()
+    ) -> AddressCandidates | None:
+        """A deeper place from a second, guided reading of a final, or None (see extract_alternative)."""
+        result = self.extractor.extract_alternative(heard, alternative, segment_id, context=context)
+        return None if result is None else await self._placed(result)
+
+    async def _placed(self, result: AddressCandidates) -> AddressCandidates:
         top = result.top
         if self.geocoder is None or top is None:
             return result

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from asr.audio import ASR_RATE, float_to_pcm16, resample
+from asr.audio import ASR_RATE, float_to_pcm16, read_wav_16k, resample
 from asr.faster_whisper_engine import FasterWhisperEngine
 from asr.settings import AsrSettings
 from asr.telephone import TELEPHONE_RATE, g711_roundtrip, telephone_path
@@ -229,3 +229,40 @@ def test_phrase_prompt_is_bounded(whisper_engine: FasterWhisperEngine) -> None:
     limit = whisper_engine.settings.max_prompt_tokens
     assert len(base) < len(many) <= limit + 6  # sot_prev + text + sot, language, task, no_timestamps
     assert decoder.prompt_tokens(["", "  "]) == base
+
+
+class _DistrictHints:
+    """Decode hints as the gazetteer gives them for a line naming 海淀区 (its streets), for every line."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def phrases_for(self, text: str) -> list[str]:
+        self.asked.append(text)
+        return ["海淀区", "中关村街道", "海淀街道"]
+
+
+def test_a_final_the_hints_know_is_decoded_again_and_the_second_reading_follows_it(
+    whisper_engine: FasterWhisperEngine,
+) -> None:
+    clip = Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"  # …我家住在海淀区中关村街道…
+    hints = _DistrictHints()
+    engine = FasterWhisperEngine(AsrSettings(cpu_threads=1, workers=1), decoder=whisper_engine.decoder, hints=hints)
+    try:
+        audio = with_silence([telephone_path(read_wav_16k(clip))])
+
+        async def stream_it() -> StreamRun:
+            return await run_stream(engine.open_stream("call-9/caller", "caller"), pcm_of(audio), speed=8.0)
+
+        run = asyncio.run(stream_it())
+    finally:
+        engine.close()
+    finals = run.finals()
+    assert finals, run.segments
+    assert hints.asked == [s.text for s in finals]  # asked once per final, with its text
+    assert engine.second_decodes == len(finals)
+    kinds = [(s.kind, s.segment_id) for s in run.segments if s.kind in ("final", "alternative")]
+    for n, (kind, segment_id) in enumerate(kinds):
+        if kind == "alternative":  # right after its own final, never in place of it
+            assert ("final", segment_id) in kinds[:n]
+    assert all(s.text for s in run.segments if s.kind == "alternative")

@@ -71,3 +71,41 @@ async def test_close_ends_the_stream_at_once() -> None:
     await asyncio.wait_for(finished, 5)
     seq.deliver(index, seq.make("final", index, "太晚了", 0, 1, 1.0))  # a decode that completes after hang-up
     assert await _drain(sink) == []
+
+
+async def test_an_alternative_follows_its_final_and_finish_waits_for_it() -> None:
+    seq, sink = _sequencer()
+    first, second = seq.close_utterance(), seq.close_utterance()
+    finished = seq.start_finish()
+    go_on = threading.Event()
+
+    def worker() -> None:
+        seq.deliver(second, seq.make("final", second, "二", 3000, 4000, 0.9))  # waits for the first
+        seq.follow_up(second, seq.make("alternative", second, "二'", 3000, 4000, 0.9))  # held until its final
+        seq.deliver(first, seq.make("final", first, "一", 0, 1000, 0.9), follow_up=True)
+        seq.flushed()
+        go_on.wait(5)
+        seq.follow_up(first, seq.make("alternative", first, "一'", 0, 1000, 0.9))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    await asyncio.sleep(0.2)
+    assert not finished.done()  # the first utterance's second reading is still being decoded
+    go_on.set()
+    await asyncio.wait_for(finished, 5)
+    thread.join()
+    out = [(s.kind, s.text) for s in await _drain(sink)]
+    assert out == [("final", "一"), ("final", "二"), ("alternative", "二'"), ("alternative", "一'")]
+
+
+async def test_no_alternative_after_all_still_lets_finish_end() -> None:
+    seq, sink = _sequencer()
+    index = seq.close_utterance()
+    finished = seq.start_finish()
+    seq.deliver(index, seq.make("final", index, "一", 0, 1000, 0.9), follow_up=True)
+    seq.flushed()
+    await asyncio.sleep(0.05)
+    assert not finished.done()
+    seq.follow_up(index, None)
+    await asyncio.wait_for(finished, 5)
+    assert [s.kind for s in await _drain(sink)] == ["final"]

@@ -1,8 +1,9 @@
 """What the operator's address card shows for a call, and whether it is right.
 
 The card is replayed as the map assistant builds it: each caller final is resolved with the earlier finals of the
-call as context (the assistant's last three), and the card shows the top candidate of the latest resolution that
-found one. A line with no place is right when no card appears at all.
+call as context (the assistant's last three); a second, guided reading of a final (an alternative) may deepen it;
+the card shows the top candidate of the latest resolution that found one. A line with no place is right when no
+card appears at all.
 """
 
 from __future__ import annotations
@@ -64,18 +65,35 @@ class CardOutcome:
         return card.community is None or card.community == case.community
 
 
-def replay_card(extractor: AddressExtractor, case: SpeechCase, finals: Sequence[str]) -> CardOutcome:
+def replay_card(
+    extractor: AddressExtractor, case: SpeechCase, segments: Sequence[tuple[str, str]], *, alternatives: bool = True
+) -> CardOutcome:
+    """`segments`: (kind, text) in the order the recogniser gave them, kind "final" or "alternative" (a second
+    reading of the final before it)."""
     card: AddressCandidate | None = None
     times: list[float] = []
-    for n, text in enumerate(finals):
+    finals: list[str] = []
+    for kind, text in segments:
         if not text.strip():
             continue
         started = time.perf_counter()
-        found = extractor.extract(text, f"{case.id}-{n}", context=list(finals[max(0, n - CONTEXT_LINES) : n]))
+        if kind == "final":
+            n = len(finals)
+            found = extractor.extract(text, f"{case.id}-{n}", context=finals[max(0, n - CONTEXT_LINES) :])
+            finals.append(text)
+        elif alternatives and finals:
+            n = len(finals) - 1
+            context = finals[max(0, n - CONTEXT_LINES) : n]
+            better = extractor.extract_alternative(finals[-1], text, f"{case.id}-{n}", context=context)
+            if better is None:
+                continue
+            found = better
+        else:
+            continue
         times.append(time.perf_counter() - started)
         if found.candidates:
             card = found.candidates[0]
-    return CardOutcome(case, list(finals), card, times)
+    return CardOutcome(case, finals, card, times)
 
 
 def _rate(values: Sequence[bool]) -> float | None:
