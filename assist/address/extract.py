@@ -26,7 +26,7 @@ from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
 from assist.address.lexicon import LexEntry, Lexicon
 from assist.address.loose import LooseHit, LooseMatcher
-from assist.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex
+from assist.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex, is_han
 from assist.address.settings import AddressSettings
 from events.address import (
     AddressCandidate,
@@ -61,6 +61,15 @@ LOOSE_TOWN = 0.6  # a street/town of the district the caller named
 LOOSE_MARGIN = 0.05  # over the next best street/town of that district
 LOOSE_LEAST = 0.6  # every syllable of a loose district, or of a street's two-syllable stem, at least this close
 LOOSE_FACTOR = 0.85
+LOOSE_ANYWHERE = 0.85  # a street/town of anywhere, heard with its suffix, when nothing else is named
+LOOSE_ANYWHERE_MARGIN = 0.1  # over the next best street/town of Beijing
+# What the recogniser writes for a division suffix on the phone (区 as 七, 期, 去, 机; 街道 as 街等; 镇 as 正, 阵).
+SUFFIX_HEARD: dict[str, frozenset[str]] = {
+    "区": frozenset({"qu", "qi", "ju", "ji", "xu", "xi"}),
+    "道": frozenset({"dao", "deng", "dang"}),
+    "镇": frozenset({"zhen", "zheng", "zhan", "jian"}),
+    "乡": frozenset({"xiang", "xian"}),
+}
 ALTERNATIVE_ECHO = 0.5  # how much a street named by the guided reading must sound like part of the heard text
 ALTERNATIVE_FACTOR = (
     0.9  # a place read only on the second, guided decode  # a loose match is worth less again than a phonetic one
@@ -126,7 +135,16 @@ class AddressExtractor:
         self.gazetteer = gazetteer
         self.lexicon = Lexicon(gazetteer, self.settings.phonetic_threshold)
         # Full names only: a loose two-syllable short name (大刑 for 大兴) is too often ordinary speech.
-        self._districts = LooseMatcher([(d.name, d.code) for d in gazetteer.districts.values()])
+        self._districts = LooseMatcher(
+            [(d.name, d.code) for d in gazetteer.districts.values()],
+            alike={"区": SUFFIX_HEARD["区"]},
+            unanchored=frozenset("区"),
+        )
+        self._all_towns = LooseMatcher(
+            [(t.name, t.code) for t in gazetteer.towns.values() if t.current and _division_suffix(t.name)],
+            alike=SUFFIX_HEARD,
+            unanchored=frozenset("街道镇乡地区"),
+        )
         self._towns_of: dict[str, LooseMatcher] = {}
         for code in gazetteer.districts:
             self._town_matcher(code)  # built now: the first call of a district must not pay for it
@@ -153,6 +171,7 @@ class AddressExtractor:
         self._add_weak(texts, weak_pool)
         if self.settings.phonetic:
             self._add_loose_district(texts)
+            self._add_loose_town_anywhere(texts)
             self._add_loose_towns(texts)
             self._add_community_phonetic(texts)
         found = [f for t in texts for f in t.chosen]
@@ -373,11 +392,45 @@ class AddressExtractor:
             return
         for t in texts:
             for hit in self._districts.scan(t.norm, LOOSE_DISTRICT):
-                if hit.end - hit.start <= 2 or hit.least < LOOSE_LEAST or not t.free(hit.start, hit.end):
+                suffix_heard = hit.sims[-1] >= 1.0 if hit.surface.endswith("区") else True
+                if (
+                    hit.end - hit.start <= 2
+                    or hit.least < LOOSE_LEAST
+                    or not suffix_heard
+                    or not t.free(hit.start, hit.end)
+                ):
                     continue
                 entry = LexEntry("district", hit.key, "name", False, 1.0)
                 t.chosen.append(self._loose_found(t, hit, entry))
                 return
+
+    def _add_loose_town_anywhere(self, texts: list[_Text]) -> None:
+        """Nothing named at all: a street/town of anywhere in Beijing, heard with its division suffix (白纸方街等 for
+        白纸坊街道), whose stem sounds nearly the same and stands clear of every other street's."""
+        if self._named(texts, "district") or self._named(texts, "town"):
+            return
+        for t in texts:
+            found = self._all_towns.scan(t.norm, LOOSE_ANYWHERE - LOOSE_ANYWHERE_MARGIN, anchors=2)
+            # Whole, unbroken names only: 平房，下 is not 平房乡.
+            hits = [h for h in found if not h.dropped and all(is_han(ch) for ch in t.norm[h.start : h.end])]
+            if not hits:
+                continue
+            best = hits[0]
+            runner_up = next((h.score for h in hits[1:] if h.key != best.key), 0.0)
+            suffix = len(_division_suffix(best.surface))
+            stem, heard_suffix = best.sims[:-suffix], best.sims[-suffix:]
+            sure_syllables = sum(1 for s in stem if s >= FUZZY)
+            if (
+                best.score < LOOSE_ANYWHERE
+                or best.score - runner_up < LOOSE_ANYWHERE_MARGIN
+                or min(stem) < LOOSE_LEAST
+                or min(heard_suffix) < 1.0  # the suffix as written or as the phone makes it (SUFFIX_HEARD)
+                or sure_syllables < 2
+                or not t.free(best.start, best.end)
+            ):
+                continue
+            t.chosen.append(self._loose_found(t, best, LexEntry("town", best.key, "name", False, 1.0)))
+            return
 
     def _add_loose_towns(self, texts: list[_Text]) -> None:
         """A district is named and none of its streets/towns: the best loose sound-alike among them, when it

@@ -11,7 +11,7 @@ dropped. Windows are scored on Han characters only, so punctuation inside a name
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,11 +25,13 @@ _NEAR_INITIALS: tuple[frozenset[str], ...] = (
     frozenset({"j", "q", "x"}),
     frozenset({"z", "c", "s"}),
     frozenset({"l", "n", "r"}),
+    frozenset({"r", "y"}),  # 柔 heard as 有
     frozenset({"y", ""}),
     frozenset({"w", ""}),
 )
 _NASAL_PAIRS = frozenset(
     {("a", "an"), ("ia", "ian"), ("ua", "uan"), ("e", "en"), ("i", "in"), ("u", "un"), ("o", "ong"), ("v", "vn")}
+    | {("ei", "en"), ("ui", "un"), ("ai", "an")}  # the coda's -i or -n lost on the line: 顺 heard as 睡
 )
 NEAR_INITIAL = 0.6
 NEAR_NASAL = 0.6
@@ -71,6 +73,8 @@ class LooseHit:
     key: str  # what the caller indexed it by (a gazetteer code)
     score: float  # mean syllable similarity, a dropped syllable counting 0
     least: float  # the weakest syllable that was there
+    sims: tuple[float, ...] = ()  # per syllable of the name (a dropped one: DROPPED)
+    dropped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,30 +88,46 @@ class LooseMatcher:
     """A handful of names, each scored against the windows of a text that share at least one syllable with it
     (an anchor: a name with no syllable heard right is not there); the best hit per name returned."""
 
-    def __init__(self, names: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        names: Sequence[tuple[str, str]],
+        alike: Mapping[str, frozenset[str]] | None = None,
+        unanchored: frozenset[str] = frozenset(),
+    ) -> None:
+        """`alike`: readings that count as the same as a name's character (区 heard as 七, 期, 去 ...);
+        `unanchored`: characters too common to anchor a window on (a suffix every name has)."""
+        alike = alike or {}
         self._names = [
-            _Name(surface, key, tuple(primary(ch) for ch in surface))  # 平 is ping; its rare pian breeds hits
+            # 平 is ping: its rare reading pian would only breed hits.
+            _Name(surface, key, tuple(primary(ch) | alike.get(ch, frozenset()) for ch in surface))
             for surface, key in dict.fromkeys(names)
             if len(surface) >= 2
         ]
         self._anchors: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for n, name in enumerate(self._names):
             for pos, options in enumerate(name.chars):
+                if name.surface[pos] in unanchored:
+                    continue
                 for syllable in {fuzzy(s) for s in options}:
                     self._anchors[syllable].append((n, pos))
 
-    def scan(self, text: str, least_score: float) -> list[LooseHit]:
-        """Hits scoring at least `least_score`, best first; one per name (its best window)."""
+    def scan(self, text: str, least_score: float, *, anchors: int = 1) -> list[LooseHit]:
+        """Hits scoring at least `least_score`, best first; one per name (its best window). `anchors`: how many of
+        a name's syllables a window must have heard right (fuzzy-equal) to be scored at all."""
         han = [i for i, ch in enumerate(text) if is_han(ch)]
         chars = [primary(text[i]) for i in han]  # what the recogniser most likely meant by the character
         plain = [text[i] in FUNCTION_CHARS for i in han]
-        starts: dict[int, set[int]] = defaultdict(set)
+        votes: dict[int, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
         for i, options in enumerate(chars):
             for syllable in {fuzzy(s) for s in options}:
                 for n, pos in self._anchors.get(syllable, ()):
-                    starts[n].update((i - pos, i - pos + 1))  # +1: a syllable before it was dropped
+                    votes[n][i - pos].add(pos)
+                    votes[n][i - pos + 1].add(pos)  # a syllable before it was dropped
         hits: list[LooseHit] = []
-        for name_id, candidates in starts.items():
+        for name_id, by_start in votes.items():
+            candidates = [start for start, seen in by_start.items() if len(seen) >= anchors]
+            if not candidates:
+                continue
             name = self._names[name_id]
             best: LooseHit | None = None
             n = len(name.chars)
@@ -123,7 +143,7 @@ class LooseMatcher:
                         continue
                     least = min([s for s in sims if s > DROPPED] or [0.0])
                     end = han[start + length - 1] + 1
-                    best = LooseHit(han[start], end, name.surface, name.key, score, least)
+                    best = LooseHit(han[start], end, name.surface, name.key, score, least, tuple(sims), length < n)
             if best is not None:
                 hits.append(best)
         hits.sort(key=lambda h: -h.score)
