@@ -94,7 +94,8 @@ class AddressAssistant:
 
     async def _serve(self, call_id: str, worker: _CallWorker) -> None:
         context: list[str] = []
-        heard: dict[str, tuple[str, list[str]]] = {}  # segment → its final and the context it had
+        # The last few finals (a second reading may come after the next final) and the context each had.
+        heard: dict[str, tuple[str, list[str]]] = {}
         try:
             while (line := await worker.queue.get()) is not None:
                 try:
@@ -102,7 +103,9 @@ class AddressAssistant:
                         if line.segment_id in heard:
                             await self._reconsider(line, *heard.pop(line.segment_id))
                         continue
-                    heard = {line.segment_id: (line.text, context[-CONTEXT_LINES:])}  # only the latest is read again
+                    heard[line.segment_id] = (line.text, context[-CONTEXT_LINES:])
+                    if len(heard) > CONTEXT_LINES:
+                        del heard[next(iter(heard))]
                     await self._resolve(line, context[-CONTEXT_LINES:])
                 except Exception:  # one bad line must not end the call's assistant
                     log.exception("address.resolve_failed", call_id=call_id, segment=line.segment_id)

@@ -59,6 +59,7 @@ from tools.asr_eval.corpus import available_sets, load_set  # noqa: E402
 
 FRAME = 640  # 20 ms at 16 kHz
 CACHE = ROOT / "var" / "cache" / "address_speech"
+CACHE_FORMAT = "segments-v2"  # (kind, text, segment id) per clip
 NOT_OUTPUT = {"workers", "cpu_threads", "tap_port_start", "tap_port_count", "enabled"}
 
 
@@ -67,7 +68,10 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) -> list[tuple[str, str]]:
+Segments = list[tuple[str, str, str]]  # (kind, text, segment id): finals and alternatives in arrival order
+
+
+async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) -> Segments:
     stream = engine.open_stream(stream_id, "caller")
     padded = np.concatenate([np.zeros(ASR_RATE // 4, np.float32), audio, np.zeros(ASR_RATE, np.float32)])
     pcm = float_to_pcm16(padded)
@@ -75,7 +79,9 @@ async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) ->
     for offset in range(0, len(pcm), FRAME):
         stream.push(pcm[offset : offset + FRAME])
     await stream.finish()
-    return [(s.kind, s.text) for s in await collector if s.kind in ("final", "alternative") and s.text.strip()]
+    return [
+        (s.kind, s.text, s.segment_id) for s in await collector if s.kind in ("final", "alternative") and s.text.strip()
+    ]
 
 
 Item = tuple[SpeechCase, str, FloatArray]  # the line, its cache key (the clip: audio pipeline included), audio
@@ -92,7 +98,7 @@ def real_speech_cases() -> list[Item]:
 
 
 async def transcribe(
-    settings: AsrSettings, items: list[Item], cache: dict[str, list[tuple[str, str]]], hints: DecodeHints | None
+    settings: AsrSettings, items: list[Item], cache: dict[str, Segments], hints: DecodeHints | None
 ) -> tuple[float, float]:
     """Decode the cases missing from `cache` into it; CPU seconds and audio seconds of what was decoded."""
     todo = [(key, a) for _, key, a in items if key not in cache]
@@ -161,7 +167,7 @@ def main() -> int:
     asr = asr.model_copy(
         update={"workers": args.streams, "cpu_threads": 1, "second_pass": asr.second_pass and not args.no_second_pass}
     )
-    key = hashlib.sha256(asr.model_dump_json(exclude=NOT_OUTPUT).encode()).hexdigest()[:12]
+    key = hashlib.sha256((CACHE_FORMAT + asr.model_dump_json(exclude=NOT_OUTPUT)).encode()).hexdigest()[:12]
     print(
         f"recogniser: Whisper {asr.model}, beam {asr.beam_size}, place-name prompt {asr.bias_place_names}, "
         f"second pass {asr.second_pass}; "
@@ -170,9 +176,9 @@ def main() -> int:
     )
     started = time.monotonic()
     cache_file = CACHE / f"{key}.json"
-    finals: dict[str, list[tuple[str, str]]] = {}
+    finals: dict[str, Segments] = {}
     if cache_file.exists() and not args.fresh:
-        finals = {k: [(kind, text) for kind, text in v] for k, v in json.loads(cache_file.read_text("utf-8")).items()}
+        finals = {k: [(a, b, c) for a, b, c in v] for k, v in json.loads(cache_file.read_text("utf-8")).items()}
     cpu, audio_s = asyncio.run(transcribe(asr, items, finals, PlaceHints(extractor)))
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps(finals, ensure_ascii=False), encoding="utf-8")

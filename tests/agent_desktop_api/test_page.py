@@ -398,6 +398,62 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
         await phone.wait_state(again, "DISCONNECTED", timeout=10)
 
 
+# A synthetic caller (the address speech set's district_town-034:
+# "你好，我是朝阳区呼家楼街道的居民，楼下的垃圾好几天没人清了"), whose place names Whisper base mishears on the
+# phone (潮洋区胡家楼街道 and the like).
+MISHEARD_CLIP = REPO_ROOT / "tests" / "assist" / "address" / "data" / "misheard-hujialou.wav"
+
+
+@pytest.mark.slow
+async def test_a_misheard_place_shows_its_official_name_in_the_line_with_the_heard_text_a_key_away(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    clip = telephone_clip(MISHEARD_CLIP, tmp_path / "misheard.wav")
+    service = await start_gateway(None, asr={"enabled": True})
+    assert service.gateway is not None and service.gateway.routing is not None
+    await service.gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)
+    await add_operator(service)
+    async with registered(asterisk, tmp_path, OPERATOR) as (operator,), open_page(tmp_path) as page:
+        await log_in(page, service)
+        call = await phone.call(entry_uri(asterisk))
+        await phone.wait_event("media_active", call=call, timeout=5)
+        for key in ("1", "1"):
+            await asyncio.sleep(0.6)
+            await phone.dtmf(call, key)
+        await page.locator('#call-card[data-state="active"]').wait_for(timeout=20_000)
+        await operator.wait_incoming(timeout=5)
+        await asyncio.sleep(0.5)
+        await phone.play(call, clip, wait=True, timeout=20)
+        place = await wait_for_address(page, "朝阳区", timeout=40)
+        assert "呼家楼街道" in place, place
+
+        line = page.locator('#transcript li.final[data-speaker="caller"]').filter(has=page.locator(".corrected"))
+        await line.first.wait_for(timeout=10_000)
+        fixes = line.first.locator(".corrected")
+        shown = await fixes.evaluate_all("nodes => nodes.map(n => [n.textContent, n.dataset.heard])")
+        heard_line = await line.first.get_attribute("data-text") or ""
+        print(f"page: heard {heard_line!r}, shown as {shown}")
+        assert ("呼家楼街道" in [name for name, _ in shown]) or ("朝阳区" in [name for name, _ in shown]), shown
+        for name, heard in shown:
+            assert name != heard and heard in heard_line and name not in heard_line  # the name, not what was heard
+        shown_text = await line.first.locator(".text").inner_text()
+        assert all(name in shown_text for name, _ in shown), shown_text
+        await screenshot(page, "corrected-place")
+
+        # By keyboard: Enter on the official name shows what the recogniser heard, Enter again the name.
+        first = fixes.first
+        name, heard = shown[0]
+        await first.focus()
+        await page.keyboard.press("Enter")
+        assert await first.inner_text() == heard
+        assert await first.get_attribute("aria-pressed") == "true"
+        assert name in (await first.get_attribute("title") or "")
+        await page.keyboard.press("Enter")
+        assert await first.inner_text() == name
+        await page.click("#btn-hangup")
+        await phone.wait_state(call, "DISCONNECTED", timeout=10)
+
+
 # When each desk message reached the page (the browser's clock), to time the ticket draft after a final.
 ARRIVALS = """window.__arrivals = [];
 document.addEventListener("desk:message", (e) => window.__arrivals.push([e.detail.msg.type, e.detail.msg.speaker,

@@ -127,3 +127,20 @@ async def test_earlier_lines_of_the_call_give_the_district_of_a_street_named_alo
         found = await candidates(events, 2)
     assert [e.data["segment_id"] for e in found] == ["c3:caller:1", "c3:caller:2"]
     assert found[1].data["candidates"][0]["district"] == "海淀区"
+
+
+async def test_a_second_reading_that_comes_after_the_next_line_still_deepens_its_own_line(
+    bus_and_assistant: tuple[EventBus, AddressAssistant],
+) -> None:
+    bus, _ = bus_and_assistant
+    heard = "你好,我是房山齐行楼建的知名。"  # 房山区石楼镇, as heard on the phone
+    with bus.subscribed() as events:
+        bus.publish(final("c4", "c4:caller:1", heard))
+        bus.publish(final("c4", "c4:caller:2", "物业什么都不管。"))
+        alternative = {"segment_id": "c4:caller:1", "speaker": "caller", "start_ms": 0, "end_ms": 900}
+        second = {**alternative, "confidence": 0.8, "text": "你好,我是房山区、石楼镇的知名。"}
+        bus.publish(CallEvent.loose("transcript.alternative", "c4", {**second, "caller_number": "1", "language": "zh"}))
+        first, _, deeper = await candidates(events, 3)  # the second line has the district from the first
+    assert first.data["candidates"][0]["town"] is None
+    assert deeper.data["segment_id"] == "c4:caller:1" and deeper.data["text"] == heard
+    assert deeper.data["candidates"][0]["town"] == "石楼镇"

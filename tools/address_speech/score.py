@@ -66,25 +66,30 @@ class CardOutcome:
 
 
 def replay_card(
-    extractor: AddressExtractor, case: SpeechCase, segments: Sequence[tuple[str, str]], *, alternatives: bool = True
+    extractor: AddressExtractor,
+    case: SpeechCase,
+    segments: Sequence[tuple[str, str, str]],
+    *,
+    alternatives: bool = True,
 ) -> CardOutcome:
-    """`segments`: (kind, text) in the order the recogniser gave them, kind "final" or "alternative" (a second
-    reading of the final before it)."""
+    """`segments`: (kind, text, segment id) in the order the recogniser gave them, kind "final" or "alternative"
+    (a second reading of the final with the same id, which may come after the next final)."""
     card: AddressCandidate | None = None
     times: list[float] = []
     finals: list[str] = []
-    for kind, text in segments:
+    position: dict[str, int] = {}
+    for kind, text, segment_id in segments:
         if not text.strip():
             continue
         started = time.perf_counter()
         if kind == "final":
-            n = len(finals)
+            n = position[segment_id] = len(finals)
             found = extractor.extract(text, f"{case.id}-{n}", context=finals[max(0, n - CONTEXT_LINES) :])
             finals.append(text)
-        elif alternatives and finals:
-            n = len(finals) - 1
+        elif alternatives and segment_id in position:
+            n = position[segment_id]
             context = finals[max(0, n - CONTEXT_LINES) : n]
-            better = extractor.extract_alternative(finals[-1], text, f"{case.id}-{n}", context=context)
+            better = extractor.extract_alternative(finals[n], text, f"{case.id}-{n}", context=context)
             if better is None:
                 continue
             found = better
@@ -140,16 +145,17 @@ def _pct(value: float | None) -> str:
     return "    -" if value is None else f"{value:6.1%}"
 
 
-def table(scores: Sequence[SetScore]) -> str:
+def table(scores: Sequence[SetScore], *, timing: bool = True) -> str:
     lines = [
         f"{'set':<10}{'lines':>6}{'CER':>6}{'district':>9}{'street':>8}{'commun.':>8}{'false':>7}"
-        f"{'sure n':>7}{'sure ok':>8}{'ms p50':>8}{'ms p95':>8}"
+        f"{'sure n':>7}{'sure ok':>8}" + (f"{'ms p50':>8}{'ms p95':>8}" if timing else "")
     ]
     for s in scores:
         n_sure, sure_ok = s.sure()
         p50, p95 = s.resolve_ms()
         lines.append(
-            f"{s.name:<10}{len(s.outcomes):>6}{s.cer():>6.2f}{_pct(s.district()):>9}{_pct(s.town()):>8}{_pct(s.community()):>8}"
-            f"{_pct(s.false_address()):>7}{n_sure:>7}{_pct(sure_ok):>8}{p50:>8.2f}{p95:>8.2f}"
+            f"{s.name:<10}{len(s.outcomes):>6}{s.cer():>6.2f}{_pct(s.district()):>9}{_pct(s.town()):>8}"
+            f"{_pct(s.community()):>8}{_pct(s.false_address()):>7}{n_sure:>7}{_pct(sure_ok):>8}"
+            + (f"{p50:>8.2f}{p95:>8.2f}" if timing else "")
         )
     return "\n".join(lines)

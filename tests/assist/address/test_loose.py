@@ -57,3 +57,23 @@ def test_loose_matching_leaves_ordinary_speech_alone(extractor: AddressExtractor
         assert extractor.extract(text, "s").candidates == [], text
     top = extractor.extract("通州那边新开的医院挂号太难了", "s").top
     assert top is not None and top.town is None  # 医院 is not 梨园, though the district is named
+
+
+def test_a_guided_second_reading_deepens_the_card_only_where_it_echoes_what_was_heard(
+    extractor: AddressExtractor,
+) -> None:
+    heard = "你好,我是房山齐行楼建的知名。物业什么都不管。"  # 房山区石楼镇, as Whisper base heard it on the phone
+    assert (top := extractor.extract(heard, "s").top) is not None and top.town is None
+    better = extractor.extract_alternative(heard, "你好,我是房山区、石楼镇的知名。物业什么都不管。", "s")
+    assert better is not None and better.top is not None
+    assert (better.top.district, better.top.town) == ("房山区", "石楼镇")
+    assert (
+        better.text == heard
+        and better.span is not None
+        and heard[better.span.start : better.span.end] == better.span.text
+    )
+    town = next(m for m in better.top.mentions if m.level == "town")
+    assert town.name == "石楼镇" and heard[town.start : town.end] == town.text and town.kind == "phonetic"
+    # a street the heard text has no trace of, or one of another district, is not believed
+    assert extractor.extract_alternative(heard, "你好,我是房山区、周口店镇的知名。", "s") is None
+    assert extractor.extract_alternative(heard, "你好,我是海淀区、石楼镇的知名。", "s") is None

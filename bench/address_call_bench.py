@@ -1,0 +1,288 @@
+#!/usr/bin/env python
+"""Addresses from the caller's voice through real calls, read where the operator reads them: the desk WebSocket.
+
+    .venv/bin/python bench/address_call_bench.py                       # held-out and no-place lines (~25 min)
+    .venv/bin/python bench/address_call_bench.py --sets dev --limit 40  # 40 dev lines
+    .venv/bin/python bench/address_call_bench.py --no-second-pass       # without the guided second decode
+
+In this process: a private Asterisk and the gateway (live transcription, the map assistant, the desk), a registered
+auto-answering operator phone op1002 and a desk login for op1002 following its event stream over the WebSocket
+(as the page does). For each line of the address speech set (`hotline-tools address-speech audio`) a caller
+softphone dials 12345, is routed to op1002, plays the clip (8 kHz, 0.3 s lead and 1.2 s tail silence) and hangs
+up once its finals are in. What the bench reads is what the desk's WebSocket delivered for that call:
+
+- the card: the top candidate of the last `address.candidates` message, scored as bench/address_audio_bench.py
+  scores it (district / street / community right, false cards on no-place lines, cards at >= 80 % that are right);
+- final latency: arrival of the call's last caller `transcript.final` on the WebSocket minus the end of the
+  caller's speech (the caller's play_done minus the 1.2 s tail), p50 / p95;
+- card latency: arrival of the last `address.candidates` minus the end of speech.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import httpx  # noqa: E402
+import websockets  # noqa: E402
+from asr_call_eval import TAIL_S, next_event, pct  # noqa: E402  (bench/, the script's folder)
+
+from agent_desktop_api.auth import AuthService  # noqa: E402
+from events.address import AddressCandidate  # noqa: E402
+from events.bus import Subscription  # noqa: E402
+from hotline.logging_setup import configure_logging  # noqa: E402
+from hotline.service import GatewayService  # noqa: E402
+from hotline.settings import load_settings  # noqa: E402
+from ivr_flows.port import RouteOutcome, RouteRequest  # noqa: E402
+from tests.support.asterisk_fixture import free_ports, make_settings  # noqa: E402
+from tests.voice.conftest import attach_settings, entry_uri, registered  # noqa: E402
+from tests.voice.test_routing import routing_handler  # noqa: E402
+from tests.voice.test_transcription import telephone_clip  # noqa: E402
+from tools.address_speech.audio import clip_name  # noqa: E402
+from tools.address_speech.cases_file import read_cases  # noqa: E402
+from tools.address_speech.cli import AUDIO_DIR, CASES_FILE  # noqa: E402
+from tools.address_speech.score import CardOutcome, SetScore, table  # noqa: E402
+from tools.address_speech.sentences import SpeechCase  # noqa: E402
+from tools.softphone.driver import Softphone  # noqa: E402
+from voice.asterisk.installer import install_asterisk  # noqa: E402
+from voice.asterisk.instance import AsteriskInstance  # noqa: E402
+
+OPERATOR, PASSWORD = "op1002", "bench-password-1002"
+AFTER_SPEECH_S = 2.5  # read the desk until this long after the end of speech (longer while an utterance is open)
+
+
+@dataclass
+class Arrival:
+    at: float  # wall clock when the desk's WebSocket delivered it
+    message: dict[str, Any]
+
+
+@dataclass
+class CallResult:
+    case: SpeechCase
+    finals: list[str] = field(default_factory=list)
+    card: AddressCandidate | None = None
+    final_latency: float | None = None
+    card_latency: float | None = None
+    error: str = ""
+
+
+class Desk:
+    """op1002's event stream, as the page follows it."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Arrival] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, base: str) -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            login = await http.post("/api/auth/login", json={"username": OPERATOR, "password": PASSWORD})
+            login.raise_for_status()
+            token = login.json()["token"]
+            me = (await http.get("/api/me", headers={"Authorization": f"Bearer {token}"})).json()
+        url = f"{base.replace('http', 'ws', 1)}/api/events?token={token}&after={me['last_seq']}&epoch={me['epoch']}"
+        connected = asyncio.Event()
+
+        async def read() -> None:
+            async with websockets.connect(url) as ws:
+                connected.set()
+                async for raw in ws:
+                    self.queue.put_nowait(Arrival(time.time(), json.loads(raw)))
+
+        self._task = asyncio.create_task(read())
+        await asyncio.wait_for(connected.wait(), 10)
+
+    def drain(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+    async def next(self, deadline: float) -> Arrival | None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(self.queue.get(), left)
+        except TimeoutError:
+            return None
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+
+async def one_call(
+    caller: Softphone, uri: str, events: Subscription, desk: Desk, case: SpeechCase, wav: Path, timeout: float
+) -> CallResult:
+    result = CallResult(case)
+    while events.pending():
+        await events.get()
+    desk.drain()
+    call = await caller.call(uri)
+    answered = await next_event(events, None, {"call.answered"}, time.monotonic() + 15)
+    if answered is None:
+        with contextlib.suppress(Exception):
+            await caller.hangup(call, timeout=5)
+        result.error = "no call.answered"
+        return result
+    call_id = answered.call_id
+    await asyncio.sleep(0.5)  # the taps are set up just after the bridge
+    since = caller.mark()
+    await caller.play(call, wav)
+    await caller.wait_event("play_done", timeout=60, since=since, call=call)
+    speech_end = time.time() - TAIL_S
+    soft = time.monotonic() - TAIL_S + AFTER_SPEECH_S
+    hard = time.monotonic() + timeout
+    open_utterance = False
+    last_final = last_card = None
+    while True:
+        arrival = await desk.next(hard if open_utterance or not result.finals else min(soft, hard))
+        if arrival is None:
+            break
+        message = arrival.message
+        if message.get("call_id") != call_id:
+            continue
+        kind = message.get("type")
+        if kind == "transcript.partial" and message.get("speaker") == "caller":
+            open_utterance = True
+        elif kind == "transcript.final" and message.get("speaker") == "caller":
+            open_utterance = False
+            if message.get("text"):
+                result.finals.append(message["text"])
+                last_final = arrival.at
+        elif kind == "address.candidates" and message.get("candidates"):
+            result.card = AddressCandidate.model_validate(message["candidates"][0])
+            last_card = arrival.at
+    await caller.hangup(call, timeout=10)
+    await next_event(events, call_id, {"call.ended"}, time.monotonic() + 20)
+    if last_final is not None:
+        result.final_latency = last_final - speech_end
+    if last_card is not None:
+        result.card_latency = last_card - speech_end
+    if not result.finals:
+        result.error = "no final on the desk"
+    return result
+
+
+async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], workdir: Path) -> int:
+    base = load_settings()
+    ast = base.asterisk
+    await asyncio.to_thread(install_asterisk, base.resolve(ast.prefix), base.resolve(ast.cache_dir), ast.sid_mirror)
+    ast_settings = make_settings()
+    asterisk = AsteriskInstance(ast_settings, runtime_dir=workdir / "asterisk", ports=free_ports(ast_settings))
+    await asterisk.start()
+    service: GatewayService | None = None
+    desk = Desk()
+    results: dict[str, list[CallResult]] = {}
+    started = time.monotonic()
+    try:
+        request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
+        outcomes: list[RouteOutcome] = []
+        settings = attach_settings(
+            asterisk,
+            routing={"wrap_up_s": 0},
+            database={"url": f"sqlite:///{workdir / 'hotline.db'}"},
+            asr={"enabled": True, "second_pass": not args.no_second_pass},
+        )
+        service = GatewayService(settings, routing_handler(request, outcomes))
+        await service.start()
+        assert service.gateway is not None
+        await service.gateway.wait_ready(15)
+        await asyncio.to_thread(AuthService(service.engine).add_user, OPERATOR, "operator", PASSWORD)
+        await desk.start(f"http://{settings.http.host}:{settings.http.port}")
+        events = service.gateway.bus.subscribe()
+        uri = entry_uri(asterisk)
+        print(f"gateway and desk up in {time.monotonic() - started:.0f} s", flush=True)
+        async with (
+            registered(asterisk, workdir, OPERATOR),
+            Softphone.open(log_path=workdir / "caller.log", user="13800138000") as caller,
+        ):
+            for name, cases in groups.items():
+                results[name] = []
+                for n, case in enumerate(cases, 1):
+                    wav = telephone_clip(args.audio / clip_name(case), workdir / "clip.wav")
+                    r = await one_call(caller, uri, events, desk, case, wav, args.timeout)
+                    results[name].append(r)
+                    if args.verbose:
+                        card = f"{r.card.district}/{r.card.town}/{r.card.community}" if r.card else "-"
+                        print(f"  {case.id}: {' | '.join(r.finals)} → {card} {r.error}", flush=True)
+                    if n % 20 == 0:
+                        print(f"  {name}: {n}/{len(cases)} calls, {time.monotonic() - started:.0f} s", flush=True)
+        report(results, time.monotonic() - started, service)
+    finally:
+        await desk.stop()
+        if service is not None:
+            await service.stop()
+        await asterisk.stop()
+    return 0
+
+
+def report(results: dict[str, list[CallResult]], seconds: float, service: GatewayService) -> None:
+    print("\n== address card on the desk, through real calls ==")
+    scores = []
+    for name, calls in results.items():
+        score = SetScore(name)
+        score.outcomes = [CardOutcome(r.case, r.finals, r.card, []) for r in calls]
+        scores.append(score)
+    print(table(scores, timing=False))
+    print(f"\n{'set':<10}{'final p50':>10}{'final p95':>10}{'card p50':>10}{'card p95':>10}{'errors':>8}")
+    for name, calls in results.items():
+        finals = [r.final_latency for r in calls if r.final_latency is not None]
+        cards = [r.card_latency for r in calls if r.card_latency is not None]
+        errors = sum(1 for r in calls if r.error)
+        print(
+            f"{name:<10}{pct(finals, 0.5):>9.2f}s{pct(finals, 0.95):>9.2f}s"
+            f"{pct(cards, 0.5):>9.2f}s{pct(cards, 0.95):>9.2f}s{errors:>8}"
+        )
+    engine = service.asr_engine
+    second = getattr(engine, "second_decodes", 0)
+    calls = sum(len(c) for c in results.values())
+    print(f"calls: {calls} in {seconds:.0f} s; second decodes: {second}; load average {os.getloadavg()[0]:.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default="holdout,none", help="dev, holdout, none (comma-separated)")
+    parser.add_argument("--limit", type=int, default=0, help="lines per set (0: all)")
+    parser.add_argument("--cases", type=Path, default=CASES_FILE)
+    parser.add_argument("--audio", type=Path, default=AUDIO_DIR)
+    parser.add_argument("--timeout", type=float, default=15.0, help="longest wait for finals after the clip (s)")
+    parser.add_argument("--no-second-pass", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args()
+    configure_logging(args.log_level)
+    cases = read_cases(args.cases)
+    groups: dict[str, list[SpeechCase]] = {}
+    for name in args.sets.split(","):
+        members = [c for c in cases if (c.district is None) == (name == "none") and (name == "none" or c.set == name)]
+        groups[name] = members[: args.limit or None]
+    missing = [c.id for g in groups.values() for c in g if not (args.audio / clip_name(c)).exists()]
+    if missing:
+        sys.exit(f"{len(missing)} clips missing under {args.audio}: run `hotline-tools address-speech audio`")
+    workdir = Path(tempfile.mkdtemp(prefix="address-call-bench-"))
+    try:
+        return asyncio.run(run(args, groups, workdir))
+    finally:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
