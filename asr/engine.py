@@ -113,9 +113,7 @@ def resolve_path(path: Path, base_dir: Path | None) -> Path:
     return base_dir / path
 
 
-def create_engine(
-    settings: AsrSettings, base_dir: Path | None = None, hints: DecodeHints | None = None
-) -> AsrEngine:
+def create_engine(settings: AsrSettings, base_dir: Path | None = None, hints: DecodeHints | None = None) -> AsrEngine:
     """The engine named in settings (loads its model: seconds; call it off the event loop). `hints` guide a
     second decode of finals where the engine can take a prompt (faster-whisper; vosk ignores them)."""
     if settings.engine == "faster-whisper":

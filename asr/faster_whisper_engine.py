@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import ASR_RATE, FloatArray, StreamResampler, pcm16_to_float
+from asr.early import EarlyDecode
 from asr.engine import AsrEngine, AsrStream, Segment
 from asr.hints import DecodeHints
 from asr.settings import AsrSettings
@@ -55,6 +56,8 @@ class FasterWhisperEngine(AsrEngine):
         self.settings = settings
         self.hints = hints
         self.second_decodes = 0
+        self.early_decodes = 0  # started
+        self.early_used = 0  # that became the final
         self._base_dir = base_dir
         self.decoder = decoder or WhisperDecoder(load_whisper_model(settings, base_dir), settings)
         self.vad = SileroVad()
@@ -149,6 +152,10 @@ class FasterWhisperStream(LaneStream):
         self._partial_at = 0  # speech samples of that utterance when its last partial was submitted
         self._partial_snap = 0
         self._partial_busy = threading.Event()
+        vad = engine.settings.vad
+        early = engine.settings.early_decode_ms
+        self._early_after = max(early, vad.speech_pad_ms) * ASR_RATE // 1000 if early else 0
+        self._early: EarlyDecode | None = None  # lane thread sets it; pool threads read the object it points to
 
     def _new_front_end(self) -> None:
         cfg = self._engine.settings.vad.config()
@@ -169,9 +176,34 @@ class FasterWhisperStream(LaneStream):
                 audio = self._resampler.push(audio)
             for utterance in self._endpointer.feed(audio):
                 self._submit_final(utterance)
+            self._maybe_early()
             self._maybe_partial()
         except Exception as exc:
             self._restart_front_end(exc)
+
+    def _maybe_early(self) -> None:
+        """Start the decode of an utterance whose silence has begun; drop one the caller spoke past."""
+        if not self._early_after:
+            return
+        endpointer = self._endpointer
+        early = self._early
+        if early is not None and endpointer.in_speech and endpointer.silence_samples() == 0:
+            early.drop()  # speech again: that decode is for a shorter utterance than will close
+            self._early = None
+            return
+        if endpointer.silence_samples() < self._early_after:
+            return
+        utterance = endpointer.closing_utterance()
+        if utterance is None:
+            return
+        key = (self._offset + utterance.start, self._offset + utterance.end)
+        if early is not None and early.key == key:
+            return
+        fresh = self._early = EarlyDecode(key)
+        with self._engine._lock:
+            self._engine.early_decodes += 1
+        decode = functools.partial(self._engine.decode, utterance.audio, self._prompt)
+        self._engine.pool.submit(PRIORITY_FINAL, functools.partial(fresh.run, decode))
 
     def _flush(self) -> None:
         try:
@@ -199,7 +231,8 @@ class FasterWhisperStream(LaneStream):
 
     def _submit_final(self, utterance: Utterance) -> None:
         index = self._seq.close_utterance()
-        job = functools.partial(self._decode_final, index, utterance, self._offset)
+        early, self._early = self._early, None
+        job = functools.partial(self._decode_final, index, utterance, self._offset, early)
         self._engine.pool.submit(PRIORITY_FINAL, job)
 
     def _maybe_partial(self) -> None:
@@ -225,13 +258,19 @@ class FasterWhisperStream(LaneStream):
         self._engine.pool.submit(PRIORITY_PARTIAL, job)
 
     # --- pool threads ---
-    def _decode_final(self, index: int, utterance: Utterance, offset: int) -> None:
+    def _decode_final(self, index: int, utterance: Utterance, offset: int, early: EarlyDecode | None) -> None:
         start, end = _ms(offset + utterance.start), _ms(offset + utterance.end)
         if self._seq.closed:
+            if early is not None:
+                early.drop()
             self._seq.deliver(index, None)
             return
+        ready = early.claim((offset + utterance.start, offset + utterance.end)) if early is not None else None
+        if ready is not None:
+            with self._engine._lock:
+                self._engine.early_used += 1
         try:
-            result = self._engine.decode(utterance.audio, self._prompt)
+            result = ready or self._engine.decode(utterance.audio, self._prompt)
         except Exception as exc:
             log.exception("asr stream %s: decode failed (gap %d-%d ms)", self.stream_id, start, end)
             self._seq.deliver(index, self._seq.make("gap", index, "", start, end, 0.0, error=repr(exc)))

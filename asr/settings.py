@@ -93,6 +93,13 @@ class AsrSettings(BaseModel):
         le=50,
         description="Output bound: 8 + this x audio seconds tokens (stops repetition loops).",
     )
+    early_decode_ms: int = Field(
+        200,
+        ge=0,
+        le=5000,
+        description="Decode an utterance once its silence has lasted this long (at least vad.speech_pad_ms), so "
+        "its final is ready when the endpoint (vad.min_silence_ms) closes it; 0: decode only at the endpoint.",
+    )
     second_pass: bool = Field(
         True,
         description="Decode a final again when decode hints (the gazetteer) suggest phrases for it, e.g. the streets "

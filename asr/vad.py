@@ -135,6 +135,22 @@ class Endpointer:
             return None
         return self._speech_start, np.concatenate(self._buffer)
 
+    def silence_samples(self) -> int:
+        """Samples of silence since the open utterance's last speech (0 while speaking or between utterances)."""
+        return self._silence if self._in_speech else 0
+
+    def closing_utterance(self) -> Utterance | None:
+        """The open utterance as it would close now if the silence that began holds (same audio as the close
+        will give once the silence is longer than the speech pad); None between utterances or if too short."""
+        if not self._in_speech or not self._buffer or not self._silence:
+            return None
+        speech_end = self._last_speech_end
+        if speech_end - self._speech_start < self.config.min_speech_ms * self._ms:
+            return None
+        audio = np.concatenate(self._buffer)
+        cut = min(speech_end + self._pad, self._position)
+        return Utterance(start=self._speech_start, end=speech_end, audio=audio[: max(0, cut - self._buffer_start)])
+
     def speech_samples(self) -> int:
         """Samples of the open utterance so far (0 when there is none)."""
         return self._position - self._speech_start if self._in_speech else 0

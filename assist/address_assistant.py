@@ -6,7 +6,9 @@ gateway or, once the bus spans machines, in a process of its own. Each call has 
 geocoder answer for one call never holds up another call's card; within a call the lines are resolved in order,
 the last few earlier lines as context (a street named after its district). A second, guided reading of a line
 (`transcript.alternative`) is weighed against the line as heard, and may deepen the card (a street the first
-reading only half caught).
+reading only half caught). While the caller is still speaking, the latest partial line is read too, so the card
+shows a place before the line ends (only when it changes the card; a partial's place counts a little less, and
+the final firms it up).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import structlog
 
 from events.address import AddressCandidates
 from events.bus import BusReader, CallEvent, EventBus
-from events.contract import AddressCandidatesEvent, CallEnded, TranscriptAlternative, TranscriptFinal
+from events.contract import (
+    AddressCandidatesEvent,
+    CallEnded,
+    TranscriptAlternative,
+    TranscriptFinal,
+    TranscriptPartial,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -41,10 +49,15 @@ class AddressFinder(Protocol):
     ) -> AddressCandidates | None: ...
 
 
+Line = TranscriptFinal | TranscriptAlternative | TranscriptPartial
+
+
 @dataclass(eq=False)
 class _CallWorker:
-    queue: asyncio.Queue[TranscriptFinal | TranscriptAlternative | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Line | None] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
+    latest_partial: TranscriptPartial | None = None  # older partials still queued are skipped
+    card: str | None = None  # the place the card shows now (adcode), so a partial that repeats it is not sent
 
 
 class AddressAssistant:
@@ -77,13 +90,16 @@ class AddressAssistant:
         """Route one bus event: a final worth reading goes to its call's worker; `call.ended` ends the worker
         once the lines before it are done."""
         body = event.body
-        if isinstance(body, TranscriptFinal | TranscriptAlternative):
+        if isinstance(body, TranscriptFinal | TranscriptAlternative | TranscriptPartial):
             if body.speaker in self.speakers and body.text.strip():
-                self._worker(body.call_id).queue.put_nowait(body)
+                worker = self._worker(body.call_id)
+                if isinstance(body, TranscriptPartial):
+                    worker.latest_partial = body
+                worker.queue.put_nowait(body)
         elif isinstance(body, CallEnded):
-            worker = self._calls.get(body.call_id)
-            if worker is not None:
-                worker.queue.put_nowait(None)
+            ending = self._calls.get(body.call_id)
+            if ending is not None:
+                ending.queue.put_nowait(None)
 
     def _worker(self, call_id: str) -> _CallWorker:
         worker = self._calls.get(call_id)
@@ -99,14 +115,19 @@ class AddressAssistant:
         try:
             while (line := await worker.queue.get()) is not None:
                 try:
+                    if isinstance(line, TranscriptPartial):
+                        if line is worker.latest_partial:
+                            await self._glimpse(worker, line, context[-CONTEXT_LINES:])
+                        continue
                     if isinstance(line, TranscriptAlternative):
                         if line.segment_id in heard:
-                            await self._reconsider(line, *heard.pop(line.segment_id))
+                            await self._reconsider(worker, line, *heard.pop(line.segment_id))
                         continue
+                    worker.latest_partial = None  # the line is over: its partials are stale
                     heard[line.segment_id] = (line.text, context[-CONTEXT_LINES:])
                     if len(heard) > CONTEXT_LINES:
                         del heard[next(iter(heard))]
-                    await self._resolve(line, context[-CONTEXT_LINES:])
+                    await self._resolve(worker, line, context[-CONTEXT_LINES:])
                 except Exception:  # one bad line must not end the call's assistant
                     log.exception("address.resolve_failed", call_id=call_id, segment=line.segment_id)
                 if isinstance(line, TranscriptFinal):
@@ -115,18 +136,27 @@ class AddressAssistant:
             if self._calls.get(call_id) is worker:
                 del self._calls[call_id]
 
-    async def _resolve(self, line: TranscriptFinal, context: Sequence[str]) -> None:
+    async def _resolve(self, worker: _CallWorker, line: TranscriptFinal, context: Sequence[str]) -> None:
         found = await self.finder.resolve(line.text, line.segment_id, context=context)
         self.resolved += 1
         if found.candidates:
-            self._send(line, found)
+            self._send(worker, line, found)
 
-    async def _reconsider(self, line: TranscriptAlternative, heard: str, context: Sequence[str]) -> None:
+    async def _glimpse(self, worker: _CallWorker, line: TranscriptPartial, context: Sequence[str]) -> None:
+        """A place in the line still being spoken, sent only when the card would change."""
+        found = await self.finder.resolve("", line.segment_id, partial=line.text, context=context)
+        if found.top is not None and found.top.adcode != worker.card:
+            self._send(worker, line, found)
+
+    async def _reconsider(
+        self, worker: _CallWorker, line: TranscriptAlternative, heard: str, context: Sequence[str]
+    ) -> None:
         found = await self.finder.resolve_alternative(heard, line.text, line.segment_id, context=context)
         if found is not None and found.candidates:
-            self._send(line, found)
+            self._send(worker, line, found)
 
-    def _send(self, line: TranscriptFinal | TranscriptAlternative, found: AddressCandidates) -> None:
+    def _send(self, worker: _CallWorker, line: Line, found: AddressCandidates) -> None:
+        worker.card = found.top.adcode if found.top is not None else worker.card
         self.bus.send(
             AddressCandidatesEvent(
                 **found.model_dump(),

@@ -15,7 +15,8 @@ up once its finals are in. What the bench reads is what the desk's WebSocket del
   scores it (district / street / community right, false cards on no-place lines, cards at >= 80 % that are right);
 - final latency: arrival of the call's last caller `transcript.final` on the WebSocket minus the end of the
   caller's speech (the caller's play_done minus the 1.2 s tail), p50 / p95;
-- card latency: arrival of the last `address.candidates` minus the end of speech.
+- card latency: arrival of the first and of the last `address.candidates` minus the end of speech (the first may
+  come from a partial line, before the caller has finished: negative).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class CallResult:
     finals: list[str] = field(default_factory=list)
     card: AddressCandidate | None = None
     final_latency: float | None = None
+    first_card_latency: float | None = None
     card_latency: float | None = None
     error: str = ""
 
@@ -149,7 +151,7 @@ async def one_call(
     soft = time.monotonic() - TAIL_S + AFTER_SPEECH_S
     hard = time.monotonic() + timeout
     open_utterance = False
-    last_final = last_card = None
+    last_final = first_card = last_card = None
     while True:
         arrival = await desk.next(hard if open_utterance or not result.finals else min(soft, hard))
         if arrival is None:
@@ -167,12 +169,14 @@ async def one_call(
                 last_final = arrival.at
         elif kind == "address.candidates" and message.get("candidates"):
             result.card = AddressCandidate.model_validate(message["candidates"][0])
+            first_card = first_card or arrival.at
             last_card = arrival.at
     await caller.hangup(call, timeout=10)
     await next_event(events, call_id, {"call.ended"}, time.monotonic() + 20)
     if last_final is not None:
         result.final_latency = last_final - speech_end
-    if last_card is not None:
+    if first_card is not None and last_card is not None:
+        result.first_card_latency = first_card - speech_end
         result.card_latency = last_card - speech_end
     if not result.finals:
         result.error = "no final on the desk"
@@ -240,13 +244,17 @@ def report(results: dict[str, list[CallResult]], seconds: float, service: Gatewa
         score.outcomes = [CardOutcome(r.case, r.finals, r.card, []) for r in calls]
         scores.append(score)
     print(table(scores, timing=False))
-    print(f"\n{'set':<10}{'final p50':>10}{'final p95':>10}{'card p50':>10}{'card p95':>10}{'errors':>8}")
+    print(
+        f"\n{'set':<10}{'final p50':>10}{'final p95':>10}{'1st card p50':>13}"
+        f"{'card p50':>10}{'card p95':>10}{'errors':>8}"
+    )
     for name, calls in results.items():
         finals = [r.final_latency for r in calls if r.final_latency is not None]
         cards = [r.card_latency for r in calls if r.card_latency is not None]
+        firsts = [r.first_card_latency for r in calls if r.first_card_latency is not None]
         errors = sum(1 for r in calls if r.error)
         print(
-            f"{name:<10}{pct(finals, 0.5):>9.2f}s{pct(finals, 0.95):>9.2f}s"
+            f"{name:<10}{pct(finals, 0.5):>9.2f}s{pct(finals, 0.95):>9.2f}s{pct(firsts, 0.5):>12.2f}s"
             f"{pct(cards, 0.5):>9.2f}s{pct(cards, 0.95):>9.2f}s{errors:>8}"
         )
     engine = service.asr_engine

@@ -266,3 +266,28 @@ def test_a_final_the_hints_know_is_decoded_again_and_the_second_reading_follows_
         if kind == "alternative":  # right after its own final, never in place of it
             assert ("final", segment_id) in kinds[:n]
     assert all(s.text for s in run.segments if s.kind == "alternative")
+
+
+def test_an_utterance_decoded_while_its_end_is_confirmed_gives_the_same_final(
+    whisper_engine: FasterWhisperEngine,
+) -> None:
+    clip = Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"
+    audio = with_silence([telephone_path(read_wav_16k(clip))])
+    texts = {}
+    for early_ms in (0, 200):
+        engine = FasterWhisperEngine(
+            AsrSettings(cpu_threads=1, workers=1, early_decode_ms=early_ms), decoder=whisper_engine.decoder
+        )
+        try:
+
+            async def stream_it(engine: FasterWhisperEngine = engine) -> StreamRun:
+                return await run_stream(engine.open_stream("call-8/caller", "caller"), pcm_of(audio), speed=2.0)
+
+            texts[early_ms] = [s.text for s in asyncio.run(stream_it()).finals()]
+            if early_ms:
+                assert engine.early_decodes >= 1 and engine.early_used >= 1, (engine.early_decodes, engine.early_used)
+            else:
+                assert engine.early_decodes == 0
+        finally:
+            engine.close()
+    assert texts[200] == texts[0] and texts[0]

@@ -86,3 +86,23 @@ def test_flush_mid_utterance_returns_what_was_said(vad: SileroVad, joined: tuple
     assert last.end - last.start > ASR_RATE
     assert all(u.end <= last.start for u in closed)
     assert endpointer.flush() is None  # nothing left
+
+
+def test_the_utterance_seen_closing_is_the_one_that_closes(vad: SileroVad, joined: tuple) -> None:
+    """What an early decode takes once the silence passed the pad is exactly the audio of the final."""
+    audio, _ = joined
+    config = VadConfig()
+    endpointer = Endpointer(vad.new_state(), config)
+    seen: list[Utterance] = []
+    closed: list[Utterance] = []
+    for i in range(0, 20 * ASR_RATE, 320):
+        closed += endpointer.feed(audio[i : i + 320])
+        if endpointer.silence_samples() >= config.speech_pad_ms * ASR_RATE // 1000:
+            snapshot = endpointer.closing_utterance()
+            if snapshot is not None and (not seen or (seen[-1].start, seen[-1].end) != (snapshot.start, snapshot.end)):
+                seen.append(snapshot)
+    assert len(closed) >= 2
+    for final in closed:
+        early = [s for s in seen if (s.start, s.end) == (final.start, final.end)]
+        assert early, f"no early view of the utterance {final.start}-{final.end}"
+        assert np.array_equal(early[-1].audio, final.audio)

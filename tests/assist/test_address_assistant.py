@@ -144,3 +144,29 @@ async def test_a_second_reading_that_comes_after_the_next_line_still_deepens_its
     assert first.data["candidates"][0]["town"] is None
     assert deeper.data["segment_id"] == "c4:caller:1" and deeper.data["text"] == heard
     assert deeper.data["candidates"][0]["town"] == "石楼镇"
+
+
+def partial(call_id: str, segment_id: str, text: str) -> CallEvent:
+    data = {"segment_id": segment_id, "speaker": "caller", "start_ms": 0, "text": text}
+    return CallEvent.loose("transcript.partial", call_id, {**data, "caller_number": "13800138000", "language": "zh"})
+
+
+async def test_the_card_shows_a_place_while_the_caller_is_still_speaking_and_only_when_it_changes(
+    bus_and_assistant: tuple[EventBus, AddressAssistant],
+) -> None:
+    bus, _ = bus_and_assistant
+    with bus.subscribed() as events:
+        bus.publish(partial("c5", "c5:caller:1", "我在海淀区"))
+        (district,) = await candidates(events, 1)
+        bus.publish(partial("c5", "c5:caller:1", "我在海淀区的"))  # the same place: the card stays as it is
+        bus.publish(partial("c5", "c5:caller:1", "我在海淀区中关村街道"))
+        (town,) = await candidates(events, 1)
+        bus.publish(final("c5", "c5:caller:1", PLACE))
+        (firm,) = await candidates(events, 1)
+        await asyncio.sleep(0.2)
+        assert not [e for e in drain(events) if e.type == "address.candidates"]
+    assert district.data["candidates"][0]["level"] == "district"
+    assert town.data["candidates"][0]["town"] == "中关村街道" and town.data["span"] is None  # a partial: no span
+    top = firm.data["candidates"][0]
+    assert top["town"] == "中关村街道" and firm.data["span"]["text"] == "海淀区中关村街道"
+    assert top["confidence"] > town.data["candidates"][0]["confidence"]  # the final firms it up

@@ -1,0 +1,61 @@
+"""An utterance decoded while its end is still being confirmed.
+
+The endpoint needs `min_silence_ms` of silence (500 ms) before it closes an utterance. Once the silence has
+lasted `early_decode_ms` (at least the speech pad, so the audio is exactly what the final will decode), the
+utterance is decoded at once; if the endpoint then closes it with no new speech, the final uses that result
+instead of starting its decode only then. If the caller speaks again, the early result is thrown away (a wasted
+decode: the CPU cost of the trick, measured by bench/address_call_bench.py and bench/asr_eval.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from asr.whisper_decoder import Decoded
+
+State = Literal["queued", "running", "done", "dropped"]
+
+
+@dataclass(eq=False)
+class EarlyDecode:
+    """One speculative decode of the open utterance, keyed by its (start, end) samples."""
+
+    key: tuple[int, int]
+    state: State = "queued"
+    result: Decoded | None = None
+    error: BaseException | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _finished: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, decode: Callable[[], Decoded]) -> None:
+        """Pool thread: decode unless dropped before it started."""
+        with self._lock:
+            if self.state != "queued":
+                return
+            self.state = "running"
+        try:
+            self.result = decode()
+        except Exception as exc:  # the final decodes again
+            self.error = exc
+        with self._lock:
+            self.state = "done"
+        self._finished.set()
+
+    def claim(self, key: tuple[int, int]) -> Decoded | None:
+        """Pool thread, for the final of utterance `key`: the early result if it is for the same audio (waiting for
+        a decode already running; a queued one is dropped: the final decodes itself, as soon)."""
+        with self._lock:
+            if self.key != key or self.state in ("queued", "dropped"):
+                self.state = "dropped" if self.state == "queued" else self.state
+                return None
+        self._finished.wait()
+        return self.result if self.error is None else None
+
+    def drop(self) -> None:
+        """The caller spoke again: a queued decode does not start (a running one finishes, unused)."""
+        with self._lock:
+            if self.state == "queued":
+                self.state = "dropped"

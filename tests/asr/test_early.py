@@ -1,0 +1,61 @@
+"""The early decode's hand-over to the final (threads, no model)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from asr.early import EarlyDecode
+from asr.whisper_decoder import Decoded
+
+RESULT = Decoded(text="我住在海淀区", confidence=0.9, no_speech_prob=0.01, tokens=6)
+
+
+def test_a_finished_early_decode_is_the_final_of_the_same_utterance() -> None:
+    early = EarlyDecode((100, 900))
+    early.run(lambda: RESULT)
+    assert early.claim((100, 900)) is RESULT
+
+
+def test_an_early_decode_of_another_stretch_is_not_used() -> None:
+    early = EarlyDecode((100, 900))
+    early.run(lambda: RESULT)
+    assert early.claim((100, 1500)) is None  # the caller went on: the final is longer
+
+
+def test_a_queued_early_decode_is_dropped_and_never_runs() -> None:
+    early = EarlyDecode((100, 900))
+    assert early.claim((100, 900)) is None  # the final decodes at once instead of waiting in the queue
+    ran: list[bool] = []
+    early.run(lambda: ran.append(True) or RESULT)  # type: ignore[func-returns-value]
+    assert not ran
+    spoken_again = EarlyDecode((100, 900))
+    spoken_again.drop()
+    spoken_again.run(lambda: ran.append(True) or RESULT)  # type: ignore[func-returns-value]
+    assert not ran
+
+
+def test_the_final_waits_for_an_early_decode_already_running() -> None:
+    early = EarlyDecode((100, 900))
+    started = threading.Event()
+
+    def slow() -> Decoded:
+        started.set()
+        time.sleep(0.2)
+        return RESULT
+
+    worker = threading.Thread(target=early.run, args=(slow,))
+    worker.start()
+    started.wait(5)
+    assert early.claim((100, 900)) is RESULT
+    worker.join()
+
+
+def test_a_failed_early_decode_leaves_the_final_to_decode_itself() -> None:
+    early = EarlyDecode((100, 900))
+
+    def broken() -> Decoded:
+        raise RuntimeError("decoder failed")
+
+    early.run(broken)
+    assert early.claim((100, 900)) is None
