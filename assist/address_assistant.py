@@ -48,6 +48,10 @@ class AddressFinder(Protocol):
         self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = ()
     ) -> AddressCandidates | None: ...
 
+    def glimpse(self, partial: str, segment_id: str, *, context: Sequence[str] = ()) -> AddressCandidates:
+        """The places in a line still being spoken (the gazetteer only: quick, no network)."""
+        ...
+
 
 Line = TranscriptFinal | TranscriptAlternative | TranscriptPartial
 
@@ -144,7 +148,7 @@ class AddressAssistant:
 
     async def _glimpse(self, worker: _CallWorker, line: TranscriptPartial, context: Sequence[str]) -> None:
         """A place in the line still being spoken, sent only when the card would change."""
-        found = await self.finder.resolve("", line.segment_id, partial=line.text, context=context)
+        found = self.finder.glimpse(line.text, line.segment_id, context=context)
         if found.top is not None and found.top.adcode != worker.card:
             self._send(worker, line, found)
 

@@ -46,6 +46,11 @@ class AddressResolver:
     ) -> AddressCandidates:
         return await self._placed(self.resolve_local(text, segment_id, partial=partial, context=context))
 
+    def glimpse(self, partial: str, segment_id: str, *, context: Sequence[str] = ()) -> AddressCandidates:
+        """A line still being spoken: the gazetteer's reading of it (a partial's place counts a little less; no
+        geocoder round trip for text that will change)."""
+        return self.extractor.extract("", segment_id, partial=partial, context=context)
+
     async def resolve_alternative(
         self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = ()
     ) -> AddressCandidates | None:

@@ -87,6 +87,14 @@ class SlowFor:
             await self.release.wait()
         return await self.resolver.resolve(text, segment_id, partial=partial, context=context)
 
+    async def resolve_alternative(
+        self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = ()
+    ) -> AddressCandidates | None:
+        return await self.resolver.resolve_alternative(heard, alternative, segment_id, context=context)
+
+    def glimpse(self, partial: str, segment_id: str, *, context: Sequence[str] = ()) -> AddressCandidates:
+        return self.resolver.glimpse(partial, segment_id, context=context)
+
 
 async def test_a_slow_answer_for_one_call_does_not_hold_up_another(resolver: AddressResolver) -> None:
     bus = EventBus()
