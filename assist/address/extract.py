@@ -61,6 +61,7 @@ LOOSE_TOWN = 0.6  # a street/town of the district the caller named
 LOOSE_MARGIN = 0.05  # over the next best street/town of that district
 LOOSE_LEAST = 0.6  # every syllable of a loose district, or of a street's two-syllable stem, at least this close
 LOOSE_FACTOR = 0.85
+LOOSE_COMMUNITY = 0.7  # a community of the street/town the caller named
 LOOSE_ANYWHERE = 0.85  # a street/town of anywhere, heard with its suffix, when nothing else is named
 LOOSE_ANYWHERE_MARGIN = 0.1  # over the next best street/town of Beijing
 # What the recogniser writes for a division suffix on the phone (区 as 七, 期, 去, 机; 街道 as 街等; 镇 as 正, 阵).
@@ -69,6 +70,12 @@ SUFFIX_HEARD: dict[str, frozenset[str]] = {
     "道": frozenset({"dao", "deng", "dang"}),
     "镇": frozenset({"zhen", "zheng", "zhan", "jian"}),
     "乡": frozenset({"xiang", "xian"}),
+}
+# 社区 heard as 设计, 社期, 射器, 市区; 村 as 分, 春, 尊.
+COMMUNITY_SUFFIX_HEARD: dict[str, frozenset[str]] = {
+    "社": frozenset({"she", "shi"}),
+    "区": SUFFIX_HEARD["区"],
+    "村": frozenset({"cun", "fen", "chun", "zun"}),
 }
 ALTERNATIVE_ECHO = 0.5  # how much a street named by the guided reading must sound like part of the heard text
 ALTERNATIVE_FACTOR = (
@@ -128,7 +135,7 @@ class _Named:
 
 
 class AddressExtractor:
-    """Finds and ranks Beijing addresses in transcript text. Build once (≈50 ms), share, call per segment."""
+    """Finds and ranks Beijing addresses in transcript text. Build once (≈0.3 s: the loose matchers of every district and street are made up front), share, call per segment."""
 
     def __init__(self, gazetteer: Gazetteer, settings: AddressSettings | None = None) -> None:
         self.settings = settings or AddressSettings()
@@ -146,6 +153,9 @@ class AddressExtractor:
             unanchored=frozenset("街道镇乡地区"),
         )
         self._towns_of: dict[str, LooseMatcher] = {}
+        self._communities_of: dict[str, LooseMatcher] = {}
+        for code in gazetteer.towns:
+            self._community_matcher(code)
         for code in gazetteer.districts:
             self._town_matcher(code)  # built now: the first call of a district must not pay for it
 
@@ -174,6 +184,7 @@ class AddressExtractor:
             self._add_loose_town_anywhere(texts)
             self._add_loose_towns(texts)
             self._add_community_phonetic(texts)
+            self._add_loose_communities(texts)
         found = [f for t in texts for f in t.chosen]
         candidates = self._candidates(found)
         conflicts: list[Conflict] = []
@@ -446,7 +457,8 @@ class AddressExtractor:
             for t in texts:
                 for hit in matcher.scan(t.norm, LOOSE_TOWN - LOOSE_MARGIN):
                     two = len(hit.surface) == 2
-                    if not self._clear_for(t, hit, district) or (two and (hit.least < LOOSE_LEAST or hit.score < 0.8)):
+                    elsewhere = self._town_elsewhere(district)
+                    if not _clear_for(t, hit, elsewhere) or (two and (hit.least < LOOSE_LEAST or hit.score < 0.8)):
                         continue  # a two-syllable stem: both syllables close, one of them right (理研 = 梨园, 医院 ≠)
                     if best is None or hit.score > best[0]:
                         if best is not None and best[2].key != hit.key:
@@ -460,18 +472,51 @@ class AddressExtractor:
             t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
             t.chosen.append(self._loose_found(t, hit, LexEntry("town", hit.key, "name", False, 1.0)))
 
-    def _clear_for(self, t: _Text, hit: LooseHit, district: str) -> bool:
-        """The span is free, or what lies inside it is only a street/town of another district (研镇 within
-        理研镇, in 通州区): the name in the district the caller named wins over a piece of it elsewhere."""
+    def _town_elsewhere(self, district: str) -> Callable[[LexEntry], bool]:
+        """研镇 within 理研镇, in 通州区: a piece of the name that is a street/town of another district."""
         g = self.gazetteer
-        for f in t.chosen:
-            if not f.overlaps(hit.start, hit.end):
+        return lambda e: e.level == "town" and g.towns[e.code].district_code != district
+
+    def _add_loose_communities(self, texts: list[_Text]) -> None:
+        """A street/town is named and none of its communities: the best loose sound-alike among them (新城闭四社区
+        for 星城第四社区, 西水一村 for 西水峪村), clear of the next best."""
+        g = self.gazetteer
+        named = self._named(texts, "community")
+        for town in sorted(self._named(texts, "town")):
+            if any(g.communities[c].town_code == town for c in named):
                 continue
-            inside = hit.start <= f.start and f.end <= hit.end and (f.phonetic or f.end - f.start <= 2)
-            elsewhere = all(e.level == "town" and g.towns[e.code].district_code != district for e in f.entries)
-            if not (inside and elsewhere):
-                return False
-        return True
+            matcher = self._community_matcher(town)
+            best: tuple[_Text, LooseHit] | None = None
+            runner_up = 0.0
+            for t in texts:
+                for hit in matcher.scan(t.norm, LOOSE_COMMUNITY - LOOSE_MARGIN, anchors=2):
+                    # 新城 (a sound-alike of the street's own stem) inside 新城闭四社区 is a piece of the community
+                    if hit.least < LOOSE_LEAST - 0.1 or not _clear_for(t, hit, lambda e: e.level == "town"):
+                        continue
+                    if best is None or hit.score > best[1].score:
+                        if best is not None and best[1].key != hit.key:
+                            runner_up = max(runner_up, best[1].score)
+                        best = (t, hit)
+                    elif hit.key != best[1].key:
+                        runner_up = max(runner_up, hit.score)
+            if best is None or best[1].score < LOOSE_COMMUNITY or best[1].score - runner_up < LOOSE_MARGIN:
+                continue
+            t, hit = best
+            t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
+            t.chosen.append(self._loose_found(t, hit, LexEntry("community", hit.key, "name", False, 1.0)))
+
+    def _community_matcher(self, town: str) -> LooseMatcher:
+        matcher = self._communities_of.get(town)
+        if matcher is None:
+            g = self.gazetteer
+            names = []
+            for code in g.communities_by_town.get(town, []):
+                community = g.communities[code]
+                names.append((community.name, code))
+                names += [(alias, code) for alias in community.aliases if len(alias) >= 3]
+            matcher = LooseMatcher(names, alike=COMMUNITY_SUFFIX_HEARD, unanchored=frozenset("社区村"))
+            self._communities_of[town] = matcher
+        return matcher
 
     def _town_matcher(self, district: str) -> LooseMatcher:
         matcher = self._towns_of.get(district)
@@ -705,6 +750,18 @@ def _ambiguity(found: _Found, level: Level, code: str, fits: Callable[[str], boo
         return None
     mine = quality[code]
     return sum(1 for c in pool if quality[c] >= mine - 1e-9)
+
+
+def _clear_for(t: _Text, hit: LooseHit, replaceable: Callable[[LexEntry], bool]) -> bool:
+    """The hit's span is free, or what lies inside it is only short or sound-alike mentions that `replaceable`
+    says a longer name may take over."""
+    for f in t.chosen:
+        if not f.overlaps(hit.start, hit.end):
+            continue
+        inside = hit.start <= f.start and f.end <= hit.end and (f.phonetic or f.end - f.start <= 2)
+        if not (inside and all(replaceable(e) for e in f.entries)):
+            return False
+    return True
 
 
 def _division_suffix(surface: str) -> str:

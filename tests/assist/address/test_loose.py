@@ -77,3 +77,11 @@ def test_a_guided_second_reading_deepens_the_card_only_where_it_echoes_what_was_
     # a street the heard text has no trace of, or one of another district, is not believed
     assert extractor.extract_alternative(heard, "你好,我是房山区、周口店镇的知名。", "s") is None
     assert extractor.extract_alternative(heard, "你好,我是海淀区、石楼镇的知名。", "s") is None
+
+
+def test_a_community_misheard_with_its_suffix_resolves_in_the_named_street(extractor: AddressExtractor) -> None:
+    heard = "我住在房山七星城街道新城闭四社区楼下的垃圾好几天没人清"  # 房山区星城街道星城第四社区, as heard
+    top = extractor.extract(heard, "s").top
+    assert top is not None and (top.town, top.community) == ("星城街道", "星城第四社区"), top
+    mention = next(m for m in top.mentions if m.level == "community")
+    assert mention.kind == "phonetic" and heard[mention.start : mention.end] == mention.text
