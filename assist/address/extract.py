@@ -135,7 +135,8 @@ class _Named:
 
 
 class AddressExtractor:
-    """Finds and ranks Beijing addresses in transcript text. Build once (≈0.3 s: the loose matchers of every district and street are made up front), share, call per segment."""
+    """Finds and ranks Beijing addresses in transcript text. Build once (≈0.3 s: the loose matchers of every
+    district and street are made up front), share, call per segment."""
 
     def __init__(self, gazetteer: Gazetteer, settings: AddressSettings | None = None) -> None:
         self.settings = settings or AddressSettings()
