@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from assist.address.calibration import shown_confidence
 from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
 from assist.address.lexicon import LexEntry, Lexicon
@@ -613,7 +614,8 @@ class AddressExtractor:
                 results.append(self._candidate("district", code, n, 1, 0, [], named))
         results.sort(key=lambda c: (-c.confidence, -DEPTH[c.level]))
         floor = self.settings.min_confidence
-        return [c for c in results if c.confidence >= floor][: self.settings.max_candidates]
+        kept = [c for c in results if c.confidence >= floor][: self.settings.max_candidates]
+        return [c.model_copy(update={"confidence": shown_confidence(c.confidence)}) for c in kept]
 
     def _community_conflicts(self, code: str, towns: dict[str, _Named], districts: dict[str, _Named]) -> list[Conflict]:
         g = self.gazetteer
