@@ -16,7 +16,11 @@ up once its finals are in. What the bench reads is what the desk's WebSocket del
 - final latency: arrival of the call's last caller `transcript.final` on the WebSocket minus the end of the
   caller's speech (the caller's play_done minus the 1.2 s tail), p50 / p95;
 - card latency: arrival of the first and of the last `address.candidates` minus the end of speech (the first may
-  come from a partial line, before the caller has finished: negative).
+  come from a partial line, before the caller has finished: negative);
+- CPU: this process's CPU seconds (the gateway: taps, VAD, every decode, the assistants, the desk) per second of
+  caller audio played, over all calls (Asterisk and the phones are other processes).
+
+Compare settings in one sitting: --no-second-pass, --early-decode-ms 0 (the endpoint alone), --min-silence-ms.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -201,7 +206,7 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
             asterisk,
             routing={"wrap_up_s": 0},
             database={"url": f"sqlite:///{workdir / 'hotline.db'}"},
-            asr={"enabled": True, "second_pass": not args.no_second_pass},
+            asr=asr_overrides(args),
         )
         service = GatewayService(settings, routing_handler(request, outcomes))
         await service.start()
@@ -211,7 +216,13 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
         await desk.start(f"http://{settings.http.host}:{settings.http.port}")
         events = service.gateway.bus.subscribe()
         uri = entry_uri(asterisk)
-        print(f"gateway and desk up in {time.monotonic() - started:.0f} s", flush=True)
+        a = settings.asr
+        print(
+            f"gateway and desk up in {time.monotonic() - started:.0f} s; second pass {a.second_pass}, early decode "
+            f"{a.early_decode_ms} ms, endpoint {a.vad.min_silence_ms} ms",
+            flush=True,
+        )
+        cpu_start, audio_s = _cpu(), 0.0
         async with (
             registered(asterisk, workdir, OPERATOR),
             Softphone.open(log_path=workdir / "caller.log", user="13800138000") as caller,
@@ -220,6 +231,7 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
                 results[name] = []
                 for n, case in enumerate(cases, 1):
                     wav = telephone_clip(args.audio / clip_name(case), workdir / "clip.wav")
+                    audio_s += _seconds(wav)
                     r = await one_call(caller, uri, events, desk, case, wav, args.timeout)
                     results[name].append(r)
                     if args.verbose:
@@ -228,12 +240,35 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
                     if n % 20 == 0:
                         print(f"  {name}: {n}/{len(cases)} calls, {time.monotonic() - started:.0f} s", flush=True)
         report(results, time.monotonic() - started, service)
+        cpu = (_cpu() - cpu_start) / audio_s
+        print(f"CPU: {cpu:.3f} s of this process per second of caller audio ({audio_s:.0f} s of audio)")
     finally:
         await desk.stop()
         if service is not None:
             await service.stop()
         await asterisk.stop()
     return 0
+
+
+def asr_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    asr: dict[str, Any] = {"enabled": True, "second_pass": not args.no_second_pass}
+    if args.early_decode_ms is not None:
+        asr["early_decode_ms"] = args.early_decode_ms
+    if args.min_silence_ms is not None:
+        asr["vad"] = {"min_silence_ms": args.min_silence_ms}
+    return asr
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _seconds(wav: Path) -> float:
+    import wave
+
+    with wave.open(str(wav)) as w:
+        return w.getnframes() / w.getframerate()
 
 
 def report(results: dict[str, list[CallResult]], seconds: float, service: GatewayService) -> None:
@@ -271,6 +306,8 @@ def main() -> int:
     parser.add_argument("--audio", type=Path, default=AUDIO_DIR)
     parser.add_argument("--timeout", type=float, default=15.0, help="longest wait for finals after the clip (s)")
     parser.add_argument("--no-second-pass", action="store_true")
+    parser.add_argument("--early-decode-ms", type=int, default=None, help="0: decode only at the endpoint")
+    parser.add_argument("--min-silence-ms", type=int, default=None, help="the endpoint (asr.vad.min_silence_ms)")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
