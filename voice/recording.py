@@ -31,6 +31,14 @@ PRUNE_EVERY_S = 3600.0
 STOP_TIMEOUT_S = 10.0
 
 
+def _whole_wav(data: bytes) -> bool:
+    try:
+        with wave.open(io.BytesIO(data)) as wav:
+            return bool(wav.getnframes() > 0)
+    except (wave.Error, EOFError):
+        return False
+
+
 def file_stem(call_id: str) -> str:
     """A call id as a file name (ids come from Asterisk, but a path is built from it)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", call_id)[:120] or "call"
@@ -96,12 +104,18 @@ class CallRecorder:
         )
 
     async def _fetch(self, name: str) -> bytes | None:
+        """The finished file: Asterisk lists it as soon as it opens it, and writes the WAV header's sizes when it
+        closes it, so a file that is not yet a whole WAV is fetched again (the last one fetched after the tries)."""
+        data: bytes | None = None
         for attempt in range(FETCH_TRIES):
             try:
-                return await self.rest.stored_recording_file(name)
+                data = await self.rest.stored_recording_file(name)
+                if _whole_wav(data):
+                    return data
             except AriNotFound:
-                await asyncio.sleep(0.1 if attempt < 10 else 0.2)
-        return None
+                pass
+            await asyncio.sleep(0.1 if attempt < 10 else 0.2)
+        return data
 
     @staticmethod
     def _write(path: Path, data: bytes) -> float:

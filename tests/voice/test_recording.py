@@ -4,15 +4,17 @@ and the stored recording holds both, in a private file, announced on the bus onc
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import stat
 import time
+import wave
 from pathlib import Path
 
 import pytest
 
 from events.bus import EventBus
-from events.contract import CallRecorded
+from events.contract import CallFields, CallRecorded
 from ivr_flows.port import RouteOutcome, RouteRequest
 from tests.support.audio import make_tone_wav, rms_dbfs, tone_level_dbfs, wav_duration
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
@@ -76,4 +78,40 @@ async def test_recordings_past_the_retention_are_deleted(tmp_path: Path) -> None
     os.utime(old, (now - 200 * 86400, now - 200 * 86400))
     assert recorder.prune(now - 180 * 86400) == 1
     assert not old.exists() and not old.parent.exists() and new.exists()
+    await rest.close()
+
+
+class _StillWriting(AriRestClient):
+    """Asterisk's answers while it finishes a file: listed but empty, then a header without sizes, then whole."""
+
+    def __init__(self, whole: bytes) -> None:
+        super().__init__("http://127.0.0.1:9/ari", "x", "y")
+        opened = io.BytesIO()  # what Asterisk has written when it opens the file: a header with no sizes yet
+        with wave.open(opened, "wb") as header:
+            header.setnchannels(1)
+            header.setsampwidth(2)
+            header.setframerate(8000)
+        self.answers = [b"", opened.getvalue() + whole[44:2000], whole]
+        self.fetches = 0
+        self.deleted: list[str] = []
+
+    async def stored_recording_file(self, name: str) -> bytes:
+        self.fetches += 1
+        return self.answers[min(self.fetches, len(self.answers)) - 1]
+
+    async def delete_stored_recording(self, name: str) -> None:
+        self.deleted.append(name)
+
+
+async def test_a_recording_still_being_finished_is_fetched_again_until_it_is_whole(tmp_path: Path) -> None:
+    tone = make_tone_wav(tmp_path / "tone.wav", 440.0, 1.0)
+    rest = _StillWriting(tone.read_bytes())
+    bus = EventBus()
+    recorder = CallRecorder(rest, tmp_path / "recordings", bus)
+    with bus.subscribed() as events:
+        recorder.finish(CallFields(call_id="c1", caller_number="13800138000", language="zh"), "hotline-c1")
+        await recorder.stop()
+        recorded = [e for e in [await events.get()] if e.type == "call.recorded"]
+    assert rest.fetches == 3 and rest.deleted == ["hotline-c1"]
+    assert recorded and recorded[0].data["seconds"] >= 0.9
     await rest.close()
