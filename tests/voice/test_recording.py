@@ -111,7 +111,7 @@ async def test_a_recording_still_being_finished_is_fetched_again_until_it_is_who
     with bus.subscribed() as events:
         recorder.finish(CallFields(call_id="c1", caller_number="13800138000", language="zh"), "hotline-c1")
         await recorder.stop()
-        recorded = [e for e in [await events.get()] if e.type == "call.recorded"]
+        recorded = [e for e in [await asyncio.wait_for(events.get(), 5)] if e.type == "call.recorded"]
     assert rest.fetches == 3 and rest.deleted == ["hotline-c1"]
     assert recorded and recorded[0].data["seconds"] >= 0.9
     await rest.close()
