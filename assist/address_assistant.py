@@ -62,6 +62,7 @@ class _CallWorker:
     task: asyncio.Task[None] | None = None
     latest_partial: TranscriptPartial | None = None  # older partials still queued are skipped
     card: str | None = None  # the place the card shows now (adcode), so a partial that repeats it is not sent
+    card_partial: str | None = None  # the segment whose partial line put it there, until that line's final
 
 
 class AddressAssistant:
@@ -143,8 +144,8 @@ class AddressAssistant:
     async def _resolve(self, worker: _CallWorker, line: TranscriptFinal, context: Sequence[str]) -> None:
         found = await self.finder.resolve(line.text, line.segment_id, context=context)
         self.resolved += 1
-        if found.candidates:
-            self._send(worker, line, found)
+        if found.candidates or worker.card_partial == line.segment_id:
+            self._send(worker, line, found)  # no place in the whole line: the card its partial showed is withdrawn
 
     async def _glimpse(self, worker: _CallWorker, line: TranscriptPartial, context: Sequence[str]) -> None:
         """A place in the line still being spoken, sent only when the card would change."""
@@ -160,7 +161,8 @@ class AddressAssistant:
             self._send(worker, line, found)
 
     def _send(self, worker: _CallWorker, line: Line, found: AddressCandidates) -> None:
-        worker.card = found.top.adcode if found.top is not None else worker.card
+        worker.card = found.top.adcode if found.top is not None else None
+        worker.card_partial = line.segment_id if isinstance(line, TranscriptPartial) else None
         self.bus.send(
             AddressCandidatesEvent(
                 **found.model_dump(),

@@ -157,6 +157,7 @@ async def one_call(
     hard = time.monotonic() + timeout
     open_utterance = False
     last_final = first_card = last_card = None
+    card_segment: str | None = None
     while True:
         arrival = await desk.next(hard if open_utterance or not result.finals else min(soft, hard))
         if arrival is None:
@@ -174,8 +175,12 @@ async def one_call(
                 last_final = arrival.at
         elif kind == "address.candidates" and message.get("candidates"):
             result.card = AddressCandidate.model_validate(message["candidates"][0])
+            card_segment = message.get("segment_id")
             first_card = first_card or arrival.at
             last_card = arrival.at
+        elif kind == "address.candidates" and card_segment == message.get("segment_id"):
+            result.card = None  # the line that showed it ended with no place: the page takes the card off
+            card_segment = None
     await caller.hangup(call, timeout=10)
     await next_event(events, call_id, {"call.ended"}, time.monotonic() + 20)
     if last_final is not None:

@@ -454,7 +454,18 @@
 
   function onCandidates(msg) {
     const candidates = msg.candidates || [];
-    if (!candidates.length && !(msg.conflicts || []).length) return;
+    if (!candidates.length && !(msg.conflicts || []).length) {
+      // The line whose partial put a place on the card ended with no place: take it off, unless the operator
+      // has already worked on it.
+      const shown = state.address;
+      if (shown && !shown.dirty && !shown.confirmed && shown.event?.segment_id === msg.segment_id) {
+        state.address = null;
+        fillForm({});
+        renderAddress();
+        clearMapPlace();
+      }
+      return;
+    }
     if (msg.span && msg.segment_id) {
       state.spans.set(msg.segment_id, { ...msg.span, fixes: spanFixes(msg) });
       const li = state.segments.get(msg.segment_id);

@@ -18,6 +18,8 @@ from events.address import AddressCandidate, AddressCandidates
 
 log = structlog.get_logger(__name__)
 
+PARTIAL_CEILING = 0.79  # below the 80 % at which a card counts as sure
+
 
 class AddressResolver:
     def __init__(
@@ -47,9 +49,11 @@ class AddressResolver:
         return await self._placed(self.resolve_local(text, segment_id, partial=partial, context=context))
 
     def glimpse(self, partial: str, segment_id: str, *, context: Sequence[str] = ()) -> AddressCandidates:
-        """A line still being spoken: the gazetteer's reading of it (a partial's place counts a little less; no
-        geocoder round trip for text that will change)."""
-        return self.extractor.extract("", segment_id, partial=partial, context=context)
+        """A line still being spoken: the gazetteer's reading of it, never shown as sure (only the final firms a
+        place up), with no geocoder round trip for text that will change."""
+        found = self.extractor.extract("", segment_id, partial=partial, context=context)
+        capped = [c.model_copy(update={"confidence": min(c.confidence, PARTIAL_CEILING)}) for c in found.candidates]
+        return found.model_copy(update={"candidates": capped})
 
     async def resolve_alternative(
         self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = ()

@@ -178,3 +178,17 @@ async def test_the_card_shows_a_place_while_the_caller_is_still_speaking_and_onl
     top = firm.data["candidates"][0]
     assert top["town"] == "中关村街道" and firm.data["span"]["text"] == "海淀区中关村街道"
     assert top["confidence"] > town.data["candidates"][0]["confidence"]  # the final firms it up
+
+
+async def test_a_place_only_the_partial_line_had_is_taken_off_when_the_line_ends_without_it(
+    bus_and_assistant: tuple[EventBus, AddressAssistant],
+) -> None:
+    bus, _ = bus_and_assistant
+    with bus.subscribed() as events:
+        bus.publish(partial("c6", "c6:caller:1", "我要表扬海淀区"))
+        (shown,) = await candidates(events, 1)
+        bus.publish(final("c6", "c6:caller:1", "我要表扬一下你们的工作人员"))
+        (withdrawn,) = await candidates(events, 1)
+    assert shown.data["candidates"][0]["district"] == "海淀区"
+    assert shown.data["candidates"][0]["confidence"] < 0.8  # a line still being spoken is never shown as sure
+    assert withdrawn.data["segment_id"] == "c6:caller:1" and withdrawn.data["candidates"] == []
