@@ -61,7 +61,7 @@ LOOSE_DISTRICT = 0.7  # mean syllable similarity of a district name (三 syllabl
 LOOSE_TOWN = 0.6  # a street/town of the district the caller named
 LOOSE_MARGIN = 0.05  # over the next best street/town of that district
 LOOSE_LEAST = 0.6  # every syllable of a loose district, or of a street's two-syllable stem, at least this close
-LOOSE_FACTOR = 0.85
+LOOSE_FACTOR = 0.85  # a loose match is worth less again than a phonetic one
 LOOSE_COMMUNITY = 0.7  # a community of the street/town the caller named
 LOOSE_ANYWHERE = 0.85  # a street/town of anywhere, heard with its suffix, when nothing else is named
 LOOSE_ANYWHERE_MARGIN = 0.1  # over the next best street/town of Beijing
@@ -79,9 +79,7 @@ COMMUNITY_SUFFIX_HEARD: dict[str, frozenset[str]] = {
     "村": frozenset({"cun", "fen", "chun", "zun"}),
 }
 ALTERNATIVE_ECHO = 0.5  # how much a street named by the guided reading must sound like part of the heard text
-ALTERNATIVE_FACTOR = (
-    0.9  # a place read only on the second, guided decode  # a loose match is worth less again than a phonetic one
-)
+ALTERNATIVE_FACTOR = 0.9  # a place read only on the second, guided decode
 
 
 def normalize(text: str) -> str:
@@ -454,23 +452,19 @@ class AddressExtractor:
             if any(g.towns[c].district_code == district for c in towns):
                 continue
             matcher = self._town_matcher(district)
-            best: tuple[float, _Text, LooseHit] | None = None
-            runner_up = 0.0
-            for t in texts:
-                for hit in matcher.scan(t.norm, LOOSE_TOWN - LOOSE_MARGIN):
-                    two = len(hit.surface) == 2
-                    elsewhere = self._town_elsewhere(district)
-                    if not _clear_for(t, hit, elsewhere) or (two and (hit.least < LOOSE_LEAST or hit.score < 0.8)):
-                        continue  # a two-syllable stem: both syllables close, one of them right (理研 = 梨园, 医院 ≠)
-                    if best is None or hit.score > best[0]:
-                        if best is not None and best[2].key != hit.key:
-                            runner_up = max(runner_up, best[0])
-                        best = (hit.score, t, hit)
-                    elif hit.key != best[2].key:
-                        runner_up = max(runner_up, hit.score)
-            if best is None or best[0] < LOOSE_TOWN or best[0] - runner_up < LOOSE_MARGIN:
+            elsewhere = self._town_elsewhere(district)
+            hits = [
+                (t, hit)
+                for t in texts
+                for hit in matcher.scan(t.norm, LOOSE_TOWN - LOOSE_MARGIN)
+                # a two-syllable stem: both syllables close, one of them right (理研 = 梨园, 医院 ≠ 梨园)
+                if _clear_for(t, hit, elsewhere)
+                and (len(hit.surface) > 2 or (hit.least >= LOOSE_LEAST and hit.score >= 0.8))
+            ]
+            chosen = _standing_out(hits, LOOSE_TOWN, LOOSE_MARGIN)
+            if chosen is None:
                 continue
-            _, t, hit = best
+            t, hit = chosen
             t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
             t.chosen.append(self._loose_found(t, hit, LexEntry("town", hit.key, "name", False, 1.0)))
 
@@ -488,22 +482,17 @@ class AddressExtractor:
             if any(g.communities[c].town_code == town for c in named):
                 continue
             matcher = self._community_matcher(town)
-            best: tuple[_Text, LooseHit] | None = None
-            runner_up = 0.0
-            for t in texts:
-                for hit in matcher.scan(t.norm, LOOSE_COMMUNITY - LOOSE_MARGIN, anchors=2):
-                    # 新城 (a sound-alike of the street's own stem) inside 新城闭四社区 is a piece of the community
-                    if hit.least < LOOSE_LEAST - 0.1 or not _clear_for(t, hit, lambda e: e.level == "town"):
-                        continue
-                    if best is None or hit.score > best[1].score:
-                        if best is not None and best[1].key != hit.key:
-                            runner_up = max(runner_up, best[1].score)
-                        best = (t, hit)
-                    elif hit.key != best[1].key:
-                        runner_up = max(runner_up, hit.score)
-            if best is None or best[1].score < LOOSE_COMMUNITY or best[1].score - runner_up < LOOSE_MARGIN:
+            hits = [
+                (t, hit)
+                for t in texts
+                for hit in matcher.scan(t.norm, LOOSE_COMMUNITY - LOOSE_MARGIN, anchors=2)
+                # 新城 (a sound-alike of the street's own stem) inside 新城闭四社区 is a piece of the community
+                if hit.least >= LOOSE_LEAST - 0.1 and _clear_for(t, hit, lambda e: e.level == "town")
+            ]
+            chosen = _standing_out(hits, LOOSE_COMMUNITY, LOOSE_MARGIN)
+            if chosen is None:
                 continue
-            t, hit = best
+            t, hit = chosen
             t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
             t.chosen.append(self._loose_found(t, hit, LexEntry("community", hit.key, "name", False, 1.0)))
 
@@ -753,6 +742,17 @@ def _ambiguity(found: _Found, level: Level, code: str, fits: Callable[[str], boo
         return None
     mine = quality[code]
     return sum(1 for c in pool if quality[c] >= mine - 1e-9)
+
+
+def _standing_out(hits: Sequence[tuple[_Text, LooseHit]], least: float, margin: float) -> tuple[_Text, LooseHit] | None:
+    """The best hit if it scores at least `least` and by `margin` over the best hit of any other name."""
+    if not hits:
+        return None
+    t, best = max(hits, key=lambda item: item[1].score)
+    runner_up = max((h.score for _, h in hits if h.key != best.key), default=0.0)
+    if best.score < least or best.score - runner_up < margin:
+        return None
+    return t, best
 
 
 def _clear_for(t: _Text, hit: LooseHit, replaceable: Callable[[LexEntry], bool]) -> bool:
