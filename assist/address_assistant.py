@@ -63,6 +63,7 @@ class _CallWorker:
     latest_partial: TranscriptPartial | None = None  # older partials still queued are skipped
     card: str | None = None  # the place the card shows now (adcode), so a partial that repeats it is not sent
     card_partial: str | None = None  # the segment whose partial line put it there, until that line's final
+    settled: tuple[Line, AddressCandidates] | None = None  # the last card a whole line gave
 
 
 class AddressAssistant:
@@ -144,8 +145,12 @@ class AddressAssistant:
     async def _resolve(self, worker: _CallWorker, line: TranscriptFinal, context: Sequence[str]) -> None:
         found = await self.finder.resolve(line.text, line.segment_id, context=context)
         self.resolved += 1
-        if found.candidates or worker.card_partial == line.segment_id:
-            self._send(worker, line, found)  # no place in the whole line: the card its partial showed is withdrawn
+        if found.candidates:
+            self._send(worker, line, found)
+        elif worker.card_partial == line.segment_id:
+            # No place in the whole line after all: the card its partial showed goes, and the last card an earlier
+            # line gave (if any) comes back.
+            self._send(worker, *(worker.settled or (line, found)))
 
     async def _glimpse(self, worker: _CallWorker, line: TranscriptPartial, context: Sequence[str]) -> None:
         """A place in the line still being spoken, sent only when the card would change."""
@@ -163,6 +168,8 @@ class AddressAssistant:
     def _send(self, worker: _CallWorker, line: Line, found: AddressCandidates) -> None:
         worker.card = found.top.adcode if found.top is not None else None
         worker.card_partial = line.segment_id if isinstance(line, TranscriptPartial) else None
+        if found.candidates and not isinstance(line, TranscriptPartial):
+            worker.settled = (line, found)
         self.bus.send(
             AddressCandidatesEvent(
                 **found.model_dump(),

@@ -192,3 +192,21 @@ async def test_a_place_only_the_partial_line_had_is_taken_off_when_the_line_ends
     assert shown.data["candidates"][0]["district"] == "海淀区"
     assert shown.data["candidates"][0]["confidence"] < 0.8  # a line still being spoken is never shown as sure
     assert withdrawn.data["segment_id"] == "c6:caller:1" and withdrawn.data["candidates"] == []
+
+
+async def test_when_a_partial_place_is_taken_back_the_card_of_the_line_before_returns(
+    bus_and_assistant: tuple[EventBus, AddressAssistant],
+) -> None:
+    bus, _ = bus_and_assistant
+    with bus.subscribed() as events:
+        bus.publish(final("c7", "c7:caller:1", PLACE))
+        for n, words in enumerate(["对", "就是那个路灯", "晚上特别黑"], start=2):  # the place is still the context
+            bus.publish(final("c7", f"c7:caller:{n}", words))
+        *_, settled = await candidates(events, 4)
+        bus.publish(partial("c7", "c7:caller:5", "我还去过朝阳区"))  # the place has left the context by now
+        (passing,) = await candidates(events, 1)
+        bus.publish(final("c7", "c7:caller:5", "我还去过超市"))
+        (back,) = await candidates(events, 1)
+    assert settled.data["candidates"][0]["district"] == "海淀区"
+    assert passing.data["candidates"][0]["district"] == "朝阳区"
+    assert back.data["segment_id"] == "c7:caller:4" and back.data["candidates"] == settled.data["candidates"]
