@@ -136,7 +136,8 @@ async def test_failed_decode_reports_a_gap_and_the_stream_goes_on(
 ) -> None:
     clips = load_set("thchs30-d4", speech_root)
     flaky = FlakyDecoder(whisper_engine.decoder, failures=1)
-    settings = AsrSettings(partial_interval_ms=10000)  # finals only: the failure hits the first final
+    # finals only, decoded at the endpoint: the failure hits the first final's own decode
+    settings = AsrSettings(partial_interval_ms=10000, early_decode_ms=0)
     engine = FasterWhisperEngine(settings, decoder=flaky)  # type: ignore[arg-type]
     try:
         audio = with_silence([telephone_path(clips[1].audio()), telephone_path(clips[3].audio())], gap_s=1.5)
@@ -156,7 +157,7 @@ async def test_failed_decode_reports_a_gap_and_the_stream_goes_on(
 
 async def test_repeated_failures_restart_the_decoder(speech_root: Path) -> None:
     clip = load_set("thchs30-d4", speech_root)[1]
-    engine = FasterWhisperEngine(AsrSettings(partial_interval_ms=10000))
+    engine = FasterWhisperEngine(AsrSettings(partial_interval_ms=10000, early_decode_ms=0))
     flaky = FlakyDecoder(engine.decoder, failures=3)
     engine.decoder = flaky  # type: ignore[assignment]
     try:

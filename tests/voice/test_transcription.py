@@ -113,15 +113,29 @@ async def test_spoken_address_resolves_to_a_place(
         await operator.wait_state(op_call, "CONFIRMED", timeout=5)
         await asyncio.sleep(0.5)
         await phone.play(call, clip, wait=True, timeout=20)
-        got = await collect(events, lambda g: any(e.type == "address.candidates" for e in g), timeout=40)
+        got = await collect(events, lambda g: bool(firm_cards(g)), timeout=40)
         await phone.hangup(call)
-    found = next(e for e in got if e.type == "address.candidates")
+    found = firm_cards(got)[0]  # the card of the whole line (a partial line may have put one up before)
     top = found.data["candidates"][0]
     assert top["district"] == "海淀区"
     assert top["town"] and top["town"].startswith("中关村")
     assert top["lng"] and top["lat"]
     source = next(e for e in got if e.type == "transcript.final" and e.data["segment_id"] == found.data["segment_id"])
     assert source.data["speaker"] == "caller"
+    early = [e for e in got[: got.index(source)] if e.type == "address.candidates"]
+    assert all(c["confidence"] < 0.8 for e in early for c in e.data["candidates"])  # a partial's card is never sure
+
+
+def firm_cards(got: list[CallEvent]) -> list[CallEvent]:
+    """Address cards of whole lines: after the caller's final of the same segment, with the span it names."""
+    finals_seen: set[str] = set()
+    cards = []
+    for event in got:
+        if event.type == "transcript.final" and event.data["speaker"] == "caller":
+            finals_seen.add(event.data["segment_id"])
+        elif event.type == "address.candidates" and event.data["segment_id"] in finals_seen and event.data["span"]:
+            cards.append(event)
+    return cards
 
 
 async def test_hang_up_mid_utterance_still_gives_the_final(
@@ -153,8 +167,9 @@ async def test_engine_failure_mid_call_reports_a_gap_and_the_transcript_goes_on(
     clips = load_set("thchs30-d4")
     first = telephone_clip(clips[1].path, tmp_path / "first.wav")
     second = telephone_clip(clips[3].path, tmp_path / "second.wav")
-    # finals only, so the one failing decode is a final's (a failed partial is just skipped)
-    service, events, _ = await start_transcribing_gateway(start_gateway, partial_interval_ms=10000)
+    # finals only, decoded at the endpoint, so the one failing decode is a final's own (a failed partial is just
+    # skipped; a failed early decode only means the final decodes again)
+    service, events, _ = await start_transcribing_gateway(start_gateway, partial_interval_ms=10000, early_decode_ms=0)
     engine: Any = service.asr_engine
     real = engine.decoder
 
