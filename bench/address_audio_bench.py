@@ -36,12 +36,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+from asr_eval import stream_segments  # noqa: E402  (bench/, the script's folder)
 
-from asr.audio import ASR_RATE, FloatArray, float_to_pcm16, resample  # noqa: E402
+from asr.audio import ASR_RATE, FloatArray, resample  # noqa: E402
 from asr.engine import AsrEngine  # noqa: E402
 from asr.hints import DecodeHints  # noqa: E402
 from asr.settings import AsrSettings  # noqa: E402
@@ -57,13 +58,12 @@ from tools.address_speech.score import SetScore, replay_card, table  # noqa: E40
 from tools.address_speech.sentences import SpeechCase  # noqa: E402
 from tools.asr_eval.corpus import available_sets, load_set  # noqa: E402
 
-FRAME = 640  # 20 ms at 16 kHz
 CACHE = ROOT / "var" / "cache" / "address_speech"
 CACHE_FORMAT = "segments-v2"  # (kind, text, segment id) per clip
 NOT_OUTPUT = {"workers", "cpu_threads", "tap_port_start", "tap_port_count", "enabled"}
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -72,16 +72,8 @@ Segments = list[tuple[str, str, str]]  # (kind, text, segment id): finals and al
 
 
 async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) -> Segments:
-    stream = engine.open_stream(stream_id, "caller")
-    padded = np.concatenate([np.zeros(ASR_RATE // 4, np.float32), audio, np.zeros(ASR_RATE, np.float32)])
-    pcm = float_to_pcm16(padded)
-    collector = asyncio.create_task(stream.transcribe_all())
-    for offset in range(0, len(pcm), FRAME):
-        stream.push(pcm[offset : offset + FRAME])
-    await stream.finish()
-    return [
-        (s.kind, s.text, s.segment_id) for s in await collector if s.kind in ("final", "alternative") and s.text.strip()
-    ]
+    segments = await stream_segments(engine, audio, stream_id)
+    return [(s.kind, s.text, s.segment_id) for s in segments if s.kind in ("final", "alternative") and s.text.strip()]
 
 
 Item = tuple[SpeechCase, str, FloatArray]  # the line, its cache key (the clip: audio pipeline included), audio
@@ -110,7 +102,7 @@ async def transcribe(
             settings.model_copy(update={"partial_interval_ms": 10000}), hints=hints if settings.second_pass else None
         )
         try:
-            started_cpu = _cpu()
+            started_cpu = cpu_seconds()
             gate = asyncio.Semaphore(settings.workers)
             done = 0
 
@@ -124,7 +116,7 @@ async def transcribe(
 
             await asyncio.gather(*(one(k, a) for k, a in todo))
             audio_s = sum(len(a) for _, a in todo) / ASR_RATE
-            cpu = _cpu() - started_cpu
+            cpu = cpu_seconds() - started_cpu
             print(f"  second decodes: {engine.second_decodes} of {len(todo)} clips", flush=True)
         finally:
             engine.close()

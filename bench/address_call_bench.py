@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -45,7 +44,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import httpx  # noqa: E402
 import websockets  # noqa: E402
-from asr_call_eval import TAIL_S, next_event, pct  # noqa: E402  (bench/, the script's folder)
+from address_audio_bench import cpu_seconds  # noqa: E402  (bench/, the script's folder)
+from asr_call_eval import TAIL_S, answered_call, next_event, pct, play_clip  # noqa: E402
 
 from agent_desktop_api.auth import AuthService  # noqa: E402
 from events.address import AddressCandidate  # noqa: E402
@@ -137,22 +137,13 @@ async def one_call(
     caller: Softphone, uri: str, events: Subscription, desk: Desk, case: SpeechCase, wav: Path, timeout: float
 ) -> CallResult:
     result = CallResult(case)
-    while events.pending():
-        await events.get()
     desk.drain()
-    call = await caller.call(uri)
-    answered = await next_event(events, None, {"call.answered"}, time.monotonic() + 15)
+    call, answered = await answered_call(caller, uri, events)
     if answered is None:
-        with contextlib.suppress(Exception):
-            await caller.hangup(call, timeout=5)
         result.error = "no call.answered"
         return result
     call_id = answered.call_id
-    await asyncio.sleep(0.5)  # the taps are set up just after the bridge
-    since = caller.mark()
-    await caller.play(call, wav)
-    await caller.wait_event("play_done", timeout=60, since=since, call=call)
-    speech_end = time.time() - TAIL_S
+    speech_end = await play_clip(caller, call, wav)
     soft = time.monotonic() - TAIL_S + AFTER_SPEECH_S
     hard = time.monotonic() + timeout
     open_utterance = False
@@ -227,7 +218,7 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
             f"{a.early_decode_ms} ms, endpoint {a.vad.min_silence_ms} ms",
             flush=True,
         )
-        cpu_start, audio_s = _cpu(), 0.0
+        cpu_start, audio_s = cpu_seconds(), 0.0
         async with (
             registered(asterisk, workdir, OPERATOR),
             Softphone.open(log_path=workdir / "caller.log", user="13800138000") as caller,
@@ -245,7 +236,7 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
                     if n % 20 == 0:
                         print(f"  {name}: {n}/{len(cases)} calls, {time.monotonic() - started:.0f} s", flush=True)
         report(results, time.monotonic() - started, service)
-        cpu = (_cpu() - cpu_start) / audio_s
+        cpu = (cpu_seconds() - cpu_start) / audio_s
         print(f"CPU: {cpu:.3f} s of this process per second of caller audio ({audio_s:.0f} s of audio)")
     finally:
         await desk.stop()
@@ -262,11 +253,6 @@ def asr_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.min_silence_ms is not None:
         asr["vad"] = {"min_silence_ms": args.min_silence_ms}
     return asr
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _seconds(wav: Path) -> float:

@@ -87,27 +87,41 @@ async def next_event(events: Subscription, call_id: str | None, types: set[str],
     return None
 
 
-async def one_call(
-    caller: Softphone, uri: str, events: Subscription, clip: Clip, wav: Path, timeout: float
-) -> ClipResult:
-    result = ClipResult(clip)
-    while events.pending():  # drop whatever the previous call left behind
+async def answered_call(caller: Softphone, uri: str, events: Subscription) -> tuple[str, CallEvent | None]:
+    """Dial once what the previous call left on the bus is dropped: the phone's call and the gateway's
+    `call.answered` (None, and the call hung up, when no operator answered within 15 s)."""
+    while events.pending():
         await events.get()
     call = await caller.call(uri)
     answered = await next_event(events, None, {"call.answered"}, time.monotonic() + 15)
     if answered is None:
         with contextlib.suppress(Exception):
             await caller.hangup(call, timeout=5)
+    return call, answered
+
+
+async def play_clip(caller: Softphone, call: str, wav: Path) -> float:
+    """Play a clip of telephone_clip() into an answered call; the wall-clock end of its speech (comparable with
+    CallEvent.ts and with when a desk received a message)."""
+    await asyncio.sleep(0.5)  # the taps are set up just after the bridge (as the tests wait)
+    since = caller.mark()
+    await caller.play(call, wav)
+    await caller.wait_event("play_done", timeout=60, since=since, call=call)
+    return time.time() - TAIL_S
+
+
+async def one_call(
+    caller: Softphone, uri: str, events: Subscription, clip: Clip, wav: Path, timeout: float
+) -> ClipResult:
+    result = ClipResult(clip)
+    call, answered = await answered_call(caller, uri, events)
+    if answered is None:
         result.error = "no call.answered"
         return result
     call_id = answered.call_id
     if answered.data.get("operator_id") != "op1002":
         result.error = f"answered by {answered.data.get('operator_id')}"
-    await asyncio.sleep(0.5)  # the taps are set up just after the bridge (as the tests wait)
-    since = caller.mark()
-    await caller.play(call, wav)
-    await caller.wait_event("play_done", timeout=60, since=since, call=call)
-    speech_end = time.time() - TAIL_S  # wall clock, comparable with CallEvent.ts
+    speech_end = await play_clip(caller, call, wav)
     texts: list[str] = []
     last_final: float | None = None
     open_utterance = False  # a partial came after the last final

@@ -62,7 +62,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 # --- CER -----------------------------------------------------------------------------------------------------
-async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) -> str:
+async def stream_segments(engine: AsrEngine, audio: FloatArray, stream_id: str) -> list[Segment]:
+    """Every segment of one clip streamed as a call feeds it (20 ms frames, 0.25 s lead and 1 s tail silence),
+    pushed as fast as the engine takes it."""
     stream = engine.open_stream(stream_id, "caller")
     padded = np.concatenate([np.zeros(ASR_RATE // 4, np.float32), audio, np.zeros(ASR_RATE, np.float32)])
     pcm = float_to_pcm16(padded)
@@ -70,7 +72,11 @@ async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) ->
     for offset in range(0, len(pcm), FRAME):
         stream.push(pcm[offset : offset + FRAME])
     await stream.finish()
-    return "".join(s.text for s in await collector if s.kind == "final")
+    return await collector
+
+
+async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) -> str:
+    return "".join(s.text for s in await stream_segments(engine, audio, stream_id) if s.kind == "final")
 
 
 def whole_clip(engine: Any, audio: FloatArray) -> str:

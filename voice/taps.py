@@ -182,18 +182,9 @@ class Transcriber:
                 end_ms=segment.end_ms,
                 error=segment.error,
             )
-        elif segment.kind == "alternative":
-            event = TranscriptAlternative(
-                **about,
-                segment_id=segment_id,
-                speaker=speaker,
-                start_ms=start_ms,
-                text=segment.text,
-                end_ms=segment.end_ms,
-                confidence=round(segment.confidence, 3),
-            )
-        else:
-            event = TranscriptFinal(
+        else:  # a final, or a second reading of one: the same fields
+            model = TranscriptAlternative if segment.kind == "alternative" else TranscriptFinal
+            event = model(
                 **about,
                 segment_id=segment_id,
                 speaker=speaker,

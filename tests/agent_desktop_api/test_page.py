@@ -201,6 +201,16 @@ async def cjk_glyphs_render(page: Page, text: str = "坐席工作台") -> bool:
     return bool(result)
 
 
+async def dial_citizens(phone: Softphone, asterisk: AsteriskInstance) -> str:
+    """Call 12345 and choose Mandarin, then citizens' service (the shipped flow); the call's id on the phone."""
+    call = await phone.call(entry_uri(asterisk))
+    await phone.wait_event("media_active", call=call, timeout=5)
+    for key in ("1", "1"):
+        await asyncio.sleep(0.6)
+        await phone.dtmf(call, key)
+    return call
+
+
 async def api_me(service: GatewayService, bearer: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base_url(service), timeout=5) as client:
         response = await client.get("/api/me", headers={"Authorization": f"Bearer {bearer}"})
@@ -271,11 +281,7 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
     async with registered(asterisk, tmp_path, OPERATOR) as (operator,), open_page(tmp_path) as page:
         await log_in(page, service)
         started = time.monotonic()
-        call = await phone.call(entry_uri(asterisk))
-        await phone.wait_event("media_active", call=call, timeout=5)
-        for key in ("1", "1"):  # Mandarin, then citizens
-            await asyncio.sleep(0.6)
-            await phone.dtmf(call, key)
+        call = await dial_citizens(phone, asterisk)
 
         card = page.locator('#call-card[data-state="active"]')
         await card.wait_for(timeout=20_000)
@@ -382,11 +388,7 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
         await screenshot(page, "history")
 
         # The same number calls again: the call card says it is a repeat caller.
-        again = await phone.call(entry_uri(asterisk))
-        await phone.wait_event("media_active", call=again, timeout=5)
-        for key in ("1", "1"):
-            await asyncio.sleep(0.6)
-            await phone.dtmf(again, key)
+        again = await dial_citizens(phone, asterisk)
         await page.locator('#call-card[data-state="active"]').wait_for(timeout=20_000)
         repeat = page.locator("#call-repeat")
         await repeat.wait_for(state="visible", timeout=5_000)
@@ -415,11 +417,7 @@ async def test_a_misheard_place_shows_its_official_name_in_the_line_with_the_hea
     await add_operator(service)
     async with registered(asterisk, tmp_path, OPERATOR) as (operator,), open_page(tmp_path) as page:
         await log_in(page, service)
-        call = await phone.call(entry_uri(asterisk))
-        await phone.wait_event("media_active", call=call, timeout=5)
-        for key in ("1", "1"):
-            await asyncio.sleep(0.6)
-            await phone.dtmf(call, key)
+        call = await dial_citizens(phone, asterisk)
         await page.locator('#call-card[data-state="active"]').wait_for(timeout=20_000)
         await operator.wait_incoming(timeout=5)
         await asyncio.sleep(0.5)
@@ -560,11 +558,7 @@ async def test_a_supervisor_watches_queues_operators_and_a_flagged_call_on_the_w
         mine = page.locator(f'#wb-operators tr[data-key="{OPERATOR}"]')
         await mine.filter(has_text="空闲").wait_for(timeout=10_000)
 
-        call = await phone.call(entry_uri(asterisk))
-        await phone.wait_event("media_active", call=call, timeout=5)
-        for key in ("1", "1"):  # Mandarin, citizens: the caller queues and op1002's phone rings
-            await asyncio.sleep(0.6)
-            await phone.dtmf(call, key)
+        call = await dial_citizens(phone, asterisk)
         await operator.wait_incoming(timeout=15)
         await page.locator('#wb-queues tr[data-key="citizens"]').wait_for(timeout=10_000)
         await mine.filter(has_text="振铃").wait_for(timeout=10_000)
