@@ -1,4 +1,5 @@
-"""`hotline models ...`: install and list recognition models (the group is attached to the `hotline` CLI)."""
+"""`hotline models ...` (install and list recognition models) and `hotline asr serve` (an ASR worker); the groups
+are attached to the `hotline` CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 
 from asr.models import MODELS, ModelInstallError, install, list_models
 from asr.settings import AsrSettings
-from config.paths import resolve
+from config.paths import PROJECT_ROOT, resolve
 
 
 def _models_dir(ctx: click.Context, override: Path | None) -> Path:
@@ -96,3 +97,52 @@ def list_command(ctx: click.Context, models_dir: Path | None) -> None:
         state = "installed" if row.installed else "missing"
         where = str(row.path) if row.path and row.installed else "-"
         click.echo(f"{row.name:<16} {row.kind:<8} {state:<9} {where}\n{'':<16} {row.description}")
+
+
+@click.group("asr")
+def asr_group() -> None:
+    """Recognition as a service: run an ASR worker that gateways stream calls to (asr.service)."""
+
+
+@asr_group.command("serve")
+@click.option("--host", default=None, help="Listen address (asr.service.host).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (asr.service.port; 0: any free).")
+@click.option("--max-streams", type=click.IntRange(1, 10000), default=None, help="asr.service.max_streams.")
+@click.option("--name", default=None, help="How the worker names itself in /health and logs.")
+@click.pass_context
+def serve_command(
+    ctx: click.Context, host: str | None, port: int | None, max_streams: int | None, name: str | None
+) -> None:
+    """Load the model once and serve streams over WebSocket until SIGTERM (drain) or Ctrl-C.
+
+    Prints `listening on ws://HOST:PORT` once ready. Needs HOTLINE_ASR__SERVICE__TOKEN.
+    """
+    import asyncio
+    import logging
+
+    from asr.engine import create_local_engine
+    from asr.remote.worker import AsrWorker
+
+    root = ctx.find_root().obj
+    settings: Any = root.settings()
+    asr: AsrSettings = settings.asr
+    overrides = {k: v for k, v in {"host": host, "port": port, "max_streams": max_streams}.items() if v is not None}
+    service = asr.service.model_copy(update=overrides)
+    if service.token is None:
+        click.echo("error: an ASR worker needs a token: set HOTLINE_ASR__SERVICE__TOKEN", err=True)
+        sys.exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    hints_for = getattr(root, "decode_hints", None)
+    hints = hints_for() if callable(hints_for) and asr.second_pass else None
+    engine = create_local_engine(asr, PROJECT_ROOT, hints)
+
+    async def run() -> None:
+        worker = AsrWorker(engine, service, name)
+        await worker.start()
+        click.echo(f"listening on ws://{service.host}:{worker.port} ({engine.name}, {service.max_streams} streams)")
+        await worker.serve_until_signal()
+
+    try:
+        asyncio.run(run())
+    finally:
+        engine.close()

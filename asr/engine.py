@@ -11,6 +11,9 @@ Contract (what `voice/` and the event bus may rely on):
 - An `alternative` segment (only from an engine given decode hints, `asr.hints`) may follow a final with the same
   `segment_id`: a second reading of that utterance, decoded with the phrases the first reading suggested. It never
   replaces the final (the transcript shows what was heard); it is evidence for whoever reads meaning (places).
+- A `status` segment (only from an engine whose recogniser is elsewhere: `asr.remote`) says transcription stopped
+  (`status` "unavailable" or "queued", `error` the reason) or goes on again ("resumed"); it has no text and no
+  segment of its own to replace. Audio lost meanwhile follows as a `gap`.
 - `await finish()` flushes the utterance in progress as a final, waits for every outstanding final, then ends
   `segments()`. `close()` drops everything at once (hang-up without flush) and ends `segments()`.
 - Times are milliseconds of audio since the stream opened. Segment ids are `<stream_id>:<n>`, n counting up.
@@ -29,7 +32,8 @@ from typing import Literal
 from asr.hints import DecodeHints
 from asr.settings import AsrSettings
 
-SegmentKind = Literal["partial", "final", "gap", "alternative"]
+SegmentKind = Literal["partial", "final", "gap", "alternative", "status"]
+StreamState = Literal["unavailable", "queued", "resumed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,8 @@ class Segment:
     start_ms: int
     end_ms: int
     confidence: float
-    error: str | None = None  # for gaps: what failed
+    error: str | None = None  # for gaps: what failed; for a status: why
+    status: StreamState | None = None  # for a status segment
 
     @property
     def is_final(self) -> bool:
@@ -89,6 +94,10 @@ class AsrEngine(abc.ABC):
         `phrases` biases recognition towards those words (e.g. Beijing place names); engines say how.
         """
 
+    async def start(self) -> None:
+        """Called once on the event loop before the first stream (an engine that connects somewhere does it here)."""
+        return None
+
     @abc.abstractmethod
     def close(self) -> None:
         """Close every stream and stop the engine's threads."""
@@ -114,6 +123,18 @@ def resolve_path(path: Path, base_dir: Path | None) -> Path:
 
 
 def create_engine(settings: AsrSettings, base_dir: Path | None = None, hints: DecodeHints | None = None) -> AsrEngine:
+    """The gateway's recogniser: ASR workers when `asr.service.workers` lists some (their `start()` connects),
+    else the engine named in settings, in this process (see create_local_engine)."""
+    if settings.service.workers:
+        from asr.remote.pool import RemoteEngine
+
+        return RemoteEngine(settings.service)
+    return create_local_engine(settings, base_dir, hints)
+
+
+def create_local_engine(
+    settings: AsrSettings, base_dir: Path | None = None, hints: DecodeHints | None = None
+) -> AsrEngine:
     """The engine named in settings (loads its model: seconds; call it off the event loop). `hints` guide a
     second decode of finals where the engine can take a prompt (faster-whisper; vosk ignores them)."""
     if settings.engine == "faster-whisper":

@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,7 @@ class FasterWhisperEngine(AsrEngine):
         self._failures = 0
         self.restarts = 0
         self._closed = False
+        self.on_decode: Callable[[float, float], None] | None = None  # (audio s, decode s): a worker's metrics
 
     @property
     def active_streams(self) -> int:
@@ -91,6 +93,7 @@ class FasterWhisperEngine(AsrEngine):
     def decode(self, audio: FloatArray, prompt: Sequence[int]) -> Decoded:
         """A decode with failure accounting: the model is reloaded after repeated failures."""
         decoder = self.decoder
+        began = time.perf_counter()
         try:
             result = decoder.decode(audio, prompt)
         except Exception:
@@ -104,6 +107,8 @@ class FasterWhisperEngine(AsrEngine):
             raise
         with self._lock:
             self._failures = 0
+        if self.on_decode is not None:
+            self.on_decode(len(audio) / ASR_RATE, time.perf_counter() - began)
         return result
 
     def _restart_decoder(self, failed: WhisperDecoder) -> None:

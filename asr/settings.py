@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 if TYPE_CHECKING:  # asr.vad pulls numpy; settings stay importable on their own
     from asr.vad import VadConfig
@@ -40,6 +40,50 @@ class VadSettings(BaseModel):
             speech_pad_ms=self.speech_pad_ms,
             max_utterance_s=self.max_utterance_s,
         )
+
+
+class ServiceSettings(BaseModel):
+    """Recognition as a service (`asr.service`): the gateway as a client of ASR workers, and the worker itself
+    (`hotline asr serve`). No `workers` listed: the gateway recognises in its own process (the default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="ASR workers' addresses (ws://HOST:PORT); new streams go to the least-loaded healthy one.",
+    )
+    token: SecretStr | None = Field(
+        None,
+        description="The workers' and their clients' shared secret (environment: HOTLINE_ASR__SERVICE__TOKEN).",
+    )
+    replay_s: float = Field(
+        30.0,
+        ge=0,
+        le=120,
+        description="Audio a stream keeps since its last final: replayed to another worker when its own is lost, and "
+        "held while no worker can take it (what is older than this becomes a gap).",
+    )
+    heartbeat_ms: int = Field(200, ge=50, le=5000, description="How often a worker tells its clients its load.")
+    stall_ms: int = Field(
+        800, ge=100, le=30000, description="A worker silent this long is lost: its streams move to another."
+    )
+    retry_s: float = Field(1.0, gt=0, le=60, description="How often a lost worker is tried again.")
+    # the worker's side
+    host: str = Field("127.0.0.1", description="Where `hotline asr serve` listens.")
+    port: int = Field(8765, ge=1, le=65535)
+    max_streams: int = Field(16, ge=1, le=10000, description="Streams one worker takes; more are refused (full).")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, le=3600, description="On SIGTERM, how long open streams may go on before the worker closes them."
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _addresses(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("ws://", "wss://")) or "@" in url or len(url) > 200:
+                raise ValueError(f"{url!r}: a worker is ws://HOST:PORT or wss://HOST:PORT (the token goes in token)")
+        return [url.rstrip("/") for url in urls]
 
 
 class AsrSettings(BaseModel):
@@ -109,6 +153,7 @@ class AsrSettings(BaseModel):
         200, ge=16, le=220, description="Bound on prompt + hint phrases of the second decode (phrases past it dropped)."
     )
     vad: VadSettings = Field(default_factory=VadSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
     # vosk
     vosk_model_dir: Path = Field(
         Path("var/models/vosk-model-small-cn-0.22"),

@@ -15,12 +15,25 @@ from config.loading import SettingsOnDemand
 from hotline.settings import Settings
 
 if TYPE_CHECKING:
+    from asr.hints import DecodeHints
     from ivr_flows.setup import FlowsConfig
 
 
 class _Context(SettingsOnDemand[Settings]):
     def __init__(self, config_file: Path | None) -> None:
         super().__init__(Settings, config_file)
+
+    def decode_hints(self) -> DecodeHints | None:
+        """What `hotline asr serve` guides its second decodes with: the gazetteer's streets (None without one)."""
+        from assist.address.gazetteer import GazetteerMissing
+        from assist.address.hints import PlaceHints
+        from assist.address.service import AddressResolver
+
+        try:
+            resolver = AddressResolver.from_settings(self.settings().address)
+        except GazetteerMissing:
+            return None
+        return PlaceHints(resolver.extractor)
 
     def flows_config(self) -> FlowsConfig:
         """What `hotline flows` needs of the settings (the operators' skills check the routing steps)."""
@@ -131,13 +144,13 @@ def db_status(obj: _Context) -> None:
 
 def _attach_subcommands() -> None:
     from agent_desktop_api.cli import users_group
-    from asr.cli import models_group
+    from asr.cli import asr_group, models_group
     from events.cli import events_group
     from hotline.demo import demo_command
     from ivr_flows.cli import flows_group
     from voice.asterisk.cli import asterisk_group
 
-    groups = (asterisk_group, flows_group, users_group, models_group, events_group)
+    groups = (asterisk_group, flows_group, users_group, models_group, asr_group, events_group)
     for group in groups:
         main.add_command(group)
     main.add_command(demo_command)

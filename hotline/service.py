@@ -295,6 +295,7 @@ class GatewayService:
             return None
         hints = PlaceHints(self.addresses.extractor) if self.addresses is not None else None
         self.asr_engine = await asyncio.to_thread(create_asr_engine, s.asr, PROJECT_ROOT, hints)
+        await self.asr_engine.start()  # ASR workers (asr.service.workers): connect to them
         phrases: list[str] = []
         if self.addresses is not None and s.asr.bias_place_names:
             phrases = [d.name for d in self.addresses.extractor.gazetteer.districts.values()]
