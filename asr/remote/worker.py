@@ -230,7 +230,11 @@ class AsrWorker:
         path = request.path.split("?", 1)[0]
         if path == "/health":
             load = self.load()
-            body = {"status": "draining" if self.draining else "ok", "worker": self.name, **load.model_dump(exclude={"type"})}
+            body = {
+                "status": "draining" if self.draining else "ok",
+                "worker": self.name,
+                **load.model_dump(exclude={"type"}),
+            }
             status = HTTPStatus.SERVICE_UNAVAILABLE if self.draining else HTTPStatus.OK
             return _response(status, json.dumps(body) + "\n", "application/json")
         if path not in ("/metrics", STREAM_PATH):
