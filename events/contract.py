@@ -157,6 +157,16 @@ class TranscriptGap(_Segment):
     error: str | None = Field(None, description="Why this stretch has no text (the recogniser failed).")
 
 
+class TranscriptStatus(_Event):
+    """Transcription of one party stopped (the recogniser is unreachable or full) or goes on again. The call itself
+    is never touched; audio lost meanwhile follows as a `transcript.gap`."""
+
+    type: Literal["transcript.status"] = "transcript.status"
+    speaker: Speaker
+    state: Literal["unavailable", "queued", "resumed"]
+    reason: str | None = Field(None, max_length=500, description="Why transcription stopped (for the desk to show).")
+
+
 class AddressCandidatesEvent(_Event, AddressCandidates):
     model_config = ConfigDict(extra="forbid", frozen=False, json_schema_extra=_type_required)
     type: Literal["address.candidates"] = "address.candidates"
@@ -197,6 +207,7 @@ _CallEvent = (
     | TranscriptFinal
     | TranscriptAlternative
     | TranscriptGap
+    | TranscriptStatus
     | AddressCandidatesEvent
     | AddressConfirmed
     | TicketDraftEvent

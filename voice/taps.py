@@ -2,8 +2,8 @@
 
 A tap is a snoop channel on the party's channel (`spy=in`: only what that party says) bridged to an ExternalMedia
 channel that sends slin16 RTP to a UDP port of ours. Segments coming back become `transcript.partial` /
-`transcript.final` / `transcript.gap` events on the bus; what the words mean (places, the ticket) is for the
-assistants that read the bus.
+`transcript.final` / `transcript.gap` / `transcript.status` events on the bus; what the words mean (places, the
+ticket) is for the assistants that read the bus.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from events.contract import (
     TranscriptFinal,
     TranscriptGap,
     TranscriptPartial,
+    TranscriptStatus,
 )
 from voice.ari import AriRestClient
 from voice.legs import Leg
@@ -173,6 +174,9 @@ class Transcriber:
             event: CallEventModel = TranscriptPartial(
                 **about, segment_id=segment_id, speaker=speaker, start_ms=start_ms, text=segment.text
             )
+        elif segment.kind == "status":
+            assert segment.status is not None
+            event = TranscriptStatus(**about, speaker=speaker, state=segment.status, reason=segment.error)
         elif segment.kind == "gap":
             event = TranscriptGap(
                 **about,

@@ -40,6 +40,7 @@
     spans: new Map(), // segment_id -> address span {start, end, text, fixes: [{start, end, heard, name}]}
     address: null, // {event, selected, dirty}
     lastFinalSegment: null,
+    transcriptDown: {}, // speaker -> the notice while that party's transcription is stopped
     ws: null,
     wsAttempt: 0,
     wsTimer: null,
@@ -251,6 +252,8 @@
     state.lastFinalSegment = null;
     $("transcript").replaceChildren();
     $("transcript-empty").hidden = false;
+    state.transcriptDown = {};
+    $("transcript-status").hidden = true;
     fillForm({}); // the last caller's place must never be confirmed for the next one
     $("addr-search").value = "";
     showMessage("");
@@ -377,6 +380,41 @@
     if (final && speaker === "caller") state.lastFinalSegment = id;
     if (stick) box.scrollTop = box.scrollHeight;
     updateConfirmButton();
+  }
+
+  function showGap(msg) {
+    // Audio of this party that was not transcribed: the operator must know the transcript has a hole there.
+    const id = msg.segment_id;
+    if (!id || state.segments.has(id)) return;
+    const speaker = SPEAKERS[msg.speaker] ? msg.speaker : "caller";
+    const span = msg.end_ms != null ? `${clock(msg.start_ms)}–${clock(msg.end_ms)}` : clock(msg.start_ms);
+    const li = el(
+      "li",
+      { className: `${speaker} gap final` },
+      el("span", { className: "who", textContent: SPEAKERS[speaker] }),
+      el("span", { className: "when", textContent: msg.start_ms != null ? clock(msg.start_ms) : "" }),
+      el("span", { className: "text", textContent: `〔此段未能转写 not transcribed ${span}〕` }),
+    );
+    li.dataset.segmentId = id;
+    li.dataset.final = "1";
+    li.dataset.speaker = speaker;
+    li.dataset.startMs = String(msg.start_ms ?? Number.MAX_SAFE_INTEGER);
+    li.title = msg.error || "";
+    insertByStart($("transcript"), li);
+    state.segments.set(id, li);
+    $("transcript-empty").hidden = true;
+  }
+
+  function showTranscriptStatus(msg) {
+    const box = $("transcript-status");
+    const who = SPEAKERS[msg.speaker] || msg.speaker;
+    if (msg.state === "resumed") delete state.transcriptDown[msg.speaker];
+    else state.transcriptDown[msg.speaker] = msg.state === "queued"
+      ? `${who}：转写排队中 (transcription queued: ${msg.reason || "recognisers busy"})`
+      : `${who}：转写暂不可用 (transcription unavailable: ${msg.reason || "no recogniser"})`;
+    const lines = Object.values(state.transcriptDown);
+    box.textContent = lines.join("；");
+    box.hidden = lines.length === 0;
   }
 
   function insertByStart(box, li) {
@@ -904,6 +942,12 @@
       case "transcript.partial":
       case "transcript.final":
         if (mine || !current) upsertSegment(msg, msg.type === "transcript.final");
+        break;
+      case "transcript.gap":
+        if (mine || !current) showGap(msg);
+        break;
+      case "transcript.status":
+        if (mine || !current) showTranscriptStatus(msg);
         break;
       case "address.candidates":
         if (mine || !current) onCandidates(msg);

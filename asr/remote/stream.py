@@ -4,7 +4,8 @@ The stream keeps the audio since its last final (at most `replay_s`). While a wo
 comes; when that worker is lost (connection gone or silent for `stall_ms`) the stream is opened on another and the
 kept audio is replayed, so the utterance in progress is decoded whole there and nothing is missing. While no worker
 can take it, the stream says so (a `status` segment), keeps what fits in `replay_s`, and reports what it had to
-drop as a `gap` once a worker takes it again.
+drop as a `gap` once a worker takes it again (also the start of an utterance a lost worker was decoding, when that
+start is older than `replay_s`).
 
 Each attachment to a worker is numbered from 0 by the worker and starts at the kept audio; the stream maps the
 worker's utterance indices and times onto its own, so segment ids still count up by one per utterance and times
@@ -170,9 +171,10 @@ class RemoteStream(AsrStream):
             return
         self.attachment = None
         self.moves += 1
+        speaking = self._shown_partial is not None
         self._retract_partial()
         self._why_lost = why
-        if self._kept_from > self._settled:  # it had audio we no longer keep and had not decoded it all
+        if speaking and self._kept_from > self._settled:  # the start of what it was decoding is no longer kept
             self._lost = (self._lost[0] if self._lost else self._settled, self._kept_from)
 
     def waiting(self, state: StreamState, why: str) -> None:

