@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import ASR_RATE, FloatArray, StreamResampler, pcm16_to_float
+from asr.batching import Batcher
 from asr.early import EarlyDecode
 from asr.engine import AsrEngine, AsrStream, Segment
 from asr.hints import DecodeHints
@@ -62,7 +63,10 @@ class FasterWhisperEngine(AsrEngine):
         self._base_dir = base_dir
         self.decoder = decoder or WhisperDecoder(load_whisper_model(settings, base_dir), settings)
         self.vad = SileroVad()
-        self.pool = PriorityPool(settings.workers, name="asr-whisper")
+        self.batcher: Batcher | None = None
+        if settings.batch_size > 1:  # pool threads only ask and wait; the batcher's threads decode
+            self.batcher = Batcher(self._decode_batch, settings.batch_size, settings.workers)
+        self.pool = PriorityPool(settings.workers * settings.batch_size, name="asr-whisper")
         self.lanes = Lanes(ingest_lanes, name="asr-ingest")
         self._streams: set[FasterWhisperStream] = set()
         self._lock = threading.Lock()
@@ -90,12 +94,15 @@ class FasterWhisperEngine(AsrEngine):
         with self._lock:
             self._streams.discard(stream)
 
+    def _decode_batch(self, items: Sequence[tuple[FloatArray, Sequence[int]]]) -> list[Decoded]:
+        return self.decoder.decode_batch(items)  # the decoder of the moment (a restart replaces it)
+
     def decode(self, audio: FloatArray, prompt: Sequence[int]) -> Decoded:
         """A decode with failure accounting: the model is reloaded after repeated failures."""
         decoder = self.decoder
         began = time.perf_counter()
         try:
-            result = decoder.decode(audio, prompt)
+            result = decoder.decode(audio, prompt) if self.batcher is None else self.batcher.decode(audio, prompt)
         except Exception:
             with self._lock:
                 self._failures += 1
@@ -134,6 +141,8 @@ class FasterWhisperEngine(AsrEngine):
         for stream in streams:
             stream.close()
         self.lanes.close()
+        if self.batcher is not None:
+            self.batcher.close()
         self.pool.close()
 
 

@@ -112,6 +112,13 @@ class AsrSettings(BaseModel):
     compute_type: str = Field("auto", description="CTranslate2 compute type; auto: int8 on cpu, float16 on cuda.")
     cpu_threads: int = Field(1, ge=1, le=64, description="Threads per decode (CTranslate2 intra_threads).")
     workers: int = Field(1, ge=1, le=64, description="Decodes running at once, shared by all streams.")
+    batch_size: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Cross-stream batching: up to this many decodes waiting at once (finals first) run as one "
+        "CTranslate2 call on each of `workers` threads; 1: off (bench/asr_capacity.py measures it).",
+    )
     beam_size: int = Field(1, ge=1, le=10)
     language: str = Field("zh", pattern=r"^[a-z]{2,3}$")
     initial_prompt: str = Field(DEFAULT_PROMPT, max_length=200, description="Steers Whisper to simplified Mandarin.")

@@ -88,33 +88,45 @@ class WhisperDecoder:
 
     def decode(self, audio: FloatArray, prompt: Sequence[int]) -> Decoded:
         """Transcribe one utterance (16 kHz float32). Blocking; safe from several threads at once."""
+        return self.decode_batch([(audio, prompt)])[0]
+
+    def decode_batch(self, items: Sequence[tuple[FloatArray, Sequence[int]]]) -> list[Decoded]:
+        """Transcribe several utterances in one CTranslate2 call (their prompts of one length), all padded with
+        silence as the longest would be alone; each keeps its own output bound."""
         import ctranslate2  # type: ignore[import-untyped]
 
         settings = self.settings
-        seconds = len(audio) / ASR_RATE
-        target = min(30.0, max(settings.min_input_s, seconds + settings.tail_pad_s))
-        samples = int(target * ASR_RATE)
-        clip = audio[:samples]
-        if len(clip) < samples:
-            clip = np.pad(clip, (0, samples - len(clip)))
-        features = self.model.feature_extractor(clip)[:, :_MAX_FRAMES]
-        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], dtype=np.float32))
-        max_new = int(8 + settings.max_tokens_per_s * seconds)
-        max_length = min(_MAX_LENGTH, len(prompt) + max_new)
-        result = self.model.model.generate(
+        if len({len(prompt) for _, prompt in items}) > 1:
+            raise ValueError("a batch's prompts must have one length (the start token at one position)")
+        longest = max(len(audio) for audio, _ in items) / ASR_RATE
+        samples = int(min(30.0, max(settings.min_input_s, longest + settings.tail_pad_s)) * ASR_RATE)
+        features = []
+        for audio, _ in items:
+            clip = audio[:samples]
+            if len(clip) < samples:
+                clip = np.pad(clip, (0, samples - len(clip)))
+            features.append(self.model.feature_extractor(clip)[:, :_MAX_FRAMES])
+        bounds = [int(8 + settings.max_tokens_per_s * len(audio) / ASR_RATE) for audio, _ in items]
+        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features), dtype=np.float32))
+        prompt_length = len(items[0][1])
+        results = self.model.model.generate(
             storage,
-            [list(prompt)],
+            [list(prompt) for _, prompt in items],
             beam_size=settings.beam_size,
-            max_length=max_length,
+            max_length=min(_MAX_LENGTH, prompt_length + max(bounds)),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=[-1],
-        )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-        score = float(result.scores[0]) if result.scores else -10.0
+        )
+        return [self._read(result, bound) for result, bound in zip(results, bounds, strict=True)]
+
+    def _read(self, result: object, bound: int) -> Decoded:
+        tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot][:bound]  # type: ignore[attr-defined]
+        scores = result.scores  # type: ignore[attr-defined]
+        score = float(scores[0]) if scores else -10.0
         avg_logprob = score * len(tokens) / (len(tokens) + 1) if tokens else score
-        no_speech = float(result.no_speech_prob)
+        no_speech = float(result.no_speech_prob)  # type: ignore[attr-defined]
         # A token bound can cut a multi-byte character: drop the replacement character it leaves.
         text = self.tokenizer.decode(tokens).replace("\ufffd", "").strip()
         text = collapse_repetitions(zhconv.convert(text, "zh-hans")).strip()

@@ -190,7 +190,9 @@ class WorkerLink:
     def _down(self, why: str) -> None:
         was_up = self.up
         self.up, self.load, self._out = False, None, None
-        if why != self.last_error or was_up:
+        if self.pool.closed:
+            log.info("asr worker %s: disconnected (%s)", self.url, why)
+        elif why != self.last_error or was_up:
             log.warning("asr worker %s lost: %s", self.url, why)
         self.last_error = why
         streams, self.channels = list(self.channels.values()), {}
@@ -216,8 +218,8 @@ class RemoteEngine(AsrEngine):
         self._streams: set[RemoteStream] = set()
         self._waiting: list[RemoteStream] = []
         self._reachable = asyncio.Event()  # set once a worker has told its load
+        self.closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
 
     @property
     def active_streams(self) -> int:
@@ -234,7 +236,7 @@ class RemoteEngine(AsrEngine):
     def open_stream(
         self, stream_id: str, speaker: str, phrases: Sequence[str] = (), *, sample_rate: int = 16000
     ) -> RemoteStream:
-        if self._closed:
+        if self.closed:
             raise RuntimeError("engine is closed")
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
@@ -282,9 +284,9 @@ class RemoteEngine(AsrEngine):
             self._waiting.remove(stream)
 
     def _close_streams(self) -> bool:
-        if self._closed:
+        if self.closed:
             return False
-        self._closed = True
+        self.closed = True
         for stream in list(self._streams):
             stream.close()
         return True

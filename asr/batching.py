@@ -1,0 +1,98 @@
+"""Cross-stream batching: decodes asked for by many streams at once run as one CTranslate2 call.
+
+The engine's pool threads still pick jobs finals first; each asks the batcher for its decode and waits. The
+batcher's thread takes the oldest request and every other waiting one it can run with it (up to `max_batch`,
+with a prompt of the same length: CTranslate2's Whisper needs the start token at one position in a batch), and
+runs them together; the encoder and each decoder step then work on a matrix instead of a vector. Nothing waits
+for a batch to fill: a batch is whatever queued up while the previous one ran, so one stream alone is decoded as
+before.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from asr.audio import FloatArray
+from asr.whisper_decoder import Decoded
+
+log = logging.getLogger(__name__)
+
+BatchDecode = Callable[[Sequence[tuple[FloatArray, Sequence[int]]]], list[Decoded]]
+
+
+@dataclass(eq=False)
+class _Request:
+    audio: FloatArray
+    prompt: Sequence[int]
+    result: concurrent.futures.Future[Decoded] = field(default_factory=concurrent.futures.Future)
+
+
+class Batcher:
+    def __init__(self, decode_batch: BatchDecode, max_batch: int, threads: int = 1) -> None:
+        if max_batch < 1 or threads < 1:
+            raise ValueError("a batch holds at least one decode, on at least one thread")
+        self._decode_batch = decode_batch
+        self.max_batch = max_batch
+        self._waiting: collections.deque[_Request] = collections.deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self.batches = 0
+        self.decodes = 0
+        self._threads = [threading.Thread(target=self._run, name=f"asr-batch-{i}", daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def decode(self, audio: FloatArray, prompt: Sequence[int]) -> Decoded:
+        """Blocking: the decode of this utterance, run in whichever batch it lands in."""
+        request = _Request(audio, prompt)
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("batcher is closed")
+            self._waiting.append(request)
+            self._ready.notify()
+        return request.result.result()
+
+    def _take(self) -> list[_Request] | None:
+        with self._ready:
+            while not self._waiting and not self._closed:
+                self._ready.wait()
+            if not self._waiting:
+                return None
+            first = self._waiting.popleft()
+            batch, kept = [first], collections.deque[_Request]()
+            while self._waiting and len(batch) < self.max_batch:
+                request = self._waiting.popleft()
+                (batch if len(request.prompt) == len(first.prompt) else kept).append(request)
+            kept.extend(self._waiting)
+            self._waiting = kept
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            try:
+                results = self._decode_batch([(r.audio, r.prompt) for r in batch])
+            except Exception as exc:  # every decode of the batch failed: each stream reports its gap
+                for request in batch:
+                    request.result.set_exception(exc)
+                continue
+            with self._ready:
+                self.batches += 1
+                self.decodes += len(batch)
+            for request, result in zip(batch, results, strict=True):
+                request.result.set_result(result)
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            waiting, self._waiting = list(self._waiting), collections.deque()
+            self._ready.notify_all()
+        for request in waiting:
+            request.result.set_exception(RuntimeError("batcher is closed"))
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=30)
