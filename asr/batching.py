@@ -1,8 +1,9 @@
 """Cross-stream batching: decodes asked for by many streams at once run as one CTranslate2 call.
 
-The engine's pool threads still pick jobs finals first; each asks the batcher for its decode and waits. The
-batcher's thread takes the oldest request and every other waiting one it can run with it (up to `max_batch`,
-with a prompt of the same length: CTranslate2's Whisper needs the start token at one position in a batch), and
+The engine's pool threads pick jobs finals first; each asks the batcher for its decode and waits. The batcher's
+thread takes the most urgent request (finals before partials, then the oldest) and the next most urgent ones it can
+run with it (up to `max_batch`, with a prompt of the same length: CTranslate2's Whisper needs the start token at
+one position in a batch), and
 runs them together; the encoder and each decoder step then work on a matrix instead of a vector. Nothing waits
 for a batch to fill: a batch is whatever queued up while the previous one ran, so one stream alone is decoded as
 before.
@@ -10,8 +11,8 @@ before.
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ BatchDecode = Callable[[Sequence[tuple[FloatArray, Sequence[int]]]], list[Decode
 
 @dataclass(eq=False)
 class _Request:
+    priority: int  # lower first: finals (0) before partials and second readings (1)
+    seq: int
     audio: FloatArray
     prompt: Sequence[int]
     result: concurrent.futures.Future[Decoded] = field(default_factory=concurrent.futures.Future)
@@ -38,7 +41,8 @@ class Batcher:
             raise ValueError("a batch holds at least one decode, on at least one thread")
         self._decode_batch = decode_batch
         self.max_batch = max_batch
-        self._waiting: collections.deque[_Request] = collections.deque()
+        self._waiting: list[_Request] = []
+        self._seq = itertools.count()
         self._ready = threading.Condition()
         self._closed = False
         self.batches = 0
@@ -47,9 +51,15 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    def decode(self, audio: FloatArray, prompt: Sequence[int]) -> Decoded:
+    @property
+    def backlog(self) -> int:
+        """Decodes waiting for a batch."""
+        with self._ready:
+            return len(self._waiting)
+
+    def decode(self, audio: FloatArray, prompt: Sequence[int], priority: int = 0) -> Decoded:
         """Blocking: the decode of this utterance, run in whichever batch it lands in."""
-        request = _Request(audio, prompt)
+        request = _Request(priority, next(self._seq), audio, prompt)
         with self._ready:
             if self._closed:
                 raise RuntimeError("batcher is closed")
@@ -63,13 +73,11 @@ class Batcher:
                 self._ready.wait()
             if not self._waiting:
                 return None
-            first = self._waiting.popleft()
-            batch, kept = [first], collections.deque[_Request]()
-            while self._waiting and len(batch) < self.max_batch:
-                request = self._waiting.popleft()
-                (batch if len(request.prompt) == len(first.prompt) else kept).append(request)
-            kept.extend(self._waiting)
-            self._waiting = kept
+            ordered = sorted(self._waiting, key=lambda r: (r.priority, r.seq))
+            first = ordered[0]
+            batch = [r for r in ordered if len(r.prompt) == len(first.prompt)][: self.max_batch]
+            taken = set(map(id, batch))
+            self._waiting = [r for r in self._waiting if id(r) not in taken]
             return batch
 
     def _run(self) -> None:
@@ -89,7 +97,7 @@ class Batcher:
     def close(self) -> None:
         with self._ready:
             self._closed = True
-            waiting, self._waiting = list(self._waiting), collections.deque()
+            waiting, self._waiting = self._waiting, []
             self._ready.notify_all()
         for request in waiting:
             request.result.set_exception(RuntimeError("batcher is closed"))

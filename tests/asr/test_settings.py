@@ -28,7 +28,8 @@ def test_invalid_values_are_refused() -> None:
     with pytest.raises(ValidationError, match="extra"):
         AsrSettings(unknown=1)  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="needs model_path"):
-        AsrSettings(model="small")
+        AsrSettings(model="gigantic")
+    assert AsrSettings(model="small").model_path is None  # installed under models_dir by `hotline models install`
     with pytest.raises(ValidationError):
         AsrSettings(engine="kaldi")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):

