@@ -47,6 +47,7 @@ class Batcher:
         self._closed = False
         self.batches = 0
         self.decodes = 0
+        self.running = 0  # batches being decoded now
         self._threads = [threading.Thread(target=self._run, name=f"asr-batch-{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
             thread.start()
@@ -78,6 +79,7 @@ class Batcher:
             batch = [r for r in ordered if len(r.prompt) == len(first.prompt)][: self.max_batch]
             taken = set(map(id, batch))
             self._waiting = [r for r in self._waiting if id(r) not in taken]
+            self.running += 1
             return batch
 
     def _run(self) -> None:
@@ -85,10 +87,13 @@ class Batcher:
             try:
                 results = self._decode_batch([(r.audio, r.prompt) for r in batch])
             except Exception as exc:  # every decode of the batch failed: each stream reports its gap
+                with self._ready:
+                    self.running -= 1
                 for request in batch:
                     request.result.set_exception(exc)
                 continue
             with self._ready:
+                self.running -= 1
                 self.batches += 1
                 self.decodes += len(batch)
             for request, result in zip(batch, results, strict=True):

@@ -98,9 +98,13 @@ class FasterWhisperEngine(AsrEngine):
         return self.decoder.decode_batch(items)  # the decoder of the moment (a restart replaces it)
 
     def has_room(self) -> bool:
-        """Whether a partial decode may start now: a decode thread is idle and no decode waits (so partials never
-        delay a final; with batching, they only join batches that would run anyway)."""
-        return self.pool.has_room() and (self.batcher is None or self.batcher.backlog == 0)
+        """Whether a partial decode may start now: nothing waits, and with two or more decode threads one stays
+        free for the next final (a final that finds every thread on a partial waits a whole decode: that, not
+        the CPU, is what breaks final latency first; bench/asr_capacity.py)."""
+        partial_threads = max(1, self.settings.workers - 1)
+        if self.batcher is None:
+            return self.pool.load < partial_threads
+        return self.batcher.backlog == 0 and self.batcher.running < partial_threads
 
     def decode(self, audio: FloatArray, prompt: Sequence[int], priority: int = PRIORITY_FINAL) -> Decoded:
         """A decode with failure accounting: the model is reloaded after repeated failures."""

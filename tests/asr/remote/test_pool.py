@@ -264,3 +264,34 @@ def test_a_stalled_worker_is_left_within_a_second(clips: list[Clip]) -> None:
                 process.signal(signal.SIGCONT)
     assert moved < 1.2, f"took {moved:.2f} s"  # stall_ms 800 + the move
     assert corpus_cer([(clips[1].reference, "".join(s.text for s in caller.finals()))]).cer < 0.45
+
+
+def test_when_every_worker_is_full_a_stream_queues_and_gets_the_next_free_place(clips: list[Clip]) -> None:
+    """Back-pressure: a worker with room for one stream; the second stream says it is queued (never silent) and
+    is transcribed once the first one ends."""
+    one = WorkerProcess("f1", max_streams=1).start()
+    try:
+
+        async def go() -> tuple[Caller, Caller]:
+            engine = RemoteEngine(pool_settings([one.url]))
+            await engine.start()
+            first = Caller(engine.open_stream("call-f1:caller:1", "caller"), speed=4.0)
+            await asyncio.sleep(0.5)  # the worker's load says it is full
+            second = Caller(engine.open_stream("call-f2:caller:1", "caller"), speed=4.0)
+            await asyncio.gather(
+                first.say(silence(0.3) + pcm(clips[1]) + silence(1.2)),
+                second.say(silence(0.3) + pcm(clips[2]) + silence(1.2)),
+            )
+            await first.hang_up()  # its place frees up
+            await second.hang_up()
+            await engine.aclose()
+            return first, second
+
+        first, second = asyncio.run(go())
+    finally:
+        one.stop()
+    assert not first.of_kind("status")
+    statuses = second.of_kind("status")
+    assert [s.status for s in statuses] == ["queued", "resumed"]
+    assert statuses[0].error == "every ASR worker is full"
+    assert corpus_cer([(clips[2].reference, "".join(s.text for s in second.finals()))]).cer < 0.5
