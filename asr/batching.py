@@ -3,7 +3,7 @@
 The engine's pool threads pick jobs finals first; each asks the batcher for its decode and waits. The batcher's
 thread takes the most urgent request (finals before partials, then the oldest) and the next most urgent ones it can
 run with it (up to `max_batch`, with a prompt of the same length: CTranslate2's Whisper needs the start token at
-one position in a batch), and
+one position in a batch; and the same padding), and
 runs them together; the encoder and each decoder step then work on a matrix instead of a vector. Nothing waits
 for a batch to fill: a batch is whatever queued up while the previous one ran, so one stream alone is decoded as
 before.
@@ -23,7 +23,7 @@ from asr.whisper_decoder import Decoded
 
 log = logging.getLogger(__name__)
 
-BatchDecode = Callable[[Sequence[tuple[FloatArray, Sequence[int]]]], list[Decoded]]
+BatchDecode = Callable[[Sequence[tuple[FloatArray, Sequence[int]]], float | None], list[Decoded]]
 
 
 @dataclass(eq=False)
@@ -32,6 +32,7 @@ class _Request:
     seq: int
     audio: FloatArray
     prompt: Sequence[int]
+    min_input_s: float | None  # the padding asked for (one per batch)
     result: concurrent.futures.Future[Decoded] = field(default_factory=concurrent.futures.Future)
 
 
@@ -58,9 +59,11 @@ class Batcher:
         with self._ready:
             return len(self._waiting)
 
-    def decode(self, audio: FloatArray, prompt: Sequence[int], priority: int = 0) -> Decoded:
+    def decode(
+        self, audio: FloatArray, prompt: Sequence[int], priority: int = 0, min_input_s: float | None = None
+    ) -> Decoded:
         """Blocking: the decode of this utterance, run in whichever batch it lands in."""
-        request = _Request(priority, next(self._seq), audio, prompt)
+        request = _Request(priority, next(self._seq), audio, prompt, min_input_s)
         with self._ready:
             if self._closed:
                 raise RuntimeError("batcher is closed")
@@ -76,7 +79,8 @@ class Batcher:
                 return None
             ordered = sorted(self._waiting, key=lambda r: (r.priority, r.seq))
             first = ordered[0]
-            batch = [r for r in ordered if len(r.prompt) == len(first.prompt)][: self.max_batch]
+            key = (len(first.prompt), first.min_input_s)
+            batch = [r for r in ordered if (len(r.prompt), r.min_input_s) == key][: self.max_batch]
             taken = set(map(id, batch))
             self._waiting = [r for r in self._waiting if id(r) not in taken]
             self.running += 1
@@ -85,7 +89,7 @@ class Batcher:
     def _run(self) -> None:
         while (batch := self._take()) is not None:
             try:
-                results = self._decode_batch([(r.audio, r.prompt) for r in batch])
+                results = self._decode_batch([(r.audio, r.prompt) for r in batch], batch[0].min_input_s)
             except Exception as exc:  # every decode of the batch failed: each stream reports its gap
                 with self._ready:
                     self.running -= 1

@@ -94,8 +94,10 @@ class FasterWhisperEngine(AsrEngine):
         with self._lock:
             self._streams.discard(stream)
 
-    def _decode_batch(self, items: Sequence[tuple[FloatArray, Sequence[int]]]) -> list[Decoded]:
-        return self.decoder.decode_batch(items)  # the decoder of the moment (a restart replaces it)
+    def _decode_batch(
+        self, items: Sequence[tuple[FloatArray, Sequence[int]]], min_input_s: float | None
+    ) -> list[Decoded]:
+        return self.decoder.decode_batch(items, min_input_s)  # the decoder of the moment (a restart replaces it)
 
     def has_room(self) -> bool:
         """Whether a partial decode may start now: nothing waits, and with two or more decode threads one stays
@@ -106,15 +108,21 @@ class FasterWhisperEngine(AsrEngine):
             return self.pool.load < partial_threads
         return self.batcher.backlog == 0 and self.batcher.running < partial_threads
 
-    def decode(self, audio: FloatArray, prompt: Sequence[int], priority: int = PRIORITY_FINAL) -> Decoded:
+    def decode(
+        self,
+        audio: FloatArray,
+        prompt: Sequence[int],
+        priority: int = PRIORITY_FINAL,
+        min_input_s: float | None = None,
+    ) -> Decoded:
         """A decode with failure accounting: the model is reloaded after repeated failures."""
         decoder = self.decoder
         began = time.perf_counter()
         try:
             if self.batcher is None:
-                result = decoder.decode(audio, prompt)
+                result = decoder.decode(audio, prompt, min_input_s)
             else:
-                result = self.batcher.decode(audio, prompt, priority)
+                result = self.batcher.decode(audio, prompt, priority, min_input_s)
         except Exception:
             with self._lock:
                 self._failures += 1
@@ -342,7 +350,9 @@ class FasterWhisperStream(LaneStream):
         try:
             if not self._seq.is_open(index):
                 return
-            result = self._engine.decode(np.asarray(audio, dtype=np.float32), self._prompt, PRIORITY_PARTIAL)
+            engine = self._engine
+            audio = np.asarray(audio, dtype=np.float32)
+            result = engine.decode(audio, self._prompt, PRIORITY_PARTIAL, engine.settings.partial_min_input_s)
             if result.text:
                 confidence = round(result.confidence, 3)
                 segment = self._seq.make("partial", index, result.text, _ms(start), _ms(end), confidence)

@@ -161,6 +161,13 @@ class AsrSettings(BaseModel):
         le=30,
         description="Shorter utterances are padded with silence to this length before decoding.",
     )
+    partial_min_input_s: float = Field(
+        4.0,
+        ge=0,
+        le=30,
+        description="min_input_s of partial decodes: their final replaces them, and less padding makes them 30-45 % "
+        "cheaper (bench/asr_capacity.py).",
+    )
     tail_pad_s: float = Field(1.0, ge=0, le=5, description="Silence always appended after an utterance.")
     max_tokens_per_s: float = Field(
         12.0,

@@ -86,11 +86,14 @@ class WhisperDecoder:
         text_tokens = tok.encode(" " + self.settings.initial_prompt.strip() + "、".join(kept) + "。") if kept else base
         return [tok.sot_prev, *text_tokens, *tail]
 
-    def decode(self, audio: FloatArray, prompt: Sequence[int]) -> Decoded:
-        """Transcribe one utterance (16 kHz float32). Blocking; safe from several threads at once."""
-        return self.decode_batch([(audio, prompt)])[0]
+    def decode(self, audio: FloatArray, prompt: Sequence[int], min_input_s: float | None = None) -> Decoded:
+        """Transcribe one utterance (16 kHz float32). Blocking; safe from several threads at once. `min_input_s`
+        overrides the setting (partials, replaced by their final anyway, are decoded with less padding)."""
+        return self.decode_batch([(audio, prompt)], min_input_s)[0]
 
-    def decode_batch(self, items: Sequence[tuple[FloatArray, Sequence[int]]]) -> list[Decoded]:
+    def decode_batch(
+        self, items: Sequence[tuple[FloatArray, Sequence[int]]], min_input_s: float | None = None
+    ) -> list[Decoded]:
         """Transcribe several utterances in one CTranslate2 call (their prompts of one length), all padded with
         silence as the longest would be alone; each keeps its own output bound."""
         import ctranslate2  # type: ignore[import-untyped]
@@ -99,7 +102,8 @@ class WhisperDecoder:
         if len({len(prompt) for _, prompt in items}) > 1:
             raise ValueError("a batch's prompts must have one length (the start token at one position)")
         longest = max(len(audio) for audio, _ in items) / ASR_RATE
-        samples = int(min(30.0, max(settings.min_input_s, longest + settings.tail_pad_s)) * ASR_RATE)
+        shortest = settings.min_input_s if min_input_s is None else min_input_s
+        samples = int(min(30.0, max(shortest, longest + settings.tail_pad_s)) * ASR_RATE)
         features = []
         for audio, _ in items:
             clip = audio[:samples]

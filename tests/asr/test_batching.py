@@ -31,7 +31,7 @@ class Recorder:
         self.release = threading.Event()
         self.fail = False
 
-    def __call__(self, items: Sequence[tuple[FloatArray, Sequence[int]]]) -> list[Decoded]:
+    def __call__(self, items: Sequence[tuple[FloatArray, Sequence[int]]], min_input_s: float | None) -> list[Decoded]:
         self.batches.append([int(audio[0]) for audio, _ in items])
         if len(self.batches) == 1:
             self.release.wait(5)

@@ -123,11 +123,11 @@ class FlakyDecoder:
     def prompt_tokens(self, phrases: Any = ()) -> list[int]:
         return list(self.real.prompt_tokens(phrases))
 
-    def decode(self, audio: Any, prompt: Any) -> Decoded:
+    def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None) -> Decoded:
         self.calls += 1
         if self.calls <= self.failures:
             raise RuntimeError("simulated decoder crash")
-        result: Decoded = self.real.decode(audio, prompt)
+        result: Decoded = self.real.decode(audio, prompt, min_input_s)
         return result
 
 

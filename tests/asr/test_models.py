@@ -123,8 +123,8 @@ def test_install_good_archive(tmp_path: Path, test_spec: ModelSpec) -> None:
     assert _leftovers(tmp_path) == [FOLDER]  # no .part file, no staging folder
     code, output = _cli("list", "--dir", str(tmp_path))
     assert code == 0
-    assert "vosk-small-cn    download installed" in output
-    assert "whisper-base     package  installed" in output
+    assert "vosk-small-cn           download installed" in output
+    assert "whisper-base            package  installed" in output
 
 
 def test_wrong_hash_is_refused_and_nothing_is_installed(tmp_path: Path, test_spec: ModelSpec, server: str) -> None:
