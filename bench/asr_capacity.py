@@ -103,7 +103,7 @@ async def ramp(
         from asr.remote.pool import RemoteEngine
 
         worker = WorkerProcess(settings, args.port)
-        engine = RemoteEngine(ServiceSettings(workers=[worker.url], token=TOKEN))  # type: ignore[arg-type]
+        engine = RemoteEngine(ServiceSettings(workers=[worker.url], token=TOKEN))
         await engine.start()
     else:
         from asr.faster_whisper_engine import FasterWhisperEngine
