@@ -24,6 +24,7 @@ from agent_desktop_api.ops import ops_router
 from agent_desktop_api.page import LEAFLET_DIST, mount_page
 from asr.engine import AsrEngine
 from asr.engine import create_engine as create_asr_engine
+from asr.remote.pool import RemoteEngine
 from assist.address.gazetteer import GazetteerMissing
 from assist.address.hints import PlaceHints
 from assist.address.search import PlaceSearch
@@ -253,6 +254,8 @@ class GatewayService:
             recorder=self.recorder,
         )
         self.metrics_registry = self.gateway.metrics.registry
+        if isinstance(self.asr_engine, RemoteEngine):  # the workers' state for the person on call
+            self.asr_engine.register_metrics(self.metrics_registry)
         self.control = LocalControl(self.gateway)
         if self.link is not None:  # desks in other processes control the calls through us
             self.control_server = ControlServer(self.link.nc, self.link.subject("control"), self.control)

@@ -15,6 +15,7 @@ import itertools
 import logging
 from collections.abc import Sequence
 
+from prometheus_client import CollectorRegistry, Gauge
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -277,6 +278,19 @@ class RemoteEngine(AsrEngine):
                 return
             stream = self._waiting.pop(0)
             self.attach(stream)
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """The pool as the person on call sees it, in the gateway's /metrics."""
+        Gauge("hotline_asr_workers", "ASR workers listed", registry=registry).set(len(self.links))
+        Gauge("hotline_asr_workers_up", "ASR workers connected and not draining", registry=registry).set_function(
+            lambda: sum(link.usable for link in self.links)
+        )
+        Gauge(
+            "hotline_asr_streams_waiting", "Streams no worker has taken (transcription unavailable)", registry=registry
+        ).set_function(lambda: len(self._waiting))
+        Gauge("hotline_asr_streams", "Streams open on workers", registry=registry).set_function(
+            lambda: len(self._streams)
+        )
 
     def forget(self, stream: RemoteStream) -> None:
         self._streams.discard(stream)

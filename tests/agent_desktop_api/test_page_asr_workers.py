@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 
+from hotline.service import GatewayService
 from tests.agent_desktop_api.test_page import (
     add_operator,
+    base_url,
     dial_citizens,
     log_in,
     open_page,
@@ -26,6 +29,14 @@ from voice.operators import Presence
 
 __all__ = ["phone", "start_gateway"]
 OPERATOR = "op1002"
+
+
+async def asr_gauges(service: GatewayService) -> dict[str, float]:
+    """What the person on call sees of the ASR workers in the gateway's /metrics."""
+    async with httpx.AsyncClient(base_url=base_url(service), timeout=5) as client:
+        text = (await client.get("/metrics")).text
+    wanted = ("hotline_asr_workers_up ", "hotline_asr_streams_waiting ")
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith(wanted)}
 
 
 @pytest.mark.slow
@@ -56,11 +67,13 @@ async def test_the_page_says_when_transcription_stops_and_marks_what_was_not_tra
             await status.wait_for(state="visible", timeout=5_000)
             notice = await status.inner_text()
             assert "转写暂不可用" in notice and "来电人" in notice, notice
+            assert await asr_gauges(service) == {"hotline_asr_workers_up": 0.0, "hotline_asr_streams_waiting": 2.0}
             await screenshot(page, "asr-unavailable")
             await asyncio.sleep(4)  # longer than replay_s: some audio cannot be kept for later
 
             await asyncio.to_thread(worker.start)  # the same address: the gateway finds it again
             await status.wait_for(state="hidden", timeout=10_000)
+            assert await asr_gauges(service) == {"hotline_asr_workers_up": 1.0, "hotline_asr_streams_waiting": 0.0}
             gap = page.locator('#transcript li.gap[data-speaker="caller"]')
             await gap.wait_for(timeout=5_000)
             assert "未能转写" in await gap.inner_text()
