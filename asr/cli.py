@@ -174,7 +174,10 @@ def serve_command(
     async def run() -> None:
         worker = AsrWorker(engine, service, name)
         await worker.start()
-        click.echo(f"listening on ws://{service.host}:{worker.port} ({engine.name}, {service.max_streams} streams)")
+        scheme = worker.scheme
+        click.echo(
+            f"listening on {scheme}://{service.host}:{worker.port} ({engine.name}, {service.max_streams} streams)"
+        )
         await worker.serve_until_signal()
 
     try:

@@ -70,6 +70,9 @@ class ServiceSettings(BaseModel):
         800, ge=100, le=30000, description="A worker silent this long is lost: its streams move to another."
     )
     retry_s: float = Field(1.0, gt=0, le=60, description="How often a lost worker is tried again.")
+    tls_ca_file: Path | None = Field(
+        None, description="CA that signed the wss:// workers' certificates (default: the system's CAs)."
+    )
     # the worker's side
     host: str = Field("127.0.0.1", description="Where `hotline asr serve` listens.")
     port: int = Field(8765, ge=1, le=65535)
@@ -77,6 +80,16 @@ class ServiceSettings(BaseModel):
     drain_timeout_s: float = Field(
         30.0, ge=0, le=3600, description="On SIGTERM, how long open streams may go on before the worker closes them."
     )
+    tls_cert_file: Path | None = Field(
+        None, description="With tls_key_file: the worker serves wss:// (callers' voices cross the network encrypted)."
+    )
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServiceSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
 
     @field_validator("workers")
     @classmethod

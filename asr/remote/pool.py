@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -38,6 +39,7 @@ from asr.remote.protocol import (
 )
 from asr.remote.stream import RemoteStream
 from asr.settings import ServiceSettings
+from config.paths import resolve
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,7 @@ class WorkerLink:
             try:
                 ws = await connect(
                     self.url + STREAM_PATH,
+                    ssl=self.pool.tls if self.url.startswith("wss://") else None,
                     additional_headers={"Authorization": f"Bearer {token}"},
                     open_timeout=max(settings.stall_ms / 1000, 2.0),
                     max_size=MAX_FRAME,
@@ -215,6 +218,10 @@ class RemoteEngine(AsrEngine):
             raise ValueError("ASR workers need a token: set HOTLINE_ASR__SERVICE__TOKEN (asr.service.token)")
         self.settings = settings
         self.replay_s = settings.replay_s
+        ca = resolve(settings.tls_ca_file) if settings.tls_ca_file is not None else None
+        self.tls = (
+            ssl.create_default_context(cafile=ca) if any(u.startswith("wss://") for u in settings.workers) else None
+        )
         self.links = [WorkerLink(self, url) for url in settings.workers]
         self._streams: set[RemoteStream] = set()
         self._waiting: list[RemoteStream] = []

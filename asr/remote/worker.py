@@ -15,6 +15,7 @@ import json
 import logging
 import signal
 import socket
+import ssl
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -44,6 +45,7 @@ from asr.remote.protocol import (
     unpack_audio,
 )
 from asr.settings import ServiceSettings
+from config.paths import resolve
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +261,19 @@ class AsrWorker:
             self.metrics.connections.set(len(self._clients))
 
     # ---- life cycle ----
+    def _tls(self) -> ssl.SSLContext | None:
+        settings = self.settings
+        if settings.tls_cert_file is None or settings.tls_key_file is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(resolve(settings.tls_cert_file), resolve(settings.tls_key_file))
+        return context
+
+    @property
+    def scheme(self) -> str:
+        return "wss" if self.settings.tls_cert_file is not None else "ws"
+
     async def start(self) -> None:
         self._server = await serve(
             self._handle,
@@ -268,6 +283,7 @@ class AsrWorker:
             max_size=MAX_FRAME,
             compression=None,  # PCM does not compress; deflate would cost CPU on every frame
             ping_interval=None,  # the load heartbeat is the liveness signal, both ways
+            ssl=self._tls(),
         )
         log.info("asr worker %s listening on %s:%d", self.name, self.settings.host, self.settings.port)
 

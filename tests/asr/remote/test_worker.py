@@ -17,12 +17,14 @@ from websockets.asyncio.connection import Connection
 from websockets.exceptions import InvalidStatus
 
 from asr.audio import float_to_pcm16
+from asr.remote.pool import RemoteEngine
 from asr.remote.protocol import STREAM_PATH, pack_audio
 from asr.telephone import telephone_path
-from tests.asr.remote.support import TOKEN, WorkerProcess
+from tests.asr.remote.support import TOKEN, WorkerProcess, pool_settings
 from tests.asr.support import with_silence
 from tools.asr_eval.cer import corpus_cer
 from tools.asr_eval.corpus import load_set
+from voice.asterisk.tls import self_signed
 
 pytestmark = pytest.mark.slow
 
@@ -183,3 +185,44 @@ def test_sigterm_drains_open_streams_then_exits(speech: tuple[bytes, str]) -> No
         assert process.wait(15) == 0  # and then the worker left on its own
     finally:
         process.stop()
+
+
+def test_a_worker_with_tls_serves_only_clients_that_trust_its_certificate(
+    tmp_path: Path, speech: tuple[bytes, str]
+) -> None:
+    """Callers' voices between machines: the worker serves wss:// with its certificate; a gateway that trusts it
+    transcribes, one that does not (or speaks plain ws://) never connects, and says why."""
+    pcm, said = speech
+    cert, key = self_signed(tmp_path / "tls", "127.0.0.1")
+    tls = {"HOTLINE_ASR__SERVICE__TLS_CERT_FILE": str(cert), "HOTLINE_ASR__SERVICE__TLS_KEY_FILE": str(key)}
+    process = WorkerProcess("w-tls", env=tls).start()
+    try:
+        assert any(line.startswith("listening on wss://") for line in process.output)
+        secure = f"wss://127.0.0.1:{process.port}"
+
+        async def go() -> tuple[str, list[str]]:
+            trusted = RemoteEngine(pool_settings([secure], tls_ca_file=str(cert)))
+            await trusted.start()
+            stream = trusted.open_stream("tls:1", "caller")
+            collected = asyncio.create_task(stream.transcribe_all())
+            for at in range(0, len(pcm), 3200):
+                stream.push(pcm[at : at + 3200])
+                await asyncio.sleep(0.02)
+            await stream.finish()
+            heard = "".join(s.text for s in await collected if s.kind == "final")
+            await trusted.aclose()
+            refused = []
+            for url, ca in ((secure, None), (f"ws://127.0.0.1:{process.port}", None)):
+                other = RemoteEngine(pool_settings([url], tls_ca_file=ca))
+                await other.start(wait_s=1.5)
+                assert not other.links[0].usable
+                refused.append(other.links[0].last_error)
+                await other.aclose()
+            return heard, refused
+
+        heard, refused = asyncio.run(go())
+    finally:
+        process.stop()
+    assert corpus_cer([(said, heard)]).cer < 0.45, heard
+    assert "CERTIFICATE_VERIFY_FAILED" in refused[0], refused
+    assert refused[1], refused  # plain WebSocket to a TLS port: no handshake
