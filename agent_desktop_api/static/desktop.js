@@ -234,6 +234,17 @@
     renderCall();
   }
 
+  function onAlert(msg) {
+    // The caller said words a supervisor is told of at once: the operator sees them too, on the call, until it ends.
+    const call = state.call;
+    const words = new Set([...(call.alertWords || []), ...(msg.words || [])]);
+    call.alertWords = [...words];
+    const box = $("call-alert");
+    box.textContent = `⚠ 紧急关键词 alert: ${call.alertWords.join("、")} — 已通知班长 (supervisors see it)`;
+    box.title = msg.text || "";
+    box.hidden = false;
+  }
+
   function endCall(reason, ts) {
     if (!state.call) return;
     state.call.status = "ended";
@@ -254,6 +265,8 @@
     $("transcript-empty").hidden = false;
     state.transcriptDown = {};
     $("transcript-status").hidden = true;
+    $("call-alert").hidden = true;
+    $("call-alert").textContent = "";
     fillForm({}); // the last caller's place must never be confirmed for the next one
     $("addr-search").value = "";
     showMessage("");
@@ -951,6 +964,9 @@
         break;
       case "address.candidates":
         if (mine || !current) onCandidates(msg);
+        break;
+      case "call.alert":
+        if (mine) onAlert(msg);
         break;
       case "address.confirmed":
         if (mine) onAddressConfirmedEvent(msg);

@@ -577,3 +577,31 @@ async def test_a_supervisor_watches_queues_operators_and_a_flagged_call_on_the_w
         await page.locator('#wb-queues tr[data-key="citizens"]').wait_for(state="detached", timeout=10_000)
         await page.wait_for_function("document.getElementById('wb-abandoned').textContent === '1'", timeout=10_000)
         assert await page.locator("#wb-alerts li[data-ended]").count() == 1
+
+
+@pytest.mark.slow
+async def test_the_operator_sees_an_alert_word_on_their_own_call(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    service = await start_gateway(None)  # the shipped flow; the alert assistant reads the bus
+    assert service.gateway is not None and service.gateway.routing is not None
+    await service.gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)
+    await add_operator(service)
+    async with registered(asterisk, tmp_path, OPERATOR), open_page(tmp_path) as page:
+        await log_in(page, service)
+        call = await dial_citizens(phone, asterisk)
+        await page.locator('#call-card[data-state="active"]').wait_for(timeout=20_000)
+        alert = page.locator("#call-alert")
+        assert await alert.is_hidden()
+        [live] = service.gateway.calls()
+        line = {"segment_id": "s1", "speaker": "caller", "start_ms": 0, "end_ms": 2000, "confidence": 0.9}
+        said = "我家厨房燃气泄漏了，快来人"  # a final as the recogniser publishes it
+        service.bus.emit(
+            "transcript.final", str(live["call_id"]), **line, text=said, caller_number=CALLER, language="zh"
+        )
+        await alert.wait_for(state="visible", timeout=10_000)
+        assert "燃气泄漏" in await alert.inner_text()
+        assert await alert.get_attribute("role") == "alert"  # screen readers announce it at once
+        await screenshot(page, "operator-alert")
+        await phone.hangup(call)
+        await page.locator('#call-card[data-state="ended"]').wait_for(timeout=10_000)
