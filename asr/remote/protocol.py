@@ -23,7 +23,8 @@ _CHANNEL = struct.Struct(">I")
 
 Channel = Annotated[int, Field(ge=1, le=2**31 - 1)]
 RefusedReason = Literal["full", "draining", "channel_in_use"]
-ErrorCode = Literal["bad_json", "bad_message", "bad_audio", "unknown_channel", "too_large"]
+ErrorCode = Literal["bad_json", "bad_message", "bad_audio", "unknown_channel", "too_large", "too_fast"]
+AUDIO_AHEAD_S = 150.0  # audio a channel may send beyond real time: a replay (replay_s is at most 120 s) and jitter
 
 
 class _Message(BaseModel):

@@ -16,6 +16,7 @@ import logging
 import signal
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -28,6 +29,7 @@ from websockets.http11 import Request, Response
 from asr.engine import AsrEngine, AsrStream
 from asr.remote.metrics import WorkerMetrics
 from asr.remote.protocol import (
+    AUDIO_AHEAD_S,
     MAX_FRAME,
     STREAM_PATH,
     Close,
@@ -59,6 +61,9 @@ def _queue_depth(engine: AsrEngine) -> int:
 @dataclass(eq=False)
 class _Channel:
     stream: AsrStream
+    sample_rate: int
+    opened_at: float = field(default_factory=time.monotonic)
+    samples: int = 0  # audio received
     pump: asyncio.Task[None] | None = None
     finishing: bool = False
     closed: bool = False
@@ -112,6 +117,13 @@ class _Client:
                 channel = self.channels.get(number)
                 if channel is None or channel.closed:
                     raise ProtocolError("unknown_channel", f"no open channel {number}", number)
+                channel.samples += len(pcm) // 2
+                ahead = channel.samples / channel.sample_rate - (time.monotonic() - channel.opened_at)
+                if ahead > AUDIO_AHEAD_S:  # a client flooding the worker would queue decodes without bound
+                    channel.samples -= len(pcm) // 2
+                    raise ProtocolError(
+                        "too_fast", f"channel {number} is {ahead:.0f} s ahead of real time: audio dropped", number
+                    )
                 channel.stream.push(pcm)
                 return
             message = parse_client(frame)
@@ -141,7 +153,7 @@ class _Client:
         stream = worker.engine.open_stream(
             message.stream_id, message.speaker, message.phrases, sample_rate=message.sample_rate
         )
-        channel = _Channel(stream)
+        channel = _Channel(stream, message.sample_rate)
         self.channels[message.channel] = channel
         worker.opened(+1)
         self.send(Opened(channel=message.channel).model_dump_json())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -126,6 +127,33 @@ def test_bad_frames_get_a_clear_error_and_the_worker_goes_on(worker: WorkerProce
     assert httpx.get(f"http://127.0.0.1:{worker.port}/health").json()["status"] == "ok"
     metrics = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", headers=AUTH).text
     assert 'hotline_asr_worker_protocol_errors_total{code="unknown_channel"} 2.0' in metrics
+
+
+def test_a_channel_far_ahead_of_real_time_is_told_and_its_audio_dropped(worker: WorkerProcess) -> None:
+    """A client may replay what it kept (up to 120 s at once), never flood: beyond 150 s ahead, frames are
+    refused with `too_fast` and the channel goes on."""
+
+    async def go() -> list[dict[str, object]]:
+        async with await session(worker.url) as ws:
+            await ws.send(json.dumps({"type": "open", "channel": 9, "stream_id": "flood", "speaker": "caller"}))
+            assert (await receive(ws))["type"] == "opened"
+            second = bytes(2 * 16000)
+            for _ in range(160):  # 160 s of (silent) audio at once
+                await ws.send(pack_audio(9, second))
+            answers = []
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    answers.append(await receive(ws, timeout_s=2))
+            await ws.send(json.dumps({"type": "finish", "channel": 9}))
+            while (message := await receive(ws, 60))["type"] != "finished":
+                answers.append(message)
+            return answers
+
+    answers = asyncio.run(go())
+    errors = [a for a in answers if a["type"] == "error"]
+    assert errors and {e["code"] for e in errors} == {"too_fast"}
+    assert 9 <= len(errors) <= 11  # the last ~10 s of 160
+    assert "ahead of real time" in str(errors[0]["message"]) and errors[0]["channel"] == 9
 
 
 def test_a_full_worker_refuses_with_a_reason(worker: WorkerProcess) -> None:
