@@ -128,10 +128,13 @@ class RemoteStream(AsrStream):
                 self._lost = (lost[0] if lost else first, end)
 
     def _send_kept(self, attached: Attachment) -> None:
-        for first, pcm in self._kept:
+        unsent: list[tuple[int, bytes]] = []
+        for first, pcm in reversed(self._kept):  # what is unsent is at the end: one piece per push, usually
+            if first + len(pcm) // 2 <= attached.sent_upto:
+                break
+            unsent.append((first, pcm))
+        for first, pcm in reversed(unsent):
             end = first + len(pcm) // 2
-            if end <= attached.sent_upto:
-                continue
             skip = max(0, attached.sent_upto - first) * 2
             piece = pcm[skip:]
             for at in range(0, len(piece), MAX_AUDIO_BYTES):

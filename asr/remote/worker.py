@@ -294,7 +294,8 @@ class AsrWorker:
             process_request=self._process_request,
             max_size=MAX_FRAME,
             compression=None,  # PCM does not compress; deflate would cost CPU on every frame
-            ping_interval=None,  # the load heartbeat is the liveness signal, both ways
+            ping_interval=10,  # a client gone without a word (a cut network) is dropped with its streams,
+            ping_timeout=10,  # so their places free up; clients see the worker through its load heartbeat
             ssl=self._tls(),
         )
         log.info("asr worker %s listening on %s:%d", self.name, self.settings.host, self.settings.port)
