@@ -6,13 +6,18 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from agent_desktop_api import auth, flows_admin
+from agent_desktop_api import auth, catalogue_admin, flows_admin
 from agent_desktop_api.auth import AuthService, DatabaseUnavailable
 from agent_desktop_api.body_limit import BodyLimit
 from ivr_flows.service import FlowService
 
 
-def create_app(*, auth_service: AuthService, flow_service: FlowService | None = None) -> FastAPI:
+def create_app(
+    *,
+    auth_service: AuthService,
+    flow_service: FlowService | None = None,
+    catalogue: catalogue_admin.CatalogueAdmin | None = None,
+) -> FastAPI:
     app = FastAPI(title="hotline agent desktop API", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.auth = auth_service
     app.add_middleware(BodyLimit)
@@ -26,4 +31,7 @@ def create_app(*, auth_service: AuthService, flow_service: FlowService | None = 
     if flow_service is not None:
         app.state.flows = flow_service
         app.include_router(flows_admin.router)
+    if catalogue is not None:
+        app.state.catalogue = catalogue
+        app.include_router(catalogue_admin.router)
     return app

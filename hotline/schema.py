@@ -24,6 +24,7 @@ import agent_desktop_api.dispatch
 import agent_desktop_api.event_log
 import agent_desktop_api.history
 import agent_desktop_api.tickets  # noqa: F401
+import assist.ticket.versions  # noqa: F401
 import config.database_health  # noqa: F401
 import ivr_flows.store  # noqa: F401
 import voice.callbacks  # noqa: F401

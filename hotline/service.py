@@ -31,7 +31,8 @@ from assist.address.search import PlaceSearch
 from assist.address.service import AddressResolver
 from assist.address_assistant import AddressAssistant
 from assist.alert_assistant import AlertAssistant
-from assist.ticket.catalogue import Catalogue, CatalogueError, load_catalogue
+from assist.ticket.catalogue import Catalogue, CatalogueError
+from assist.ticket.versions import CatalogueVersions
 from assist.ticket_assistant import TicketAssistant
 from config.database import create_engine
 from config.database_health import DatabaseMonitor
@@ -133,6 +134,7 @@ class GatewayService:
         self.control_server: ControlServer | None = None
         self.addresses: AddressResolver | None = None
         self.catalogue: Catalogue | None = None
+        self.catalogue_versions: CatalogueVersions | None = None
         self.assistant: AddressAssistant | None = None
         self.ticket_assistant: TicketAssistant | None = None
         self.alert_assistant: AlertAssistant | None = None
@@ -156,10 +158,12 @@ class GatewayService:
             except sa.exc.SQLAlchemyError as exc:
                 raise ServiceError(f"cannot bring the database up to date: {exc}", EXIT_DATABASE) from exc
         if s.ticket.enabled and parts & {"assist", "desk"}:  # a broken catalogue stops the start before any call
+            self.catalogue_versions = CatalogueVersions(self.engine, s.resolve(s.ticket.catalogue_file))
             try:
-                self.catalogue = await asyncio.to_thread(load_catalogue, s.resolve(s.ticket.catalogue_file))
+                self.catalogue, _ = await asyncio.to_thread(self.catalogue_versions.active)
             except CatalogueError as exc:
                 raise ServiceError(f"invalid ticket catalogue: {exc}", EXIT_SETTINGS) from exc
+            self._tasks.append(asyncio.create_task(self._follow_catalogue(), name="catalogue"))
         if parts & {"voice", "desk"}:
             await asyncio.to_thread(self.database.start)
         if s.bus.url is not None:
@@ -375,10 +379,35 @@ class GatewayService:
         self._http = _QuietServer(config)
         self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
 
+    async def _follow_catalogue(self) -> None:
+        """A catalogue published or rolled back (any process, the admin API) is in force here within
+        `ticket.reload_s`: the ticket assistant drafts with it, the desk offers its categories."""
+        versions = self.catalogue_versions
+        assert versions is not None
+        seen = await asyncio.to_thread(versions.latest_id)
+        while True:
+            await asyncio.sleep(self.settings.ticket.reload_s)
+            try:
+                latest = await asyncio.to_thread(versions.latest_id)
+                if latest == seen:
+                    continue
+                catalogue, version = await asyncio.to_thread(versions.active)
+            except (sa.exc.SQLAlchemyError, CatalogueError) as exc:  # keep the one in force; try again
+                log.warning("catalogue.reload_failed", error=str(exc))
+                continue
+            seen = latest
+            self.catalogue = catalogue
+            if self.ticket_assistant is not None:
+                self.ticket_assistant.catalogue = catalogue
+            if self.desktop is not None:
+                self.desktop.categories = {choice.code: choice for choice in catalogue.choices()}
+            log.info("catalogue.reloaded", version=version.version if version else None, leaves=len(catalogue.leaves()))
+
     def _desk_app(self) -> FastAPI:
         app = create_app(
             auth_service=AuthService(self.engine, settings=self.settings.auth),
             flow_service=self.flows.service if self.flows is not None else None,
+            catalogue=self.catalogue_versions,
         )
         catalogue = self.catalogue
         self.desktop = mount_desktop(

@@ -12,4 +12,9 @@ from config.loading import Section
 
 class TicketSettings(Section):
     enabled: bool = Field(True, description="Draft a ticket from each call's words (the `ticket.draft` events).")
-    catalogue_file: Path = Field(DEFAULT_CATALOGUE, description="The problem catalogue (three levels, YAML).")
+    catalogue_file: Path = Field(
+        DEFAULT_CATALOGUE,
+        description="The shipped problem catalogue (three levels, YAML): in force until a version is published "
+        "(POST /api/admin/catalogue).",
+    )
+    reload_s: float = Field(2.0, gt=0, le=300, description="How often each process looks for a newer catalogue.")
