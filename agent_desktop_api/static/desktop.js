@@ -398,7 +398,9 @@
   function showGap(msg) {
     // Audio of this party that was not transcribed: the operator must know the transcript has a hole there.
     const id = msg.segment_id;
-    if (!id || state.segments.has(id)) return;
+    const shown = id && state.segments.get(id);
+    if (!id || (shown && shown.dataset.final === "1")) return;
+    if (shown) shown.remove(); // the partial of an utterance that could not be decoded gives way to the gap
     const speaker = SPEAKERS[msg.speaker] ? msg.speaker : "caller";
     const span = msg.end_ms != null ? `${clock(msg.start_ms)}–${clock(msg.end_ms)}` : clock(msg.start_ms);
     const li = el(
