@@ -87,7 +87,11 @@ class CatalogueVersions:
     def __init__(self, engine: Engine, shipped: Path) -> None:
         self.engine = engine
         self.shipped = shipped
-        create_tables(engine, catalogue_versions)
+        try:
+            create_tables(engine, catalogue_versions)
+        except sa.exc.DatabaseError:  # another process (a migration) made it between the check and the create
+            if not sa.inspect(engine).has_table(catalogue_versions.name):
+                raise
 
     def latest_id(self) -> int:
         with self.engine.connect() as conn:
