@@ -347,6 +347,9 @@ class CallSession:
                 await self._rest.hangup(leg.channel_id)
         self._legs.pop(leg.channel_id, None)
         self.context.register_leg(leg.channel_id, None)
+        # Its StasisEnd may come after we stop listening for it (the hang-up's reply can come first): whoever
+        # waits for this leg's end (a conversation waiting out a transferred operator) must not wait forever.
+        leg.on_gone("dropped")
 
     async def bridge_with(self, *legs: Leg) -> str:
         """One mixing bridge holding the caller and these legs (three parties switch it to softmix)."""
