@@ -184,3 +184,38 @@ def serve_command(
         asyncio.run(run())
     finally:
         engine.close()
+
+
+@asr_group.command("status")
+@click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for each worker.")
+@click.pass_context
+def status_command(ctx: click.Context, timeout: float) -> None:
+    """Each ASR worker this gateway lists (asr.service.workers): up or not, streams, queue, draining.
+
+    Exit status 0 when at least one worker takes streams, 1 when none does (for a health check).
+    """
+    import httpx
+
+    settings: Any = ctx.find_root().obj.settings()
+    workers: list[str] = settings.asr.service.workers
+    if not workers:
+        click.echo("no ASR workers listed (asr.service.workers): recognition runs in the gateway's process")
+        return
+    ca = settings.asr.service.tls_ca_file
+    verify: Any = str(resolve(ca)) if ca is not None else True
+    usable = 0
+    for url in workers:
+        health = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1) + "/health"
+        try:
+            reply = httpx.get(health, timeout=timeout, verify=verify)
+            body = reply.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            click.echo(f"{url:<32} down      {exc or type(exc).__name__}")
+            continue
+        state = str(body.get("status", "?"))
+        usable += state == "ok"
+        click.echo(
+            f"{url:<32} {state:<9} {body.get('streams')}/{body.get('capacity')} streams, "
+            f"queue {body.get('queue')}  ({body.get('worker')})"
+        )
+    sys.exit(0 if usable else 1)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ from asr.audio import float_to_pcm16
 from asr.remote.pool import RemoteEngine
 from asr.remote.protocol import STREAM_PATH, pack_audio
 from asr.telephone import telephone_path
-from tests.asr.remote.support import TOKEN, WorkerProcess, pool_settings
+from tests.asr.remote.support import ROOT, TOKEN, WorkerProcess, free_port, pool_settings
 from tests.asr.support import with_silence
 from tools.asr_eval.cer import corpus_cer
 from tools.asr_eval.corpus import load_set
@@ -254,3 +257,21 @@ def test_a_worker_with_tls_serves_only_clients_that_trust_its_certificate(
     assert corpus_cer([(said, heard)]).cer < 0.45, heard
     assert "CERTIFICATE_VERIFY_FAILED" in refused[0], refused
     assert refused[1], refused  # plain WebSocket to a TLS port: no handshake
+
+
+def test_asr_status_shows_each_listed_worker_for_the_person_on_call(worker: WorkerProcess) -> None:
+    closed = free_port()
+    listed = f'["{worker.url}", "ws://127.0.0.1:{closed}"]'
+
+    def status(workers: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "HOTLINE_ASR__SERVICE__WORKERS": workers, "HOTLINE_ASR__SERVICE__TOKEN": TOKEN}
+        command = [sys.executable, "-m", "hotline.cli", "asr", "status", "--timeout", "1"]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    both = status(listed)
+    assert both.returncode == 0, both.stderr
+    lines = both.stdout.splitlines()
+    assert lines[0].startswith(worker.url) and " ok " in lines[0] and "/3 streams" in lines[0]
+    assert lines[1].startswith(f"ws://127.0.0.1:{closed}") and " down " in lines[1]
+    none = status(f'["ws://127.0.0.1:{closed}"]')
+    assert none.returncode == 1 and "down" in none.stdout
