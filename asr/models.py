@@ -128,16 +128,22 @@ def unpack(archive_path: Path, spec: ModelSpec, models_dir: Path) -> Path:
         unpacked = staging / spec.folder
         if not (unpacked / spec.marker).exists():
             raise ModelInstallError(f"archive has no {spec.folder}/{spec.marker}: not a complete model")
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{spec.folder}.old-", dir=models_dir))
-            os.replace(target, old / spec.folder)
-        os.replace(unpacked, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return target
+        return put_in_place(unpacked, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def put_in_place(ready: Path, target: Path) -> Path:
+    """Rename a complete model folder to `target`, replacing an older install (moved aside first, then removed), so
+    that `target` is always the old model or the new one, never a mixture."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / target.name)
+    os.replace(ready, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def install(

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from asr.models import ModelInstallError, Progress
+from asr.models import ModelInstallError, Progress, put_in_place
 
 DEFAULT_HUB = "https://huggingface.co"  # in mainland China: --url https://hf-mirror.com
 
@@ -207,15 +204,7 @@ def install_whisper(
                 raise
     manifest = {"repo": spec.repo, "revision": spec.revision, "hub": base, "files": [f.__dict__ for f in files]}
     (staging / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    target = models_dir / spec.folder
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{spec.folder}.old-", dir=models_dir))
-        os.replace(target, old / spec.folder)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
+    return put_in_place(staging, models_dir / spec.folder)
 
 
 def whisper_installed(models_dir: Path, spec: WhisperSpec) -> bool:

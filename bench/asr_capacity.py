@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -70,14 +71,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 class WorkerProcess:
-    def __init__(self, settings: AsrSettings, port: int) -> None:
+    """`hotline asr serve` on loopback for a bench; `asr` are asr settings (second decodes off: no gazetteer)."""
+
+    def __init__(self, port: int, token: str, **asr: object) -> None:
         env = {
             **os.environ,
-            "HOTLINE_ASR__SERVICE__TOKEN": TOKEN,
-            "HOTLINE_ASR__WORKERS": str(settings.workers),
-            "HOTLINE_ASR__CPU_THREADS": str(settings.cpu_threads),
-            "HOTLINE_ASR__BATCH_SIZE": str(settings.batch_size),
+            "HOTLINE_ASR__SERVICE__TOKEN": token,
             "HOTLINE_ASR__SECOND_PASS": "false",
+            **{f"HOTLINE_ASR__{key.upper()}": str(value) for key, value in asr.items()},
         }
         command = [sys.executable, "-m", "hotline.cli", "asr", "serve", "--port", str(port), "--max-streams", "200"]
         self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -90,7 +91,9 @@ class WorkerProcess:
         self.url = f"ws://127.0.0.1:{port}"
 
     def stop(self) -> None:
-        self.proc.terminate()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # one a bench froze must be able to stop
+            self.proc.terminate()
         self.proc.wait(30)
 
 
@@ -102,7 +105,13 @@ async def ramp(
     if setup.worker:
         from asr.remote.pool import RemoteEngine
 
-        worker = WorkerProcess(settings, args.port)
+        worker = WorkerProcess(
+            args.port,
+            TOKEN,
+            workers=settings.workers,
+            cpu_threads=settings.cpu_threads,
+            batch_size=settings.batch_size,
+        )
         engine = RemoteEngine(ServiceSettings(workers=[worker.url], token=TOKEN))
         await engine.start()
     else:

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,29 +34,12 @@ from asr.remote.pool import RemoteEngine  # noqa: E402
 from asr.remote.stream import RemoteStream  # noqa: E402
 from asr.settings import ServiceSettings  # noqa: E402
 from asr.telephone import telephone_path  # noqa: E402
+from bench.asr_capacity import WorkerProcess  # noqa: E402
 from tools.asr_eval.cer import corpus_cer  # noqa: E402
 from tools.asr_eval.corpus import load_set  # noqa: E402
 
 TOKEN = "failover-bench"
 FRAME = 640
-
-
-class Worker:
-    def __init__(self, port: int) -> None:
-        env = {**os.environ, "HOTLINE_ASR__SERVICE__TOKEN": TOKEN, "HOTLINE_ASR__SECOND_PASS": "false"}
-        command = [sys.executable, "-m", "hotline.cli", "asr", "serve", "--port", str(port), "--max-streams", "64"]
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            if raw.startswith(b"listening on"):
-                break
-        self.url = f"ws://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-        self.proc.wait(10)
 
 
 @dataclass
@@ -69,7 +51,7 @@ class Run:
 
 
 async def one_run(
-    urls: list[str], programs: list[bytes], fault: str, workers: list[Worker], at_s: float, replay_s: float
+    urls: list[str], programs: list[bytes], fault: str, workers: list[WorkerProcess], at_s: float, replay_s: float
 ) -> Run:
     engine = RemoteEngine(ServiceSettings(workers=urls, token=TOKEN, retry_s=60, replay_s=replay_s))
     await engine.start()
@@ -142,7 +124,7 @@ def main() -> None:
         "  (latency: utterances under way at the fault)"
     )
     for fault in ("none", "kill", "freeze"):
-        workers = [Worker(args.port), Worker(args.port + 1)]
+        workers = [WorkerProcess(args.port, TOKEN), WorkerProcess(args.port + 1, TOKEN)]
         try:
             run = asyncio.run(one_run([w.url for w in workers], programs, fault, workers, args.at_s, args.replay_s))
         finally:

@@ -9,6 +9,7 @@ missing table on first use, for a store opened on a database of its own (tests, 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,8 @@ def private_file(path: Path) -> None:
 
 def create_tables(engine: Engine, *tables: sa.Table) -> None:
     metadata.create_all(engine, tables=list(tables), checkfirst=True)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timestamp read back from the database: SQLite drops the zone, and every timestamp we write is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

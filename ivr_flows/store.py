@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from config.database import create_tables, metadata
+from config.database import as_utc, create_tables, metadata
 
 flow_versions = sa.Table(
     "flow_versions",
@@ -54,9 +54,7 @@ class FlowVersion:
 
     @classmethod
     def from_row(cls, row: RowMapping) -> FlowVersion:
-        created = row["created_at"]
-        if created.tzinfo is None:  # SQLite drops the zone; we always write UTC
-            created = created.replace(tzinfo=UTC)
+        created = as_utc(row["created_at"])
         return cls(
             id=row["id"],
             number=row["number"],

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from asr.engine import AsrStream, Segment, StreamState
+from asr.engine import AsrStream, Segment, SegmentKind, StreamState
 from asr.remote.protocol import MAX_AUDIO_BYTES, SegmentOut
 
 if TYPE_CHECKING:
@@ -220,7 +220,7 @@ class RemoteStream(AsrStream):
     # ---- output ----
     def _make(
         self,
-        kind: str,
+        kind: SegmentKind,
         index: int,
         text: str,
         start: int,
@@ -231,7 +231,7 @@ class RemoteStream(AsrStream):
         status: StreamState | None = None,
     ) -> Segment:
         return Segment(
-            kind=kind,  # type: ignore[arg-type]  # checked by the protocol model that carried it
+            kind=kind,
             segment_id=f"{self.stream_id}:{index}",
             stream_id=self.stream_id,
             speaker=self.speaker,
@@ -243,7 +243,7 @@ class RemoteStream(AsrStream):
             status=status,
         )
 
-    def _emit_new(self, kind: str, start: int, end: int, *, error: str) -> None:
+    def _emit_new(self, kind: SegmentKind, start: int, end: int, *, error: str) -> None:
         index = self._next_index
         self._next_index += 1
         if self.attachment is not None:

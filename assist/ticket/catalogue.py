@@ -92,11 +92,20 @@ class Catalogue(_Model):
 
 def load_catalogue(path: Path = DEFAULT_CATALOGUE) -> Catalogue:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        content = path.read_text(encoding="utf-8")
+    except OSError as exc:
         raise CatalogueError(f"{path}: {exc}") from exc
+    return parse_catalogue(content, str(path))
+
+
+def parse_catalogue(content: str, source: str) -> Catalogue:
+    """A catalogue from YAML text; CatalogueError names `source` and each wrong entry."""
+    try:
+        data = yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{source}: {exc}") from exc
     try:
         return Catalogue.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise CatalogueError(f"{path}: {problems}") from exc
+        raise CatalogueError(f"{source}: {problems}") from exc

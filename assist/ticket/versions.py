@@ -15,13 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-import yaml
-from pydantic import ValidationError
 from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from assist.ticket.catalogue import Catalogue, CatalogueError, load_catalogue
-from config.database import create_tables, metadata
+from assist.ticket.catalogue import Catalogue, CatalogueError, load_catalogue, parse_catalogue
+from config.database import as_utc, create_tables, metadata
 
 MAX_CATALOGUE_BYTES = 512 * 1024
 
@@ -56,12 +54,9 @@ class CatalogueVersion:
 
     @classmethod
     def from_row(cls, row: RowMapping) -> CatalogueVersion:
-        created = row["created_at"]
-        if created.tzinfo is None:  # SQLite drops the zone; we always write UTC
-            created = created.replace(tzinfo=UTC)
         return cls(
             row["version"], row["content_hash"], row["leaves"], row["author"], row["comment"], row["restored_from"],
-            created,
+            as_utc(row["created_at"]),
         )  # fmt: skip
 
     def summary(self) -> dict[str, object]:
@@ -69,18 +64,10 @@ class CatalogueVersion:
 
 
 def parse(content: str, source: str = "catalogue") -> Catalogue:
-    """A catalogue from YAML text; CatalogueError names what is wrong (entry by entry)."""
+    """A catalogue from YAML text (bounded); CatalogueError names what is wrong (entry by entry)."""
     if len(content.encode("utf-8")) > MAX_CATALOGUE_BYTES:
         raise CatalogueError(f"{source}: larger than {MAX_CATALOGUE_BYTES} bytes")
-    try:
-        data = yaml.safe_load(content)
-    except yaml.YAMLError as exc:
-        raise CatalogueError(f"{source}: {exc}") from exc
-    try:
-        return Catalogue.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise CatalogueError(f"{source}: {problems}") from exc
+    return parse_catalogue(content, source)
 
 
 class CatalogueVersions:

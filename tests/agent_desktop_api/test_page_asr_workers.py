@@ -12,9 +12,9 @@ import pytest
 
 from hotline.service import GatewayService
 from tests.agent_desktop_api.test_page import (
-    add_operator,
     base_url,
     dial_citizens,
+    gateway_for_op1002,
     log_in,
     open_page,
     screenshot,
@@ -25,7 +25,6 @@ from tests.voice.conftest import GatewayStarter, phone, registered, start_gatewa
 from tests.voice.test_transcription import ADDRESS_CLIP, telephone_clip
 from tools.softphone.driver import Softphone
 from voice.asterisk.instance import AsteriskInstance
-from voice.operators import Presence
 
 __all__ = ["phone", "start_gateway"]
 OPERATOR = "op1002"
@@ -48,10 +47,7 @@ async def test_the_page_says_when_transcription_stops_and_marks_what_was_not_tra
     await asyncio.to_thread(worker.start)
     try:
         asr = {"enabled": True, "service": {"workers": [worker.url], "token": TOKEN, "retry_s": 0.3, "replay_s": 3}}
-        service = await start_gateway(None, asr=asr)
-        assert service.gateway is not None and service.gateway.routing is not None
-        await service.gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)
-        await add_operator(service)
+        service = await gateway_for_op1002(start_gateway, asr=asr)
         async with registered(asterisk, tmp_path, OPERATOR) as (operator,), open_page(tmp_path) as page:
             await log_in(page, service)
             call = await dial_citizens(phone, asterisk)

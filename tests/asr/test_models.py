@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import socket
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,6 +17,7 @@ from click.testing import CliRunner
 from asr import models as models_module
 from asr.cli import models_group
 from asr.models import MODELS, ModelInstallError, ModelSpec, install
+from tests.support.http_server import serving
 
 FOLDER = "vosk-model-small-cn-0.22"
 
@@ -75,13 +75,8 @@ def server() -> Iterator[str]:
     corrupt = bytearray(GOOD)
     corrupt[100] ^= 0xFF  # same size, one byte flipped
     _Handler.routes = {"/good.zip": GOOD, "/corrupt.zip": bytes(corrupt), "/evil.zip": EVIL, "/small.zip": b"tiny"}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with serving(_Handler) as url:
+        yield url
 
 
 @pytest.fixture()

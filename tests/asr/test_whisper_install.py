@@ -6,9 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,6 +20,7 @@ from asr.models import ModelInstallError
 from asr.settings import AsrSettings
 from asr.whisper_install import WhisperSpec, install_whisper, whisper_installed
 from asr.whisper_model import load_whisper_model, packaged_base_files
+from tests.support.http_server import serving
 
 REPO = "test/faster-whisper-base"
 
@@ -83,12 +83,8 @@ class Hub(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def hub() -> Iterator[str]:
     Hub.files = packaged_base_files()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Hub) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

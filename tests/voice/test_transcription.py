@@ -66,14 +66,16 @@ async def start_transcribing_gateway(
     return service, service.gateway.bus.subscribe(), outcomes
 
 
-async def test_caller_and_operator_speech_become_partial_then_final_text(
-    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
-) -> None:
-    caller_clip = load_set("thchs30-d4")[1]  # 王英汉被枪毙后，部分鱼猎深藏起来，几次围捕均未抓获。
-    operator_clip = load_set("wenet-test")[0]  # 广州市房地产中介协会分析
-    caller_wav = telephone_clip(caller_clip.path, tmp_path / "caller.wav")
-    operator_wav = telephone_clip(operator_clip.path, tmp_path / "operator.wav")
-    _, events, _ = await start_transcribing_gateway(start_gateway)
+async def both_speak(
+    asterisk: AsteriskInstance,
+    phone: Softphone,
+    tmp_path: Path,
+    events: Subscription,
+    caller_wav: Path,
+    operator_wav: Path,
+) -> list[CallEvent]:
+    """A call to op1002 in which the caller, then the operator, plays a clip; every event until the caller's hang-up
+    has ended the call (both parties' finals among them)."""
     async with registered(asterisk, tmp_path, "op1002") as (operator,):
         call = await phone.call(entry_uri(asterisk))
         op_call = await operator.wait_incoming(timeout=10)
@@ -84,6 +86,18 @@ async def test_caller_and_operator_speech_become_partial_then_final_text(
         got = await collect(events, lambda g: finals(g, "caller") and finals(g, "operator"), timeout=40)
         await phone.hangup(call)
         got += await collect(events, lambda g: any(e.type == "call.ended" for e in g), timeout=20)
+    return got
+
+
+async def test_caller_and_operator_speech_become_partial_then_final_text(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    caller_clip = load_set("thchs30-d4")[1]  # 王英汉被枪毙后，部分鱼猎深藏起来，几次围捕均未抓获。
+    operator_clip = load_set("wenet-test")[0]  # 广州市房地产中介协会分析
+    caller_wav = telephone_clip(caller_clip.path, tmp_path / "caller.wav")
+    operator_wav = telephone_clip(operator_clip.path, tmp_path / "operator.wav")
+    _, events, _ = await start_transcribing_gateway(start_gateway)
+    got = await both_speak(asterisk, phone, tmp_path, events, caller_wav, operator_wav)
 
     caller_text = "".join(e.data["text"] for e in finals(got, "caller"))
     operator_text = "".join(e.data["text"] for e in finals(got, "operator"))
@@ -245,15 +259,7 @@ async def test_the_operator_can_have_a_recogniser_of_their_own(
     assert service.transcriber is not None
     assert service.transcriber.engine_for("operator").name == "vosk"
     assert service.transcriber.engine_for("caller").name == "faster-whisper"
-    async with registered(asterisk, tmp_path, "op1002") as (operator,):
-        call = await phone.call(entry_uri(asterisk))
-        op_call = await operator.wait_incoming(timeout=10)
-        await operator.wait_state(op_call, "CONFIRMED", timeout=5)
-        await asyncio.sleep(0.5)
-        await phone.play(call, caller_wav, wait=True, timeout=20)
-        await operator.play(op_call, operator_wav, wait=True, timeout=20)
-        got = await collect(events, lambda g: finals(g, "caller") and finals(g, "operator"), timeout=40)
-        await phone.hangup(call)
+    got = await both_speak(asterisk, phone, tmp_path, events, caller_wav, operator_wav)
     caller_text = "".join(e.data["text"] for e in finals(got, "caller"))
     operator_text = "".join(e.data["text"] for e in finals(got, "operator"))
     assert corpus_cer([(caller_clip.reference, caller_text)]).cer <= CALLER_CER_BOUND  # Whisper, in Chinese
