@@ -33,13 +33,14 @@ class UsersCli:
                 self._service = AuthService(create_engine(db))
         return self._service
 
-    def operator_ids(self) -> set[str] | None:
-        """The configured operator phones' ids, when the host has settings (None: cannot tell)."""
+    def phone_ids(self, section: str) -> set[str] | None:
+        """The ids of the configured phones in `telephony.<section>` (operators, supervisors), when the host has
+        settings (None: cannot tell)."""
         settings_of = getattr(self._parent, "settings", None)
         if settings_of is None:
             return None
         telephony = getattr(settings_of(), "telephony", None)
-        return {op.id for op in telephony.operators} if telephony is not None else None
+        return {phone.id for phone in getattr(telephony, section)} if telephony is not None else None
 
 
 def _password(stdin: bool) -> str:
@@ -74,11 +75,18 @@ def add_cmd(cli: UsersCli, name: str, role: str, password_stdin: bool) -> None:
         click.echo(str(exc), err=True)
         sys.exit(1)
     click.echo(f"added {user.name} ({user.role})")
-    operators = cli.operator_ids()
-    if role == "operator" and operators is not None and name not in operators:
+    if role == "operator":
+        _warn_without_phone(cli, name, "operators", "the desk will show no calls")
+    elif role == "supervisor":
+        _warn_without_phone(cli, name, "supervisors", "listen, whisper and barge have no phone to ring")
+
+
+def _warn_without_phone(cli: UsersCli, name: str, section: str, consequence: str) -> None:
+    phones = cli.phone_ids(section)
+    if phones is not None and name not in phones:
         click.echo(
-            f"warning: {name} is not in telephony.operators ({', '.join(sorted(operators)) or 'none'}): "
-            "the desk will show no calls until a phone with that id is configured",
+            f"warning: {name} is not in telephony.{section} ({', '.join(sorted(phones)) or 'none'}): "
+            f"{consequence} until a phone with that id is configured",
             err=True,
         )
 

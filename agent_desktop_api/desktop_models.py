@@ -98,7 +98,7 @@ class InterpreterRequest(BaseModel):
 
 class ActionDone(BaseModel):
     call_id: str
-    action: Literal["hangup", "transfer", "add_interpreter", "drop_interpreter"]
+    action: Literal["hangup", "transfer", "add_interpreter", "drop_interpreter", "monitor", "end_monitor"]
     ok: Literal[True] = True
 
 

@@ -163,7 +163,7 @@ async def transcript(call_id: CallId, user: Anyone, desktop: Desk) -> Transcript
 # ---- call control ----
 
 
-async def _controllable(desktop: Desktop, call_id: str, user: User) -> CallControl:
+async def controllable(desktop: Desktop, call_id: str, user: User) -> CallControl:
     """The call control, if the call is in progress and the user is its operator (or a supervisor or an admin)."""
     control = desktop.control()
     live = (await desktop.live_calls()).get(call_id)
@@ -179,7 +179,7 @@ async def _controllable(desktop: Desktop, call_id: str, user: User) -> CallContr
     return control
 
 
-async def _act(call_id: str, action: str, run: Callable[[], Awaitable[bool | None]]) -> ActionDone:
+async def act(call_id: str, action: str, run: Callable[[], Awaitable[bool | None]]) -> ActionDone:
     try:
         done = await run()
     except CallNotFound:
@@ -202,27 +202,27 @@ async def _act(call_id: str, action: str, run: Callable[[], Awaitable[bool | Non
 
 @router.post("/calls/{call_id}/hangup", responses=CALL_ERRORS)
 async def hangup(call_id: CallId, user: Anyone, desktop: Desk) -> ActionDone:
-    gateway = await _controllable(desktop, call_id, user)
+    gateway = await controllable(desktop, call_id, user)
     reason = "operator_hangup" if user.role == "operator" else "supervisor_hangup"
-    return await _act(call_id, "hangup", lambda: gateway.hangup_call(call_id, reason))
+    return await act(call_id, "hangup", lambda: gateway.hangup_call(call_id, reason))
 
 
 @router.post("/calls/{call_id}/transfer", responses=CALL_ERRORS)
 async def transfer(call_id: CallId, body: TransferRequest, user: Anyone, desktop: Desk) -> ActionDone:
-    gateway = await _controllable(desktop, call_id, user)
-    return await _act(call_id, "transfer", lambda: gateway.transfer_call(call_id, body.target))
+    gateway = await controllable(desktop, call_id, user)
+    return await act(call_id, "transfer", lambda: gateway.transfer_call(call_id, body.target))
 
 
 @router.post("/calls/{call_id}/interpreter", responses=CALL_ERRORS)
 async def add_interpreter(call_id: CallId, body: InterpreterRequest, user: Anyone, desktop: Desk) -> ActionDone:
-    gateway = await _controllable(desktop, call_id, user)
-    return await _act(call_id, "add_interpreter", lambda: gateway.add_interpreter(call_id, body.language))
+    gateway = await controllable(desktop, call_id, user)
+    return await act(call_id, "add_interpreter", lambda: gateway.add_interpreter(call_id, body.language))
 
 
 @router.delete("/calls/{call_id}/interpreter", responses=CALL_ERRORS)
 async def drop_interpreter(call_id: CallId, user: Anyone, desktop: Desk) -> ActionDone:
-    gateway = await _controllable(desktop, call_id, user)
-    return await _act(call_id, "drop_interpreter", lambda: gateway.drop_interpreter(call_id))
+    gateway = await controllable(desktop, call_id, user)
+    return await act(call_id, "drop_interpreter", lambda: gateway.drop_interpreter(call_id))
 
 
 # ---- address confirmation ----

@@ -65,6 +65,12 @@ class CallControl(Protocol):
 
     async def drop_interpreter(self, call_id: str) -> bool: ...
 
+    # A supervisor's phone rung into the call (mode: listen | whisper | barge), or the mode of one there changed;
+    # False: the phone did not answer. LookupError also when the supervisor has no phone.
+    async def monitor_call(self, call_id: str, supervisor_id: str, mode: str) -> bool: ...
+
+    async def end_monitor(self, call_id: str, supervisor_id: str) -> bool: ...  # False: not monitoring it
+
 
 class ControlUnavailable(Exception):
     """The voice side did not answer a call-control request (another process, gone or busy)."""

@@ -32,6 +32,7 @@ from events.contract import (
     AddressConfirmed,
     CallAnswered,
     CallEnded,
+    CallMonitored,
     CallOffered,
     CallRecorded,
     CallTransferred,
@@ -71,6 +72,8 @@ call_records = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("recording", sa.String(200), nullable=True),  # relative to the recordings folder
     sa.Column("recording_seconds", sa.Float, nullable=True),
+    # JSON list of {supervisor, mode, at}: who listened to, whispered into or barged into the call, and when
+    sa.Column("monitoring", sa.Text, nullable=False, server_default="[]"),
 )
 
 recording_access = sa.Table(
@@ -104,6 +107,7 @@ class _Record:
     place_source: str | None = None
     recording: str | None = None
     recording_seconds: float | None = None
+    monitoring: list[dict[str, Any]] = field(default_factory=list)
 
     def row(self, now: datetime) -> dict[str, Any]:
         district, town, community = self.place or (None, None, None)
@@ -129,6 +133,7 @@ class _Record:
             "updated_at": now,
             "recording": self.recording,
             "recording_seconds": self.recording_seconds,
+            "monitoring": json.dumps(self.monitoring, ensure_ascii=False),
         }
 
 
@@ -221,6 +226,9 @@ class CallArchive:
                 record.place, record.place_source = (top.district, top.town, top.community), "heard"
             case AddressConfirmed():
                 record.place, record.place_source = (body.district, body.town, body.community), body.source
+            case CallMonitored() if len(record.monitoring) < MAX_LINES:
+                entry = {"supervisor": body.supervisor_id, "mode": body.mode, "at": event.ts.isoformat()}
+                record.monitoring.append(entry)
             case CallRecorded():
                 record.recording, record.recording_seconds = body.recording, body.seconds
             case CallEnded():
@@ -369,7 +377,12 @@ class CallArchive:
             row = conn.execute(select).mappings().first()
         if row is None:
             return None
-        return {**_summary(row), "transcript": json.loads(row["transcript"]), "recording": row["recording"]}
+        return {
+            **_summary(row),
+            "transcript": json.loads(row["transcript"]),
+            "recording": row["recording"],
+            "monitoring": json.loads(row["monitoring"]),
+        }
 
     def listened(self, call_id: str, user: str, role: str) -> None:
         """Who opened a call's recording, and when (kept with the record's retention)."""

@@ -68,8 +68,17 @@ class Line(BaseModel):
     start_ms: int
 
 
+class Monitoring(BaseModel):
+    supervisor: str
+    mode: Literal["listen", "whisper", "barge", "left"]
+    at: datetime
+
+
 class CallRecord(CallSummary):
     transcript: list[Line]
+    monitoring: list[Monitoring] = Field(
+        description="Supervisors who came into the call (listen, whisper, barge), changed mode or left, in order."
+    )
 
 
 class Listener(BaseModel):

@@ -8,14 +8,15 @@ the bus (`call.alert`, kept while the call lasts and an hour after, so a supervi
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from agent_desktop_api.desktop_models import ERRORS
-from agent_desktop_api.desktop_routes import Desk, Overseer
+from agent_desktop_api.desktop_models import CALL_ERRORS, ERRORS, ActionDone
+from agent_desktop_api.desktop_routes import CallId, Desk, Overseer, act, controllable
 from agent_desktop_api.desktop_runtime import ControlUnavailable, Desktop
 
 ANSWER_WITHIN_S = 20.0  # the service level's threshold (answered within this many seconds of queueing)
@@ -34,6 +35,9 @@ class OperatorLine(BaseModel):
     call_id: str | None
     caller_number: str | None
     call_s: float | None = Field(description="How long the call the operator is on has lasted.")
+    monitors: dict[str, str] = Field(
+        default_factory=dict, description="Supervisors in the operator's call now: id -> listen | whisper | barge."
+    )
 
 
 class Today(BaseModel):
@@ -95,6 +99,7 @@ async def wallboard(desktop: Desktop) -> Wallboard:
                 call_id=str(by_operator[op["id"]]["call_id"]) if op["id"] in by_operator else None,
                 caller_number=_opt(by_operator.get(op["id"], {}).get("caller_number")),
                 call_s=_float(by_operator.get(op["id"], {}).get("seconds")),
+                monitors=_monitors(by_operator.get(op["id"], {}).get("monitors")),
             )
             for op in operators
         ],
@@ -117,6 +122,10 @@ def _opt(value: object) -> str | None:
     return str(value) if value is not None else None
 
 
+def _monitors(value: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
 def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
@@ -128,3 +137,28 @@ async def get_wallboard(user: Overseer, desktop: Desk) -> Wallboard:
         return await wallboard(desktop)
     except ControlUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the call side does not answer: {exc}") from None
+
+
+class MonitorRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["listen", "whisper", "barge"] = Field(
+        description="listen: hear the caller and the operator, unheard; whisper: the operator hears you, the "
+        "caller does not; barge: everyone hears you."
+    )
+
+
+@router.post("/calls/{call_id}/monitor", responses=CALL_ERRORS)
+async def monitor(call_id: CallId, body: MonitorRequest, user: Overseer, desktop: Desk) -> ActionDone:
+    """Ring your phone (`telephony.supervisors`, your login's id) into the operator's call in `mode`; while
+    you are in it, this changes the mode. 409 when you have no phone, it did not answer, or the call is not with an
+    operator."""
+    control = await controllable(desktop, call_id, user)
+    return await act(call_id, "monitor", lambda: control.monitor_call(call_id, user.name, body.mode))
+
+
+@router.delete("/calls/{call_id}/monitor", responses=CALL_ERRORS)
+async def end_monitor(call_id: CallId, user: Overseer, desktop: Desk) -> ActionDone:
+    """Leave the call (your phone is hung up). 409 when you were not in it."""
+    control = await controllable(desktop, call_id, user)
+    return await act(call_id, "end_monitor", lambda: control.end_monitor(call_id, user.name))

@@ -104,6 +104,16 @@ class CallAlert(_Event):
     text: str = Field(max_length=500, description="The line they were said in.")
 
 
+class CallMonitored(_Event):
+    """A supervisor came into an operator's call, changed how (listen: unheard; whisper: only the operator hears
+    them; barge: everyone does), or left it."""
+
+    type: Literal["call.monitored"] = "call.monitored"
+    operator_id: str | None = None
+    supervisor_id: str = Field(max_length=40)
+    mode: Literal["listen", "whisper", "barge", "left"]
+
+
 class InterpreterJoined(_Event):
     type: Literal["interpreter.joined"] = "interpreter.joined"
     operator_id: str
@@ -200,6 +210,7 @@ _CallEvent = (
     | CallTransferred
     | CallRecorded
     | CallAlert
+    | CallMonitored
     | InterpreterJoined
     | InterpreterFailed
     | InterpreterLeft

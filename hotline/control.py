@@ -28,6 +28,9 @@ from voice.operators import Presence, UnknownOperator
 log = structlog.get_logger(__name__)
 
 MAX_REQUEST_BYTES = 4096  # ids, a target, a language: a request is small
+# Operations that ring a phone answer once it answered or rang out (ring timeouts are 20 s by default).
+_RINGS = frozenset({"transfer_call", "add_interpreter", "monitor_call"})
+RINGING_S = 60.0
 
 _ERRORS: dict[str, type[Exception]] = {
     "call_not_found": CallNotFound,
@@ -83,6 +86,12 @@ class LocalControl:
 
     async def drop_interpreter(self, call_id: str) -> bool:
         return await self.gateway.drop_interpreter(call_id)
+
+    async def monitor_call(self, call_id: str, supervisor_id: str, mode: str) -> bool:
+        return await self.gateway.monitor_call(call_id, supervisor_id, mode)
+
+    async def end_monitor(self, call_id: str, supervisor_id: str) -> bool:
+        return await self.gateway.end_monitor(call_id, supervisor_id)
 
 
 def _kind(exc: Exception) -> str | None:
@@ -160,6 +169,12 @@ class ControlServer:
                 return await control.add_interpreter(_str(args, "call_id"), _str(args, "language"))
             case "drop_interpreter":
                 return await control.drop_interpreter(_str(args, "call_id"))
+            case "monitor_call":
+                return await control.monitor_call(
+                    _str(args, "call_id"), _str(args, "supervisor_id"), _str(args, "mode")
+                )
+            case "end_monitor":
+                return await control.end_monitor(_str(args, "call_id"), _str(args, "supervisor_id"))
         raise ValueError(f"unknown operation {op!r}")
 
 
@@ -173,12 +188,13 @@ class RemoteControl:
 
     async def _ask(self, op: str, **args: str) -> Any:
         payload = json.dumps({"op": op, "args": args}, ensure_ascii=False).encode()
+        timeout_s = self.timeout_s + (RINGING_S if op in _RINGS else 0.0)
         try:
-            msg = await self.nc.request(self.subject, payload, timeout=self.timeout_s)
+            msg = await self.nc.request(self.subject, payload, timeout=timeout_s)
         except NoRespondersError:
             raise ControlUnavailable("no gateway process is connected to the bus") from None
         except (TimeoutError, NatsTimeout):
-            raise ControlUnavailable(f"no answer within {self.timeout_s:g} s") from None
+            raise ControlUnavailable(f"no answer within {timeout_s:g} s") from None
         except NatsError as exc:
             raise ControlUnavailable(f"bus: {exc}") from None
         reply = json.loads(msg.data)
@@ -211,6 +227,12 @@ class RemoteControl:
 
     async def drop_interpreter(self, call_id: str) -> bool:
         return bool(await self._ask("drop_interpreter", call_id=call_id))
+
+    async def monitor_call(self, call_id: str, supervisor_id: str, mode: str) -> bool:
+        return bool(await self._ask("monitor_call", call_id=call_id, supervisor_id=supervisor_id, mode=mode))
+
+    async def end_monitor(self, call_id: str, supervisor_id: str) -> bool:
+        return bool(await self._ask("end_monitor", call_id=call_id, supervisor_id=supervisor_id))
 
 
 __all__ = ["ControlServer", "LocalControl", "RemoteControl"]

@@ -108,6 +108,7 @@ def build_routing(settings: Settings, engine: sa.Engine) -> RoutingServices:
         settings.routing,
         settings.telephony.interpreter_centre,
         settings.telephony.external_destinations,
+        {sup.id: f"PJSIP/{sup.id}" for sup in settings.telephony.supervisors},
     )
 
 

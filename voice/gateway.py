@@ -257,6 +257,7 @@ class Gateway:
                 "language": s.language,
                 "operator_id": routing.operator_of(s.call_id) if routing is not None else None,
                 "interpreter": routing.interpreter_present(s.call_id) if routing is not None else False,
+                "monitors": routing.supervision.monitors_of(s.call_id) if routing is not None else {},
                 "seconds": round(time.monotonic() - s.started_at, 1),
             }
             for s in self._sessions.values()
@@ -274,6 +275,13 @@ class Gateway:
 
     async def drop_interpreter(self, call_id: str) -> bool:
         return await self._routing().drop_interpreter(self._call(call_id))
+
+    async def monitor_call(self, call_id: str, supervisor_id: str, mode: str) -> bool:
+        """A supervisor listens to, whispers into or barges into the call (see voice.supervision)."""
+        return await self._routing().supervision.monitor(self._call(call_id), supervisor_id, mode)
+
+    async def end_monitor(self, call_id: str, supervisor_id: str) -> bool:
+        return await self._routing().supervision.stop(self._call(call_id), supervisor_id)
 
     # ---- shutdown ----
 

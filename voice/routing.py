@@ -30,6 +30,7 @@ from voice.legs import Leg, LegGone
 from voice.operators import Operator
 from voice.router import Router, Waiter
 from voice.settings import ExternalDestination, InterpreterCentre, RoutingSettings
+from voice.supervision import Supervision
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +102,7 @@ class RoutingServices:
         settings: RoutingSettings,
         centre: InterpreterCentre,
         destinations: Mapping[str, ExternalDestination] | None = None,
+        supervisor_phones: Mapping[str, str] | None = None,
     ) -> None:
         self.router = router
         self.callbacks = callbacks
@@ -108,6 +110,7 @@ class RoutingServices:
         self.centre = centre
         self.destinations = dict(destinations or {})
         self._talks: dict[str, _Talk] = {}  # call id -> conversation in progress
+        self.supervision = Supervision(supervisor_phones or {}, settings.transfer_ring_timeout_s, self._operator_now)
 
     # ---- queue and connect ----
 
@@ -323,6 +326,10 @@ class RoutingServices:
     def interpreter_present(self, call_id: str) -> bool:
         talk = self._talks.get(call_id)
         return talk is not None and talk.interpreter_leg is not None and talk.interpreter_leg.up
+
+    def _operator_now(self, call_id: str) -> tuple[str, Leg] | None:
+        talk = self._talks.get(call_id)
+        return (talk.operator.id, talk.operator_leg) if talk is not None else None
 
     def operator_of(self, call_id: str) -> str | None:
         talk = self._talks.get(call_id)

@@ -37,6 +37,7 @@ from voice.ari import (
     ChannelHangupRequest,
     PlaybackFinished,
     PlaybackStarted,
+    SpyDirection,
     StasisEnd,
     StasisStart,
 )
@@ -334,6 +335,20 @@ class CallSession:
         self._bridges.add(bridge_id)  # before the request, as in bridge_with
         await self._rest.create_bridge(bridge_id=bridge_id, type="mixing", name=bridge_id)
         await self._rest.add_to_bridge(bridge_id, list(channel_ids))
+
+    async def join_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
+        """Add channels to a bridge of this call's own (see own_bridge)."""
+        await self._rest.add_to_bridge(bridge_id, list(channel_ids))
+
+    async def snoop(self, channel_id: str, spy: SpyDirection, whisper: SpyDirection) -> Leg:
+        """A snoop channel on one of this call's channels, in Stasis: it hears the `spy` direction of that channel
+        and what is played into it goes into the `whisper` direction (`out`: that party hears it; `in`: as if
+        that party said it, so the others hear it)."""
+        rest, app = self._rest, self.context.client.app
+        return await self.open_leg(
+            "spy",
+            lambda leg_id: rest.snoop(channel_id, app, spy=spy, whisper=whisper, snoop_id=leg_id, app_args=["spy"]),
+        )
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         if bridge_id in self._bridges:

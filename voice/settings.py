@@ -73,15 +73,22 @@ class AsteriskSettings(_Section):
         return self
 
 
-class OperatorEndpoint(_Section):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="SIP user name of the operator's phone.")
+class PhoneEndpoint(_Section):
+    """A staff phone: it registers with its id and password (or sits at a fixed contact)."""
+
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="SIP user name of the phone (the person's desk login too)."
+    )
     password: SecretStr | None = Field(None, description="Generated and stored in the runtime folder when unset.")
-    skills: list[str] = Field(default_factory=lambda: ["zh"], description="Language codes the operator speaks.")
     contact: str | None = Field(
         None,
         pattern=r"^sips?:[A-Za-z0-9_.+-]*@?[A-Za-z0-9_.:\[\]-]{1,200}(;transport=(udp|tcp|tls))?$",
         description="A phone at a fixed address (sip:host:port) that does not register; unset: it registers.",
     )
+
+
+class OperatorEndpoint(PhoneEndpoint):
+    skills: list[str] = Field(default_factory=lambda: ["zh"], description="Language codes the operator speaks.")
 
 
 class InterpreterCentre(_Section):
@@ -155,6 +162,11 @@ class TelephonySettings(_Section):
         "P-Asserted-Identity is taken as the caller number. Must not overlap caller_networks.",
     )
     operators: list[OperatorEndpoint] = Field(default_factory=list)
+    supervisors: list[PhoneEndpoint] = Field(
+        default_factory=list,
+        description="Supervisors' phones: the gateway rings one to listen to, whisper into or barge into a call "
+        "(the supervisor's desk login has the phone's id).",
+    )
     interpreter_centre: InterpreterCentre = Field(default_factory=lambda: InterpreterCentre())
     external_destinations: dict[str, ExternalDestination] = Field(
         default_factory=dict,
@@ -163,8 +175,9 @@ class TelephonySettings(_Section):
     )
 
     def sip_accounts(self) -> list[SipAccount]:
-        """Every endpoint with a SIP password: the operators' phones and the interpreter centre's trunk."""
-        accounts = [SipAccount(op.id, op.password, op.contact) for op in self.operators]
+        """Every endpoint with a SIP password: the operators' and supervisors' phones and the interpreter centre's
+        trunk."""
+        accounts = [SipAccount(op.id, op.password, op.contact) for op in [*self.operators, *self.supervisors]]
         centre = self.interpreter_centre
         accounts.append(SipAccount(centre.endpoint_id, centre.password, centre.contact))
         return accounts
@@ -174,7 +187,7 @@ class TelephonySettings(_Section):
         ids = [account.id for account in self.sip_accounts()]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
-            raise ValueError(f"SIP endpoint ids used twice (operators / interpreter_centre): {duplicates}")
+            raise ValueError(f"SIP endpoint ids used twice (operators, supervisors, the centre): {duplicates}")
         return self
 
     @field_validator("external_destinations")

@@ -212,3 +212,9 @@ def test_users_add_warns_about_an_operator_without_a_phone(auth: AuthService) ->
     assert "warning: op9 is not in telephony.operators (op1001, op1002)" in unknown.output
     admin = runner.invoke(users_group, ["add", "ann", "--role", "admin", "--password-stdin"], obj=Host(), input="x\n")
     assert "warning" not in admin.output
+    boss = ["add", "sup2001", "--role", "supervisor", "--password-stdin"]  # the shipped supervisor phone
+    assert "warning" not in runner.invoke(users_group, boss, obj=Host(), input="x\n").output
+    phoneless = runner.invoke(
+        users_group, ["add", "sue", "--role", "supervisor", "--password-stdin"], obj=Host(), input="x\n"
+    )
+    assert "warning: sue is not in telephony.supervisors (sup2001): listen, whisper and barge" in phoneless.output

@@ -139,9 +139,9 @@ async def test_voice_assist_and_desk_as_three_processes_serve_a_call(
         assert checks["assist"] == {"bus": True}
         assert checks["desk"] == {"database": True, "event_store": True, "bus": True}
         desk = parts["desk"]
-        AuthService(create_engine(DatabaseSettings(url=f"sqlite:///{database}")), hasher=FAST).add_user(
-            "op1002", "operator", "pw"
-        )
+        users = AuthService(create_engine(DatabaseSettings(url=f"sqlite:///{database}")), hasher=FAST)
+        users.add_user("op1002", "operator", "pw")
+        users.add_user("sup2001", "supervisor", "pw")
         async with httpx.AsyncClient(base_url=desk.base, timeout=15) as http:
             token = (await http.post("/api/auth/login", json={"username": "op1002", "password": "pw"})).json()["token"]
             auth = {"Authorization": f"Bearer {token}"}
@@ -149,7 +149,7 @@ async def test_voice_assist_and_desk_as_three_processes_serve_a_call(
             assert me["presence"] == "available" and me["skills"] == ["zh"]
             async with (
                 websockets.connect(f"ws://127.0.0.1:{desk.port}/api/events?token={token}") as ws,
-                registered(asterisk, tmp_path, "op1002") as (operator,),
+                registered(asterisk, tmp_path, "op1002", "sup2001") as (operator, supervisor),
                 Softphone.open(log_path=tmp_path / "caller.log", user="13800138000") as caller,
             ):
                 call = await caller.call(entry_uri(asterisk))
@@ -179,6 +179,16 @@ async def test_voice_assist_and_desk_as_three_processes_serve_a_call(
                 assert place["call_id"] == call_id
                 draft = await desk.first("ticket.draft", timeout=20)  # drafted in the assist process
                 assert draft["call_id"] == call_id
+
+                login = await http.post("/api/auth/login", json={"username": "sup2001", "password": "pw"})
+                boss = {"Authorization": f"Bearer {login.json()['token']}"}
+                listen = await http.post(
+                    f"/api/supervisor/calls/{call_id}/monitor", json={"mode": "listen"}, headers=boss
+                )
+                assert listen.status_code == 200, listen.text  # over the bus: the voice process rang the phone
+                await supervisor.wait_state(await supervisor.wait_incoming(timeout=5), "CONFIRMED", timeout=5)
+                monitored = await desk.first("call.monitored")
+                assert (monitored["supervisor_id"], monitored["mode"]) == ("sup2001", "listen")
 
                 hangup = await http.post(f"/api/calls/{call_id}/hangup", headers=auth)  # over the bus to voice
                 assert hangup.status_code == 200, hangup.text

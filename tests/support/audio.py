@@ -90,6 +90,23 @@ def tone_level_dbfs(path: str | Path, freq: float, start: float = 0.0, seconds: 
     return _dbfs((amplitude / math.sqrt(2)) ** 2, 1)
 
 
+def tone_power_dbfs(path: str | Path, freq: float, start: float = 0.0, window_s: float = 0.1) -> float:
+    """Mean power of the ``freq`` component over short windows, in dBFS: unlike one long Goertzel, a tone whose
+    phase jumps (a mixer or jitter buffer dropping or inserting a frame) still counts at its full level."""
+    rate, s = read_pcm16(path)
+    n = int(window_s * rate)
+    a = int(start * rate)
+    coeff = 2 * math.cos(2 * math.pi * freq / rate)
+    powers = []
+    for i in range(a, len(s) - n + 1, n):
+        s1 = s2 = 0.0
+        for x in s[i : i + n]:
+            s1, s2 = x + coeff * s1 - s2, s1
+        amplitude = 2 * math.sqrt(max(s1 * s1 + s2 * s2 - coeff * s1 * s2, 0.0)) / n
+        powers.append((amplitude / math.sqrt(2)) ** 2)
+    return _dbfs(math.fsum(powers), len(powers)) if powers else SILENCE_DBFS
+
+
 def make_tone_wav(path: str | Path, freq: float, seconds: float, rate: int = 8000, level_dbfs: float = -10.0) -> Path:
     """Write a mono 16-bit sine of ``freq`` Hz; ``level_dbfs`` is its RMS level."""
     amplitude = 32768 * math.sqrt(2) * 10 ** (level_dbfs / 20)

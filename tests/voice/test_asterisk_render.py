@@ -24,7 +24,7 @@ from voice.asterisk.secrets import Secrets
 PORTS = InstancePorts(http=18088, sip=15070, rtp_start=20000)
 SECRETS = Secrets(
     ari_password="ari-secret",
-    operator_passwords={"op1001": "pw-1001", "op1002": "pw-1002", "interpreters": "pw-centre"},
+    operator_passwords={"op1001": "pw-1001", "op1002": "pw-1002", "sup2001": "pw-2001", "interpreters": "pw-centre"},
 )
 
 

@@ -7,13 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from config.loading import SettingsError
 from hotline.settings import Settings, load_settings
 from voice.asterisk.secrets import SecretsError, load_or_create_secrets
 
 
-def _settings(*operators: dict[str, str], ari_password: str | None = None) -> Settings:
+def _settings(
+    *operators: dict[str, str], ari_password: str | None = None, supervisors: tuple[str, ...] = ()
+) -> Settings:
     asterisk = {"ari_password": ari_password} if ari_password else {}
-    return load_settings(asterisk=asterisk, telephony={"operators": list(operators)})
+    phones = {"operators": list(operators), "supervisors": [{"id": sup} for sup in supervisors]}
+    return load_settings(asterisk=asterisk, telephony=phones)
 
 
 def test_generated_private_and_stable(tmp_path: Path) -> None:
@@ -24,6 +28,14 @@ def test_generated_private_and_stable(tmp_path: Path) -> None:
     assert set(first.operator_passwords) == {"op1", "op2", "interpreters"}  # phones and the centre's trunk
     assert first.operator_passwords["op1"] != first.operator_passwords["op2"]
     assert load_or_create_secrets(path, _settings({"id": "op1"}, {"id": "op2"})) == first
+
+
+def test_a_supervisors_phone_gets_its_own_password(tmp_path: Path) -> None:
+    secrets = load_or_create_secrets(tmp_path / "secrets.json", _settings({"id": "op1"}, supervisors=("sup1",)))
+    assert set(secrets.operator_passwords) == {"op1", "sup1", "interpreters"}
+    assert secrets.operator_passwords["sup1"] != secrets.operator_passwords["op1"]
+    with pytest.raises(SettingsError, match="used twice"):  # one phone id is one person
+        _settings({"id": "op1"}, supervisors=("op1",))
 
 
 def test_new_operator_gets_new_password(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ from .models import (
     parse_event,
     parse_event_text,
 )
-from .rest import AriRestClient, normalize_base_url
+from .rest import AriRestClient, SpyDirection, normalize_base_url
 
 __all__ = [
     "AriAuthError",
@@ -109,6 +109,7 @@ __all__ = [
     "RecordingFailed",
     "RecordingFinished",
     "RecordingStarted",
+    "SpyDirection",
     "StasisEnd",
     "StasisStart",
     "error_for_status",

@@ -212,7 +212,7 @@ def render_asterisk_config(
         else:
             cert, key = self_signed(runtime_dir / "tls", tls_bind)
         tls = {"bind": tls_bind, "port": ast.sip_tls_port, "cert": cert, "key": key}
-    operator_ids = {op.id for op in settings.telephony.operators}
+    staff_ids = {op.id for op in [*settings.telephony.operators, *settings.telephony.supervisors]}
     operators = []
     for op in settings.telephony.sip_accounts():
         if op.id in ("callers", "trunks"):
@@ -222,7 +222,7 @@ def render_asterisk_config(
                 "id": op.id,
                 "password": secrets.operator_password(op.id),
                 "contact": op.contact,
-                "tls": tls is not None and op.id in operator_ids,  # operators' phones; the centre is a trunk
+                "tls": tls is not None and op.id in staff_ids,  # staff phones; the centre is a trunk
             }
         )
     context = {
