@@ -20,6 +20,7 @@ from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
 from voice.gateway import Gateway
 from voice.legs import Leg
+from voice.operators import Presence
 from voice.supervision import NoSupervisorPhone, Supervision, SupervisorBusy
 
 TONES = {"caller": 440.0, "operator": 1000.0, "supervisor": 1700.0}
@@ -131,6 +132,45 @@ async def test_supervisor_listens_then_whispers_then_barges(
         ("sup2001", "barge", "op1002"),
         ("sup2001", "left", "op1002"),
     ], monitoring
+    await assert_nothing_left(ari, asterisk)
+
+
+@pytest.mark.slow
+async def test_a_listening_supervisor_follows_the_call_to_the_next_operator(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path, ari: AriRestClient
+) -> None:
+    tones = {who: make_tone_wav(tmp_path / f"{who}.wav", freq, 60.0, rate=8000) for who, freq in TONES.items()}
+    outcomes: list[RouteOutcome] = []
+    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
+    service = await start_gateway(routing_handler(request, outcomes))
+    gateway = service.gateway
+    assert isinstance(gateway, Gateway)
+    async with registered(asterisk, tmp_path, "op1001", "op1002", "sup2001") as (op1001, op1002, supervisor):
+        await gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)  # type: ignore[union-attr]
+        call = await phone.call(entry_uri(asterisk))
+        await phone.play(call, tones["caller"], loop=True)
+        first = await op1002.wait_incoming(timeout=10)
+        await op1002.wait_state(first, "CONFIRMED", timeout=5)
+        await wait_until(lambda: bool(gateway.calls()) and gateway.calls()[0]["operator_id"] == "op1002")
+        call_id = str(gateway.calls()[0]["call_id"])
+        assert await gateway.monitor_call(call_id, "sup2001", "listen")
+        sup_call = await supervisor.wait_incoming(timeout=5)
+        await supervisor.wait_state(sup_call, "CONFIRMED", timeout=5)
+
+        await gateway.routing.router.pool.set_presence("op1001", Presence.AVAILABLE)  # type: ignore[union-attr]
+        assert await gateway.transfer_call(call_id, "op1001")
+        second = await op1001.wait_incoming(timeout=5)
+        await op1001.wait_state(second, "CONFIRMED", timeout=5)
+        await op1002.wait_state(first, "DISCONNECTED", timeout=5)
+        await op1001.play(second, tones["operator"], loop=True)  # the new operator's voice
+        await wait_until(lambda: gateway.calls()[0]["monitors"] == {"sup2001": "listen"})
+        await asyncio.sleep(0.5)  # the snoop on the new operator's channel comes up
+        heard = await record_phase({"supervisor": (supervisor, sup_call)}, tmp_path, "followed")
+        assert hears(heard, "supervisor", "operator") > HEARD_DBFS
+        assert hears(heard, "supervisor", "caller") > HEARD_DBFS
+        await phone.hangup(call)
+        await supervisor.wait_state(sup_call, "DISCONNECTED", timeout=5)
+    await wait_until(lambda: not gateway.calls())
     await assert_nothing_left(ari, asterisk)
 
 
