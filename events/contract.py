@@ -74,7 +74,8 @@ class CallEnded(_Event):
     reason: str | None = Field(
         None,
         description="completed, caller_hangup, operator_hangup, supervisor_hangup, transferred, asterisk_lost, "
-        "gateway_shutdown, error; not_answered on the desk of an operator whose phone rang out.",
+        "gateway_shutdown, error; not_answered on the desk of an operator whose phone rang out; node_lost when "
+        "the media node carrying the call went silent (a cluster's desk side ends it).",
     )
     seconds: float | None = None
 

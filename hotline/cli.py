@@ -146,11 +146,12 @@ def _attach_subcommands() -> None:
     from agent_desktop_api.cli import users_group
     from asr.cli import asr_group, models_group
     from events.cli import events_group
+    from hotline.cluster.cli import cluster_group
     from hotline.demo import demo_command
     from ivr_flows.cli import flows_group
     from voice.asterisk.cli import asterisk_group
 
-    groups = (asterisk_group, flows_group, users_group, models_group, asr_group, events_group)
+    groups = (asterisk_group, flows_group, users_group, models_group, asr_group, events_group, cluster_group)
     for group in groups:
         main.add_command(group)
     main.add_command(demo_command)

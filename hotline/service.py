@@ -40,6 +40,7 @@ from events.bus import EventBus
 from events.nats_link import BusBridge, BusUnavailable, NatsLink, process_name
 from hotline import schema
 from hotline.control import ControlServer, LocalControl, RemoteControl
+from hotline.nodes import NodeBeacon, NodeWatch
 from hotline.settings import PROJECT_ROOT, Settings
 from ivr_flows.setup import (
     FlowComponents,
@@ -143,6 +144,8 @@ class GatewayService:
         self.client: AriClient | None = None
         self.gateway: Gateway | None = None
         self.control: CallControl | None = None  # what the desk asks of the calls
+        self.beacon: NodeBeacon | None = None  # a voice process on the bus: alive, and its calls
+        self.node_watch: NodeWatch | None = None  # a desk process: ends the calls of a node that went silent
         self.metrics_registry = CollectorRegistry()  # the gateway's own when this process has one
         self._tasks: list[asyncio.Task[None]] = []
         self._http: uvicorn.Server | None = None
@@ -178,6 +181,13 @@ class GatewayService:
         elif "desk" in parts:
             assert self.link is not None
             self.control = RemoteControl(self.link.nc, self.link.subject("control"), s.bus.request_timeout_s)
+        if self.link is not None and "voice" in parts and self.gateway is not None:
+            gateway = self.gateway
+            self.beacon = NodeBeacon(self.link, lambda: [str(call["call_id"]) for call in gateway.calls()])
+            await self.beacon.start()
+        if self.link is not None and "desk" in parts and "voice" not in parts:
+            self.node_watch = NodeWatch(self.link, self.bus)
+            await self.node_watch.start()
         if "desk" in parts and self.flows is None:  # the admin flow API; the voice side runs the flows
             self.flows = self._flow_components()
         await self._start_http()
@@ -434,6 +444,10 @@ class GatewayService:
             await self.control_server.stop()
         if self.gateway is not None:
             await self.gateway.stop()
+        if self.beacon is not None:  # its calls ended just now: leaving, not lost
+            await self.beacon.stop()
+        if self.node_watch is not None:
+            await self.node_watch.stop()
         if self.recorder is not None:  # the recordings of the calls just hung up, before the bus goes
             await self.recorder.stop()
         if self.assistant is not None:  # the places in the last lines, before the desk stores its last events

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   chromium fonts-wqy-microhei                 # the desktop page's browser tests; a CJK font for Chinese text
   postgresql                                  # the migrations' tests also run on PostgreSQL (their own server)
   nats-server                                 # the bus across processes (hotline serve --role), and its tests
+  kamailio                                    # the SIP front of `hotline cluster up` (its own instance)
 )
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -24,6 +25,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing system packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The package's own service would take UDP 5060, the embedded Asterisk's port; the cluster runs Kamailio itself.
+  if [[ " ${missing[*]} " == *" kamailio "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true
+  fi
 fi
 
 # Python 3.11 is bookworm's python3; a newer or older interpreter on PATH is not used.

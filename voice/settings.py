@@ -33,6 +33,12 @@ class AsteriskSettings(_Section):
         description="Data folder (sounds, documentation) for mode=system (default: guessed from the binary).",
     )
     runtime_dir: Path = Field(Path("var/run/asterisk"), description="Rendered configuration, logs, spool, sockets.")
+    system_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,20}$",
+        description="Prefixes every channel id (so every call id) of this Asterisk: set a different one on each "
+        "node of a cluster, whose call ids share one database.",
+    )
     ari_url: str | None = Field(None, description="ARI base URL for mode=external, e.g. http://127.0.0.1:8088/ari.")
     ari_username: str = "hotline"
     ari_password: SecretStr | None = Field(None, description="Generated per instance when unset (embedded/system).")

@@ -199,6 +199,13 @@ def test_ports_default_to_settings(tmp_path: Path) -> None:
     assert _section(conf.parent / "rtp.conf", "general")["rtpstart"] == ["12000"]
 
 
+def test_a_cluster_node_names_its_channels(tmp_path: Path, rendered: tuple[Path, Path]) -> None:
+    assert "systemname" not in _section(rendered[0], "options")  # one box: channel ids as Asterisk makes them
+    settings = _settings(asterisk={"system_name": "node2"})
+    conf = render_asterisk_config(settings, SECRETS, tmp_path / "n2", tmp_path / "mods", PORTS, data_dir=tmp_path)
+    assert _section(conf, "options")["systemname"] == ["node2"]
+
+
 def test_password_escaping(tmp_path: Path) -> None:
     secrets = Secrets(ari_password="a;b", operator_passwords=SECRETS.operator_passwords)
     conf = render_asterisk_config(_settings(), secrets, tmp_path, tmp_path / "m", PORTS, data_dir=tmp_path)

@@ -238,6 +238,7 @@ def render_asterisk_config(
         "ari_username": settings.asterisk.ari_username,
         "ari_password": secrets.ari_password,
         "app": settings.ari.app,
+        "system_name": settings.asterisk.system_name,
         "entry_number": settings.telephony.entry_number,
         "caller_networks": settings.telephony.caller_networks,
         "trusted_trunks": settings.telephony.trusted_trunks,

@@ -1,0 +1,1 @@
+"""The cluster on one machine: Kamailio, NATS, PostgreSQL and N media nodes (`hotline cluster up`)."""

@@ -1,0 +1,228 @@
+"""The cluster on one machine (`hotline cluster up`'s Cluster), every server real: PostgreSQL, nats-server, two
+Asterisk + gateway nodes, an assist process, two desk API instances, and Kamailio in front. Callers are sipp,
+dialling Kamailio's one address; each node's own /metrics says how many calls it took."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hotline.cluster.servers import port_free
+from hotline.cluster.up import Cluster, ClusterPlan, Part
+
+pytestmark = pytest.mark.slow
+
+SCENARIO = Path(__file__).resolve().parents[2] / "bench" / "sipp" / "uac_proxy.xml"
+
+
+def _free(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _free_block(size: int, low: int, high: int, kind: int) -> int:
+    for _ in range(100):
+        base = random.randrange(low, high - size)
+        if all(port_free(port, kind) for port in range(base, base + size)):
+            return base
+    raise RuntimeError(f"no {size} free ports in {low}-{high}")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    # Not under pytest's 0700 temporary root: PostgreSQL runs as its own account and must reach its folder.
+    root = Path(tempfile.mkdtemp(prefix="hotline-cluster-"))
+    root.chmod(0o755)
+    plan = ClusterPlan(
+        root=root,
+        nodes=2,
+        sip_port=_free(socket.SOCK_DGRAM),
+        desk_ports=(_free(socket.SOCK_STREAM),),
+        port_base=_free_block(20, 30000, 38000, socket.SOCK_STREAM),
+        rtp_base=_free_block(2000, 38000, 46000, socket.SOCK_DGRAM),
+    )
+    env = {
+        "HOTLINE_CALL__SCRIPT": "basic",  # answer, greet, ask for digits: no operators needed
+        "HOTLINE_ASR__ENABLED": "false",
+        "HOTLINE_TELEPHONY__MAX_CONCURRENT_CALLS": "150",
+    }
+    cluster = Cluster(plan, echo=lambda line: None, extra_env=env)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class SippRun:
+    returncode: int
+    successful: int
+    failed: int
+    log: str
+
+
+def sipp(cluster: Cluster, calls: int, *, limit: int, rate: int, hold_ms: int, folder: Path) -> SippRun:
+    """`calls` callers dialling 12345 at Kamailio (at most `limit` at once, `rate` new ones a second)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stat = folder / "stat.csv"
+    args = [
+        shutil.which("sipp") or "/usr/bin/sipp", f"127.0.0.1:{cluster.plan.sip_port}",
+        "-sf", str(SCENARIO), "-s", "12345",
+        "-i", "127.0.0.1", "-p", str(_free(socket.SOCK_DGRAM)),
+        "-mi", "127.0.0.1", "-mp", str(_free_block(4 * limit + 8, 46000, 60000, socket.SOCK_DGRAM)),
+        "-m", str(calls), "-l", str(limit), "-r", str(rate), "-d", str(hold_ms),
+        "-trace_stat", "-stf", str(stat), "-fd", "1", "-trace_err",
+        "-nostdin", "-timeout", "120s", "-timeout_error",
+    ]  # fmt: skip
+    done = subprocess.run(args, cwd=folder, capture_output=True, timeout=180, start_new_session=True)
+    rows = list(csv.reader(stat.read_text(errors="replace").splitlines(), delimiter=";")) if stat.exists() else []
+    values = dict(zip(rows[0], rows[-1], strict=False)) if len(rows) >= 2 else {}
+    errors = "".join(p.read_text(errors="replace")[-2000:] for p in folder.glob("*_errors.log"))
+    return SippRun(
+        done.returncode,
+        int(values.get("SuccessfulCall(C)", 0) or 0),
+        int(values.get("FailedCall(C)", 0) or 0),
+        done.stdout.decode(errors="replace")[-1500:] + errors,
+    )
+
+
+def calls_taken(node: Part) -> float:
+    """Calls the node's gateway has finished, whatever their outcome (its own Prometheus counter)."""
+    text = httpx.get(f"{node.base}/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("hotline_calls_total{"))
+
+
+def wait_for(check, timeout_s: float) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout_s:
+            raise AssertionError(f"not within {timeout_s:g} s")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def dispatcher_flags(cluster: Cluster) -> dict[str, str]:
+    """Kamailio's own view: node URI -> flags (A active, I inactive; P probing)."""
+    assert cluster.kamailio is not None
+    url = f"http://127.0.0.1:{cluster.kamailio.rpc_port}/RPC"
+    answer = httpx.post(url, json={"jsonrpc": "2.0", "method": "dispatcher.list", "id": 1}, timeout=5).json()
+    targets = answer["result"]["RECORDS"][0]["SET"]["TARGETS"]
+    return {target["DEST"]["URI"]: target["DEST"]["FLAGS"] for target in targets}
+
+
+def test_200_callers_through_kamailio_are_all_answered_on_both_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    before = [calls_taken(node) for node in cluster.nodes]
+    run = sipp(cluster, 200, limit=200, rate=40, hold_ms=4000, folder=tmp_path / "load")
+    assert (run.returncode, run.successful, run.failed) == (0, 200, 0), run.log
+    taken = [calls_taken(node) - was for node, was in zip(cluster.nodes, before, strict=True)]
+    assert sum(taken) == 200 and min(taken) >= 80, taken  # round robin: both nodes carry the load
+
+
+def gauge(node: Part, name: str) -> float:
+    text = httpx.get(f"{node.base}/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(f"{name} "))
+
+
+def supervisor_token(cluster: Cluster) -> str:
+    """A supervisor of this cluster's desk (the database is the cluster's PostgreSQL)."""
+    assert cluster.postgres is not None
+    env = {**os.environ, "HOTLINE_DATABASE__URL": cluster.postgres.url}
+    add = ["hotline", "users", "add", "sue", "--role", "supervisor", "--password-stdin"]
+    subprocess.run([str(Path(sys.executable).parent / add[0]), *add[1:]], input=b"pw\n", env=env, check=True)
+    desk = cluster.desks[0].base
+    login = httpx.post(f"{desk}/api/auth/login", json={"username": "sue", "password": "pw"}, timeout=10)
+    return str(login.json()["token"])
+
+
+def lost_calls(cluster: Cluster, token: str) -> list[str]:
+    """Calls the desk's history says ended with the node that carried them."""
+    answer = httpx.get(
+        f"{cluster.desks[0].base}/api/history", params={"limit": 200}, headers={"Authorization": f"Bearer {token}"}
+    )
+    answer.raise_for_status()
+    return [call["call_id"] for call in answer.json()["calls"] if call["reason"] == "node_lost"]
+
+
+def test_a_node_killed_with_calls_up_ends_them_and_leaves_new_calls_to_the_other(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    node1, node2 = cluster.nodes
+    node1_uri = f"sip:127.0.0.1:{node1.env['HOTLINE_ASTERISK__SIP_PORT']}"
+    assert all(flags.startswith("A") for flags in dispatcher_flags(cluster).values()), dispatcher_flags(cluster)
+    token = supervisor_token(cluster)
+    with ThreadPoolExecutor(1) as pool:  # callers on the line across the loss (the basic script ends at ~10 s)
+        long_calls = pool.submit(sipp, cluster, 20, limit=20, rate=20, hold_ms=6_000, folder=tmp_path / "long")
+        wait_for(lambda: sum(gauge(node, "hotline_active_calls") for node in cluster.nodes) == 20, 10)
+        time.sleep(1.5)  # a beacon since the last call came in (calls that published nothing yet are known so)
+        up_on_node1 = int(gauge(node1, "hotline_active_calls"))
+        before = calls_taken(node2)
+        asterisk_pid = int((Path(node1.env["HOTLINE_ASTERISK__RUNTIME_DIR"]) / "run" / "asterisk.pid").read_text())
+        assert node1.process is not None
+        os.kill(node1.process.pid, signal.SIGKILL)  # the gateway and its Asterisk, as a machine would go
+        os.kill(asterisk_pid, signal.SIGKILL)
+        # Kamailio's health checks take the node out of rotation within seconds...
+        out_after = wait_for(lambda: dispatcher_flags(cluster)[node1_uri].startswith("I"), 5.0)
+        # ...the desk side ends the node's calls (their operators' desks clear; the record says why)...
+        ended_after = wait_for(lambda: len(lost_calls(cluster, token)) == up_on_node1, 10.0)
+        # ...and new calls are answered by the other node, none refused.
+        run = sipp(cluster, 40, limit=40, rate=20, hold_ms=1000, folder=tmp_path / "after")
+        assert (run.returncode, run.successful, run.failed) == (0, 40, 0), run.log
+        survivors = long_calls.result()  # node2's long calls went on to their own hang-up
+    assert survivors.successful == 20 - up_on_node1, survivors.log
+    assert calls_taken(node2) - before == 40 + survivors.successful  # every new call went to node2
+    print(
+        f"node out of rotation {out_after:.2f} s after kill -9; its {up_on_node1} calls ended as node_lost "
+        f"{ended_after:.2f} s later; 40 of 40 new calls answered by node2"
+    )
+
+
+def test_hotline_cluster_up_prints_the_addresses_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    root = Path(tempfile.mkdtemp(prefix="hotline-cluster-cli-"))
+    root.chmod(0o755)
+    sip, desk = _free(socket.SOCK_DGRAM), _free(socket.SOCK_STREAM)
+    base = _free_block(20, 30000, 38000, socket.SOCK_STREAM)
+    command = [
+        str(Path(sys.executable).parent / "hotline"), "cluster", "up", "--nodes", "1", "--sip-port", str(sip),
+        "--desk-ports", str(desk), "--port-base", str(base),
+        "--rtp-base", str(_free_block(1000, 38000, 46000, socket.SOCK_DGRAM)), "--dir", str(root),
+    ]  # fmt: skip
+    env = {**os.environ, "HOTLINE_ASR__ENABLED": "false"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("ready"):
+                break
+        printed = "".join(lines)
+        assert f"sip:12345@127.0.0.1:{sip}" in printed and f"http://127.0.0.1:{desk}/" in printed, printed
+        assert httpx.get(f"http://127.0.0.1:{desk}/readyz", timeout=5).status_code == 200
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(root, ignore_errors=True)
+    assert port_free(desk) and port_free(sip, socket.SOCK_DGRAM) and port_free(base)  # nothing left behind

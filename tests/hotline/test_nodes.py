@@ -1,0 +1,80 @@
+"""Node beacons over a real nats-server: a node that goes silent has its calls ended as `node_lost` on the desk
+side's bus, with the caller's fields; a node that leaves cleanly, or a call that ended on its own, ends nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from pydantic import SecretStr
+
+from events.bus import CallEvent, EventBus
+from events.nats_link import NatsLink
+from events.settings import BusSettings
+from hotline.nodes import NodeBeacon, NodeWatch
+from tests.support.nats import NatsServer, nats_server
+
+__all__ = ["nats_server"]
+
+
+@asynccontextmanager
+async def link(server: NatsServer, name: str) -> AsyncIterator[NatsLink]:
+    connection = NatsLink(BusSettings(url=server.url, token=SecretStr(server.token), connect_timeout_s=2), name)
+    await connection.connect()
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def ended(events: list[CallEvent], count: int, timeout_s: float = 5.0) -> list[CallEvent]:
+    for _ in range(int(timeout_s / 0.05)):
+        found = [e for e in events if e.type == "call.ended"]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    return [e for e in events if e.type == "call.ended"]
+
+
+async def test_the_calls_of_a_silent_node_end_as_node_lost(nats_server: NatsServer) -> None:
+    bus = EventBus()
+    seen: list[CallEvent] = []
+    subscription = bus.subscribe()
+    async with (
+        link(nats_server, "node-a") as node_a,
+        link(nats_server, "node-b") as node_b,
+        link(nats_server, "desk") as desk,
+    ):
+        watch = NodeWatch(desk, bus, lost_after_s=0.6)
+        await watch.start()
+        await desk.subscribed()
+        bus.emit("call.offered", "a-1", caller_number="13800138000", language="zh", operator_id="op1")
+        calls_a, calls_b = ["a-1", "a-2", "a-3"], ["b-1"]
+        beacon_a = NodeBeacon(node_a, lambda: list(calls_a), interval_s=0.1)
+        beacon_b = NodeBeacon(node_b, lambda: list(calls_b), interval_s=0.1)
+        await beacon_a.start()
+        await beacon_b.start()
+        for _ in range(100):
+            if set(watch.nodes) == {"node-a", "node-b"} and watch.nodes["node-a"].calls == {"a-1", "a-2", "a-3"}:
+                break
+            await asyncio.sleep(0.05)
+        bus.emit("call.ended", "a-3", reason="caller_hangup")  # ended on its own just before the node died
+        await asyncio.sleep(0.1)
+
+        assert beacon_a._task is not None
+        beacon_a._task.cancel()  # node A dies: no more beacons, no goodbye
+        await beacon_b.stop()  # node B leaves cleanly (it ended its own calls)
+        while subscription.pending():
+            seen.append(await subscription.get())
+        for _ in range(60):
+            await asyncio.sleep(0.05)
+            while subscription.pending():
+                seen.append(await subscription.get())
+        await watch.stop()
+
+    lost = [e for e in await ended(seen, 3) if e.data.get("reason") == "node_lost"]
+    assert sorted(e.call_id for e in lost) == ["a-1", "a-2"]  # not a-3 (already ended), not b-1 (B left)
+    first = next(e for e in lost if e.call_id == "a-1")
+    assert (first.body.caller_number, first.body.language) == ("13800138000", "zh")  # the desk files it right
+    assert watch.lost == 1 and watch.nodes == {}
