@@ -139,6 +139,40 @@ async def get_wallboard(user: Overseer, desktop: Desk) -> Wallboard:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the call side does not answer: {exc}") from None
 
 
+class LiveCall(BaseModel):
+    call_id: str
+    caller_number: str | None
+    language: str | None
+    operator_id: str | None = Field(description="Null: still in the IVR or queued.")
+    seconds: float | None = Field(description="How long the call has lasted.")
+    monitors: dict[str, str] = Field(default_factory=dict)
+
+
+class LiveCalls(BaseModel):
+    calls: list[LiveCall]
+
+
+@router.get("/calls", responses=ERRORS)
+async def live_calls(user: Overseer, desktop: Desk) -> LiveCalls:
+    """Every call in progress, on every media node (in the IVR, queued or with an operator), longest first."""
+    try:
+        calls = await desktop.control().calls()
+    except ControlUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the call side does not answer: {exc}") from None
+    lines = [
+        LiveCall(
+            call_id=str(call["call_id"]),
+            caller_number=_opt(call.get("caller_number")),
+            language=_opt(call.get("language")),
+            operator_id=_opt(call.get("operator_id")),
+            seconds=_float(call.get("seconds")),
+            monitors=_monitors(call.get("monitors")),
+        )
+        for call in calls
+    ]
+    return LiveCalls(calls=sorted(lines, key=lambda line: -(line.seconds or 0.0)))
+
+
 class MonitorRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

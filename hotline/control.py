@@ -1,14 +1,16 @@
-"""Call control for the desk: the gateway in this process (`LocalControl`), or in another process over the bus's
-NATS connection (`ControlServer` beside the gateway answers what `RemoteControl` beside the desk asks).
+"""Call control for the desk: the gateway in this process (`LocalControl`), or the voice processes of other
+processes over the bus's NATS connection (`ControlServer` beside each gateway answers what `RemoteControl` beside the
+desk asks; with several media nodes, every node is asked and the answers are combined, see RemoteControl).
 
 The wire format is one JSON object each way: `{"op": NAME, "args": {...}}` in, `{"ok": RESULT}` or
 `{"error": KIND, "detail": TEXT}` out, where KIND names the exception the desk's routes map to an HTTP status
-(see agent_desktop_api.desktop_runtime.CallControl). One voice process answers: a cluster routes each call's
-requests to its node.
+(see agent_desktop_api.desktop_runtime.CallControl).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any, cast
@@ -18,7 +20,6 @@ from nats.aio.client import Client as Nats
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
-from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from agent_desktop_api.desktop_runtime import CallControl, ControlUnavailable, OperatorState, QueueState
@@ -179,60 +180,130 @@ class ControlServer:
 
 
 class RemoteControl:
-    """CallControl over the bus: each method is one request to the ControlServer beside the gateway."""
+    """CallControl over the bus. Every request goes to every voice process (one per media node of a cluster) and
+    the answers are combined: the calls and queues of all nodes, each operator as the busiest node sees them, and an
+    operation on a call done by the node that has it (the others answer `call_not_found`).
 
-    def __init__(self, nc: Nats, subject: str, timeout_s: float) -> None:
+    `nodes()` is how many voice processes are known to be up (their beacons): the answers are awaited until that
+    many came, or the timeout. Unknown (0): the first answer is taken as the only one."""
+
+    def __init__(self, nc: Nats, subject: str, timeout_s: float, nodes: Callable[[], int] = lambda: 1) -> None:
         self.nc = nc
         self.subject = subject
         self.timeout_s = timeout_s
+        self.nodes = nodes
 
-    async def _ask(self, op: str, **args: str) -> Any:
+    async def _gather(self, op: str, *, any_found: bool = False, **args: str) -> list[Any]:
+        """The `ok` results of the voice processes that answered (errors raised as the desk's exceptions).
+
+        any_found: stop at the first answer that is not `call_not_found` (the node that has the call)."""
         payload = json.dumps({"op": op, "args": args}, ensure_ascii=False).encode()
         timeout_s = self.timeout_s + (RINGING_S if op in _RINGS else 0.0)
+        expected = max(1, self.nodes())
         try:
-            msg = await self.nc.request(self.subject, payload, timeout=timeout_s)
-        except NoRespondersError:
-            raise ControlUnavailable("no gateway process is connected to the bus") from None
-        except (TimeoutError, NatsTimeout):
-            raise ControlUnavailable(f"no answer within {timeout_s:g} s") from None
+            inbox = self.nc.new_inbox()
+            subscription = await self.nc.subscribe(inbox, max_msgs=expected)
+            await self.nc.publish(self.subject, payload, reply=inbox)
         except NatsError as exc:
             raise ControlUnavailable(f"bus: {exc}") from None
-        reply = json.loads(msg.data)
-        if "error" in reply:
-            cls = _ERRORS.get(str(reply["error"]))
-            detail = str(reply.get("detail") or reply["error"])
+        replies: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        try:
+            while len(replies) < expected:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                try:
+                    msg = await subscription.next_msg(timeout=left)
+                except (TimeoutError, NatsTimeout):
+                    break
+                if not msg.data:  # the server's "no responders" status: no voice process is subscribed
+                    if not replies:
+                        raise ControlUnavailable("no gateway process is connected to the bus")
+                    break
+                try:
+                    reply = json.loads(msg.data)
+                except ValueError:
+                    continue
+                if any_found and reply.get("error") != "call_not_found":
+                    replies = [reply]
+                    break
+                replies.append(reply)
+        finally:
+            with contextlib.suppress(NatsError):
+                await subscription.unsubscribe()
+        if not replies:
+            raise ControlUnavailable(f"no answer within {timeout_s:g} s")
+        results = [reply.get("ok") for reply in replies if "error" not in reply]
+        if not results:  # every node refused: the first one's reason
+            error = replies[0]
+            cls = _ERRORS.get(str(error["error"]))
+            detail = str(error.get("detail") or error["error"])
             raise cls(detail) if cls is not None else ControlUnavailable(f"the gateway failed: {detail}")
-        return reply.get("ok")
+        return results
+
+    async def _on_call(self, op: str, **args: str) -> Any:
+        return (await self._gather(op, any_found=True, **args))[0]
 
     async def calls(self) -> list[dict[str, object]]:
-        return cast(list[dict[str, object]], await self._ask("calls"))
+        return [call for calls in await self._gather("calls") for call in cast(list[dict[str, object]], calls)]
 
     async def operators(self) -> list[OperatorState] | None:
-        return cast(list[OperatorState] | None, await self._ask("operators"))
+        views = [cast(list[OperatorState], view) for view in await self._gather("operators") if view is not None]
+        if not views:
+            return None
+        merged: dict[str, OperatorState] = {}
+        for view in views:
+            for op in view:
+                seen = merged.get(op["id"])
+                if seen is None:
+                    merged[op["id"]] = dict(op)  # type: ignore[assignment]
+                    continue
+                if _busiest(op["presence"]) < _busiest(seen["presence"]):
+                    seen["presence"] = op["presence"]
+                if op["registered"] or seen["registered"] is None:
+                    seen["registered"] = op["registered"]
+        return list(merged.values())
 
     async def queues(self) -> list[QueueState]:
-        return cast(list[QueueState], await self._ask("queues"))
+        merged: dict[str, QueueState] = {}
+        for view in await self._gather("queues"):
+            for queue in cast(list[QueueState], view):
+                seen = merged.setdefault(queue["queue"], {"queue": queue["queue"], "waiting": 0, "longest_wait_s": 0.0})
+                seen["waiting"] += queue["waiting"]
+                seen["longest_wait_s"] = max(seen["longest_wait_s"], queue["longest_wait_s"])
+        return sorted(merged.values(), key=lambda queue: queue["queue"])
 
     async def set_presence(self, operator_id: str, presence: str) -> str:
-        return str(await self._ask("set_presence", operator_id=operator_id, presence=presence))
+        # Every node routes to this operator: each must know (the answer is the busiest node's view).
+        answers = await self._gather("set_presence", operator_id=operator_id, presence=presence)
+        return min((str(answer) for answer in answers), key=_busiest)
 
     async def hangup_call(self, call_id: str, reason: str = "operator_hangup") -> None:
-        await self._ask("hangup_call", call_id=call_id, reason=reason)
+        await self._on_call("hangup_call", call_id=call_id, reason=reason)
 
     async def transfer_call(self, call_id: str, target: str) -> bool:
-        return bool(await self._ask("transfer_call", call_id=call_id, target=target))
+        return bool(await self._on_call("transfer_call", call_id=call_id, target=target))
 
     async def add_interpreter(self, call_id: str, language: str) -> bool:
-        return bool(await self._ask("add_interpreter", call_id=call_id, language=language))
+        return bool(await self._on_call("add_interpreter", call_id=call_id, language=language))
 
     async def drop_interpreter(self, call_id: str) -> bool:
-        return bool(await self._ask("drop_interpreter", call_id=call_id))
+        return bool(await self._on_call("drop_interpreter", call_id=call_id))
 
     async def monitor_call(self, call_id: str, supervisor_id: str, mode: str) -> bool:
-        return bool(await self._ask("monitor_call", call_id=call_id, supervisor_id=supervisor_id, mode=mode))
+        return bool(await self._on_call("monitor_call", call_id=call_id, supervisor_id=supervisor_id, mode=mode))
 
     async def end_monitor(self, call_id: str, supervisor_id: str) -> bool:
-        return bool(await self._ask("end_monitor", call_id=call_id, supervisor_id=supervisor_id))
+        return bool(await self._on_call("end_monitor", call_id=call_id, supervisor_id=supervisor_id))
+
+
+# An operator's state across nodes: the busiest view wins (one node has them on a call, the others idle).
+_BUSY = ["on_call", "ringing", "wrap_up", "away", "available"]
+
+
+def _busiest(presence: str) -> int:
+    return _BUSY.index(presence) if presence in _BUSY else len(_BUSY)
 
 
 __all__ = ["ControlServer", "LocalControl", "RemoteControl"]

@@ -180,7 +180,9 @@ class GatewayService:
             await self._start_voice()
         elif "desk" in parts:
             assert self.link is not None
-            self.control = RemoteControl(self.link.nc, self.link.subject("control"), s.bus.request_timeout_s)
+            self.control = RemoteControl(
+                self.link.nc, self.link.subject("control"), s.bus.request_timeout_s, self._voice_nodes
+            )
         if self.link is not None and "voice" in parts and self.gateway is not None:
             gateway = self.gateway
             self.beacon = NodeBeacon(self.link, lambda: [str(call["call_id"]) for call in gateway.calls()])
@@ -192,6 +194,10 @@ class GatewayService:
             self.flows = self._flow_components()
         await self._start_http()
         log.info("service.started", role=self.role, http=f"http://{s.http.host}:{s.http.port}")
+
+    def _voice_nodes(self) -> int:
+        """Voice processes known to be up (their beacons; 0 until the first one came)."""
+        return len(self.node_watch.nodes) if self.node_watch is not None else 0
 
     def _needs_addresses(self) -> bool:
         """The gazetteer: the map assistant's, the desk's place search, and the recogniser's district names and

@@ -86,6 +86,9 @@ def test_a_supervisor_sees_and_ends_any_call_but_administers_nothing(env: BoardE
     env.call("c1", "op1002")
     env.run(env.gateway.final, "c1", "s1", "楼下路灯坏了")
     boss = bearer(env.boss)
+    live = env.client.get("/api/supervisor/calls", headers=boss)
+    assert [(c["call_id"], c["operator_id"]) for c in live.json()["calls"]] == [("c1", "op1002")]
+    assert env.client.get("/api/supervisor/calls", headers=bearer(env.op)).status_code == 403
     assert env.client.get("/api/calls/c1/transcript", headers=boss).status_code == 200
     assert env.client.get("/api/calls/c1/ticket", headers=boss).status_code == 200
     assert env.client.post("/api/calls/c1/hangup", headers=boss).status_code == 200

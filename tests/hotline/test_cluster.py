@@ -145,7 +145,7 @@ def supervisor_token(cluster: Cluster) -> str:
     assert cluster.postgres is not None
     env = {**os.environ, "HOTLINE_DATABASE__URL": cluster.postgres.url}
     add = ["hotline", "users", "add", "sue", "--role", "supervisor", "--password-stdin"]
-    subprocess.run([str(Path(sys.executable).parent / add[0]), *add[1:]], input=b"pw\n", env=env, check=True)
+    subprocess.run([str(Path(sys.executable).parent / add[0]), *add[1:]], input=b"pw\n", env=env)  # once per cluster
     desk = cluster.desks[0].base
     login = httpx.post(f"{desk}/api/auth/login", json={"username": "sue", "password": "pw"}, timeout=10)
     return str(login.json()["token"])
@@ -158,6 +158,28 @@ def lost_calls(cluster: Cluster, token: str) -> list[str]:
     )
     answer.raise_for_status()
     return [call["call_id"] for call in answer.json()["calls"] if call["reason"] == "node_lost"]
+
+
+def test_the_desk_sees_and_hangs_up_calls_on_every_node(cluster: Cluster, tmp_path: Path) -> None:
+    token = supervisor_token(cluster)
+    auth = {"Authorization": f"Bearer {token}"}
+    desk = cluster.desks[0].base
+    with ThreadPoolExecutor(1) as pool:
+        callers = pool.submit(sipp, cluster, 10, limit=10, rate=20, hold_ms=6_000, folder=tmp_path / "calls")
+        wait_for(lambda: sum(gauge(node, "hotline_active_calls") for node in cluster.nodes) == 10, 10)
+        live = httpx.get(f"{desk}/api/supervisor/calls", headers=auth, timeout=10)
+        assert live.status_code == 200, live.text
+        ids = [call["call_id"] for call in live.json()["calls"]]
+        by_node = {name: [i for i in ids if i.startswith(f"{name}-")] for name in ("node1", "node2")}
+        assert len(ids) == 10 and all(by_node.values()), ids  # one list, from both nodes
+        for name in ("node1", "node2"):  # each hang-up reaches the node that has the call
+            done = httpx.post(f"{desk}/api/calls/{by_node[name][0]}/hangup", headers=auth, timeout=10)
+            assert done.status_code == 200, done.text
+        wait_for(lambda: sum(gauge(node, "hotline_active_calls") for node in cluster.nodes) == 8, 5)
+        gone = httpx.post(f"{desk}/api/calls/{by_node['node1'][0]}/hangup", headers=auth, timeout=10)
+        assert gone.status_code in (404, 409), gone.text  # asked of every node, had by none
+        run = callers.result()
+    assert (run.successful, run.failed) == (8, 2), run.log  # the two hung up by the supervisor, the rest intact
 
 
 def test_a_node_killed_with_calls_up_ends_them_and_leaves_new_calls_to_the_other(
@@ -219,10 +241,29 @@ def test_hotline_cluster_up_prints_the_addresses_and_ctrl_c_stops_everything(tmp
         printed = "".join(lines)
         assert f"sip:12345@127.0.0.1:{sip}" in printed and f"http://127.0.0.1:{desk}/" in printed, printed
         assert httpx.get(f"http://127.0.0.1:{desk}/readyz", timeout=5).status_code == 200
+        running = processes_using(root)
+        assert len(running) >= 5, running  # PostgreSQL, NATS, a node's gateway and Asterisk, assist, desk, Kamailio
         process.send_signal(signal.SIGINT)  # Ctrl-C
         assert process.wait(60) == 0
+        assert processes_using(root) == []  # nothing left behind
+        assert port_free(desk) and port_free(sip, socket.SOCK_DGRAM)
     finally:
         if process.poll() is None:
             process.kill()
         shutil.rmtree(root, ignore_errors=True)
-    assert port_free(desk) and port_free(sip, socket.SOCK_DGRAM) and port_free(base)  # nothing left behind
+
+
+def processes_using(root: Path) -> list[str]:
+    """Command lines of the processes whose command line or environment names the cluster's folder."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if str(root) in cmdline or str(root).encode() in environ:
+            found.append(cmdline[:200])
+    return found
