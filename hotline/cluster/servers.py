@@ -193,6 +193,7 @@ class KamailioServer:
     sip_port: int
     rpc_port: int
     nodes: list[str]  # sip:127.0.0.1:PORT of each Asterisk node
+    phones: dict[str, str] = field(default_factory=dict)  # staff phone id -> SIP password
     ping_interval_s: int = 1
     node_timeout_ms: int = 1000
     children: int = 4
@@ -214,8 +215,12 @@ class KamailioServer:
             run_dir=run,
             ping_interval_s=self.ping_interval_s,
             node_timeout_ms=self.node_timeout_ms,
+            phones=[{"id": phone, "password": password} for phone, password in sorted(self.phones.items())],
         )
-        (run / "kamailio.cfg").write_text(config)
+        path = run / "kamailio.cfg"
+        path.touch(mode=0o600)
+        path.chmod(0o600)  # the phones' passwords
+        path.write_text(config)
         # set, destination, flags (0: active), priority, attributes
         (run / "dispatcher.list").write_text(
             "".join(f"1 {uri} 0 0 duid=node{i}\n" for i, uri in enumerate(self.nodes, 1))

@@ -31,8 +31,10 @@ from hotline.cluster.servers import (
     port_free,
     stop_process,
 )
+from hotline.settings import load_settings
 
 Echo = Callable[[str], None]
+
 READY_TIMEOUT_S = 120.0  # a voice node starts its Asterisk and loads the recogniser first
 
 
@@ -127,6 +129,7 @@ class Cluster:
     nats: NatsServer | None = None
     kamailio: KamailioServer | None = None
     parts: list[Part] = field(default_factory=list)
+    staff: list[str] = field(default_factory=list)  # the phone ids that register through Kamailio
     _stoppers: list[Callable[[], object]] = field(default_factory=list)
 
     @property
@@ -179,10 +182,13 @@ class Cluster:
         if upgrade.returncode != 0:
             raise ServerError(f"database upgrade failed: {upgrade.stderr.decode(errors='replace')[-800:]}")
 
+        phones = self._phones(root)
+        staff = self._staff_via_kamailio()
         for i in range(plan.nodes):
             name = f"node{i + 1}"
             node_env = {
                 **env,
+                **staff,
                 "HOTLINE_ASTERISK__MODE": "embedded",
                 "HOTLINE_ASTERISK__SYSTEM_NAME": name,
                 "HOTLINE_ASTERISK__RUNTIME_DIR": str(root / name / "asterisk"),
@@ -206,10 +212,37 @@ class Cluster:
 
         self.echo(f"Kamailio on udp 127.0.0.1:{plan.sip_port} in front of {plan.nodes} node(s)")
         uris = [f"sip:127.0.0.1:{port}" for port in ports.node_sip]
-        self.kamailio = KamailioServer(root / "kamailio", plan.sip_port, ports.kamailio_rpc, uris)
+        self.kamailio = KamailioServer(root / "kamailio", plan.sip_port, ports.kamailio_rpc, uris, phones)
         self.kamailio.start()
         self._stoppers.append(self.kamailio.stop)
         self._write_state(ports)
+
+    def _staff_via_kamailio(self) -> dict[str, str]:
+        """The operators' and supervisors' phones (from this process's settings) as every node dials them: through
+        Kamailio, where they register (the nodes' Asterisks never see a registration)."""
+        telephony = load_settings().telephony
+        contact = f"@127.0.0.1:{self.plan.sip_port}"
+        operators = [
+            {"id": op.id, "skills": op.skills, "contact": f"sip:{op.id}{contact}"} for op in telephony.operators
+        ]
+        supervisors = [{"id": sup.id, "contact": f"sip:{sup.id}{contact}"} for sup in telephony.supervisors]
+        self.staff = [*(op.id for op in telephony.operators), *(sup.id for sup in telephony.supervisors)]
+        return {
+            "HOTLINE_TELEPHONY__OPERATORS": json.dumps(operators),
+            "HOTLINE_TELEPHONY__SUPERVISORS": json.dumps(supervisors),
+        }
+
+    def _phones(self, root: Path) -> dict[str, str]:
+        """The staff phones' SIP passwords, generated once per cluster (`phones.json`, 0600)."""
+        path = root / "phones.json"
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        telephony = load_settings().telephony
+        for phone in [*telephony.operators, *telephony.supervisors]:
+            stored.setdefault(phone.id, secrets.token_urlsafe(18))
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(stored, indent=2))
+        return stored
 
     def _nats_token(self, root: Path) -> str:
         """The bus token, kept across restarts of the cluster (0600, beside the data)."""
@@ -247,6 +280,10 @@ class Cluster:
             yield f"desk           {part.base}/"
         for part in self.nodes:
             yield f"{part.name:<14} {part.base}/metrics  (log {part.log_path})"
+        yield (
+            f"staff phones   register to sip:127.0.0.1:{self.plan.sip_port} as {', '.join(self.staff)} "
+            f"(passwords in {self.plan.root / 'phones.json'})"
+        )
         yield f"database       {self.postgres.url}"
         yield (
             f"desk users     HOTLINE_DATABASE__URL={self.postgres.url} .venv/bin/hotline users add op1001 "

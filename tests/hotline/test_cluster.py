@@ -4,7 +4,9 @@ dialling Kamailio's one address; each node's own /metrics says how many calls it
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import json
 import os
 import random
 import shutil
@@ -24,6 +26,7 @@ import pytest
 
 from hotline.cluster.servers import port_free
 from hotline.cluster.up import Cluster, ClusterPlan, Part
+from tools.softphone.driver import Softphone, SoftphoneError
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +48,7 @@ def _free_block(size: int, low: int, high: int, kind: int) -> int:
     raise RuntimeError(f"no {size} free ports in {low}-{high}")
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
+def _start_cluster(env: dict[str, str]) -> Iterator[Cluster]:
     # Not under pytest's 0700 temporary root: PostgreSQL runs as its own account and must reach its folder.
     root = Path(tempfile.mkdtemp(prefix="hotline-cluster-"))
     root.chmod(0o755)
@@ -58,16 +60,23 @@ def cluster() -> Iterator[Cluster]:
         port_base=_free_block(20, 30000, 38000, socket.SOCK_STREAM),
         rtp_base=_free_block(2000, 38000, 46000, socket.SOCK_DGRAM),
     )
-    env = {
-        "HOTLINE_CALL__SCRIPT": "basic",  # answer, greet, ask for digits: no operators needed
-        "HOTLINE_ASR__ENABLED": "false",
-        "HOTLINE_TELEPHONY__MAX_CONCURRENT_CALLS": "150",
-    }
-    cluster = Cluster(plan, echo=lambda line: None, extra_env=env)
+    cluster = Cluster(plan, echo=lambda line: None, extra_env={"HOTLINE_ASR__ENABLED": "false", **env})
     cluster.start()
     yield cluster
     cluster.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """Two nodes running the basic script (answer, greet, ask for digits): load without operators."""
+    yield from _start_cluster({"HOTLINE_CALL__SCRIPT": "basic", "HOTLINE_TELEPHONY__MAX_CONCURRENT_CALLS": "150"})
+
+
+@pytest.fixture(scope="module")
+def flow_cluster() -> Iterator[Cluster]:
+    """Two nodes running the shipped 12345 flow: callers choose, queue and reach operators."""
+    yield from _start_cluster({})
 
 
 @dataclass
@@ -267,3 +276,56 @@ def processes_using(root: Path) -> list[str]:
         if str(root) in cmdline or str(root).encode() in environ:
             found.append(cmdline[:200])
     return found
+
+
+async def test_callers_on_both_nodes_reach_operators_whose_phones_registered_through_kamailio(
+    flow_cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster = flow_cluster
+    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
+    kamailio = f"sip:127.0.0.1:{cluster.plan.sip_port}"
+    entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
+    async with (
+        Softphone.open(log_path=tmp_path / "op1001.log", user="op1001") as op1001,
+        Softphone.open(log_path=tmp_path / "op1002.log", user="op1002") as op1002,
+        Softphone.open(log_path=tmp_path / "caller.log", user="13800138000") as caller,
+    ):
+        for phone, name in ((op1001, "op1001"), (op1002, "op1002")):  # once, at the cluster's one address
+            await phone.account(user=name, password=passwords[name], registrar=kamailio)
+            await phone.auto_answer(True)
+        with pytest.raises(SoftphoneError, match=r"401|403"):  # a wrong password registers nothing
+            async with Softphone.open(log_path=tmp_path / "intruder.log", user="op1001") as intruder:
+                await intruder.account(user="op1001", password="guess", registrar=kamailio)
+        served: dict[str, str] = {}
+        for attempt in range(2):  # round robin: the first caller lands on one node, the second on the other
+            call = await caller.call(entry)
+            await caller.wait_event("media_active", call=call, timeout=10)
+            for key in ("1", "1"):  # the shipped flow: Mandarin, citizens' service
+                await asyncio.sleep(0.6)
+                await caller.dtmf(call, key)
+            answered = None
+            for _ in range(200):
+                found = [(p, c) for p in (op1001, op1002) for c in [e["call"] for e in p.find("incoming")]]
+                fresh = [(p, c) for p, c in found if c not in served]
+                if fresh:
+                    answered = fresh[0]
+                    break
+                await asyncio.sleep(0.1)
+            assert answered is not None, f"no operator phone rang for caller {attempt + 1}"
+            phone, incoming = answered
+            await phone.wait_state(incoming, "CONFIRMED", timeout=5)
+            [node] = {str(c["call_id"]).split("-", 1)[0] for c in live_calls(cluster)}  # ids carry the node
+            served[incoming] = node
+            await phone.hangup(incoming)
+            await caller.wait_state(call, "DISCONNECTED", timeout=5)
+    assert sorted(served.values()) == ["node1", "node2"], served  # each node rang a phone it never saw register
+
+
+def live_calls(cluster: Cluster) -> list[dict[str, object]]:
+    token = supervisor_token(cluster)
+    answer = httpx.get(
+        f"{cluster.desks[0].base}/api/supervisor/calls", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    answer.raise_for_status()
+    calls: list[dict[str, object]] = answer.json()["calls"]
+    return calls
