@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from nats.errors import Error as NatsError
 from prometheus_client import CollectorRegistry
 
 from agent_desktop_api.app import create_app
@@ -53,6 +54,7 @@ from voice.asterisk.instance import AsteriskInstance, AsteriskStartError
 from voice.basic_flow import make_basic_flow
 from voice.callbacks import CallbackStore
 from voice.gateway import Gateway
+from voice.leases import KvLeases
 from voice.operators import Operator, OperatorPool
 from voice.recording import CallRecorder
 from voice.router import Router
@@ -146,6 +148,7 @@ class GatewayService:
         self.control: CallControl | None = None  # what the desk asks of the calls
         self.beacon: NodeBeacon | None = None  # a voice process on the bus: alive, and its calls
         self.node_watch: NodeWatch | None = None  # a desk process: ends the calls of a node that went silent
+        self.leases: KvLeases | None = None  # a cluster's node: operators reserved across nodes
         self.metrics_registry = CollectorRegistry()  # the gateway's own when this process has one
         self._tasks: list[asyncio.Task[None]] = []
         self._http: uvicorn.Server | None = None
@@ -194,6 +197,17 @@ class GatewayService:
             self.flows = self._flow_components()
         await self._start_http()
         log.info("service.started", role=self.role, http=f"http://{s.http.host}:{s.http.port}")
+
+    async def _share_operators(self, routing: RoutingServices) -> None:
+        """Operators reserved cluster-wide (voice.leases) in a key-value bucket on the bus's NATS server."""
+        if self.link is None:
+            raise ServiceError("routing.shared_operators needs the bus (bus.url)", EXIT_SETTINGS)
+        leases = KvLeases(self.link.nc, f"{self.settings.bus.subject}_operators", self.link.name)
+        try:
+            await leases.start(routing.router.pool)
+        except NatsError as exc:
+            raise ServiceError(f"routing.shared_operators: the bus has no key-value store ({exc})", EXIT_BUS) from exc
+        routing.leases = self.leases = leases
 
     def _voice_nodes(self) -> int:
         """Voice processes known to be up (their beacons; 0 until the first one came)."""
@@ -255,6 +269,8 @@ class GatewayService:
             self._tasks.append(asyncio.create_task(self._watch_asterisk(), name="asterisk-watchdog"))
         self.client = AriClient(url, user, ari_password, s.ari.app, s.ari)
         self.routing = build_routing(s, self.engine)
+        if s.routing.shared_operators:
+            await self._share_operators(self.routing)
         self.transcriber = await self._build_transcriber()
         if s.recording.enabled:
             self.recorder = CallRecorder(
@@ -452,6 +468,8 @@ class GatewayService:
             await self.gateway.stop()
         if self.beacon is not None:  # its calls ended just now: leaving, not lost
             await self.beacon.stop()
+        if self.leases is not None:  # our operators are free for the other nodes
+            await self.leases.stop()
         if self.node_watch is not None:
             await self.node_watch.stop()
         if self.recorder is not None:  # the recordings of the calls just hung up, before the bus goes

@@ -30,6 +30,7 @@ class Operator:
     presence: Presence = Presence.AVAILABLE
     idle_since: float = field(default_factory=time.monotonic)
     registered: bool | None = None  # the phone's SIP registration as Asterisk reports it; None: not known
+    elsewhere: str | None = None  # the cluster node that has this operator ringing or talking now (voice.leases)
 
     @property
     def reachable(self) -> bool:
@@ -49,6 +50,7 @@ class OperatorPool:
         self._clock = clock
         self._changed = asyncio.Condition()
         self._wrap_up_timers: dict[str, asyncio.TimerHandle] = {}
+        self.freed: list[Callable[[Operator], None]] = []  # told when an operator of ours is available again
 
     def __iter__(self) -> Iterator[Operator]:
         return iter(self._operators.values())
@@ -76,7 +78,11 @@ class OperatorPool:
         free = [
             op
             for op in self._operators.values()
-            if op.presence == Presence.AVAILABLE and op.reachable and op.can_serve(skills) and op.id not in skip
+            if op.presence == Presence.AVAILABLE
+            and op.elsewhere is None
+            and op.reachable
+            and op.can_serve(skills)
+            and op.id not in skip
         ]
         return sorted(free, key=lambda op: op.idle_since)
 
@@ -90,7 +96,10 @@ class OperatorPool:
             return
         if presence == Presence.AVAILABLE and op.presence != Presence.AVAILABLE:
             op.idle_since = self._clock()
+        was = op.presence
         op.presence = presence
+        if was == Presence.WRAP_UP:  # done with the last call early: free for the other nodes too
+            self._freed(op)
         await self._notify()
 
     async def set_registered(self, operator_id: str, registered: bool) -> None:
@@ -110,7 +119,25 @@ class OperatorPool:
         if op.presence == Presence.RINGING:
             op.presence = Presence.AVAILABLE
             op.idle_since = self._clock()
+            self._freed(op)
         await self._notify()
+
+    def taken_elsewhere(self, op: Operator) -> None:
+        """Reserved here, but another node has the operator (its lease): not offered here until it is free."""
+        if op.presence == Presence.RINGING:
+            op.presence = Presence.AVAILABLE
+        op.elsewhere = op.elsewhere or "?"
+
+    async def free_elsewhere(self, op: Operator) -> None:
+        """The node that had the operator let them go: free here too, as if just back from their call."""
+        if op.elsewhere is not None:
+            op.elsewhere = None
+            op.idle_since = self._clock()
+            await self._notify()
+
+    def _freed(self, op: Operator) -> None:
+        for tell in self.freed:
+            tell(op)
 
     def talking(self, op: Operator) -> None:
         op.presence = Presence.ON_CALL
@@ -121,6 +148,7 @@ class OperatorPool:
         if wrap_up_s <= 0:
             op.presence = Presence.AVAILABLE
             op.idle_since = self._clock()
+            self._freed(op)
             await self._notify()
             return
         op.presence = Presence.WRAP_UP
@@ -132,6 +160,7 @@ class OperatorPool:
         if op.presence == Presence.WRAP_UP:
             op.presence = Presence.AVAILABLE
             op.idle_since = self._clock()
+            self._freed(op)
             await self._notify()
 
     def _cancel_wrap_up(self, operator_id: str) -> None:

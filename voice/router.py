@@ -88,6 +88,11 @@ class Router:
                 return operator
         return None
 
+    def taken_elsewhere(self, waiter: Waiter, operator: Operator) -> None:
+        """The reserved operator is another node's now (voice.leases): this caller waits for the next one."""
+        waiter.ringing = False
+        self.pool.taken_elsewhere(operator)
+
     async def rang_out(self, waiter: Waiter, operator: Operator) -> None:
         """The reserved operator did not answer: skip them for this caller, back in line for the others."""
         waiter.exclude.add(operator.id)

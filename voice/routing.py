@@ -26,6 +26,7 @@ from events.contract import (
 )
 from ivr_flows.port import QueueAnnouncer, RouteOutcome, RouteRequest
 from voice.callbacks import CallbackStore
+from voice.leases import LocalLeases, OperatorLeases
 from voice.legs import Leg, LegGone
 from voice.operators import Operator
 from voice.router import Router, Waiter
@@ -103,6 +104,7 @@ class RoutingServices:
         centre: InterpreterCentre,
         destinations: Mapping[str, ExternalDestination] | None = None,
         supervisor_phones: Mapping[str, str] | None = None,
+        leases: OperatorLeases | None = None,
     ) -> None:
         self.router = router
         self.callbacks = callbacks
@@ -110,6 +112,7 @@ class RoutingServices:
         self.centre = centre
         self.destinations = dict(destinations or {})
         self._talks: dict[str, _Talk] = {}  # call id -> conversation in progress
+        self.leases: OperatorLeases = leases or LocalLeases()  # operators shared with other nodes
         self.supervision = Supervision(supervisor_phones or {}, settings.transfer_ring_timeout_s, self._operator_now)
 
     # ---- queue and connect ----
@@ -133,6 +136,10 @@ class RoutingServices:
                     await session.stop_moh()
                     await self._record_callback(session, request, announcer, time.monotonic() - started)
                     return RouteOutcome("callback_recorded", waited_s=time.monotonic() - started, events=tuple(events))
+                if not await self.leases.take(operator.id, session.call_id):  # another node's caller has them
+                    self.router.taken_elsewhere(waiter, operator)
+                    operator = None
+                    continue
                 session.log.info("route.ringing", operator=operator.id)
                 offered = functools.partial(
                     session.publish,
@@ -372,6 +379,8 @@ class RoutingServices:
         if not endpoint:
             return False
         if operator is not None:
+            if not await self.leases.take(operator.id, session.call_id):
+                return False
             pool.reserve(operator)
         leg = await session.dial(endpoint, "operator", self.settings.transfer_ring_timeout_s)
         if leg is None:
@@ -412,6 +421,8 @@ class RoutingServices:
         if not endpoint:
             return False
         if operator is not None:
+            if not await self.leases.take(operator.id, session.call_id):
+                return False
             self.router.pool.reserve(operator)
         leg = await session.dial(endpoint, "transfer", self.settings.transfer_ring_timeout_s)
         if leg is None:

@@ -140,6 +140,11 @@ class RoutingSettings(_Section):
     average_handle_s: float = Field(180.0, gt=0, description="Starting estimate of a call's length (waits).")
     moh_class: str = Field("default", description="Music on hold class callers hear while waiting.")
     transfer_ring_timeout_s: float = Field(20.0, gt=0)
+    shared_operators: bool = Field(
+        False,
+        description="Several media nodes share the operators: each takes an operator's lease on the bus (a "
+        "JetStream key-value bucket, voice.leases) before ringing them. Needs bus.url; `hotline cluster up` sets it.",
+    )
 
 
 class RecordingSettings(_Section):

@@ -156,6 +156,7 @@ class NatsServer:
     folder: Path
     port: int
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    jetstream: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -170,7 +171,10 @@ class NatsServer:
             raise ServerError(f"NATS: port {self.port} is taken")
         _private(self.folder)
         config = self.folder / "nats.conf"
-        config.write_text(f'listen: 127.0.0.1:{self.port}\nauthorization {{ token: "{self.token}" }}\n')
+        text = f'listen: 127.0.0.1:{self.port}\nauthorization {{ token: "{self.token}" }}\n'
+        if self.jetstream:  # the key-value store of the operators' leases (voice.leases)
+            text += f'jetstream {{ store_dir: "{self.folder / "jetstream"}" }}\n'
+        config.write_text(text)
         config.chmod(0o600)
         log = _log(self.folder / "nats.log")
         self.process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log, start_new_session=True)

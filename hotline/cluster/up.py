@@ -172,7 +172,7 @@ class Cluster:
         self.postgres.start()
         self._stoppers.append(self.postgres.stop)
         self.echo(f"NATS on 127.0.0.1:{ports.nats}")
-        self.nats = NatsServer(root / "nats", ports.nats, token=self._nats_token(root))
+        self.nats = NatsServer(root / "nats", ports.nats, token=self._nats_token(root), jetstream=True)
         self.nats.start()
         self._stoppers.append(self.nats.stop)
         env = self._base_env()
@@ -190,6 +190,7 @@ class Cluster:
                 **env,
                 **staff,
                 "HOTLINE_ASTERISK__MODE": "embedded",
+                "HOTLINE_ROUTING__SHARED_OPERATORS": "true",
                 "HOTLINE_ASTERISK__SYSTEM_NAME": name,
                 "HOTLINE_ASTERISK__RUNTIME_DIR": str(root / name / "asterisk"),
                 "HOTLINE_ASTERISK__SIP_PORT": str(ports.node_sip[i]),

@@ -64,7 +64,8 @@ def _start_cluster(env: dict[str, str]) -> Iterator[Cluster]:
     cluster.start()
     yield cluster
     cluster.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    if not os.environ.get("KEEP_CLUSTER"):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def flow_cluster() -> Iterator[Cluster]:
     """Two nodes running the shipped 12345 flow: callers choose, queue and reach operators."""
-    yield from _start_cluster({})
+    yield from _start_cluster({"HOTLINE_ROUTING__WRAP_UP_S": "1"})
 
 
 @dataclass
@@ -296,27 +297,25 @@ async def test_callers_on_both_nodes_reach_operators_whose_phones_registered_thr
         with pytest.raises(SoftphoneError, match=r"401|403"):  # a wrong password registers nothing
             async with Softphone.open(log_path=tmp_path / "intruder.log", user="op1001") as intruder:
                 await intruder.account(user="op1001", password="guess", registrar=kamailio)
-        served: dict[str, str] = {}
+        served: dict[tuple[str, str], str] = {}  # (operator, the phone's call) -> the node that rang it
+        phones = {"op1001": op1001, "op1002": op1002}
         for attempt in range(2):  # round robin: the first caller lands on one node, the second on the other
             call = await caller.call(entry)
-            await caller.wait_event("media_active", call=call, timeout=10)
-            for key in ("1", "1"):  # the shipped flow: Mandarin, citizens' service
-                await asyncio.sleep(0.6)
-                await caller.dtmf(call, key)
+            await choose_citizens(caller, call)
             answered = None
             for _ in range(200):
-                found = [(p, c) for p in (op1001, op1002) for c in [e["call"] for e in p.find("incoming")]]
-                fresh = [(p, c) for p, c in found if c not in served]
+                rung = [(name, e["call"]) for name, p in phones.items() for e in p.find("incoming")]
+                fresh = [key for key in rung if key not in served]
                 if fresh:
                     answered = fresh[0]
                     break
                 await asyncio.sleep(0.1)
             assert answered is not None, f"no operator phone rang for caller {attempt + 1}"
-            phone, incoming = answered
-            await phone.wait_state(incoming, "CONFIRMED", timeout=5)
+            phone = phones[answered[0]]
+            await phone.wait_state(answered[1], "CONFIRMED", timeout=5)
             [node] = {str(c["call_id"]).split("-", 1)[0] for c in live_calls(cluster)}  # ids carry the node
-            served[incoming] = node
-            await phone.hangup(incoming)
+            served[answered] = node
+            await phone.hangup(answered[1])
             await caller.wait_state(call, "DISCONNECTED", timeout=5)
     assert sorted(served.values()) == ["node1", "node2"], served  # each node rang a phone it never saw register
 
@@ -329,3 +328,43 @@ def live_calls(cluster: Cluster) -> list[dict[str, object]]:
     answer.raise_for_status()
     calls: list[dict[str, object]] = answer.json()["calls"]
     return calls
+
+
+async def choose_citizens(caller: Softphone, call: str) -> None:
+    await caller.wait_event("media_active", call=call, timeout=10)
+    for key in ("1", "1"):  # the shipped flow: Mandarin, citizens' service
+        await asyncio.sleep(0.6)
+        await caller.dtmf(call, key)
+
+
+async def test_one_operator_is_never_offered_two_calls_at_once_across_nodes(
+    flow_cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster = flow_cluster
+    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
+    entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
+    async with (
+        Softphone.open(log_path=tmp_path / "op1002.log", user="op1002") as operator,
+        Softphone.open(log_path=tmp_path / "a.log", user="13800138001") as caller_a,
+        Softphone.open(log_path=tmp_path / "b.log", user="13800138002") as caller_b,
+    ):
+        await operator.account(
+            user="op1002", password=passwords["op1002"], registrar=f"sip:127.0.0.1:{cluster.plan.sip_port}"
+        )
+        await operator.auto_answer(True)
+        call_a, call_b = await caller_a.call(entry), await caller_b.call(entry)  # one on each node
+        await asyncio.gather(choose_citizens(caller_a, call_a), choose_citizens(caller_b, call_b))
+        first = await operator.wait_incoming(timeout=20)
+        await operator.wait_state(first, "CONFIRMED", timeout=5)
+        nodes = {str(c["call_id"]).split("-", 1)[0] for c in live_calls(cluster)}
+        assert nodes == {"node1", "node2"}, nodes  # both callers are in, one on each node
+        for _ in range(30):  # 3 s: the other node must not ring the operator's phone meanwhile
+            assert len(operator.find("incoming")) == 1, operator.find("incoming")
+            await asyncio.sleep(0.1)
+        mark = operator.mark()
+        await operator.hangup(first)
+        second = await operator.wait_incoming(timeout=15, since=mark)  # after the wrap-up: the other caller
+        await operator.wait_state(second, "CONFIRMED", timeout=5)
+        await operator.hangup(second)
+        await caller_a.wait_state(call_a, "DISCONNECTED", timeout=10)
+        await caller_b.wait_state(call_b, "DISCONNECTED", timeout=10)
