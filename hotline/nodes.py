@@ -21,6 +21,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from events.bus import BusReader, CallEvent, EventBus
 from events.contract import CallEnded
@@ -80,6 +81,7 @@ class NodeWatch:
         bus: EventBus,
         lost_after_s: float = LOST_AFTER_S,
         clock: Callable[[], float] = time.monotonic,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.link = link
         self.bus = bus
@@ -87,6 +89,14 @@ class NodeWatch:
         self.clock = clock
         self.nodes: dict[str, _Node] = {}
         self.lost = 0
+        registry = registry if registry is not None else CollectorRegistry()  # the process's /metrics, or none
+        self._nodes_up = Gauge(
+            "hotline_nodes_up", "Media nodes heard from within the last lost_after_s", registry=registry
+        )
+        self._nodes_lost = Counter(
+            "hotline_nodes_lost", "Media nodes that went silent; their calls were ended as node_lost", registry=registry
+        )
+        self._nodes_up.set_function(lambda: len(self.nodes))
         self._callers: dict[str, tuple[str | None, str | None]] = {}  # call id -> (caller number, language)
         # Calls seen ending: a beacon sent just before a call ended can arrive after its call.ended.
         self._ended: OrderedDict[str, None] = OrderedDict()
@@ -145,8 +155,17 @@ class NodeWatch:
         self.nodes[name] = _Node(self.clock(), {call for call in calls if call not in self._ended})
 
     async def _check(self) -> None:
+        away = False
         while True:
             await asyncio.sleep(min(0.5, self.lost_after_s / 4))
+            if not self.link.connected:  # we hear no beacons either: silence says nothing about the nodes
+                away = True
+                continue
+            if away:  # back on the bus: every node gets its full time to be heard again
+                away = False
+                now = self.clock()
+                for node in self.nodes.values():
+                    node.last_seen = now
             self.sweep()
 
     def sweep(self) -> None:
@@ -157,6 +176,7 @@ class NodeWatch:
                 continue
             del self.nodes[name]
             self.lost += 1
+            self._nodes_lost.inc()
             log.warning("node.lost", node=name, calls=len(node.calls), silent_s=round(now - node.last_seen, 1))
             for call_id in sorted(node.calls):
                 caller_number, language = self._callers.pop(call_id, (None, None))

@@ -191,7 +191,7 @@ class GatewayService:
             self.beacon = NodeBeacon(self.link, lambda: [str(call["call_id"]) for call in gateway.calls()])
             await self.beacon.start()
         if self.link is not None and "desk" in parts and "voice" not in parts:
-            self.node_watch = NodeWatch(self.link, self.bus)
+            self.node_watch = NodeWatch(self.link, self.bus, registry=self.metrics_registry)
             await self.node_watch.start()
         if "desk" in parts and self.flows is None:  # the admin flow API; the voice side runs the flows
             self.flows = self._flow_components()

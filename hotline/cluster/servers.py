@@ -27,6 +27,12 @@ class ServerError(Exception):
 
 
 def port_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
+    """Nothing listens on the port (TCP: nothing accepts a connection, so a restart is not refused for the
+    TIME_WAIT its own last connections left; UDP: it can be bound)."""
+    if kind == socket.SOCK_STREAM:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex(("127.0.0.1", port)) != 0
     with socket.socket(socket.AF_INET, kind) as sock:
         try:
             sock.bind(("127.0.0.1", port))

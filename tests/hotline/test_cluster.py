@@ -192,6 +192,58 @@ def test_the_desk_sees_and_hangs_up_calls_on_every_node(cluster: Cluster, tmp_pa
     assert (run.successful, run.failed) == (8, 2), run.log  # the two hung up by the supervisor, the rest intact
 
 
+def recorded(cluster: Cluster, token: str) -> dict[str, str]:
+    """The desk's call history: call id -> how it ended."""
+    answer = httpx.get(
+        f"{cluster.desks[0].base}/api/history", params={"limit": 200}, headers={"Authorization": f"Bearer {token}"}
+    )
+    answer.raise_for_status()
+    return {call["call_id"]: call["reason"] for call in answer.json()["calls"]}
+
+
+def test_calls_go_on_while_the_bus_and_then_the_database_restart(cluster: Cluster, tmp_path: Path) -> None:
+    assert cluster.nats is not None and cluster.postgres is not None
+    token = supervisor_token(cluster)
+    known = set(recorded(cluster, token))
+    with ThreadPoolExecutor(1) as pool:
+        callers = pool.submit(sipp, cluster, 30, limit=30, rate=10, hold_ms=3_000, folder=tmp_path / "bus")
+        time.sleep(1.0)
+        cluster.nats.stop()  # the bus goes away for 4 s (longer than a node's beacons may pause)
+        time.sleep(4.0)
+        cluster.nats.start()
+        run = callers.result()
+    assert (run.successful, run.failed) == (30, 0), run.log  # the calls never needed the bus
+    # The nodes and the desk found the bus again: control answers, and no node was taken for lost meanwhile.
+    wait_for(lambda: len(live_call_ids(cluster, token)) == 0, 10)
+    after_bus = sipp(cluster, 10, limit=10, rate=10, hold_ms=500, folder=tmp_path / "after-bus")
+    assert (after_bus.successful, after_bus.failed) == (10, 0), after_bus.log
+    wait_for(lambda: len(set(recorded(cluster, token)) - known) >= 10, 10)  # the desk records calls again
+    assert "node_lost" not in recorded(cluster, token).values()
+    desk = cluster.desks[0]
+    assert gauge(desk, "hotline_nodes_lost_total") == 0  # the bus was away, not the nodes: no call was ended
+    assert gauge(desk, "hotline_nodes_up") == 2
+
+    known = set(recorded(cluster, token))
+    with ThreadPoolExecutor(1) as pool:
+        callers = pool.submit(sipp, cluster, 20, limit=20, rate=10, hold_ms=1_000, folder=tmp_path / "db")
+        time.sleep(0.5)
+        cluster.postgres.stop()  # the database goes away while calls come and end
+        time.sleep(3.0)
+        cluster.postgres.start()
+        run = callers.result()
+    assert (run.successful, run.failed) == (20, 0), run.log
+    # The desk held what it could not store and caught up: every one of those calls is in the history.
+    wait_for(lambda: len(set(recorded(cluster, token)) - known) == 20, 30)
+
+
+def live_call_ids(cluster: Cluster, token: str) -> list[str]:
+    answer = httpx.get(
+        f"{cluster.desks[0].base}/api/supervisor/calls", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    answer.raise_for_status()
+    return [call["call_id"] for call in answer.json()["calls"]]
+
+
 def test_a_node_killed_with_calls_up_ends_them_and_leaves_new_calls_to_the_other(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -368,3 +420,71 @@ async def test_one_operator_is_never_offered_two_calls_at_once_across_nodes(
         await operator.hangup(second)
         await caller_a.wait_state(call_a, "DISCONNECTED", timeout=10)
         await caller_b.wait_state(call_b, "DISCONNECTED", timeout=10)
+
+
+STRAIGHT_TO_THE_QUEUE = """
+number: "12345"
+name: straight to the citizens' queue (a test version)
+default_language: zh
+languages: [zh]
+start: queue
+steps:
+  queue:
+    type: route
+    queue: citizens
+    skills: [zh]
+    prompts: [please_hold]
+    on_no_operator: goodbye
+    on_callback: goodbye
+  goodbye:
+    type: hangup
+    prompts: [goodbye]
+"""
+
+
+def admin_token(cluster: Cluster) -> str:
+    assert cluster.postgres is not None
+    env = {**os.environ, "HOTLINE_DATABASE__URL": cluster.postgres.url}
+    add = [str(Path(sys.executable).parent / "hotline"), "users", "add", "ann", "--role", "admin", "--password-stdin"]
+    subprocess.run(add, input=b"pw\n", env=env)  # once per cluster
+    login = httpx.post(f"{cluster.desks[0].base}/api/auth/login", json={"username": "ann", "password": "pw"})
+    return str(login.json()["token"])
+
+
+async def test_a_flow_published_at_the_desk_runs_on_every_node(flow_cluster: Cluster, tmp_path: Path) -> None:
+    cluster = flow_cluster
+    auth = {"Authorization": f"Bearer {admin_token(cluster)}"}
+    published = await asyncio.to_thread(
+        httpx.post,
+        f"{cluster.desks[0].base}/api/flows/publish",
+        json={"content": STRAIGHT_TO_THE_QUEUE, "comment": "no menu"},
+        headers=auth,
+        timeout=10,
+    )
+    assert published.status_code == 201, published.text
+    await asyncio.sleep(2.5)  # each node polls the shared database for a new version every second
+    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
+    entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
+    try:
+        async with (
+            Softphone.open(log_path=tmp_path / "op1002.log", user="op1002") as operator,
+            Softphone.open(log_path=tmp_path / "caller.log", user="13800138000") as caller,
+        ):
+            await operator.account(
+                user="op1002", password=passwords["op1002"], registrar=f"sip:127.0.0.1:{cluster.plan.sip_port}"
+            )
+            await operator.auto_answer(True)
+            nodes = set()
+            for _ in range(2):  # one call on each node; nobody presses a key
+                mark = operator.mark()
+                call = await caller.call(entry)
+                incoming = await operator.wait_incoming(timeout=20, since=mark)
+                await operator.wait_state(incoming, "CONFIRMED", timeout=5)
+                nodes |= {str(c["call_id"]).split("-", 1)[0] for c in live_calls(cluster)}
+                await operator.hangup(incoming)
+                await caller.wait_state(call, "DISCONNECTED", timeout=5)
+                await asyncio.sleep(1.5)  # the operator's wrap-up
+            assert nodes == {"node1", "node2"}, nodes
+    finally:  # the shipped flow again, for whatever runs next on this cluster
+        rollback = f"{cluster.desks[0].base}/api/flows/12345/rollback"
+        await asyncio.to_thread(httpx.post, rollback, json={}, headers=auth, timeout=10)
