@@ -282,7 +282,9 @@ class Sipp:
             raise SystemExit(f"missing {audio}: install sip-tester (apt-get install sip-tester)")
         build_caller_pcap(audio, workdir / "pcap" / "caller.pcap", list(zip(KEY_TIMES_S, EXPECTED_DIGITS, strict=True)))
 
-    async def run(self, scenario: str, *, calls: int, limit: int, rate: int, timeout_s: float) -> SippResult:
+    async def run(
+        self, scenario: str, *, calls: int, limit: int, rate: int, timeout_s: float, service: str = "12345"
+    ) -> SippResult:
         self._runs += 1
         run_dir = self.workdir / f"run{self._runs}-{Path(scenario).stem}"
         run_dir.mkdir()
@@ -292,7 +294,7 @@ class Sipp:
         stat_file = run_dir / "stat.csv"
         args = [
             self.binary, self.target,
-            "-sf", local.name, "-s", "12345",
+            "-sf", local.name, "-s", service,
             "-i", "127.0.0.1", "-p", str(free_udp_port()),
             "-mi", "127.0.0.1", "-mp", str(free_media_base(limit, self.rtp_range)),
             "-m", str(calls), "-l", str(limit), "-r", str(rate), "-rp", "1000",
@@ -599,7 +601,9 @@ class Bench:
                 counts[f"{match.group('level')} {match.group('src')}: {message}"] += 1
         return [f"{n} x {msg}" for msg, n in counts.most_common(8)]
 
-    async def phase(self, name: str, scenario: str, *, calls: int, limit: int, per_call_s: float) -> PhaseResult:
+    async def phase(
+        self, name: str, scenario: str, *, calls: int, limit: int, per_call_s: float, service: str = "12345"
+    ) -> PhaseResult:
         assert self.asterisk is not None and self.asterisk.pid is not None
         assert self.service is not None and self.recorder is not None and self.sipp is not None
         await self._wait_idle(10)
@@ -614,7 +618,7 @@ class Bench:
         sequential = limit == 1
         timeout = (calls * per_call_s if sequential else per_call_s + calls / max(limit, 1)) * 2 + 30
         rate = 1000 if sequential else limit
-        result = await self.sipp.run(scenario, calls=calls, limit=limit, rate=rate, timeout_s=timeout)
+        result = await self.sipp.run(scenario, calls=calls, limit=limit, rate=rate, timeout_s=timeout, service=service)
         await self._wait_idle(15)
         if self.args.profile:
             self.profiler.disable()
