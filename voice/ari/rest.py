@@ -221,6 +221,11 @@ class AriRestClient:
             raise
         return True
 
+    async def filter_events(self, app: str, disallowed: Sequence[str]) -> None:
+        """Ask Asterisk not to send the app these event types (PUT /applications/{app}/eventFilter)."""
+        body = {"allowed": [], "disallowed": [{"type": event_type} for event_type in disallowed]}
+        await self.request("PUT", f"/applications/{_seg(app)}/eventFilter", json_body=body)
+
     # ------------------------------------------------------------------------------------------ channels
 
     async def list_channels(self) -> list[Channel]:
