@@ -67,6 +67,17 @@ async def test_caller_hears_greeting_and_prompts(
     assert offset is not None and offset < 1.0  # the greeting starts as soon as the call is answered
 
 
+async def test_asterisk_is_asked_not_to_send_the_events_no_call_reads(
+    start_gateway: GatewayStarter, ari: AriRestClient
+) -> None:
+    service = await start_gateway(call={"script": "basic"})
+    assert service.gateway is not None
+    application = await ari.request("GET", f"/applications/{service.gateway.client.app}")
+    refused = {event["type"] for event in application["events_disallowed"]}
+    assert {"ChannelVarset", "ChannelStateChange", "PlaybackContinuing"} <= refused
+    assert not refused & {"StasisStart", "StasisEnd", "ChannelDtmfReceived", "PlaybackFinished", "ChannelDestroyed"}
+
+
 async def test_our_own_prompt_file_is_played(
     start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
 ) -> None:
