@@ -126,6 +126,8 @@ class PostgresServer:
                 shutil.chown(self.data, "postgres", "postgres")
             self.data.chmod(0o700)
             initdb = [str(bindir / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8"]
+            if not self.fsync:
+                initdb.append("--no-sync")
             done = subprocess.run(_as_postgres(initdb), capture_output=True, timeout=120)
             if done.returncode != 0:
                 raise ServerError(f"PostgreSQL initdb failed: {done.stderr.decode(errors='replace')[-500:]}")

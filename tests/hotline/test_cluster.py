@@ -64,7 +64,7 @@ def _start_cluster(env: dict[str, str]) -> Iterator[Cluster]:
     cluster.start()
     yield cluster
     cluster.stop()
-    if not os.environ.get("KEEP_CLUSTER"):
+    if not os.environ.get("KEEP_CLUSTER"):  # KEEP_CLUSTER=1: keep its folder (logs, configuration) for a look
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -4,17 +4,11 @@ operation on a call reaches the node that has it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
-from pydantic import SecretStr
 
 from agent_desktop_api.desktop_runtime import ControlUnavailable, OperatorState, QueueState
-from events.nats_link import NatsLink
-from events.settings import BusSettings
 from hotline.control import ControlServer, RemoteControl
-from tests.support.nats import NatsServer, nats_server
+from tests.support.nats import NatsServer, linked, nats_server
 from voice.gateway import CallNotFound
 
 __all__ = ["nats_server"]
@@ -64,20 +58,10 @@ class NodeSide:
         raise CallNotFound(call_id)
 
 
-@asynccontextmanager
-async def link(server: NatsServer, name: str) -> AsyncIterator[NatsLink]:
-    connection = NatsLink(BusSettings(url=server.url, token=SecretStr(server.token), connect_timeout_s=2), name)
-    await connection.connect()
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
 async def test_the_desk_asks_every_node_and_combines_the_answers(nats_server: NatsServer) -> None:
     node1 = NodeSide(["node1-1.1", "node1-1.2"], presence="on_call", waiting=2)
     node2 = NodeSide(["node2-1.1"], presence="available", waiting=1)
-    async with link(nats_server, "n1") as l1, link(nats_server, "n2") as l2, link(nats_server, "desk") as desk:
+    async with linked(nats_server, "n1") as l1, linked(nats_server, "n2") as l2, linked(nats_server, "desk") as desk:
         servers = [ControlServer(l1.nc, "hotline.control", node1), ControlServer(l2.nc, "hotline.control", node2)]
         for server in servers:
             await server.start()

@@ -4,28 +4,12 @@ side's bus, with the caller's fields; a node that leaves cleanly, or a call that
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-from pydantic import SecretStr
 
 from events.bus import CallEvent, EventBus
-from events.nats_link import NatsLink
-from events.settings import BusSettings
 from hotline.nodes import NodeBeacon, NodeWatch
-from tests.support.nats import NatsServer, nats_server
+from tests.support.nats import NatsServer, linked, nats_server
 
 __all__ = ["nats_server"]
-
-
-@asynccontextmanager
-async def link(server: NatsServer, name: str) -> AsyncIterator[NatsLink]:
-    connection = NatsLink(BusSettings(url=server.url, token=SecretStr(server.token), connect_timeout_s=2), name)
-    await connection.connect()
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def ended(events: list[CallEvent], count: int, timeout_s: float = 5.0) -> list[CallEvent]:
@@ -42,9 +26,9 @@ async def test_the_calls_of_a_silent_node_end_as_node_lost(nats_server: NatsServ
     seen: list[CallEvent] = []
     subscription = bus.subscribe()
     async with (
-        link(nats_server, "node-a") as node_a,
-        link(nats_server, "node-b") as node_b,
-        link(nats_server, "desk") as desk,
+        linked(nats_server, "node-a") as node_a,
+        linked(nats_server, "node-b") as node_b,
+        linked(nats_server, "desk") as desk,
     ):
         watch = NodeWatch(desk, bus, lost_after_s=0.6)
         await watch.start()

@@ -1,24 +1,17 @@
-"""A real PostgreSQL server for a test session: Debian's binaries, a cluster in a temporary folder, loopback only,
-on a free port; stopped and deleted at the end."""
+"""A real PostgreSQL server for a test session: Debian's binaries (hotline.cluster.servers.PostgresServer: a cluster
+in a folder of its own, loopback only, trust auth), on a free port, without fsync; stopped and deleted at the end."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-
-def _bindir() -> Path:
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
-    if not versions:
-        pytest.fail("PostgreSQL is not installed: run ./scripts/setup.sh (Debian package postgresql)", pytrace=False)
-    return versions[-1].parent
+from hotline.cluster.servers import PostgresServer, ServerError
 
 
 def _free_port() -> int:
@@ -28,28 +21,18 @@ def _free_port() -> int:
         return port
 
 
-def _as_server_user(args: list[str]) -> list[str]:
-    # initdb and postgres refuse to run as root: use the package's own `postgres` account then.
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    bindir = _bindir()
+    # Not under pytest's 0700 temporary root: the server runs as its own account and must reach its folder.
     base = Path(tempfile.mkdtemp(prefix="hotline-pg-"))
-    data = base / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        base.chmod(0o755)
-        shutil.chown(data, "postgres", "postgres")
-    port = _free_port()
-    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "hotline", "--auth=trust", "-E", "UTF8", "--no-sync"]
-    subprocess.run(_as_server_user(initdb), check=True, capture_output=True, timeout=120)
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off"
-    pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60"]
-    subprocess.run(_as_server_user([*pg_ctl, "-o", options, "start"]), check=True, capture_output=True, timeout=90)
+    server = PostgresServer(base, _free_port(), fsync=False)
     try:
-        yield f"postgresql+psycopg://hotline@127.0.0.1:{port}/postgres"
+        server.start()
+    except ServerError as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server.url
     finally:
-        subprocess.run(_as_server_user([*pg_ctl, "-m", "fast", "stop"]), capture_output=True, timeout=60)
+        server.stop()
         shutil.rmtree(base, ignore_errors=True)
