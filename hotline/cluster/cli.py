@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from hotline.cluster.status import cluster_status
 from hotline.cluster.up import ClusterPlan, run_cluster
 from hotline.settings import PROJECT_ROOT
 
@@ -62,3 +63,19 @@ def up_command(nodes: int, sip_port: int, desk_ports: str, port_base: int, rtp_b
         rtp_base=rtp_base,
     )
     sys.exit(run_cluster(plan, lambda line: click.echo(line)))
+
+
+@cluster_group.command("status")
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The cluster's folder (default: var/cluster).",
+)
+def status_command(root: Path | None) -> None:
+    """Each media node as Kamailio and its gateway see it, and the desks; exit 1 when a part is down."""
+    lines, healthy = cluster_status((root or PROJECT_ROOT / "var" / "cluster").resolve())
+    for line in lines:
+        click.echo(line)
+    sys.exit(0 if healthy else 1)

@@ -150,6 +150,12 @@ def gauge(node: Part, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(f"{name} "))
 
 
+def cluster_status_cli(cluster: Cluster) -> subprocess.CompletedProcess[str]:
+    """`hotline cluster status` on this cluster's folder."""
+    command = [str(Path(sys.executable).parent / "hotline"), "cluster", "status", "--dir", str(cluster.plan.root)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30)
+
+
 def supervisor_token(cluster: Cluster) -> str:
     """A supervisor of this cluster's desk (the database is the cluster's PostgreSQL)."""
     assert cluster.postgres is not None
@@ -251,6 +257,8 @@ def test_a_node_killed_with_calls_up_ends_them_and_leaves_new_calls_to_the_other
     node1_uri = f"sip:127.0.0.1:{node1.env['HOTLINE_ASTERISK__SIP_PORT']}"
     assert all(flags.startswith("A") for flags in dispatcher_flags(cluster).values()), dispatcher_flags(cluster)
     token = supervisor_token(cluster)
+    healthy = cluster_status_cli(cluster)
+    assert healthy.returncode == 0 and healthy.stdout.count("rotation in") == 2, healthy.stdout
     with ThreadPoolExecutor(1) as pool:  # callers on the line across the loss (the basic script ends at ~10 s)
         long_calls = pool.submit(sipp, cluster, 20, limit=20, rate=20, hold_ms=6_000, folder=tmp_path / "long")
         wait_for(lambda: sum(gauge(node, "hotline_active_calls") for node in cluster.nodes) == 20, 10)
@@ -265,6 +273,11 @@ def test_a_node_killed_with_calls_up_ends_them_and_leaves_new_calls_to_the_other
         out_after = wait_for(lambda: dispatcher_flags(cluster)[node1_uri].startswith("I"), 5.0)
         # ...the desk side ends the node's calls (their operators' desks clear; the record says why)...
         ended_after = wait_for(lambda: len(lost_calls(cluster, token)) == up_on_node1, 10.0)
+        # ...what the person on call sees says so...
+        shown = cluster_status_cli(cluster)
+        assert shown.returncode == 1, shown.stdout
+        node1_line = next(line for line in shown.stdout.splitlines() if line.startswith("node1"))
+        assert "rotation OUT" in node1_line and "gateway DOWN" in node1_line, shown.stdout
         # ...and new calls are answered by the other node, none refused.
         run = sipp(cluster, 40, limit=40, rate=20, hold_ms=1000, folder=tmp_path / "after")
         assert (run.returncode, run.successful, run.failed) == (0, 40, 0), run.log
