@@ -85,9 +85,8 @@ class KvLeases:
         if operator_id in self._held:
             self._held[operator_id] = call_id
             return True
-        value = json.dumps({"node": self.node, "call": call_id}).encode()
         try:
-            await self._kv.create(operator_id, value)
+            await self._kv.create(operator_id, self._value(call_id))
         except KeyWrongLastSequenceError:
             self.refused += 1
             log.info("lease.held_elsewhere", operator=operator_id, call_id=call_id)
@@ -98,6 +97,9 @@ class KvLeases:
         self._held[operator_id] = call_id
         self.taken += 1
         return True
+
+    def _value(self, call_id: str) -> bytes:
+        return json.dumps({"node": self.node, "call": call_id}).encode()
 
     def release(self, operator_id: str) -> None:
         if operator_id in self._held:
@@ -134,7 +136,7 @@ class KvLeases:
             await asyncio.sleep(self.ttl_s / 3)
             for operator_id, call_id in list(self._held.items()):
                 with contextlib.suppress(NatsError):
-                    await self._kv.put(operator_id, json.dumps({"node": self.node, "call": call_id}).encode())
+                    await self._kv.put(operator_id, self._value(call_id))
             for operator in [op for op in self._pool if op.elsewhere is not None]:
                 try:
                     await self._kv.get(operator.id)

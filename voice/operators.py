@@ -40,6 +40,9 @@ class Operator:
         return set(skills) <= self.skills
 
 
+_BUSY = (Presence.RINGING, Presence.ON_CALL, Presence.WRAP_UP)  # with a call of this node
+
+
 class UnknownOperator(KeyError):
     pass
 
@@ -50,7 +53,7 @@ class OperatorPool:
         self._clock = clock
         self._changed = asyncio.Condition()
         self._wrap_up_timers: dict[str, asyncio.TimerHandle] = {}
-        self.freed: list[Callable[[Operator], None]] = []  # told when an operator of ours is available again
+        self.freed: list[Callable[[Operator], None]] = []  # told when an operator leaves a call of ours
 
     def __iter__(self) -> Iterator[Operator]:
         return iter(self._operators.values())
@@ -94,12 +97,7 @@ class OperatorPool:
         self._cancel_wrap_up(op.id)
         if op.presence in (Presence.ON_CALL, Presence.RINGING) and presence == Presence.AVAILABLE:
             return
-        if presence == Presence.AVAILABLE and op.presence != Presence.AVAILABLE:
-            op.idle_since = self._clock()
-        was = op.presence
-        op.presence = presence
-        if was == Presence.WRAP_UP:  # done with the last call early: free for the other nodes too
-            self._freed(op)
+        self._become(op, presence)
         await self._notify()
 
     async def set_registered(self, operator_id: str, registered: bool) -> None:
@@ -117,9 +115,7 @@ class OperatorPool:
     async def not_answered(self, op: Operator) -> None:
         """The phone rang out: back to available, but at the end of the idle order."""
         if op.presence == Presence.RINGING:
-            op.presence = Presence.AVAILABLE
-            op.idle_since = self._clock()
-            self._freed(op)
+            self._become(op, Presence.AVAILABLE)
         await self._notify()
 
     def taken_elsewhere(self, op: Operator) -> None:
@@ -135,9 +131,17 @@ class OperatorPool:
             op.idle_since = self._clock()
             await self._notify()
 
-    def _freed(self, op: Operator) -> None:
-        for tell in self.freed:
-            tell(op)
+    def _become(self, op: Operator, presence: Presence) -> None:
+        """The one place an operator's presence changes from outside a call's progress: back to available starts
+        their idle time; leaving a call (ringing, talking, wrap-up) for anything else tells `freed` (the other
+        nodes may offer them again)."""
+        was = op.presence
+        if presence == Presence.AVAILABLE and was != Presence.AVAILABLE:
+            op.idle_since = self._clock()
+        op.presence = presence
+        if was in _BUSY and presence not in _BUSY:
+            for tell in self.freed:
+                tell(op)
 
     def talking(self, op: Operator) -> None:
         op.presence = Presence.ON_CALL
@@ -146,9 +150,7 @@ class OperatorPool:
         if op.presence not in (Presence.ON_CALL, Presence.RINGING):
             return
         if wrap_up_s <= 0:
-            op.presence = Presence.AVAILABLE
-            op.idle_since = self._clock()
-            self._freed(op)
+            self._become(op, Presence.AVAILABLE)
             await self._notify()
             return
         op.presence = Presence.WRAP_UP
@@ -158,9 +160,7 @@ class OperatorPool:
     async def _wrap_up_done(self, op: Operator) -> None:
         self._wrap_up_timers.pop(op.id, None)
         if op.presence == Presence.WRAP_UP:
-            op.presence = Presence.AVAILABLE
-            op.idle_since = self._clock()
-            self._freed(op)
+            self._become(op, Presence.AVAILABLE)
             await self._notify()
 
     def _cancel_wrap_up(self, operator_id: str) -> None:

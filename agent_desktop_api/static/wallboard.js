@@ -37,18 +37,13 @@
     for (let i = 0; i < 6; i += 1) row.append(document.createElement("td"));
     const actions = document.createElement("td");
     actions.className = "wb-actions";
-    for (const [mode, label] of Object.entries(MODES)) {
+    for (const [mode, label] of [...Object.entries(MODES), ["leave", "退出 Leave"]]) {
       const button = Object.assign(document.createElement("button"), { type: "button", textContent: label });
       button.dataset.mode = mode;
       button.setAttribute("aria-label", `${label} ${id}`);
       button.addEventListener("click", () => monitor(row, mode));
       actions.append(button);
     }
-    const leave = Object.assign(document.createElement("button"), { type: "button", textContent: "退出 Leave" });
-    leave.dataset.mode = "leave";
-    leave.setAttribute("aria-label", `退出 Leave ${id}`);
-    leave.addEventListener("click", () => monitor(row, "leave"));
-    actions.append(leave);
     row.append(actions);
     return row;
   }
@@ -75,7 +70,7 @@
       const mine = (op.monitors || {})[me];
       for (const button of row.cells[6].querySelectorAll("button")) {
         const mode = button.dataset.mode;
-        button.hidden = !op.call_id || (mode === "leave" ? !mine : false);
+        button.hidden = !op.call_id || (mode === "leave" && !mine);
         button.setAttribute("aria-pressed", String(mode === mine));
       }
       return row;

@@ -22,6 +22,15 @@ def _ports(value: str) -> tuple[int, ...]:
     return ports
 
 
+cluster_dir = click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False, resolve_path=True),
+    default=PROJECT_ROOT / "var" / "cluster",
+    help="The cluster's folder: data, logs, runtime (default: var/cluster).",
+)
+
+
 @click.group("cluster")
 def cluster_group() -> None:
     """A cluster on this machine: Kamailio, NATS, PostgreSQL, media nodes, desks."""
@@ -45,17 +54,11 @@ def cluster_group() -> None:
     show_default=True,
     help="Node i's RTP ports start at rtp-base + 1000 i.",
 )
-@click.option(
-    "--dir",
-    "root",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Data, logs and runtime folders (default: var/cluster).",
-)
-def up_command(nodes: int, sip_port: int, desk_ports: str, port_base: int, rtp_base: int, root: Path | None) -> None:
+@cluster_dir
+def up_command(nodes: int, sip_port: int, desk_ports: str, port_base: int, rtp_base: int, root: Path) -> None:
     """Start the cluster, print the SIP entry address and the desk URLs; Ctrl-C stops everything."""
     plan = ClusterPlan(
-        root=(root or PROJECT_ROOT / "var" / "cluster").resolve(),
+        root=root,
         nodes=nodes,
         sip_port=sip_port,
         desk_ports=_ports(desk_ports),
@@ -66,16 +69,10 @@ def up_command(nodes: int, sip_port: int, desk_ports: str, port_base: int, rtp_b
 
 
 @cluster_group.command("status")
-@click.option(
-    "--dir",
-    "root",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="The cluster's folder (default: var/cluster).",
-)
-def status_command(root: Path | None) -> None:
+@cluster_dir
+def status_command(root: Path) -> None:
     """Each media node as Kamailio and its gateway see it, and the desks; exit 1 when a part is down."""
-    lines, healthy = cluster_status((root or PROJECT_ROOT / "var" / "cluster").resolve())
+    lines, healthy = cluster_status(root)
     for line in lines:
         click.echo(line)
     sys.exit(0 if healthy else 1)

@@ -17,6 +17,8 @@ from typing import IO
 
 import jinja2
 
+from config.paths import write_private
+
 TEMPLATES = Path(__file__).parent / "templates"
 KAMAILIO = Path("/usr/sbin/kamailio")
 KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
@@ -182,8 +184,7 @@ class NatsServer:
         text = f'listen: 127.0.0.1:{self.port}\nauthorization {{ token: "{self.token}" }}\n'
         if self.jetstream:  # the key-value store of the operators' leases (voice.leases)
             text += f'jetstream {{ store_dir: "{self.folder / "jetstream"}" }}\n'
-        config.write_text(text)
-        config.chmod(0o600)
+        write_private(config, text)
         log = _log(self.folder / "nats.log")
         self.process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log, start_new_session=True)
         wait_for_tcp(self.port, 10, self.process)
@@ -230,9 +231,7 @@ class KamailioServer:
             phones=[{"id": phone, "password": password} for phone, password in sorted(self.phones.items())],
         )
         path = run / "kamailio.cfg"
-        path.touch(mode=0o600)
-        path.chmod(0o600)  # the phones' passwords
-        path.write_text(config)
+        write_private(path, config)  # the phones' passwords
         # set, destination, flags (0: active), priority, attributes
         (run / "dispatcher.list").write_text(
             "".join(f"1 {uri} 0 0 duid=node{i}\n" for i, uri in enumerate(self.nodes, 1))

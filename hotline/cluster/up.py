@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from config.paths import write_private
 from hotline.cluster.servers import (
     KamailioServer,
     NatsServer,
@@ -32,6 +33,7 @@ from hotline.cluster.servers import (
     stop_process,
 )
 from hotline.settings import load_settings
+from voice.settings import TelephonySettings
 
 Echo = Callable[[str], None]
 
@@ -182,8 +184,10 @@ class Cluster:
         if upgrade.returncode != 0:
             raise ServerError(f"database upgrade failed: {upgrade.stderr.decode(errors='replace')[-800:]}")
 
+        telephony = load_settings().telephony  # the staff phones of this process's settings
+        self.staff = [phone.id for phone in [*telephony.operators, *telephony.supervisors]]
         phones = self._phones(root)
-        staff = self._staff_via_kamailio()
+        staff = self._staff_via_kamailio(telephony)
         for i in range(plan.nodes):
             name = f"node{i + 1}"
             node_env = {
@@ -218,16 +222,14 @@ class Cluster:
         self._stoppers.append(self.kamailio.stop)
         self._write_state(ports)
 
-    def _staff_via_kamailio(self) -> dict[str, str]:
-        """The operators' and supervisors' phones (from this process's settings) as every node dials them: through
-        Kamailio, where they register (the nodes' Asterisks never see a registration)."""
-        telephony = load_settings().telephony
+    def _staff_via_kamailio(self, telephony: TelephonySettings) -> dict[str, str]:
+        """The operators' and supervisors' phones as every node dials them: through Kamailio, where they register
+        (the nodes' Asterisks never see a registration)."""
         contact = f"@127.0.0.1:{self.plan.sip_port}"
         operators = [
             {"id": op.id, "skills": op.skills, "contact": f"sip:{op.id}{contact}"} for op in telephony.operators
         ]
         supervisors = [{"id": sup.id, "contact": f"sip:{sup.id}{contact}"} for sup in telephony.supervisors]
-        self.staff = [*(op.id for op in telephony.operators), *(sup.id for sup in telephony.supervisors)]
         return {
             "HOTLINE_TELEPHONY__OPERATORS": json.dumps(operators),
             "HOTLINE_TELEPHONY__SUPERVISORS": json.dumps(supervisors),
@@ -237,20 +239,16 @@ class Cluster:
         """The staff phones' SIP passwords, generated once per cluster (`phones.json`, 0600)."""
         path = root / "phones.json"
         stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-        telephony = load_settings().telephony
-        for phone in [*telephony.operators, *telephony.supervisors]:
-            stored.setdefault(phone.id, secrets.token_urlsafe(18))
-        path.touch(mode=0o600)
-        path.chmod(0o600)
-        path.write_text(json.dumps(stored, indent=2))
+        for phone_id in self.staff:
+            stored.setdefault(phone_id, secrets.token_urlsafe(18))
+        write_private(path, json.dumps(stored, indent=2))
         return stored
 
     def _nats_token(self, root: Path) -> str:
         """The bus token, kept across restarts of the cluster (0600, beside the data)."""
         path = root / "nats-token"
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(24))
-            path.chmod(0o600)
+            write_private(path, secrets.token_urlsafe(24))
         return path.read_text().strip()
 
     def _write_state(self, ports: ClusterPorts) -> None:

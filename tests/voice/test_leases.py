@@ -70,6 +70,11 @@ async def test_an_operator_is_offered_by_one_node_at_a_time(jetstream: NatsServe
         await until(lambda: op1.elsewhere == "node2")
         assert (leases1.taken, leases2.taken, leases2.refused) == (1, 1, 1)
 
+        pool2.reserve(op2)
+        pool2.talking(op2)
+        await pool2.set_presence("op1001", Presence.AWAY)  # away in the middle of node2's call: node2 lets go
+        await until(lambda: op1.elsewhere is None)
+
 
 async def test_a_dead_nodes_operators_are_free_again_when_its_lease_expires(jetstream: NatsServer) -> None:
     async with node(jetstream, "node2", ttl_s=1.5) as (pool2, leases2):

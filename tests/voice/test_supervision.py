@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from events.contract import CallFields
-from ivr_flows.port import RouteOutcome, RouteRequest
+from ivr_flows.port import RouteRequest
 from tests.support.audio import make_tone_wav, tone_power_dbfs
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
 from tests.voice.test_calls import assert_nothing_left
@@ -48,6 +48,25 @@ async def record_phase(
     return wavs
 
 
+def tone_wavs(folder: Path) -> dict[str, Path]:
+    """A minute of each party's own tone."""
+    return {who: make_tone_wav(folder / f"{who}-tone.wav", freq, 60.0, rate=8000) for who, freq in TONES.items()}
+
+
+async def routing_gateway(start_gateway: GatewayStarter) -> Gateway:
+    """A gateway that queues every caller for a Mandarin operator."""
+    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
+    service = await start_gateway(routing_handler(request, []))
+    assert isinstance(service.gateway, Gateway)
+    return service.gateway
+
+
+async def call_with(gateway: Gateway, operator_id: str) -> str:
+    """The id of the call once it is connected to the operator."""
+    await wait_until(lambda: bool(gateway.calls()) and gateway.calls()[0]["operator_id"] == operator_id)
+    return str(gateway.calls()[0]["call_id"])
+
+
 def hears(wavs: dict[str, Path], listener: str, speaker: str) -> float:
     return tone_power_dbfs(wavs[listener], TONES[speaker], start=0.5)
 
@@ -56,12 +75,8 @@ def hears(wavs: dict[str, Path], listener: str, speaker: str) -> float:
 async def test_supervisor_listens_then_whispers_then_barges(
     start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path, ari: AriRestClient
 ) -> None:
-    tones = {who: make_tone_wav(tmp_path / f"{who}-tone.wav", freq, 60.0, rate=8000) for who, freq in TONES.items()}
-    outcomes: list[RouteOutcome] = []
-    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
-    service = await start_gateway(routing_handler(request, outcomes))
-    gateway = service.gateway
-    assert isinstance(gateway, Gateway)
+    tones = tone_wavs(tmp_path)
+    gateway = await routing_gateway(start_gateway)
     events = gateway.bus.subscribe()
     async with registered(asterisk, tmp_path, "op1002", "sup2001") as (operator, supervisor):
         call = await phone.call(entry_uri(asterisk))
@@ -69,8 +84,7 @@ async def test_supervisor_listens_then_whispers_then_barges(
         op_call = await operator.wait_incoming(timeout=10)
         await operator.wait_state(op_call, "CONFIRMED", timeout=5)
         await operator.play(op_call, tones["operator"], loop=True)
-        await wait_until(lambda: bool(gateway.calls()) and gateway.calls()[0]["operator_id"] == "op1002")
-        call_id = str(gateway.calls()[0]["call_id"])
+        call_id = await call_with(gateway, "op1002")
 
         with pytest.raises(NoSupervisorPhone):  # a supervisor without a phone gets nothing rung
             await gateway.monitor_call(call_id, "sup9999", "listen")
@@ -139,20 +153,15 @@ async def test_supervisor_listens_then_whispers_then_barges(
 async def test_a_listening_supervisor_follows_the_call_to_the_next_operator(
     start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path, ari: AriRestClient
 ) -> None:
-    tones = {who: make_tone_wav(tmp_path / f"{who}.wav", freq, 60.0, rate=8000) for who, freq in TONES.items()}
-    outcomes: list[RouteOutcome] = []
-    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
-    service = await start_gateway(routing_handler(request, outcomes))
-    gateway = service.gateway
-    assert isinstance(gateway, Gateway)
+    tones = tone_wavs(tmp_path)
+    gateway = await routing_gateway(start_gateway)
     async with registered(asterisk, tmp_path, "op1001", "op1002", "sup2001") as (op1001, op1002, supervisor):
         await gateway.routing.router.pool.set_presence("op1001", Presence.AWAY)  # type: ignore[union-attr]
         call = await phone.call(entry_uri(asterisk))
         await phone.play(call, tones["caller"], loop=True)
         first = await op1002.wait_incoming(timeout=10)
         await op1002.wait_state(first, "CONFIRMED", timeout=5)
-        await wait_until(lambda: bool(gateway.calls()) and gateway.calls()[0]["operator_id"] == "op1002")
-        call_id = str(gateway.calls()[0]["call_id"])
+        call_id = await call_with(gateway, "op1002")
         assert await gateway.monitor_call(call_id, "sup2001", "listen")
         sup_call = await supervisor.wait_incoming(timeout=5)
         await supervisor.wait_state(sup_call, "CONFIRMED", timeout=5)
@@ -178,17 +187,12 @@ async def test_a_listening_supervisor_follows_the_call_to_the_next_operator(
 async def test_the_call_ending_hangs_the_supervisor_up(
     start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path, ari: AriRestClient
 ) -> None:
-    outcomes: list[RouteOutcome] = []
-    request = RouteRequest(queue="zh", skills=("zh",), language="zh", ring_timeout_s=5)
-    service = await start_gateway(routing_handler(request, outcomes))
-    gateway = service.gateway
-    assert isinstance(gateway, Gateway)
+    gateway = await routing_gateway(start_gateway)
     async with registered(asterisk, tmp_path, "op1002", "sup2001") as (operator, supervisor):
         call = await phone.call(entry_uri(asterisk))
         op_call = await operator.wait_incoming(timeout=10)
         await operator.wait_state(op_call, "CONFIRMED", timeout=5)
-        await wait_until(lambda: bool(gateway.calls()) and gateway.calls()[0]["operator_id"] == "op1002")
-        call_id = str(gateway.calls()[0]["call_id"])
+        call_id = await call_with(gateway, "op1002")
         assert await gateway.monitor_call(call_id, "sup2001", "listen")
         sup_call = await supervisor.wait_incoming(timeout=5)
         await phone.hangup(call)

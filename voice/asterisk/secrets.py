@@ -6,15 +6,13 @@ across restarts; a password given explicitly in the settings or the environment 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import secrets as _random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.paths import write_private
 from voice.settings import AsteriskHost
 
 _TOKEN_BYTES = 24  # 32 URL-safe characters: nothing in Asterisk's config syntax needs escaping
@@ -50,18 +48,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    """Atomic write; the file is created 0600, so the passwords are never readable by others, even briefly."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=path.parent)  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """The passwords, in a file never readable by others (config.paths.write_private)."""
+    write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def load_or_create_secrets(path: Path, settings: AsteriskHost) -> Secrets:
