@@ -50,21 +50,24 @@ def cluster_group() -> None:
 @click.option(
     "--rtp-base",
     type=click.IntRange(1024, 60000),
-    default=20000,
+    default=16000,
     show_default=True,
     help="Node i's RTP ports start at rtp-base + 1000 i.",
 )
 @cluster_dir
 def up_command(nodes: int, sip_port: int, desk_ports: str, port_base: int, rtp_base: int, root: Path) -> None:
     """Start the cluster, print the SIP entry address and the desk URLs; Ctrl-C stops everything."""
-    plan = ClusterPlan(
-        root=root,
-        nodes=nodes,
-        sip_port=sip_port,
-        desk_ports=_ports(desk_ports),
-        port_base=port_base,
-        rtp_base=rtp_base,
-    )
+    try:
+        plan = ClusterPlan(
+            root=root,
+            nodes=nodes,
+            sip_port=sip_port,
+            desk_ports=_ports(desk_ports),
+            port_base=port_base,
+            rtp_base=rtp_base,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     sys.exit(run_cluster(plan, lambda line: click.echo(line)))
 
 

@@ -28,6 +28,19 @@ class ServerError(Exception):
     """A server would not start (missing package, port taken, bad configuration): the message says which."""
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_ports(path: Path = EPHEMERAL_RANGE_FILE) -> range:
+    """The ports the kernel gives outgoing connections. A server port in this range can be taken by any client
+    socket (a node's own connection to the bus) between our check and the server's bind, and no check sees it."""
+    try:
+        low, high = (int(part) for part in path.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def port_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
     """Nothing listens on the port (TCP: nothing accepts a connection, so a restart is not refused for the
     TIME_WAIT its own last connections left; UDP: it can be bound)."""
@@ -263,6 +276,7 @@ __all__ = [
     "NatsServer",
     "PostgresServer",
     "ServerError",
+    "ephemeral_ports",
     "port_free",
     "stop_process",
     "wait_for_tcp",

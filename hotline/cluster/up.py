@@ -29,6 +29,7 @@ from hotline.cluster.servers import (
     NatsServer,
     PostgresServer,
     ServerError,
+    ephemeral_ports,
     port_free,
     stop_process,
 )
@@ -50,15 +51,35 @@ class ClusterPlan:
     sip_port: int = 5060
     desk_ports: tuple[int, ...] = (8080,)  # one: the desk event log has one writer (see the README)
     port_base: int = 15000
-    rtp_base: int = 20000
+    rtp_base: int = 16000  # 16 nodes x 1000 ports end below the kernel's outgoing ports (32768)
     rtp_ports_per_node: int = 1000  # max_concurrent_calls (100) x rtp_ports_per_call (8), rounded up
 
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= 16:
             raise ValueError("--nodes: 1 to 16")
+        ephemeral = ephemeral_ports()
+        ports = self.allocate()
+        used = {
+            "--sip-port": range(self.sip_port, self.sip_port + 1),
+            "--desk-ports": range(min(self.desk_ports), max(self.desk_ports) + 1),
+            "--port-base": range(self.port_base, self.port_base + self.ports_used),
+            "--rtp-base": range(self.rtp_base, ports.node_rtp[-1] + self.rtp_ports_per_node),
+        }
+        for option, span in used.items():
+            if span.start <= ephemeral[-1] and ephemeral[0] <= span[-1]:
+                raise ValueError(
+                    f"{option}: ports {span.start}-{span[-1]} overlap the kernel's ports for outgoing connections "
+                    f"({ephemeral[0]}-{ephemeral[-1]}, net.ipv4.ip_local_port_range), where any client may take "
+                    "one first; choose ports below or above"
+                )
+
+    @property
+    def ports_used(self) -> int:
+        """How many ports from `port_base` the cluster takes: database, bus, Kamailio's RPC, assist, 3 per node."""
+        return 4 + 3 * self.nodes
 
     def allocate(self) -> ClusterPorts:
-        counter = iter(range(self.port_base, self.port_base + 100))
+        counter = iter(range(self.port_base, self.port_base + self.ports_used))
         return ClusterPorts(
             postgres=next(counter),
             nats=next(counter),
@@ -109,7 +130,9 @@ class Part:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise ServerError(f"{self.name} exited with {self.process.returncode}: see {self.log_path}")
+                raise ServerError(
+                    f"{self.name} exited with {self.process.returncode}: {self.last_line()} (see {self.log_path})"
+                )
             try:
                 if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
                     return
@@ -117,6 +140,16 @@ class Part:
                 pass
             time.sleep(0.3)
         raise ServerError(f"{self.name} not ready after {timeout_s:g} s: see {self.log_path}")
+
+    def last_line(self) -> str:
+        """The log's last line: a gateway that refuses to start says why there (`hotline serve: …`)."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 2000))
+                lines = log.read().decode(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1][-500:] if lines else "nothing logged"
 
     def stop(self) -> int | None:
         return stop_process(self.process, timeout_s=20) if self.process is not None else None
@@ -312,7 +345,7 @@ def run_cluster(plan: ClusterPlan, echo: Echo = print) -> int:
         while not stop.wait(1.0):
             for part in cluster.parts:
                 if part.process is not None and part.process.poll() is not None:
-                    echo(f"{part.name} exited with {part.process.returncode}: see {part.log_path}")
+                    echo(f"{part.name} exited with {part.process.returncode}: {part.last_line()} (see {part.log_path})")
                     part.process = None
         return 0
     except ServerError as exc:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hotline.cluster.servers import port_free
+from hotline.cluster.servers import ephemeral_ports, port_free
 from hotline.cluster.up import Cluster, ClusterPlan, Part
 from tools.softphone.driver import Softphone, SoftphoneError
 
@@ -33,19 +33,25 @@ pytestmark = pytest.mark.slow
 SCENARIO = Path(__file__).resolve().parents[2] / "bench" / "sipp" / "uac_proxy.xml"
 
 
-def _free(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# Every port the tests choose lies below the kernel's ports for outgoing connections: a node's own connection to
+# the bus could take one of those between the check and the server's bind (seen once: "ARI port already in use").
+# Each kind of port has a zone of its own, so one choice never lands on another's.
+ZONES = {"cluster": (10000, 11000), "single": (11000, 13000), "rtp": (13000, 21000), "sipp_media": (21000, 29000)}
 
 
-def _free_block(size: int, low: int, high: int, kind: int) -> int:
+def _block(size: int, zone: str, kind: int) -> int:
+    """The first port of `size` consecutive free ones in `zone`."""
+    low, high = ZONES[zone]
+    assert high <= ephemeral_ports().start, f"the kernel's outgoing ports begin below {high}"
     for _ in range(100):
         base = random.randrange(low, high - size)
         if all(port_free(port, kind) for port in range(base, base + size)):
             return base
     raise RuntimeError(f"no {size} free ports in {low}-{high}")
+
+
+def _free(kind: int) -> int:
+    return _block(1, "single", kind)
 
 
 def _start_cluster(env: dict[str, str]) -> Iterator[Cluster]:
@@ -57,8 +63,8 @@ def _start_cluster(env: dict[str, str]) -> Iterator[Cluster]:
         nodes=2,
         sip_port=_free(socket.SOCK_DGRAM),
         desk_ports=(_free(socket.SOCK_STREAM),),
-        port_base=_free_block(20, 30000, 38000, socket.SOCK_STREAM),
-        rtp_base=_free_block(2000, 38000, 46000, socket.SOCK_DGRAM),
+        port_base=_block(20, "cluster", socket.SOCK_STREAM),
+        rtp_base=_block(2000, "rtp", socket.SOCK_DGRAM),
     )
     cluster = Cluster(plan, echo=lambda line: None, extra_env={"HOTLINE_ASR__ENABLED": "false", **env})
     cluster.start()
@@ -96,7 +102,7 @@ def sipp(cluster: Cluster, calls: int, *, limit: int, rate: int, hold_ms: int, f
         shutil.which("sipp") or "/usr/bin/sipp", f"127.0.0.1:{cluster.plan.sip_port}",
         "-sf", str(SCENARIO), "-s", "12345",
         "-i", "127.0.0.1", "-p", str(_free(socket.SOCK_DGRAM)),
-        "-mi", "127.0.0.1", "-mp", str(_free_block(4 * limit + 8, 46000, 60000, socket.SOCK_DGRAM)),
+        "-mi", "127.0.0.1", "-mp", str(_block(4 * limit + 8, "sipp_media", socket.SOCK_DGRAM)),
         "-m", str(calls), "-l", str(limit), "-r", str(rate), "-d", str(hold_ms),
         "-trace_stat", "-stf", str(stat), "-fd", "1", "-trace_err",
         "-nostdin", "-timeout", "120s", "-timeout_error",
@@ -294,11 +300,11 @@ def test_hotline_cluster_up_prints_the_addresses_and_ctrl_c_stops_everything(tmp
     root = Path(tempfile.mkdtemp(prefix="hotline-cluster-cli-"))
     root.chmod(0o755)
     sip, desk = _free(socket.SOCK_DGRAM), _free(socket.SOCK_STREAM)
-    base = _free_block(20, 30000, 38000, socket.SOCK_STREAM)
+    base = _block(20, "cluster", socket.SOCK_STREAM)
     command = [
         str(Path(sys.executable).parent / "hotline"), "cluster", "up", "--nodes", "1", "--sip-port", str(sip),
         "--desk-ports", str(desk), "--port-base", str(base),
-        "--rtp-base", str(_free_block(1000, 38000, 46000, socket.SOCK_DGRAM)), "--dir", str(root),
+        "--rtp-base", str(_block(1000, "rtp", socket.SOCK_DGRAM)), "--dir", str(root),
     ]  # fmt: skip
     env = {**os.environ, "HOTLINE_ASR__ENABLED": "false"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
