@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+# A bearer token in a URL's query (the desk's WebSocket takes it there: browsers cannot set headers on one).
+_TOKEN_IN_QUERY = re.compile(r"(\btoken=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """Keeps tokens out of the logs: uvicorn logs each WebSocket's path with its query ("… [accepted]")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+        if isinstance(record.args, tuple) and any(isinstance(arg, str) and "token=" in arg for arg in record.args):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
@@ -34,6 +51,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactTokens())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -34,3 +34,22 @@ def test_json_logs_carry_tracebacks_without_locals() -> None:
     assert [frame["name"] for frame in error["frames"]] == ["<module>", "login"]
     assert theirs["exception"][0]["exc_type"] == "KeyError"
     assert "traceback object" not in run.stderr and "hunter2" not in run.stderr
+
+
+WEBSOCKET_ACCEPTED = """
+import logging
+from hotline.logging_setup import configure_logging
+configure_logging("INFO", "json")
+logging.getLogger("uvicorn.error").info(
+    '%s - "WebSocket %s" [accepted]', "127.0.0.1:41098", "/api/events?token=o5ASoS-0nJBYvZfd&after=22&epoch=e1"
+)
+"""
+
+
+def test_a_desks_websocket_is_logged_without_the_operators_token() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", WEBSOCKET_ACCEPTED], capture_output=True, text=True, timeout=60, check=True
+    )
+    [line] = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    assert line["event"] == '127.0.0.1:41098 - "WebSocket /api/events?token=[redacted]&after=22&epoch=e1" [accepted]'
+    assert "o5ASoS" not in run.stderr
