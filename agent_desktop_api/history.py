@@ -437,11 +437,18 @@ def _summary(row: sa.RowMapping) -> dict[str, Any]:
 
 def _upsert(conn: Connection, row: dict[str, Any]) -> None:
     exists = conn.execute(sa.select(call_records.c.call_id).where(call_records.c.call_id == row["call_id"])).first()
-    if exists is None:
+    if exists is None and conn.dialect.name != "postgresql":  # SQLite: one desk process writes
         conn.execute(sa.insert(call_records).values(**row))
-    else:
-        values = {k: v for k, v in row.items() if k != "started_at"}  # the first desk to see the call set it
-        conn.execute(sa.update(call_records).where(call_records.c.call_id == row["call_id"]).values(**values))
+        return
+    if exists is None:
+        try:
+            with conn.begin_nested():  # another desk instance may insert the same call this very moment
+                conn.execute(sa.insert(call_records).values(**row))
+            return
+        except sa.exc.IntegrityError:
+            pass  # it did: update its row like any other
+    values = {k: v for k, v in row.items() if k != "started_at"}  # the first desk to see the call set it
+    conn.execute(sa.update(call_records).where(call_records.c.call_id == row["call_id"]).values(**values))
 
 
 def _utc(value: datetime | None) -> datetime | None:
