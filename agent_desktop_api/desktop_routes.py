@@ -67,6 +67,7 @@ def _problem(code: int, detail: str) -> HTTPException:
 @router.get("/me", responses=ERRORS)
 async def me(user: Anyone, desktop: Desk) -> Me:
     op = await desktop.operator(user.name) if user.role == "operator" else None
+    await desktop.log.caught_up()
     return Me(
         user=user.name,
         role=user.role,

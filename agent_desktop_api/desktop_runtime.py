@@ -17,10 +17,12 @@ from agent_desktop_api.desktop_stream import StreamHub
 from agent_desktop_api.dispatch import DeliveryStore, DispatchSender
 from agent_desktop_api.event_log import EventLog
 from agent_desktop_api.history import CallArchive
+from agent_desktop_api.leadership import Leadership
 from agent_desktop_api.settings import DesktopSettings, DispatchSettings
 from agent_desktop_api.tickets import TicketStore
 from events.address import PlaceHit
 from events.bus import EventBus
+from events.replay import EventStream
 from events.ticket import CategoryChoice
 
 log = structlog.get_logger(__name__)
@@ -95,6 +97,14 @@ class Desktop:
         self.settings = settings
         self.log = EventLog(service.engine, settings)
         self.hub = StreamHub(self.log)
+        # Several desk API instances (the bus keeps its events: bus.replay_s): one writes the log, the others
+        # follow it; which one is elected. One instance alone writes from the in-process bus.
+        stream = getattr(service, "event_stream", None)
+        self.stream = stream if isinstance(stream, EventStream) else None
+        self.leadership: Leadership | None = None
+        if self.stream is not None:
+            self.leadership = Leadership(service.engine, self._lead, self.log.follow)
+            self.log.replaced_listeners.append(self.leadership.resign)
         self.confirmations = ConfirmationStore(service.engine)
         dispatch = getattr(getattr(service, "settings", None), "dispatch", None)
         self.dispatch_settings = dispatch if isinstance(dispatch, DispatchSettings) else DispatchSettings()
@@ -110,14 +120,20 @@ class Desktop:
 
     def start(self) -> None:
         """Start consuming the bus on the running loop (idempotent)."""
-        self.log.start(self.service.bus)
+        if self.leadership is not None:
+            self.leadership.start()
+        else:
+            self.log.start(self.service.bus)
         self.history.start(self.service.bus)
         self.alerts.start(self.service.bus)
         if self.sender is not None:
             self.sender.start()
 
     async def stop(self) -> None:
-        await self.log.stop()
+        if self.leadership is not None:
+            await self.leadership.stop(finish=self.log.stop)
+        else:
+            await self.log.stop()
         await self.history.stop()
         await self.alerts.stop()
         if self.sender is not None:
@@ -126,6 +142,15 @@ class Desktop:
     @property
     def bus(self) -> EventBus:
         return self.service.bus
+
+    @property
+    def leading(self) -> bool:
+        """This instance writes the event log (and does what only one desk instance may: see hotline.nodes)."""
+        return self.leadership.leading if self.leadership is not None else True
+
+    async def _lead(self) -> None:
+        assert self.stream is not None
+        await self.log.lead(self.stream)
 
     def control(self) -> CallControl:
         control = self.service.control

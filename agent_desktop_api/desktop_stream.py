@@ -201,6 +201,7 @@ async def events(websocket: WebSocket) -> None:
     epoch = websocket.query_params.get("epoch") or None
     connection = hub.register(user.name, token_hash(token))
     hub.watch_sessions(auth)
+    await hub.log.caught_up()  # an instance that follows another's writer reads what is stored by now
     stored = hub.log.last_seq(user.name)
     if (epoch is not None and epoch != hub.log.epoch) or after > stored:
         # The desk numbered its messages from another database (replaced, restored, lost): it must reload what

@@ -8,6 +8,12 @@ client that reads the table after registering for live messages can never miss o
 database refuses is retried (backing off to 2 s) until it is stored; meanwhile nothing is delivered, the status
 listeners are told (the desks show it), and the bus subscription holds what comes next.
 
+Several desk API instances (a cluster) share one log: one instance writes it (elected: leadership.py), reading
+the bus's kept events (events.replay) from the position it stores in the same transaction (bus_position.py);
+the others follow: they read the rows stored after the last one they delivered (by id, every 50 ms) and hand
+those to their own listeners, keeping their counters and open calls from them. A follower that becomes the writer
+delivers what is stored first, then reloads the state from the database and reads on from the stored position.
+
 `desktop_epoch` names the database the numbering lives in: a new or replaced database gets a new epoch, and the
 in-memory counters never go down, so a connected desk never sees a seq go backwards.
 
@@ -33,12 +39,14 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 import structlog
+from nats.errors import Error as NatsError
 from sqlalchemy.engine import Connection, Engine
 
+from agent_desktop_api.bus_position import WriterReplaced, claim_position, move_position, read_position
 from agent_desktop_api.settings import DesktopSettings
 from config.database import create_tables, metadata
 from events.bus import CallEvent, EventBus, Subscription
@@ -53,12 +61,16 @@ from events.contract import (
     InterpreterJoined,
     InterpreterLeft,
 )
+from events.replay import EventStream, StreamPosition
 
 log = structlog.get_logger(__name__)
 
 UNROUTED = ""  # stream of events whose call has no operator (yet): stored, served to nobody
 ENDED_CALLS_KEPT = 10_000  # a few hours of the hotline's calls
 CALL_FACTS = (CallOffered, CallAnswered, CallTransferred, CallEnded)  # the events that change a call's record
+CALL_FACT_TYPES = frozenset(str(model.model_fields["type"].default) for model in CALL_FACTS)
+FOLLOW_INTERVAL_S = 0.05  # how often an instance that is not the writer reads what the writer stored
+TAIL_PAGE = 2000
 
 desktop_events = sa.Table(
     "desktop_events",
@@ -213,6 +225,61 @@ class _Batch:
     messages: list[Message] = field(default_factory=list)
     calls: dict[str, CallInfo] = field(default_factory=dict)
     streams: dict[str, int] = field(default_factory=dict)
+    position: StreamPosition | None = None  # read from the bus's stream: where the writer is after this batch
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """What a source gave the writer: events, where it is in the bus's stream after them (None: the in-process
+    bus, which has no positions), and how many the bus dropped before them."""
+
+    events: list[CallEvent]
+    position: StreamPosition | None = None
+    dropped: int = 0
+
+
+class EventSource(Protocol):
+    """Where the writer reads events: the in-process bus, or the bus's stream from a stored position."""
+
+    async def pull(self, timeout: float) -> Pulled | None: ...  # None: nothing within `timeout`
+
+
+class BusSource:
+    """The in-process bus: a subscription made when the log starts (one process, or one desk API instance)."""
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+
+    async def pull(self, timeout: float) -> Pulled | None:
+        try:
+            first = await asyncio.wait_for(self.subscription.get(), timeout)
+        except TimeoutError:
+            return None
+        events = [first]
+        while self.subscription.pending() and len(events) < 1000:
+            events.append(await self.subscription.get())  # queued already: returns without suspending
+        dropped, self.subscription.dropped = self.subscription.dropped, 0
+        return Pulled(events, dropped=dropped)
+
+
+class StreamSource:
+    """The bus's JetStream stream from a position on (a desk API instance of several; see events.replay)."""
+
+    def __init__(self, stream: EventStream, position: StreamPosition) -> None:
+        self.stream = stream
+        self.position = position
+
+    async def pull(self, timeout: float) -> Pulled | None:
+        try:
+            delivered = await self.stream.read(self.position.seq)
+        except NatsError as exc:  # disconnected or the server restarting: try again shortly
+            log.warning("desktop.bus_read_failed", error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(min(timeout, 1.0))
+            return None
+        if not delivered:
+            return None
+        self.position = StreamPosition(self.position.stream, delivered[-1].seq)
+        return Pulled([d.event for d in delivered if d.event is not None], self.position)
 
 
 Listener = Callable[[Sequence[Message]], None]
@@ -251,6 +318,13 @@ class EventLog:
         # Its own writer thread: stores never queue behind other work in the default pool, and stay in order.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desktop-log")
         self._stored_streams: set[str] = set()  # operators with a desktop_streams row
+        # Several desk API instances share one log: one writes (reading the bus's stream from `_position`), the
+        # others follow (deliver what it stored, by row id). One instance alone: "writer" of the in-process bus.
+        self.mode = "idle"  # writer | follower | replaced (another instance writes now) | idle
+        self.replaced_listeners: list[Callable[[], None]] = []
+        self._position: StreamPosition | None = None  # the stored position in the bus's stream
+        self._tail_id: int | None = None  # the last row delivered (following), or written (writing the stream)
+        self._tail_lock = asyncio.Lock()
         self.prune_every_s = 600.0
         self.epoch = self._ensure_epoch()  # creates the tables too
 
@@ -261,21 +335,63 @@ class EventLog:
         return self._task is not None and not self._task.done()
 
     def start(self, bus: EventBus) -> None:
-        """Subscribe now (so nothing published from here on is missed) and consume in a task of the running loop."""
+        """The only writer, reading the in-process bus: subscribe now (so nothing published from here on is
+        missed) and consume in a task of the running loop."""
         if self._task is not None:
             return
         self._bus, self._offered_before, self._handled = bus, bus.published, 0  # later publishes are offered to us
         self._subscription = bus.subscribe(maxsize=100_000)
-        self._task = asyncio.get_running_loop().create_task(self._run(self._subscription), name="desktop-event-log")
+        self.mode = "writer"
+        source = BusSource(self._subscription)
+        self._task = asyncio.get_running_loop().create_task(self._run(source), name="desktop-event-log")
+
+    async def lead(self, stream: EventStream) -> None:
+        """Become the writer of a log several desk API instances share (agent_desktop_api.leadership chose this
+        one): deliver what the last writer stored, take the state from the database, and read the bus's stream
+        from the position stored with it. WriterReplaced: another instance claimed the position first."""
+        await self._cancel_task()
+        if self.mode == "follower":
+            await self._tail()  # everything the last writer stored reaches our sockets first
+        self._loaded = False
+        await self.load()
+        stored = await asyncio.to_thread(read_position, self.engine)
+        start = await stream.start_after(stored)
+        await asyncio.to_thread(claim_position, self.engine, stored, start)
+        self._position = start
+        self.mode = "writer"
+        log.info("desktop.writing", stream=start.stream, after_seq=start.seq)
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(StreamSource(stream, start)), name="desktop-event-log")
+
+    async def follow(self) -> None:
+        """Deliver what another instance's writer stores: tail the events table from where we are (a desk API
+        instance of several, not the writer now)."""
+        await self._cancel_task()
+        if self._tail_id is None or self.mode != "writer":
+            self._tail_id = await asyncio.to_thread(self._max_id)
+        self._last_seq = dict(self._stored_seq)  # numbered but not stored: another writer numbers them now
+        await self.load()
+        self.mode = "follower"
+        self._task = asyncio.get_running_loop().create_task(self._follow(), name="desktop-event-log-follow")
+
+    async def caught_up(self) -> None:
+        """A follower reads what is stored now before answering (a desk resuming here saw it elsewhere)."""
+        if self.mode == "follower":
+            await self._tail()
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
-        """Store what was published before this call (up to `drain_timeout`), then stop consuming."""
+        """Store what was published before this call (up to `drain_timeout`), then stop consuming. (Reading the
+        bus's stream, nothing needs draining: the next writer goes on from the stored position.)"""
         if self._subscription is not None:
             target = self._offered()
             self._subscription.close()
             with contextlib.suppress(TimeoutError):
                 await self.settled(drain_timeout, target)
             self._subscription = None
+        await self._cancel_task()
+        self.mode = "idle"
+
+    async def _cancel_task(self) -> None:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -292,7 +408,7 @@ class EventLog:
             while self.running and self._handled < goal:  # noqa: ASYNC110  (the bus has no "drained" signal)
                 await asyncio.sleep(0.002)
 
-    async def _run(self, subscription: Subscription) -> None:
+    async def _run(self, source: EventSource) -> None:
         await self.load()
         await self._prune()
         next_prune = time.monotonic() + self.prune_every_s
@@ -300,29 +416,100 @@ class EventLog:
             if time.monotonic() >= next_prune:  # checked between batches too: a busy line never times out
                 await self._prune()
                 next_prune = time.monotonic() + self.prune_every_s
-            try:
-                first = await asyncio.wait_for(subscription.get(), max(0.0, next_prune - time.monotonic()))
-            except TimeoutError:
+            pulled = await source.pull(max(0.0, next_prune - time.monotonic()))
+            if pulled is None:
                 continue
-            events = [first]
-            while subscription.pending() and len(events) < 1000:
-                events.append(await subscription.get())  # queued already: returns without suspending
-            dropped, subscription.dropped = subscription.dropped, 0
-            if dropped:
-                log.error("desktop.events_dropped", count=dropped)
+            if pulled.dropped:
+                log.error("desktop.events_dropped", count=pulled.dropped)
             try:
-                await self.ingest(events)
+                await self.ingest(pulled.events, pulled.position)
+            except WriterReplaced as exc:
+                log.warning("desktop.writer_replaced", detail=str(exc))
+                self.mode = "replaced"
+                for listener in self.replaced_listeners:
+                    listener()
+                return
             except Exception:  # keep consuming: one bad batch must not silence every desktop
-                log.exception("desktop.ingest_failed", events=len(events))
+                log.exception("desktop.ingest_failed", events=len(pulled.events))
             finally:
-                self._handled += len(events) + dropped
+                self._handled += len(pulled.events) + pulled.dropped
+
+    # ---- following another writer ----
+
+    async def _follow(self) -> None:
+        delay = FOLLOW_INTERVAL_S
+        while True:
+            try:
+                await self._tail()
+            except sa.exc.SQLAlchemyError as exc:
+                cause = getattr(exc, "orig", None) or exc
+                self._set_storing(False, f"{type(cause).__name__}: {cause}")
+                delay = min(RETRY_MAX_S, delay * 2)
+            else:
+                self._set_storing(True, None)
+                delay = FOLLOW_INTERVAL_S
+            await asyncio.sleep(delay)
+
+    async def _tail(self) -> None:
+        """Deliver the rows stored after the last one we delivered, in id order (one writer at a time stores,
+        and its row lock on the position makes ids grow in commit order: see bus_position)."""
+        async with self._tail_lock:
+            loop = asyncio.get_running_loop()
+            while True:
+                after = self._tail_id if self._tail_id is not None else 0
+                rows, calls = await loop.run_in_executor(self._writer, self._read_tail, after)
+                if not rows:
+                    return
+                self._apply_tail(rows, calls)
+                if len(rows) < TAIL_PAGE:
+                    return
+
+    def _apply_tail(self, rows: list[Any], calls: list[CallInfo]) -> None:
+        messages = [
+            Message(row.operator_id, int(row.seq), row.call_id, row.type, _utc(row.ts) or self.clock(), row.body)
+            for row in rows
+        ]
+        for message in messages:
+            op = message.operator_id
+            self._stored_seq[op] = max(message.seq, self._stored_seq.get(op, 0))
+            self._last_seq[op] = max(message.seq, self._last_seq.get(op, 0))
+        for info in calls:
+            if info.ended_at is None:
+                self._open[info.call_id] = info
+            else:
+                self._open.pop(info.call_id, None)
+                self._remember_ended(info.call_id, info.operator_id)
+        self._tail_id = int(rows[-1].id)
+        for listener in self.listeners:
+            listener(messages)
+
+    def _read_tail(self, after: int) -> tuple[list[Any], list[CallInfo]]:
+        events = desktop_events.c
+        query = sa.select(desktop_events).where(events.id > after).order_by(events.id).limit(TAIL_PAGE)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query))
+            changed = sorted({row.call_id for row in rows if row.type in CALL_FACT_TYPES})
+            if not changed:
+                return rows, []
+            calls = conn.execute(sa.select(desktop_calls).where(desktop_calls.c.call_id.in_(changed)))
+            return rows, [CallInfo.from_row(row) for row in calls]
+
+    def _max_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(desktop_events.c.id), 0))).scalar_one())
+
+    def _remember_ended(self, call_id: str, operator_id: str | None) -> None:
+        self._ended[call_id] = operator_id
+        if len(self._ended) > ENDED_CALLS_KEPT:
+            self._ended.popitem(last=False)
 
     # ---- ingest ----
 
-    async def ingest(self, events: Iterable[CallEvent]) -> list[Message]:
-        """Number, store, then deliver. Called only by the consumer task (one at a time keeps seq order)."""
+    async def ingest(self, events: Iterable[CallEvent], position: StreamPosition | None = None) -> list[Message]:
+        """Number, store, then deliver. Called only by the consumer task (one at a time keeps seq order).
+        `position`: where the batch ends in the bus's stream (stored with it)."""
         await self.load()
-        batch = _Batch()
+        batch = _Batch(position=position)
         for event in events:
             self._route(event, batch)
         if batch.messages:
@@ -343,6 +530,9 @@ class EventLog:
             try:
                 await asyncio.get_running_loop().run_in_executor(self._writer, self._write, batch)
                 break
+            except WriterReplaced:
+                self._last_seq = dict(self._stored_seq)
+                raise
             except sa.exc.IntegrityError:  # seq numbers taken in a database swapped in under us: cannot store
                 log.exception("desktop.write_conflict", messages=len(batch.messages))
                 break
@@ -396,9 +586,7 @@ class EventLog:
             batch.calls[event.call_id] = info
             if isinstance(body, CallEnded):
                 del self._open[event.call_id]
-                self._ended[event.call_id] = info.operator_id
-                if len(self._ended) > ENDED_CALLS_KEPT:
-                    self._ended.popitem(last=False)
+                self._remember_ended(event.call_id, info.operator_id)
         for operator_id in targets or [UNROUTED]:
             self._append(batch, operator_id, event, event.data)
 
@@ -423,21 +611,29 @@ class EventLog:
         """Stream counters and open calls from the database (once; applied on the loop, read in a thread)."""
         if self._loaded:
             return
-        streams, calls = await asyncio.to_thread(self._read_state)
+        streams, calls, ended = await asyncio.to_thread(self._read_state)
         for operator_id, last in streams.items():
             self._last_seq[operator_id] = max(last, self._last_seq.get(operator_id, 0))
             self._stored_seq[operator_id] = max(last, self._stored_seq.get(operator_id, 0))
         self._stored_streams.update(streams)
-        for info in calls:
-            self._open.setdefault(info.call_id, info)
+        for info in calls:  # the database's view wins: another instance may have written them since we looked
+            self._open[info.call_id] = info
+        for info in ended:
+            self._open.pop(info.call_id, None)
+            self._remember_ended(info.call_id, info.operator_id)
         self._loaded = True
 
-    def _read_state(self) -> tuple[dict[str, int], list[CallInfo]]:
+    def _read_state(self) -> tuple[dict[str, int], list[CallInfo], list[CallInfo]]:
+        """Stream counters, open calls, and the most recently ended calls (oldest first)."""
         self.epoch = self._ensure_epoch()
+        calls = desktop_calls.c
         with self.engine.connect() as conn:
             streams = {row.operator_id: int(row.last_seq) for row in conn.execute(sa.select(desktop_streams))}
-            rows = conn.execute(sa.select(desktop_calls).where(desktop_calls.c.ended_at.is_(None)))
-            return streams, [CallInfo.from_row(row) for row in rows]
+            rows = conn.execute(sa.select(desktop_calls).where(calls.ended_at.is_(None)))
+            open_calls = [CallInfo.from_row(row) for row in rows]
+            recent = sa.select(desktop_calls).where(calls.ended_at.is_not(None))
+            ended = conn.execute(recent.order_by(calls.ended_at.desc()).limit(ENDED_CALLS_KEPT))
+            return streams, open_calls, [CallInfo.from_row(row) for row in reversed(list(ended))]
 
     def _ensure_epoch(self) -> str:
         """The database's epoch, made (with the tables) when it has none: a new or replaced database."""
@@ -456,6 +652,9 @@ class EventLog:
         if not known_ids:  # first write, or after a failure: the tables and the epoch may be gone
             self.epoch = self._ensure_epoch()
         with self.engine.begin() as conn:
+            if batch.position is not None:  # first: its row lock orders writers (see bus_position)
+                assert self._position is not None
+                move_position(conn, self._position, batch.position)
             conn.execute(
                 sa.insert(desktop_events),
                 [
@@ -484,7 +683,11 @@ class EventLog:
                 _upsert(conn, desktop_streams, desktop_streams.c.operator_id, op, {"last_seq": batch.streams[op]})
             for info in batch.calls.values():
                 _upsert(conn, desktop_calls, desktop_calls.c.call_id, info.call_id, info.row(now))
+            if batch.position is not None:  # ours: nobody else inserts while we hold the position's row lock
+                last_id = conn.execute(sa.select(sa.func.max(desktop_events.c.id))).scalar_one()
         known_ids.update(batch.streams)  # committed: these rows exist now
+        if batch.position is not None:
+            self._position, self._tail_id = batch.position, int(last_id)
 
     async def _prune(self) -> None:
         now = self.clock()

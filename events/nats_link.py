@@ -188,20 +188,25 @@ class BusBridge:
             self.bus.publish(event)
 
     def _decode(self, data: bytes) -> CallEvent | None:
-        if len(data) > MAX_EVENT_BYTES:
-            raise ValueError(f"an event over {MAX_EVENT_BYTES} bytes")
-        wire = json.loads(data)
-        if not isinstance(wire, dict) or not isinstance(wire.get("event"), dict):
-            raise ValueError('an event on the bus is {"origin": NAME, "event": {...}}')
-        origin = str(wire.get("origin") or "")
-        if origin == self.origin:
-            return None  # our own, echoed back by the server
-        body: dict[str, Any] = dict(wire["event"])
-        type_, call_id, ts = body.pop("type", None), body.pop("call_id", None), body.pop("ts", None)
-        if not isinstance(type_, str) or not isinstance(call_id, str):
-            raise ValueError("an event needs its type and call_id")
-        when = datetime.fromisoformat(ts) if isinstance(ts, str) else None
-        return replace(CallEvent.loose(type_, call_id, body, when), origin=origin or "unknown")
+        event = decode_event(data)
+        return None if event.origin == self.origin else event  # None: our own, echoed back by the server
 
 
-__all__ = ["BusBridge", "BusUnavailable", "NatsLink", "process_name"]
+def decode_event(data: bytes) -> CallEvent:
+    """An event as it travels between processes ({"origin": NAME, "event": {...}}), checked against the contract
+    like a local one; ValueError or InvalidEvent for anything else."""
+    if len(data) > MAX_EVENT_BYTES:
+        raise ValueError(f"an event over {MAX_EVENT_BYTES} bytes")
+    wire = json.loads(data)
+    if not isinstance(wire, dict) or not isinstance(wire.get("event"), dict):
+        raise ValueError('an event on the bus is {"origin": NAME, "event": {...}}')
+    origin = str(wire.get("origin") or "")
+    body: dict[str, Any] = dict(wire["event"])
+    type_, call_id, ts = body.pop("type", None), body.pop("call_id", None), body.pop("ts", None)
+    if not isinstance(type_, str) or not isinstance(call_id, str):
+        raise ValueError("an event needs its type and call_id")
+    when = datetime.fromisoformat(ts) if isinstance(ts, str) else None
+    return replace(CallEvent.loose(type_, call_id, body, when), origin=origin or "unknown")
+
+
+__all__ = ["BusBridge", "BusUnavailable", "NatsLink", "decode_event", "process_name"]

@@ -23,6 +23,16 @@ class BusSettings(BaseModel):
     subject: str = Field("hotline", description="Subject prefix: two hotlines on one NATS server use two.")
     request_timeout_s: float = Field(3.0, gt=0, le=60, description="How long the desk waits for call control.")
     connect_timeout_s: float = Field(5.0, gt=0, le=120)
+    replay_s: float = Field(
+        0,
+        ge=0,
+        le=7 * 86400,
+        description=(
+            "How long the NATS server keeps every event in a JetStream stream (events.replay), so a desk API "
+            "instance taking over the desk event log goes on from where the last one stopped; 0: core NATS only "
+            "(one desk API instance). Needs a server with JetStream (`hotline cluster up` sets 3600)."
+        ),
+    )
 
     @field_validator("url")
     @classmethod

@@ -82,9 +82,11 @@ class NodeWatch:
         lost_after_s: float = LOST_AFTER_S,
         clock: Callable[[], float] = time.monotonic,
         registry: CollectorRegistry | None = None,
+        publishes: Callable[[], bool] = lambda: True,
     ) -> None:
         self.link = link
         self.bus = bus
+        self.publishes = publishes  # False: another desk instance ends the calls (this one only keeps watch)
         self.lost_after_s = lost_after_s
         self.clock = clock
         self.nodes: dict[str, _Node] = {}
@@ -180,6 +182,8 @@ class NodeWatch:
             log.warning("node.lost", node=name, calls=len(node.calls), silent_s=round(now - node.last_seen, 1))
             for call_id in sorted(node.calls):
                 caller_number, language = self._callers.pop(call_id, (None, None))
+                if not self.publishes():
+                    continue
                 self.bus.send(
                     CallEnded(call_id=call_id, caller_number=caller_number, language=language, reason="node_lost")
                 )

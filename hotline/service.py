@@ -16,7 +16,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 from nats.errors import Error as NatsError
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from agent_desktop_api.app import create_app
 from agent_desktop_api.auth import AuthService
@@ -39,6 +39,7 @@ from config.database import create_engine
 from config.database_health import DatabaseMonitor
 from events.bus import EventBus
 from events.nats_link import BusBridge, BusUnavailable, NatsLink, process_name
+from events.replay import EventStream
 from hotline import schema
 from hotline.control import ControlServer, LocalControl, RemoteControl
 from hotline.nodes import NodeBeacon, NodeWatch
@@ -134,6 +135,7 @@ class GatewayService:
         self.asterisk: AsteriskInstance | None = None
         self.bus = EventBus()  # calls publish here; the assistants and the desk read it
         self.link: NatsLink | None = None  # the bus across processes, when bus.url is set
+        self.event_stream: EventStream | None = None  # the bus's kept events, read by the desk's event log
         self.bridge: BusBridge | None = None
         self.control_server: ControlServer | None = None
         self.addresses: AddressResolver | None = None
@@ -191,7 +193,14 @@ class GatewayService:
             self.beacon = NodeBeacon(self.link, lambda: [str(call["call_id"]) for call in gateway.calls()])
             await self.beacon.start()
         if self.link is not None and "desk" in parts and "voice" not in parts:
-            self.node_watch = NodeWatch(self.link, self.bus, registry=self.metrics_registry)
+            # Several desk instances all watch; the one writing the event log ends a lost node's calls.
+            self.node_watch = NodeWatch(self.link, self.bus, registry=self.metrics_registry, publishes=self._leads)
+            writer = Gauge(
+                "hotline_desk_log_writer",
+                "1 while this desk API instance writes the event log the desk instances share",
+                registry=self.metrics_registry,
+            )
+            writer.set_function(lambda: float(self.desktop is not None and self._leads()))
             await self.node_watch.start()
         if "desk" in parts and self.flows is None:  # the admin flow API; the voice side runs the flows
             self.flows = self._flow_components()
@@ -208,6 +217,9 @@ class GatewayService:
         except NatsError as exc:
             raise ServiceError(f"routing.shared_operators: the bus has no key-value store ({exc})", EXIT_BUS) from exc
         routing.leases = self.leases = leases
+
+    def _leads(self) -> bool:
+        return self.desktop is None or self.desktop.leading
 
     def _voice_nodes(self) -> int:
         """Voice processes known to be up (their beacons; 0 until the first one came)."""
@@ -250,6 +262,15 @@ class GatewayService:
             await self.link.connect()
         except BusUnavailable as exc:
             raise ServiceError(str(exc), EXIT_BUS) from exc
+        if self.settings.bus.replay_s > 0:  # made by whoever comes first: it keeps the events from then on
+            stream = EventStream(self.link, self.settings.bus.replay_s)
+            try:
+                await stream.ensure()
+            except NatsError as exc:
+                why = f"bus.replay_s: the bus keeps no events (a NATS server with JetStream is needed): {exc}"
+                raise ServiceError(why, EXIT_BUS) from exc
+            if "desk" in self.parts:
+                self.event_stream = stream
         self.bridge = BusBridge(self.bus, self.link)
         await self.bridge.start()
 

@@ -39,7 +39,7 @@ def cluster_group() -> None:
 @cluster_group.command("up")
 @click.option("--nodes", type=click.IntRange(1, 16), default=2, show_default=True, help="Asterisk + gateway nodes.")
 @click.option("--sip-port", type=click.IntRange(1, 65535), default=5060, show_default=True, help="Kamailio (UDP).")
-@click.option("--desk-ports", default="8080", show_default=True, help="One desk API instance per port.")
+@click.option("--desk-ports", default="8080,8081", show_default=True, help="One desk API instance per port.")
 @click.option(
     "--port-base",
     type=click.IntRange(1024, 65000),

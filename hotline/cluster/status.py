@@ -20,9 +20,9 @@ def _get(url: str) -> httpx.Response | None:
         return None
 
 
-def _active_calls(metrics: str) -> str:
+def _gauge(metrics: str, name: str) -> str:
     for line in metrics.splitlines():
-        if line.startswith("hotline_active_calls "):
+        if line.startswith(f"{name} "):
             return str(int(float(line.split()[1])))
     return "?"
 
@@ -52,7 +52,7 @@ def cluster_status(root: Path) -> tuple[list[str], bool]:
         ready = _get(f"{node['http']}/readyz")
         metrics = _get(f"{node['http']}/metrics")
         up = ready is not None and ready.status_code == 200
-        calls = _active_calls(metrics.text) if metrics is not None else "?"
+        calls = _gauge(metrics.text, "hotline_active_calls") if metrics is not None else "?"
         healthy &= up and in_rotation
         lines.append(
             f"{node['name']:<9} {node['sip']:<22} rotation {'in' if in_rotation else 'OUT'} ({flags})  "
@@ -60,9 +60,11 @@ def cluster_status(root: Path) -> tuple[list[str], bool]:
         )
     for desk in state["desks"]:
         ready = _get(f"{desk}/readyz")
+        metrics = _get(f"{desk}/metrics")
         up = ready is not None and ready.status_code == 200
         healthy &= up
-        lines.append(f"desk      {desk:<22} {'ready' if up else 'DOWN'}")
+        writes = metrics is not None and _gauge(metrics.text, "hotline_desk_log_writer") == "1"
+        lines.append(f"desk      {desk:<22} {'ready' if up else 'DOWN'}" + ("  writes the event log" if writes else ""))
     return lines, healthy
 
 

@@ -1,10 +1,11 @@
 """`hotline cluster up`: a hotline-sized cluster on one machine, every part a real server on loopback.
 
-PostgreSQL (the shared database), nats-server (the bus), N media nodes (each an Asterisk of its own under a
-`hotline serve --role voice` gateway), one assist process, two desk API instances, and Kamailio in front: the one SIP
-address callers dial, dispatching new calls across the nodes that answer its health checks. Everything runs under
-one folder (`var/cluster` by default: data, logs, each node's Asterisk); Ctrl-C or SIGTERM stops it all, newest
-first. The single-box default (`hotline serve`) is unchanged.
+PostgreSQL (the shared database), nats-server (the bus, keeping its events in JetStream), N media nodes (each an
+Asterisk of its own under a `hotline serve --role voice` gateway), one assist process, two desk API instances
+(either serves any operator; one of them writes the event log, elected: agent_desktop_api.leadership), and
+Kamailio in front: the one SIP address callers dial, dispatching new calls across the nodes that answer its health
+checks. Everything runs under one folder (`var/cluster` by default: data, logs, each node's Asterisk); Ctrl-C or
+SIGTERM stops it all, newest first. The single-box default (`hotline serve`) is unchanged.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class ClusterPlan:
     root: Path
     nodes: int = 2
     sip_port: int = 5060
-    desk_ports: tuple[int, ...] = (8080,)  # one: the desk event log has one writer (see the README)
+    desk_ports: tuple[int, ...] = (8080, 8081)  # desk API instances: any serves any operator (one writes the log)
     port_base: int = 15000
     rtp_base: int = 16000  # 16 nodes x 1000 ports end below the kernel's outgoing ports (32768)
     rtp_ports_per_node: int = 1000  # max_concurrent_calls (100) x rtp_ports_per_call (8), rounded up
@@ -183,6 +184,7 @@ class Cluster:
             HOTLINE_DATABASE__URL=self.postgres.url,
             HOTLINE_BUS__URL=self.nats.url,
             HOTLINE_BUS__TOKEN=self.nats.token,
+            HOTLINE_BUS__REPLAY_S="3600",  # the bus keeps an hour of events: a desk taking over goes on from them
             HOTLINE_RECORDING__DIR=str(self.plan.root / "recordings"),
             HOTLINE_LOGGING__FORMAT="json",
         )

@@ -20,9 +20,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from hotline.cluster.servers import ephemeral_ports, port_free
 from hotline.cluster.up import Cluster, ClusterPlan, Part
@@ -54,7 +56,7 @@ def _free(kind: int) -> int:
     return _block(1, "single", kind)
 
 
-def _start_cluster(env: dict[str, str]) -> Iterator[Cluster]:
+def _start_cluster(env: dict[str, str], desks: int = 1) -> Iterator[Cluster]:
     # Not under pytest's 0700 temporary root: PostgreSQL runs as its own account and must reach its folder.
     root = Path(tempfile.mkdtemp(prefix="hotline-cluster-"))
     root.chmod(0o755)
@@ -62,7 +64,7 @@ def _start_cluster(env: dict[str, str]) -> Iterator[Cluster]:
         root=root,
         nodes=2,
         sip_port=_free(socket.SOCK_DGRAM),
-        desk_ports=(_free(socket.SOCK_STREAM),),
+        desk_ports=tuple(_free(socket.SOCK_STREAM) for _ in range(desks)),
         port_base=_block(20, "cluster", socket.SOCK_STREAM),
         rtp_base=_block(2000, "rtp", socket.SOCK_DGRAM),
     )
@@ -82,8 +84,8 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def flow_cluster() -> Iterator[Cluster]:
-    """Two nodes running the shipped 12345 flow: callers choose, queue and reach operators."""
-    yield from _start_cluster({"HOTLINE_ROUTING__WRAP_UP_S": "1"})
+    """Two nodes running the shipped 12345 flow: callers choose, queue and reach operators; two desk instances."""
+    yield from _start_cluster({"HOTLINE_ROUTING__WRAP_UP_S": "1"}, desks=2)
 
 
 @dataclass
@@ -162,15 +164,20 @@ def cluster_status_cli(cluster: Cluster) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=30)
 
 
-def supervisor_token(cluster: Cluster) -> str:
-    """A supervisor of this cluster's desk (the database is the cluster's PostgreSQL)."""
+def login(cluster: Cluster, name: str, role: str, desk: Part | None = None) -> str:
+    """A user of this cluster's desk (made once: the database is the cluster's PostgreSQL), logged in."""
     assert cluster.postgres is not None
     env = {**os.environ, "HOTLINE_DATABASE__URL": cluster.postgres.url}
-    add = ["hotline", "users", "add", "sue", "--role", "supervisor", "--password-stdin"]
-    subprocess.run([str(Path(sys.executable).parent / add[0]), *add[1:]], input=b"pw\n", env=env)  # once per cluster
-    desk = cluster.desks[0].base
-    login = httpx.post(f"{desk}/api/auth/login", json={"username": "sue", "password": "pw"}, timeout=10)
-    return str(login.json()["token"])
+    add = [str(Path(sys.executable).parent / "hotline"), "users", "add", name, "--role", role, "--password-stdin"]
+    subprocess.run(add, input=b"pw\n", env=env, capture_output=True)  # refused the second time: it exists
+    base = (desk or cluster.desks[0]).base
+    answer = httpx.post(f"{base}/api/auth/login", json={"username": name, "password": "pw"}, timeout=10)
+    answer.raise_for_status()
+    return str(answer.json()["token"])
+
+
+def supervisor_token(cluster: Cluster) -> str:
+    return login(cluster, "sue", "supervisor")
 
 
 def lost_calls(cluster: Cluster, token: str) -> list[str]:
@@ -391,11 +398,10 @@ async def test_callers_on_both_nodes_reach_operators_whose_phones_registered_thr
     assert sorted(served.values()) == ["node1", "node2"], served  # each node rang a phone it never saw register
 
 
-def live_calls(cluster: Cluster) -> list[dict[str, object]]:
-    token = supervisor_token(cluster)
-    answer = httpx.get(
-        f"{cluster.desks[0].base}/api/supervisor/calls", headers={"Authorization": f"Bearer {token}"}, timeout=10
-    )
+def live_calls(cluster: Cluster, desk: Part | None = None) -> list[dict[str, object]]:
+    desk = desk or cluster.desks[0]
+    token = login(cluster, "sue", "supervisor", desk)
+    answer = httpx.get(f"{desk.base}/api/supervisor/calls", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     answer.raise_for_status()
     calls: list[dict[str, object]] = answer.json()["calls"]
     return calls
@@ -462,12 +468,7 @@ steps:
 
 
 def admin_token(cluster: Cluster) -> str:
-    assert cluster.postgres is not None
-    env = {**os.environ, "HOTLINE_DATABASE__URL": cluster.postgres.url}
-    add = [str(Path(sys.executable).parent / "hotline"), "users", "add", "ann", "--role", "admin", "--password-stdin"]
-    subprocess.run(add, input=b"pw\n", env=env)  # once per cluster
-    login = httpx.post(f"{cluster.desks[0].base}/api/auth/login", json={"username": "ann", "password": "pw"})
-    return str(login.json()["token"])
+    return login(cluster, "ann", "admin")
 
 
 async def test_a_flow_published_at_the_desk_runs_on_every_node(flow_cluster: Cluster, tmp_path: Path) -> None:
@@ -507,3 +508,98 @@ async def test_a_flow_published_at_the_desk_runs_on_every_node(flow_cluster: Clu
     finally:  # the shipped flow again, for whatever runs next on this cluster
         rollback = f"{cluster.desks[0].base}/api/flows/12345/rollback"
         await asyncio.to_thread(httpx.post, rollback, json={}, headers=auth, timeout=10)
+
+
+def log_writer(cluster: Cluster) -> Part:
+    """The desk instance that writes the event log now (its own /metrics says so)."""
+    found: list[Part] = []
+
+    def one_writes() -> bool:
+        found[:] = [desk for desk in cluster.desks if part_up(desk) and gauge(desk, "hotline_desk_log_writer") == 1]
+        return len(found) == 1
+
+    wait_for(one_writes, 10)
+    return found[0]
+
+
+def part_up(part: Part) -> bool:
+    return part.process is not None and part.process.poll() is None
+
+
+async def read_until(
+    ws: websockets.ClientConnection, seen: list[dict[str, Any]], type_: str, call_id: str | None = None
+) -> None:
+    """Read the desk's stream into `seen` (the numbered messages) until `type_` comes (for `call_id`, if given)."""
+    async with asyncio.timeout(30):
+        while True:
+            message = json.loads(await ws.recv())
+            assert message["type"] != "resync", message  # the other instance knows this stream: no starting over
+            if "seq" in message:
+                seen.append(message)
+                if message["type"] == type_ and call_id in (None, message["call_id"]):
+                    return
+
+
+async def test_an_operators_desk_resumes_on_the_other_desk_instance_when_its_own_is_killed(
+    flow_cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster = flow_cluster
+    first_desk = log_writer(cluster)  # the harder case: the instance that dies is the one writing the log
+    [second_desk] = [desk for desk in cluster.desks if desk is not first_desk]
+    token = login(cluster, "op1002", "operator", first_desk)
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+        me = (await client.get(f"{first_desk.base}/api/me")).json()
+    start, epoch = me["last_seq"], me["epoch"]
+    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
+    entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
+    seen: list[dict[str, Any]] = []
+    try:
+        async with (
+            Softphone.open(log_path=tmp_path / "op1002.log", user="op1002") as operator,
+            Softphone.open(log_path=tmp_path / "caller.log", user="13800138000") as caller,
+        ):
+            await operator.account(
+                user="op1002", password=passwords["op1002"], registrar=f"sip:127.0.0.1:{cluster.plan.sip_port}"
+            )
+            await operator.auto_answer(True)
+            url = f"ws://127.0.0.1:{first_desk.http_port}/api/events?token={token}&after={start}&epoch={epoch}"
+            async with websockets.connect(url) as ws:
+                call = await caller.call(entry)
+                await choose_citizens(caller, call)
+                incoming = await operator.wait_incoming(timeout=20)
+                await operator.wait_state(incoming, "CONFIRMED", timeout=5)
+                await read_until(ws, seen, "call.answered")
+                first_call = seen[-1]["call_id"]
+                assert first_desk.process is not None
+                first_desk.process.send_signal(signal.SIGKILL)  # the desk instance dies with the call up
+                first_desk.process.wait(10)
+                takeover = asyncio.create_task(asyncio.to_thread(wait_for, lambda: log_writer(cluster), 10))
+            # While no instance may be writing yet, the caller hangs up and the next caller reaches the operator.
+            mark = operator.mark()
+            await caller.hangup(call)
+            await operator.wait_state(incoming, "DISCONNECTED", timeout=10)
+            call = await caller.call(entry)
+            await choose_citizens(caller, call)
+            incoming = await operator.wait_incoming(timeout=20, since=mark)
+            await operator.wait_state(incoming, "CONFIRMED", timeout=5)
+            second_call = next(c["call_id"] for c in live_calls(cluster, second_desk))
+            # The page reconnects (to the other instance behind the same address) from the last seq it has.
+            last = seen[-1]["seq"]
+            url = f"ws://127.0.0.1:{second_desk.http_port}/api/events?token={token}&after={last}&epoch={epoch}"
+            async with websockets.connect(url) as ws:
+                await read_until(ws, seen, "call.answered", str(second_call))
+            await operator.hangup(incoming)
+            await caller.wait_state(call, "DISCONNECTED", timeout=10)
+        seqs = [m["seq"] for m in seen]
+        assert seqs == list(range(start + 1, start + 1 + len(seen))), seqs  # no gap, no message twice
+        after_kill = [(m["type"], m["call_id"]) for m in seen if m["seq"] > last]
+        assert ("call.ended", first_call) in after_kill, after_kill  # stored while the first instance was gone
+        assert ("call.offered", second_call) in after_kill and ("call.answered", second_call) in after_kill
+        assert log_writer(cluster) is second_desk
+        print(
+            f"the other desk instance wrote the log {await takeover:.2f} s after kill -9; the operator resumed "
+            f"there after seq {last}: {len(after_kill)} messages, none missing or twice"
+        )
+    finally:  # the cluster whole again for whatever runs next: the instance comes back, following
+        first_desk.start()
+        first_desk.wait_ready()

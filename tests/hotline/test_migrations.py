@@ -8,10 +8,8 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -22,9 +20,9 @@ from agent_desktop_api.event_log import EventLog
 from config.database import DatabaseSettings, create_engine
 from events.bus import CallEvent
 from hotline import schema
-from tests.support.postgres import postgres_url
+from tests.support.postgres import pg_engine, postgres_url
 
-__all__ = ["postgres_url"]
+__all__ = ["pg_engine", "postgres_url"]
 
 PASSWORD = "correct horse battery"
 SEGMENT = {"segment_id": "s1", "speaker": "caller", "start_ms": 0, "end_ms": 900, "confidence": 0.9}
@@ -135,17 +133,6 @@ def test_the_cli_brings_the_database_up_to_date_and_says_so(tmp_path: object) ->
 
 
 # ---- PostgreSQL ----
-
-
-@pytest.fixture
-def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
-    name = f"hotline_{uuid.uuid4().hex[:12]}"
-    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    engine = create_engine(DatabaseSettings(url=postgres_url.rsplit("/", 1)[0] + f"/{name}"))
-    yield engine
-    engine.dispose()
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from events.nats_link import NatsLink
 from events.settings import BusSettings
 from hotline.cluster.servers import NatsServer, ServerError
 
-__all__ = ["NatsServer", "linked", "nats_server"]
+__all__ = ["NatsServer", "jetstream_server", "linked", "nats_server"]
 
 
 def _free_port() -> int:
@@ -38,10 +38,25 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
+@pytest.fixture
+def jetstream_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A NATS server with JetStream (what `hotline cluster up` runs: leases, the bus's kept events)."""
+    server = NatsServer(tmp_path / "nats-js", _free_port(), jetstream=True)
+    try:
+        server.start()
+    except ServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @asynccontextmanager
-async def linked(server: NatsServer, name: str) -> AsyncIterator[NatsLink]:
+async def linked(server: NatsServer, name: str, replay_s: float = 0) -> AsyncIterator[NatsLink]:
     """A process's bus link to `server`, connected, closed at the end."""
-    link = NatsLink(BusSettings(url=server.url, token=SecretStr(server.token), connect_timeout_s=2), name)
+    settings = BusSettings(url=server.url, token=SecretStr(server.token), connect_timeout_s=2, replay_s=replay_s)
+    link = NatsLink(settings, name)
     await link.connect()
     try:
         yield link

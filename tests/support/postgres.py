@@ -6,11 +6,15 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+import sqlalchemy as sa
 
+from config.database import DatabaseSettings, create_engine
 from hotline.cluster.servers import PostgresServer, ServerError
 
 
@@ -36,3 +40,20 @@ def postgres_url() -> Iterator[str]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def new_database(postgres_url: str) -> str:
+    """The URL of a new, empty database on the session's server."""
+    name = f"hotline_{uuid.uuid4().hex[:12]}"
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
+    """An engine on a new database of its own (no tables yet)."""
+    engine = create_engine(DatabaseSettings(url=new_database(postgres_url)))
+    yield engine
+    engine.dispose()

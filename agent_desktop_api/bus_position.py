@@ -1,0 +1,61 @@
+"""Where the desk event log's writer is in the bus's stream (events.replay), stored with what it wrote.
+
+One row. The writer moves it in the same transaction as the events it numbered, as a compare-and-set: the update
+names the position it read last, so a writer that was replaced (another desk API instance took over and wrote)
+updates nothing and must stop. The update comes first in the transaction: its row lock orders writers, so the
+events' ids grow in commit order, which is what the other instances' tail relies on.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from config.database import create_tables, metadata
+from events.replay import StreamPosition
+
+desktop_bus_position = sa.Table(
+    "desktop_bus_position",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("stream", sa.String(64), nullable=False),  # the stream's identity (its creation time)
+    sa.Column("seq", sa.BigInteger, nullable=False),  # the last stream sequence whose events are stored
+)
+
+
+class WriterReplaced(Exception):
+    """The stored position moved under this writer: another desk API instance writes the event log now."""
+
+
+def read_position(engine: Engine) -> StreamPosition | None:
+    create_tables(engine, desktop_bus_position)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(desktop_bus_position).where(desktop_bus_position.c.id == 1)).first()
+    return StreamPosition(row.stream, int(row.seq)) if row is not None else None
+
+
+def claim_position(engine: Engine, stored: StreamPosition | None, start: StreamPosition) -> None:
+    """Make the row say `start` (a new writer's first position), if it still says `stored`; else WriterReplaced."""
+    with engine.begin() as conn:
+        if stored is None:
+            try:
+                conn.execute(sa.insert(desktop_bus_position).values(id=1, stream=start.stream, seq=start.seq))
+            except sa.exc.IntegrityError:
+                raise WriterReplaced("another instance stored a position first") from None
+        else:
+            move_position(conn, stored, start)
+
+
+def move_position(conn: Connection, before: StreamPosition, after: StreamPosition) -> None:
+    """Compare-and-set inside the writer's transaction (see the module's docstring)."""
+    table = desktop_bus_position.c
+    moved = conn.execute(
+        sa.update(desktop_bus_position)
+        .where(table.id == 1, table.stream == before.stream, table.seq == before.seq)
+        .values(stream=after.stream, seq=after.seq)
+    )
+    if moved.rowcount != 1:
+        raise WriterReplaced(f"the stored position is no longer {before.stream}#{before.seq}")
+
+
+__all__ = ["WriterReplaced", "claim_position", "desktop_bus_position", "move_position", "read_position"]
