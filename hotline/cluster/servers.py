@@ -88,8 +88,9 @@ def _private(folder: Path) -> Path:
     return folder
 
 
-def _log(path: Path) -> IO[bytes]:
-    return path.open("ab")
+def private_log(path: Path) -> IO[bytes]:
+    """A log to append to, readable by its owner only: logs name callers and operators."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
 
 
 # ---- PostgreSQL ----
@@ -198,7 +199,7 @@ class NatsServer:
         if self.jetstream:  # the key-value store of the operators' leases (voice.leases)
             text += f'jetstream {{ store_dir: "{self.folder / "jetstream"}" }}\n'
         write_private(config, text)
-        log = _log(self.folder / "nats.log")
+        log = private_log(self.folder / "nats.log")
         self.process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log, start_new_session=True)
         wait_for_tcp(self.port, 10, self.process)
 
@@ -260,7 +261,7 @@ class KamailioServer:
         check = subprocess.run([str(KAMAILIO), "-c", "-f", str(config)], capture_output=True, timeout=30)
         if check.returncode != 0:
             raise ServerError(f"Kamailio refused its configuration: {check.stderr.decode(errors='replace')[-800:]}")
-        log = _log(self.folder / "kamailio.log")
+        log = private_log(self.folder / "kamailio.log")
         # -DD: stay in the foreground (our child, stopped by PID) but fork its SIP workers
         args = [str(KAMAILIO), "-DD", "-E", "-f", str(config), "-m", "64", "-M", "8", "-Y", str(self.folder)]
         self.process = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
@@ -278,6 +279,7 @@ __all__ = [
     "ServerError",
     "ephemeral_ports",
     "port_free",
+    "private_log",
     "stop_process",
     "wait_for_tcp",
 ]

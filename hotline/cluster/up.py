@@ -32,6 +32,7 @@ from hotline.cluster.servers import (
     ServerError,
     ephemeral_ports,
     port_free,
+    private_log,
     stop_process,
 )
 from hotline.settings import load_settings
@@ -123,7 +124,7 @@ class Part:
     def start(self) -> None:
         if not port_free(self.http_port):
             raise ServerError(f"{self.name}: port {self.http_port} is taken")
-        log = self.log_path.open("ab")
+        log = private_log(self.log_path)
         command = [sys.executable, "-m", "hotline.cli", "serve", "--role", self.role]
         self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log, start_new_session=True)
 
@@ -203,7 +204,7 @@ class Cluster:
         ports = plan.allocate()
         root.mkdir(parents=True, exist_ok=True)
         logs = root / "logs"
-        logs.mkdir(exist_ok=True)
+        logs.mkdir(mode=0o700, exist_ok=True)
         self.echo(f"PostgreSQL on 127.0.0.1:{ports.postgres}")
         self.postgres = PostgresServer(root / "postgres", ports.postgres)
         self.postgres.start()

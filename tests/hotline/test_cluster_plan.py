@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from hotline.cli import main
-from hotline.cluster.servers import ServerError, ephemeral_ports
+from hotline.cluster.servers import ServerError, ephemeral_ports, private_log
 from hotline.cluster.up import ClusterPlan, Part
 
 
@@ -60,3 +60,13 @@ def test_a_part_that_exits_at_start_reports_its_logs_last_line(tmp_path: Path) -
     part.process.wait(10)
     with pytest.raises(ServerError, match=r"node1 exited with 1: hotline serve: port 36228/tcp already in use \(see"):
         part.wait_ready(timeout_s=5)
+
+
+def test_the_parts_logs_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "node1.log"
+    with private_log(path) as log:
+        log.write(b"call from 13800138000\n")
+    with private_log(path) as log:  # appended on a restart, never truncated
+        log.write(b"again\n")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.read_bytes() == b"call from 13800138000\nagain\n"
