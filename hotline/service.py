@@ -62,6 +62,7 @@ from voice.router import Router
 from voice.routing import RoutingServices
 from voice.rtp import RtpPortPool
 from voice.session import CallHandler
+from voice.shared_queue import KvQueue
 from voice.taps import Transcriber
 
 log = structlog.get_logger(__name__)
@@ -151,6 +152,7 @@ class GatewayService:
         self.beacon: NodeBeacon | None = None  # a voice process on the bus: alive, and its calls
         self.node_watch: NodeWatch | None = None  # a desk process: ends the calls of a node that went silent
         self.leases: KvLeases | None = None  # a cluster's node: operators reserved across nodes
+        self.shared_line: KvQueue | None = None  # a cluster's node: the callers' line across nodes
         self.metrics_registry = CollectorRegistry()  # the gateway's own when this process has one
         self._tasks: list[asyncio.Task[None]] = []
         self._http: uvicorn.Server | None = None
@@ -208,15 +210,20 @@ class GatewayService:
         log.info("service.started", role=self.role, http=f"http://{s.http.host}:{s.http.port}")
 
     async def _share_operators(self, routing: RoutingServices) -> None:
-        """Operators reserved cluster-wide (voice.leases) in a key-value bucket on the bus's NATS server."""
+        """Operators reserved cluster-wide (voice.leases) and the callers' line shared (voice.shared_queue), in
+        key-value buckets on the bus's NATS server."""
         if self.link is None:
             raise ServiceError("routing.shared_operators needs the bus (bus.url)", EXIT_SETTINGS)
-        leases = KvLeases(self.link.nc, f"{self.settings.bus.subject}_operators", self.link.name)
+        subject = self.settings.bus.subject
+        leases = KvLeases(self.link.nc, f"{subject}_operators", self.link.name)
+        line = KvQueue(self.link.nc, f"{subject}_waiting", self.link.name)
         try:
             await leases.start(routing.router.pool)
+            await line.start(routing.router)
         except NatsError as exc:
             raise ServiceError(f"routing.shared_operators: the bus has no key-value store ({exc})", EXIT_BUS) from exc
         routing.leases = self.leases = leases
+        self.shared_line = line
 
     def _leads(self) -> bool:
         return self.desktop is None or self.desktop.leading
@@ -489,6 +496,8 @@ class GatewayService:
             await self.gateway.stop()
         if self.beacon is not None:  # its calls ended just now: leaving, not lost
             await self.beacon.stop()
+        if self.shared_line is not None:  # our callers leave the others' line
+            await self.shared_line.stop()
         if self.leases is not None:  # our operators are free for the other nodes
             await self.leases.stop()
         if self.node_watch is not None:

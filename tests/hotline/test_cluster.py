@@ -447,6 +447,53 @@ async def test_one_operator_is_never_offered_two_calls_at_once_across_nodes(
         await caller_b.wait_state(call_b, "DISCONNECTED", timeout=10)
 
 
+async def test_callers_waiting_on_different_nodes_are_served_in_the_order_they_came(
+    flow_cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster = flow_cluster
+    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
+    entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
+    async with (
+        Softphone.open(log_path=tmp_path / "op1002.log", user="op1002") as operator,
+        Softphone.open(log_path=tmp_path / "busy.log", user="13800138000") as talker,
+        Softphone.open(log_path=tmp_path / "first.log", user="13800138001") as first,
+        Softphone.open(log_path=tmp_path / "second.log", user="13800138002") as second,
+    ):
+        await operator.account(
+            user="op1002", password=passwords["op1002"], registrar=f"sip:127.0.0.1:{cluster.plan.sip_port}"
+        )
+        await operator.auto_answer(True)
+        placed: list[dict[str, str]] = []
+        for _ in range(2):  # round robin: the first caller waits on one node, then on the other
+            mark = operator.mark()
+            busy = await talker.call(entry)
+            await choose_citizens(talker, busy)
+            talking = await operator.wait_incoming(timeout=20, since=mark)
+            await operator.wait_state(talking, "CONFIRMED", timeout=5)
+            call_a = await first.call(entry)
+            await choose_citizens(first, call_a)
+            await asyncio.sleep(1.0)  # the first caller is in the queue well before the second
+            call_b = await second.call(entry)
+            await choose_citizens(second, call_b)
+            await asyncio.sleep(1.0)
+            node_of = {str(c["caller_number"]): str(c["call_id"]).split("-", 1)[0] for c in live_calls(cluster)}
+            placed.append(node_of)
+            assert node_of["13800138001"] != node_of["13800138002"], node_of  # waiting on two nodes
+
+            for expected in ("13800138001", "13800138002"):  # the operator frees up: first come, first served
+                mark = operator.mark()
+                await operator.hangup(talking)
+                talking = await operator.wait_incoming(timeout=15, since=mark)
+                await operator.wait_state(talking, "CONFIRMED", timeout=5)
+                with_operator = [str(c["caller_number"]) for c in live_calls(cluster) if c["operator_id"] == "op1002"]
+                assert with_operator == [expected], (with_operator, node_of)
+            await operator.hangup(talking)
+            for phone, call in ((talker, busy), (first, call_a), (second, call_b)):
+                await phone.wait_state(call, "DISCONNECTED", timeout=10)
+            await asyncio.sleep(1.5)  # the operator's wrap-up
+        assert placed[0]["13800138001"] != placed[1]["13800138001"], placed  # once on each node
+
+
 STRAIGHT_TO_THE_QUEUE = """
 number: "12345"
 name: straight to the citizens' queue (a test version)

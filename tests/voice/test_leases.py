@@ -5,25 +5,17 @@ go frees them when its lease expires."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import nats
-import pytest
 
 from hotline.cluster.servers import NatsServer
-from tests.voice.conftest import free_tcp_port
+from tests.support.nats import jetstream_server
 from voice.leases import KvLeases
 from voice.operators import Operator, OperatorPool, Presence
 
-
-@pytest.fixture
-def jetstream(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats", free_tcp_port(), jetstream=True)
-    server.start()
-    yield server
-    server.stop()
+__all__ = ["jetstream_server"]
 
 
 def pool() -> OperatorPool:
@@ -51,8 +43,8 @@ async def until(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
     raise AssertionError("not within the time")
 
 
-async def test_an_operator_is_offered_by_one_node_at_a_time(jetstream: NatsServer) -> None:
-    async with node(jetstream, "node1") as (pool1, leases1), node(jetstream, "node2") as (pool2, leases2):
+async def test_an_operator_is_offered_by_one_node_at_a_time(jetstream_server: NatsServer) -> None:
+    async with node(jetstream_server, "node1") as (pool1, leases1), node(jetstream_server, "node2") as (pool2, leases2):
         op1, op2 = pool1.get("op1001"), pool2.get("op1001")
         assert await leases1.take("op1001", "node1-call-1")
         pool1.reserve(op1)
@@ -76,9 +68,9 @@ async def test_an_operator_is_offered_by_one_node_at_a_time(jetstream: NatsServe
         await until(lambda: op1.elsewhere is None)
 
 
-async def test_a_dead_nodes_operators_are_free_again_when_its_lease_expires(jetstream: NatsServer) -> None:
-    async with node(jetstream, "node2", ttl_s=1.5) as (pool2, leases2):
-        nc = await nats.connect(jetstream.url, token=jetstream.token, name="node1")
+async def test_a_dead_nodes_operators_are_free_again_when_its_lease_expires(jetstream_server: NatsServer) -> None:
+    async with node(jetstream_server, "node2", ttl_s=1.5) as (pool2, leases2):
+        nc = await nats.connect(jetstream_server.url, token=jetstream_server.token, name="node1")
         leases1 = KvLeases(nc, "hotline_operators", "node1", ttl_s=1.5)
         await leases1.start(pool())
         assert await leases1.take("op1001", "node1-call-1")
