@@ -1,7 +1,7 @@
 """Capacity per node, side by side: the same call work done by Asterisk's own dialplan and by Asterisk under the
 gateway (ARI), in one run, on one private Asterisk.
 
-    .venv/bin/python bench/dialplan_bench.py [--calls 100] [--rounds 3]
+    .venv/bin/python bench/dialplan_bench.py [--calls 100] [--rounds 3] [--profile FILE]
 
 The call work is the basic script's: answer, greeting (hello-world), the digits prompt, three RFC 2833 digits and
 '#', the read-back, hang-up by the callee. sipp plays the callers (bench/sipp/uac_ivr.xml, the caller's RTP from
@@ -121,6 +121,9 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         failed = sum(r.sipp.failed for r in [*gateway, *dialplan])
         print(f"failed calls: {failed}")
+        if args.profile:
+            bench.profiler.dump_stats(args.profile)
+            print(f"gateway profile written to {args.profile}")
         ok = failed == 0 and all(not math.isnan(r) for r in ratios)
         return 0 if ok else 1
     finally:
@@ -138,8 +141,8 @@ def main() -> int:
     parser.add_argument("--pcap-dir", default=str(DEFAULT_PCAP_DIR), help="where sipp's g711a.pcap is")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the gateway's rounds into FILE (pstats)")
     args = parser.parse_args()
-    args.profile = None
     args.log_counter = LogCounter()
     configure_logging(args.log_level)
     return asyncio.run(main_async(args))

@@ -1,4 +1,4 @@
-"""Thin typed Asterisk REST Interface (ARI) client: REST over httpx, events over websockets, reconnect.
+"""Thin typed Asterisk REST Interface (ARI) client: REST over aiohttp, events over websockets, reconnect.
 
 See :mod:`voice.ari.events` for how events are consumed and when ``on_connected`` runs.
 """

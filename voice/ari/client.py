@@ -15,8 +15,6 @@ import asyncio
 import time
 from typing import Protocol
 
-import httpx
-
 from .errors import AriConnectionError, AriError, AriTimeout
 from .events import AriEventStream, OnConnected
 from .rest import AriRestClient
@@ -59,12 +57,11 @@ class AriClient:
         settings: AriClientSettings | None = None,
         *,
         on_connected: OnConnected | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         cfg: AriClientSettings = settings if settings is not None else _Defaults()
         self.app = app or cfg.app
         self.settings = cfg
-        self.rest = AriRestClient(base_url, username, password, cfg.request_timeout_s, transport=transport)
+        self.rest = AriRestClient(base_url, username, password, cfg.request_timeout_s)
         self.events = AriEventStream(
             base_url,
             username,

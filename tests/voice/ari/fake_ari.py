@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import socket
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -66,6 +67,8 @@ class FakeAri:
         self.rejected = 0
         self.requests: list[str] = []
         self.connections: list[ServerConnection] = []
+        # GET requests to other paths than /ari/events: path -> (status, JSON body); None: 404 for all
+        self.rest: Callable[[str], tuple[int, str]] | None = None
         self._server: Server | None = None
         self._new_connection = asyncio.Condition()
 
@@ -97,12 +100,15 @@ class FakeAri:
         self.handshakes += 1
         self.requests.append(request.path)
         url = urlsplit(request.path)
-        if url.path != "/ari/events":
+        if url.path != "/ari/events" and self.rest is None:
             return connection.respond(HTTPStatus.NOT_FOUND, '{"message": "Not found"}\n')
         expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {expected}":
             self.rejected += 1
             return connection.respond(HTTPStatus.UNAUTHORIZED, '{"error": "Authentication required"}\n')
+        if url.path != "/ari/events" and self.rest is not None:
+            status, body = self.rest(url.path)
+            return connection.respond(HTTPStatus(status), body)
         if not parse_qs(url.query).get("app"):
             return connection.respond(HTTPStatus.BAD_REQUEST, '{"error": "Missing app"}\n')
         return None

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
+from aiohttp import web
 
 from voice.ari import (
     AriAuthError,
@@ -34,10 +36,49 @@ from .fake_ari import FakeAri, channel, event, free_port
 # ------------------------------------------------------------------------------------------------ REST
 
 
-def mock_rest(handler: Callable[[httpx.Request], httpx.Response], timeout: float = 2.0) -> AriRestClient:
-    return AriRestClient(
-        "http://ari.test:8088/ari", "hotline", "secret", timeout, transport=httpx.MockTransport(handler)
-    )
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+@asynccontextmanager
+async def fake_rest(handler: Handler, timeout: float = 2.0) -> AsyncIterator[AriRestClient]:
+    """An ARI REST client against a local HTTP server that answers every request with `handler`."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with AriRestClient(f"http://{host}:{port}/ari", "hotline", "secret", timeout) as rest:
+            yield rest
+    finally:
+        await runner.cleanup()
+
+
+def answer(status: int, body: dict[str, Any] | list[Any] | str | None = None) -> web.Response:
+    if body is None:
+        return web.Response(status=status)
+    if isinstance(body, str):
+        return web.Response(status=status, text=body)
+    return web.json_response(body, status=status)
+
+
+@dataclass
+class Seen:
+    """A request as the server got it."""
+
+    method: str
+    path: str
+    raw_path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+async def seen(request: web.Request) -> Seen:
+    query = dict(request.query)
+    return Seen(request.method, request.path, request.raw_path, query, dict(request.headers), await request.read())
 
 
 @pytest.mark.parametrize(
@@ -61,15 +102,13 @@ def mock_rest(handler: Callable[[httpx.Request], httpx.Response], timeout: float
 async def test_http_status_maps_to_typed_error(
     status: int, body: dict[str, str] | str, error_type: type[AriError], message: str
 ) -> None:
-    seen: list[httpx.Request] = []
+    requests: list[Seen] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        if isinstance(body, dict):
-            return httpx.Response(status, json=body)
-        return httpx.Response(status, text=body)
+    async def handler(request: web.Request) -> web.Response:
+        requests.append(await seen(request))
+        return answer(status, body)
 
-    async with mock_rest(handler) as rest:
+    async with fake_rest(handler) as rest:
         with pytest.raises(error_type) as caught:
             await rest.answer("abc")
     error = caught.value
@@ -77,12 +116,15 @@ async def test_http_status_maps_to_typed_error(
     assert error.message.startswith(message)
     assert (error.method, error.path) == ("POST", "/channels/abc/answer")
     assert str(error) == f"ARI POST /channels/abc/answer → {status} {error.message}"
-    assert seen[0].url.path == "/ari/channels/abc/answer"
-    assert seen[0].headers["Authorization"].startswith("Basic ")
+    assert requests[0].path == "/ari/channels/abc/answer"
+    assert requests[0].headers["Authorization"].startswith("Basic ")
 
 
 async def test_not_found_reads_well() -> None:
-    async with mock_rest(lambda r: httpx.Response(404, json={"message": "Channel not found"})) as rest:
+    async def handler(request: web.Request) -> web.Response:
+        return answer(404, {"message": "Channel not found"})
+
+    async with fake_rest(handler) as rest:
         with pytest.raises(AriNotFound) as caught:
             await rest.answer("abc")
     assert str(caught.value) == "ARI POST /channels/abc/answer → 404 Channel not found"
@@ -90,30 +132,23 @@ async def test_not_found_reads_well() -> None:
 
 
 async def test_no_content_and_typed_answers() -> None:
-    requests: list[httpx.Request] = []
+    requests: list[Seen] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        path = request.url.path
+    async def handler(request: web.Request) -> web.Response:
+        requests.append(await seen(request))
+        path = request.path
         if path == "/ari/channels" and request.method == "GET":
-            return httpx.Response(200, json=[channel("1.1"), channel("1.2")])
+            return answer(200, [channel("1.1"), channel("1.2")])
         if path == "/ari/channels/1.1/play":
-            return httpx.Response(
-                201,
-                json={
-                    "id": "pb1",
-                    "media_uri": "sound:hello",
-                    "target_uri": "channel:1.1",
-                    "state": "queued",
-                },
-            )
+            playback = {"id": "pb1", "media_uri": "sound:hello", "target_uri": "channel:1.1", "state": "queued"}
+            return answer(201, playback)
         if path == "/ari/channels":
-            return httpx.Response(200, json=channel("op-1", state="Down"))
+            return answer(200, channel("op-1", state="Down"))
         if path == "/ari/channels/1.1/variable":
-            return httpx.Response(200, json={"value": "42"})
-        return httpx.Response(204)
+            return answer(200, {"value": "42"})
+        return answer(204)
 
-    async with mock_rest(handler) as rest:
+    async with fake_rest(handler) as rest:
         channels = await rest.list_channels()
         assert [c.id for c in channels] == ["1.1", "1.2"]
         assert channels[0].dialplan.exten == "12345" and channels[0].caller.number == "13800000000"
@@ -129,18 +164,18 @@ async def test_no_content_and_typed_answers() -> None:
         assert await rest.get_variable("1.1", "X") == "42"
         await rest.add_to_bridge("b 1", ["1.1", "1.2"])
 
-    by_path = {(r.method, r.url.path): r for r in requests}
+    by_path = {(r.method, r.path): r for r in requests}
     hangup = by_path[("DELETE", "/ari/channels/1.1")]
-    assert hangup.url.params["reason"] == "busy"
+    assert hangup.query["reason"] == "busy"
     play = by_path[("POST", "/ari/channels/1.1/play")]
-    assert play.url.params["media"] == "sound:hello,sound:world"
-    assert play.url.params["playbackId"] == "pb1" and play.url.params["lang"] == "zh"
+    assert play.query["media"] == "sound:hello,sound:world"
+    assert play.query["playbackId"] == "pb1" and play.query["lang"] == "zh"
     orig = by_path[("POST", "/ari/channels")]
-    assert orig.url.params["appArgs"] == "operator,q1" and orig.url.params["timeout"] == "30"
-    assert json.loads(orig.content) == {"variables": {"CALL_ID": "c1"}}
+    assert orig.query["appArgs"] == "operator,q1" and orig.query["timeout"] == "30"
+    assert json.loads(orig.body) == {"variables": {"CALL_ID": "c1"}}
     add = by_path[("POST", "/ari/bridges/b 1/addChannel")]
-    assert add.url.raw_path.startswith(b"/ari/bridges/b%201/addChannel")
-    assert add.url.params["channel"] == "1.1,1.2"
+    assert add.raw_path.startswith("/ari/bridges/b%201/addChannel")
+    assert add.query["channel"] == "1.1,1.2"
 
 
 async def _silent_server() -> tuple[asyncio.Server, int, list[asyncio.StreamWriter]]:
@@ -408,14 +443,14 @@ def test_backoff_grows_with_jitter_within_bounds() -> None:
 async def test_client_wait_connected_checks_the_app_is_registered(fake: FakeAri) -> None:
     answers = iter([404, 404, 200])
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.url.path == "/ari/applications/hotline"
-        status = next(answers, 200)
-        if status == 404:
-            return httpx.Response(404, json={"message": "Application not found"})
-        return httpx.Response(200, json={"name": "hotline", "channel_ids": [], "bridge_ids": []})
+    def rest(path: str) -> tuple[int, str]:
+        assert path == "/ari/applications/hotline"
+        if next(answers, 200) == 404:
+            return 404, json.dumps({"message": "Application not found"})
+        return 200, json.dumps({"name": "hotline", "channel_ids": [], "bridge_ids": []})
 
-    client = AriClient(fake.base_url, fake.username, fake.password, "hotline", transport=httpx.MockTransport(handler))
+    fake.rest = rest
+    client = AriClient(fake.base_url, fake.username, fake.password, "hotline")
     async with client:
         await client.wait_connected(5)
         assert client.events.connected
