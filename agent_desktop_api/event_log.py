@@ -323,6 +323,7 @@ class EventLog:
         self.mode = "idle"  # writer | follower | replaced (another instance writes now) | idle
         self.replaced_listeners: list[Callable[[], None]] = []
         self._position: StreamPosition | None = None  # the stored position in the bus's stream
+        self._writer_id: str | None = None  # drawn at each takeover: a replaced writer's stores are refused
         self._tail_id: int | None = None  # the last row delivered (following), or written (writing the stream)
         self._tail_lock = asyncio.Lock()
         self.prune_every_s = 600.0
@@ -356,8 +357,9 @@ class EventLog:
         await self.load()
         stored = await asyncio.to_thread(read_position, self.engine)
         start = await stream.start_after(stored)
-        await asyncio.to_thread(claim_position, self.engine, stored, start)
-        self._position = start
+        writer = uuid.uuid4().hex
+        await asyncio.to_thread(claim_position, self.engine, writer, stored, start)
+        self._position, self._writer_id = start, writer
         self.mode = "writer"
         log.info("desktop.writing", stream=start.stream, after_seq=start.seq)
         loop = asyncio.get_running_loop()
@@ -653,8 +655,8 @@ class EventLog:
             self.epoch = self._ensure_epoch()
         with self.engine.begin() as conn:
             if batch.position is not None:  # first: its row lock orders writers (see bus_position)
-                assert self._position is not None
-                move_position(conn, self._position, batch.position)
+                assert self._position is not None and self._writer_id is not None
+                move_position(conn, self._writer_id, self._position, batch.position)
             conn.execute(
                 sa.insert(desktop_events),
                 [

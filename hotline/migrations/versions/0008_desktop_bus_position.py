@@ -23,6 +23,7 @@ def upgrade() -> None:
             sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
             sa.Column("stream", sa.String(length=64), nullable=False),
             sa.Column("seq", sa.BigInteger(), nullable=False),
+            sa.Column("writer", sa.String(length=32), nullable=False),
             sa.PrimaryKeyConstraint("id", name=op.f("pk_desktop_bus_position")),
         )
 
