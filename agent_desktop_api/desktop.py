@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from agent_desktop_api import (
+    callback_routes,
     desktop_routes,
     desktop_stream,
     dispatch_routes,
@@ -86,6 +87,7 @@ def mount_desktop(
     app.include_router(dispatch_routes.router)
     app.include_router(wallboard.router)
     app.include_router(place_routes.router)
+    app.include_router(callback_routes.router)
     app.description = f"{app.description}\n\n{EVENTS_DOC}".strip()  # OpenAPI has no WebSocket operations
     _chain_lifespan(app, desktop)
     try:

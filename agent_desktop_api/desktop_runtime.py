@@ -12,6 +12,7 @@ from fastapi import HTTPException, status
 from sqlalchemy.engine import Engine
 
 from agent_desktop_api.alerts import AlertBoard
+from agent_desktop_api.callbacks import CallbackList
 from agent_desktop_api.confirmations import ConfirmationStore
 from agent_desktop_api.desktop_stream import StreamHub
 from agent_desktop_api.dispatch import DeliveryStore, DispatchSender
@@ -113,6 +114,7 @@ class Desktop:
         self.deliveries = DeliveryStore(service.engine)
         self.sender = DispatchSender(self.deliveries, self.dispatch_settings) if exporting else None
         self.history = CallArchive(service.engine, settings.history_retention_days)
+        self.callbacks = CallbackList(service.engine)
         self.alerts = AlertBoard()
         self.categories: dict[str, CategoryChoice] = {}  # code -> leaf of the problem catalogue
         self.place_search: Callable[[str, int], list[PlaceHit]] | None = None  # the gazetteer's, when loaded
@@ -125,6 +127,7 @@ class Desktop:
         else:
             self.log.start(self.service.bus)
         self.history.start(self.service.bus)
+        self.callbacks.start(self.service.bus)
         self.alerts.start(self.service.bus)
         if self.sender is not None:
             self.sender.start()
@@ -135,6 +138,7 @@ class Desktop:
         else:
             await self.log.stop()
         await self.history.stop()
+        await self.callbacks.stop()
         await self.alerts.stop()
         if self.sender is not None:
             await self.sender.stop()

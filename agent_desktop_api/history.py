@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from agent_desktop_api.tickets import tickets
-from config.database import create_tables, metadata
+from config.database import create_tables, insert_unless_taken, metadata
 from events.bus import BusReader, CallEvent, EventBus
 from events.contract import (
     AddressCandidatesEvent,
@@ -437,16 +437,8 @@ def _summary(row: sa.RowMapping) -> dict[str, Any]:
 
 def _upsert(conn: Connection, row: dict[str, Any]) -> None:
     exists = conn.execute(sa.select(call_records.c.call_id).where(call_records.c.call_id == row["call_id"])).first()
-    if exists is None and conn.dialect.name != "postgresql":  # SQLite: one desk process writes
-        conn.execute(sa.insert(call_records).values(**row))
-        return
-    if exists is None:
-        try:
-            with conn.begin_nested():  # another desk instance may insert the same call this very moment
-                conn.execute(sa.insert(call_records).values(**row))
-            return
-        except sa.exc.IntegrityError:
-            pass  # it did: update its row like any other
+    if exists is None and insert_unless_taken(conn, call_records, row):
+        return  # else another desk instance inserted the same call this very moment: update its row
     values = {k: v for k, v in row.items() if k != "started_at"}  # the first desk to see the call set it
     conn.execute(sa.update(call_records).where(call_records.c.call_id == row["call_id"]).values(**values))
 

@@ -94,3 +94,21 @@ def create_tables(engine: Engine, *tables: sa.Table) -> None:
 def as_utc(value: datetime) -> datetime:
     """A timestamp read back from the database: SQLite drops the zone, and every timestamp we write is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def insert_unless_taken(conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> bool:
+    """Insert `row`; False if a unique key of it is taken. On PostgreSQL in a savepoint, so the transaction goes on
+    (several desk instances store the same call at once); SQLite has one writing process, and pysqlite's
+    savepoints would end the outer transaction early."""
+    if conn.dialect.name != "postgresql":
+        try:
+            conn.execute(sa.insert(table).values(**row))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.insert(table).values(**row))
+    except sa.exc.IntegrityError:
+        return False
+    return True

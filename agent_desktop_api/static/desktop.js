@@ -154,6 +154,7 @@
     state.meTimer = setInterval(() => state.token && refreshMe(), 10_000); // the phone's registration can change
     await loadCurrentCall();
     connect();
+    announce("desk:operator", { user: state.user });
   }
 
   // ---- presence ----

@@ -63,6 +63,8 @@ ROLE_ONLY = {  # routes one role may not use at all
     ("PUT", "/api/me/presence"): "admin",
     ("GET", "/api/calls/current"): "admin",
     ("GET", "/api/admin/operators"): "operator",
+    ("POST", "/api/callbacks/{callback_id}/claim"): "admin",
+    ("POST", "/api/callbacks/{callback_id}/done"): "admin",
 }
 PUBLIC = {("POST", "/api/auth/login")}
 BODIES = {
@@ -70,6 +72,7 @@ BODIES = {
     "/api/calls/{call_id}/transfer": {"target": "op1001"},
     "/api/calls/{call_id}/interpreter": {"language": "ug"},
     "/api/calls/{call_id}/address": {"segment_id": "s1", "district": "海淀区", "source": "confirmed"},
+    "/api/callbacks/{callback_id}/done": {"outcome": "reached"},
 }
 
 
