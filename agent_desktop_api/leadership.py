@@ -22,6 +22,7 @@ log = structlog.get_logger(__name__)
 
 LOCK_KEY = 0x1234_5000_0001  # the desk event log's writer (a 64-bit advisory lock key of this project)
 CHECK_S = 1.0
+RELEASE_TIMEOUT_S = 5.0
 
 Step = Callable[[], Awaitable[None]]
 
@@ -65,8 +66,11 @@ class Leadership:
         if self._stopped:
             return
         self._stopped = True
-        await self._call(self._release)
         self.leading = False
+        try:  # bounded: a database call stuck on a dead network must not hold up the process's exit
+            await asyncio.wait_for(self._call(self._release), RELEASE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("desktop.lock_release_timeout")
         self._thread.shutdown(wait=False)
 
     async def _run(self) -> None:

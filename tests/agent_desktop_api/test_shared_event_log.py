@@ -170,7 +170,7 @@ async def test_a_writer_that_was_replaced_without_knowing_stores_nothing_more(
     await wait_until(lambda: len(a.seqs()) == 2)
 
     # A loses its lock (its database connection broke) but its writer keeps running, not knowing yet.
-    a.leadership._release()
+    await a.leadership._call(a.leadership._release)  # on its own thread: never under a query it is running
     b = await start_desk(stack, "b", database, jetstream_server)
     await wait_until(lambda: b.leadership.leading)
     for n in range(2, 12):

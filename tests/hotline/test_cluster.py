@@ -557,6 +557,64 @@ async def test_a_flow_published_at_the_desk_runs_on_every_node(flow_cluster: Clu
         await asyncio.to_thread(httpx.post, rollback, json={}, headers=auth, timeout=10)
 
 
+PROMISE_A_CALLBACK = STRAIGHT_TO_THE_QUEUE.replace("    skills: [zh]\n", "    skills: [zh]\n    max_wait_s: 3\n")
+
+
+async def test_callers_promised_a_callback_on_either_node_are_listed_at_every_desk(
+    flow_cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster = flow_cluster
+    first, second = cluster.desks
+    admin = {"Authorization": f"Bearer {admin_token(cluster)}"}
+    operators = {name: {"Authorization": f"Bearer {login(cluster, name, 'operator')}"} for name in ("op1001", "op1002")}
+    entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        published = await http.post(
+            f"{first.base}/api/flows/publish", json={"content": PROMISE_A_CALLBACK}, headers=admin
+        )
+        assert published.status_code == 201, published.text
+        for auth in operators.values():  # nobody free: every caller waits the queue's 3 s out
+            away = await http.put(f"{first.base}/api/me/presence", json={"presence": "away"}, headers=auth)
+            assert away.status_code == 200, away.text
+        await asyncio.sleep(2.5)  # the nodes take the new flow version from the database
+        try:
+            async with (
+                Softphone.open(log_path=tmp_path / "a.log", user="13800138101") as caller_a,
+                Softphone.open(log_path=tmp_path / "b.log", user="13800138102") as caller_b,
+            ):
+                calls = [await caller_a.call(entry), await caller_b.call(entry)]  # round robin: one on each node
+                await caller_a.wait_state(calls[0], "DISCONNECTED", timeout=30)
+                await caller_b.wait_state(calls[1], "DISCONNECTED", timeout=30)
+
+            def listed(desk: Part) -> list[dict[str, Any]]:
+                answer = httpx.get(f"{desk.base}/api/callbacks", headers=operators["op1002"], timeout=10)
+                answer.raise_for_status()
+                return [c for c in answer.json()["callbacks"] if c["caller_number"] in ("13800138101", "13800138102")]
+
+            await asyncio.to_thread(wait_for, lambda: len(listed(first)) == 2 and len(listed(second)) == 2, 10)
+            callbacks = listed(second)
+            assert {c["call_id"].split("-", 1)[0] for c in callbacks} == {"node1", "node2"}, callbacks
+            assert listed(first) == callbacks  # the same list at either desk instance
+            one = callbacks[0]["id"]
+            taken = await http.post(f"{first.base}/api/callbacks/{one}/claim", headers=operators["op1002"])
+            assert taken.status_code == 200, taken.text
+            refused = await http.post(f"{second.base}/api/callbacks/{one}/claim", headers=operators["op1001"])
+            assert refused.status_code == 409 and refused.json()["detail"] == "op1002 is calling them back"
+            for callback in callbacks:  # tidy up for whatever runs next
+                await http.post(f"{first.base}/api/callbacks/{callback['id']}/claim", headers=operators["op1002"])
+                done = await http.post(
+                    f"{first.base}/api/callbacks/{callback['id']}/done",
+                    json={"outcome": "reached"},
+                    headers=operators["op1002"],
+                )
+                assert done.status_code == 200, done.text
+        finally:
+            for auth in operators.values():
+                await http.put(f"{first.base}/api/me/presence", json={"presence": "available"}, headers=auth)
+            await http.post(f"{first.base}/api/flows/12345/rollback", json={}, headers=admin)
+            await asyncio.sleep(2.5)
+
+
 def log_writer(cluster: Cluster) -> Part:
     """The desk instance that writes the event log now (its own /metrics says so)."""
     found: list[Part] = []
