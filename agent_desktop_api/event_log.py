@@ -369,10 +369,9 @@ class EventLog:
         """Deliver what another instance's writer stores: tail the events table from where we are (a desk API
         instance of several, not the writer now)."""
         await self._cancel_task()
-        if self._tail_id is None or self.mode != "writer":
-            self._tail_id = await asyncio.to_thread(self._max_id)
+        if self.mode != "writer":
+            self._tail_id = None  # from the newest row on (what came before, a desk replays from the table)
         self._last_seq = dict(self._stored_seq)  # numbered but not stored: another writer numbers them now
-        await self.load()
         self.mode = "follower"
         self._task = asyncio.get_running_loop().create_task(self._follow(), name="desktop-event-log-follow")
 
@@ -441,7 +440,11 @@ class EventLog:
     async def _follow(self) -> None:
         delay = FOLLOW_INTERVAL_S
         while True:
-            try:
+            try:  # the database may be away at first too: the state and the start row are read here
+                await self.load()
+                if self._tail_id is None:
+                    loop = asyncio.get_running_loop()
+                    self._tail_id = await loop.run_in_executor(self._writer, self._max_id)
                 await self._tail()
             except sa.exc.SQLAlchemyError as exc:
                 cause = getattr(exc, "orig", None) or exc
@@ -457,9 +460,8 @@ class EventLog:
         and its row lock on the position makes ids grow in commit order: see bus_position)."""
         async with self._tail_lock:
             loop = asyncio.get_running_loop()
-            while True:
-                after = self._tail_id if self._tail_id is not None else 0
-                rows, calls = await loop.run_in_executor(self._writer, self._read_tail, after)
+            while self._tail_id is not None:  # None: following has not found its first row yet
+                rows, calls = await loop.run_in_executor(self._writer, self._read_tail, self._tail_id)
                 if not rows:
                     return
                 self._apply_tail(rows, calls)

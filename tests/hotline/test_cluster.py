@@ -8,7 +8,6 @@ import asyncio
 import csv
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -26,34 +25,14 @@ import httpx
 import pytest
 import websockets
 
-from hotline.cluster.servers import ephemeral_ports, port_free
+from hotline.cluster.servers import port_free
 from hotline.cluster.up import Cluster, ClusterPlan, Part
+from tests.support.ports import free_block, free_port
 from tools.softphone.driver import Softphone, SoftphoneError
 
 pytestmark = pytest.mark.slow
 
 SCENARIO = Path(__file__).resolve().parents[2] / "bench" / "sipp" / "uac_proxy.xml"
-
-
-# Every port the tests choose lies below the kernel's ports for outgoing connections: a node's own connection to
-# the bus could take one of those between the check and the server's bind (seen once: "ARI port already in use").
-# Each kind of port has a zone of its own, so one choice never lands on another's.
-ZONES = {"cluster": (10000, 11000), "single": (11000, 13000), "rtp": (13000, 21000), "sipp_media": (21000, 29000)}
-
-
-def _block(size: int, zone: str, kind: int) -> int:
-    """The first port of `size` consecutive free ones in `zone`."""
-    low, high = ZONES[zone]
-    assert high <= ephemeral_ports().start, f"the kernel's outgoing ports begin below {high}"
-    for _ in range(100):
-        base = random.randrange(low, high - size)
-        if all(port_free(port, kind) for port in range(base, base + size)):
-            return base
-    raise RuntimeError(f"no {size} free ports in {low}-{high}")
-
-
-def _free(kind: int) -> int:
-    return _block(1, "single", kind)
 
 
 def _start_cluster(env: dict[str, str], desks: int = 1) -> Iterator[Cluster]:
@@ -63,10 +42,10 @@ def _start_cluster(env: dict[str, str], desks: int = 1) -> Iterator[Cluster]:
     plan = ClusterPlan(
         root=root,
         nodes=2,
-        sip_port=_free(socket.SOCK_DGRAM),
-        desk_ports=tuple(_free(socket.SOCK_STREAM) for _ in range(desks)),
-        port_base=_block(20, "cluster", socket.SOCK_STREAM),
-        rtp_base=_block(2000, "rtp", socket.SOCK_DGRAM),
+        sip_port=free_port(socket.SOCK_DGRAM),
+        desk_ports=tuple(free_port(socket.SOCK_STREAM) for _ in range(desks)),
+        port_base=free_block(20, "cluster", socket.SOCK_STREAM),
+        rtp_base=free_block(2000, "rtp", socket.SOCK_DGRAM),
     )
     cluster = Cluster(plan, echo=lambda line: None, extra_env={"HOTLINE_ASR__ENABLED": "false", **env})
     cluster.start()
@@ -103,8 +82,8 @@ def sipp(cluster: Cluster, calls: int, *, limit: int, rate: int, hold_ms: int, f
     args = [
         shutil.which("sipp") or "/usr/bin/sipp", f"127.0.0.1:{cluster.plan.sip_port}",
         "-sf", str(SCENARIO), "-s", "12345",
-        "-i", "127.0.0.1", "-p", str(_free(socket.SOCK_DGRAM)),
-        "-mi", "127.0.0.1", "-mp", str(_block(4 * limit + 8, "sipp_media", socket.SOCK_DGRAM)),
+        "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
+        "-mi", "127.0.0.1", "-mp", str(free_block(4 * limit + 8, "sipp_media", socket.SOCK_DGRAM)),
         "-m", str(calls), "-l", str(limit), "-r", str(rate), "-d", str(hold_ms),
         "-trace_stat", "-stf", str(stat), "-fd", "1", "-trace_err",
         "-nostdin", "-timeout", "120s", "-timeout_error",
@@ -306,12 +285,12 @@ def test_a_node_killed_with_calls_up_ends_them_and_leaves_new_calls_to_the_other
 def test_hotline_cluster_up_prints_the_addresses_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     root = Path(tempfile.mkdtemp(prefix="hotline-cluster-cli-"))
     root.chmod(0o755)
-    sip, desk = _free(socket.SOCK_DGRAM), _free(socket.SOCK_STREAM)
-    base = _block(20, "cluster", socket.SOCK_STREAM)
+    sip, desk = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    base = free_block(20, "cluster", socket.SOCK_STREAM)
     command = [
         str(Path(sys.executable).parent / "hotline"), "cluster", "up", "--nodes", "1", "--sip-port", str(sip),
         "--desk-ports", str(desk), "--port-base", str(base),
-        "--rtp-base", str(_block(1000, "rtp", socket.SOCK_DGRAM)), "--dir", str(root),
+        "--rtp-base", str(free_block(1000, "rtp", socket.SOCK_DGRAM)), "--dir", str(root),
     ]  # fmt: skip
     env = {**os.environ, "HOTLINE_ASR__ENABLED": "false"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -361,7 +340,6 @@ async def test_callers_on_both_nodes_reach_operators_whose_phones_registered_thr
     flow_cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster = flow_cluster
-    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
     kamailio = f"sip:127.0.0.1:{cluster.plan.sip_port}"
     entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
     async with (
@@ -370,8 +348,7 @@ async def test_callers_on_both_nodes_reach_operators_whose_phones_registered_thr
         Softphone.open(log_path=tmp_path / "caller.log", user="13800138000") as caller,
     ):
         for phone, name in ((op1001, "op1001"), (op1002, "op1002")):  # once, at the cluster's one address
-            await phone.account(user=name, password=passwords[name], registrar=kamailio)
-            await phone.auto_answer(True)
+            await answers_calls(cluster, phone, name)
         with pytest.raises(SoftphoneError, match=r"401|403"):  # a wrong password registers nothing
             async with Softphone.open(log_path=tmp_path / "intruder.log", user="op1001") as intruder:
                 await intruder.account(user="op1001", password="guess", registrar=kamailio)
@@ -407,6 +384,13 @@ def live_calls(cluster: Cluster, desk: Part | None = None) -> list[dict[str, obj
     return calls
 
 
+async def answers_calls(cluster: Cluster, phone: Softphone, name: str) -> None:
+    """A staff phone registered at Kamailio (the cluster's one address) that answers whatever rings it."""
+    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
+    await phone.account(user=name, password=passwords[name], registrar=f"sip:127.0.0.1:{cluster.plan.sip_port}")
+    await phone.auto_answer(True)
+
+
 async def choose_citizens(caller: Softphone, call: str) -> None:
     await caller.wait_event("media_active", call=call, timeout=10)
     for key in ("1", "1"):  # the shipped flow: Mandarin, citizens' service
@@ -418,17 +402,13 @@ async def test_one_operator_is_never_offered_two_calls_at_once_across_nodes(
     flow_cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster = flow_cluster
-    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
     entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
     async with (
         Softphone.open(log_path=tmp_path / "op1002.log", user="op1002") as operator,
         Softphone.open(log_path=tmp_path / "a.log", user="13800138001") as caller_a,
         Softphone.open(log_path=tmp_path / "b.log", user="13800138002") as caller_b,
     ):
-        await operator.account(
-            user="op1002", password=passwords["op1002"], registrar=f"sip:127.0.0.1:{cluster.plan.sip_port}"
-        )
-        await operator.auto_answer(True)
+        await answers_calls(cluster, operator, "op1002")
         call_a, call_b = await caller_a.call(entry), await caller_b.call(entry)  # one on each node
         await asyncio.gather(choose_citizens(caller_a, call_a), choose_citizens(caller_b, call_b))
         first = await operator.wait_incoming(timeout=20)
@@ -451,7 +431,6 @@ async def test_callers_waiting_on_different_nodes_are_served_in_the_order_they_c
     flow_cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster = flow_cluster
-    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
     entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
     async with (
         Softphone.open(log_path=tmp_path / "op1002.log", user="op1002") as operator,
@@ -459,10 +438,7 @@ async def test_callers_waiting_on_different_nodes_are_served_in_the_order_they_c
         Softphone.open(log_path=tmp_path / "first.log", user="13800138001") as first,
         Softphone.open(log_path=tmp_path / "second.log", user="13800138002") as second,
     ):
-        await operator.account(
-            user="op1002", password=passwords["op1002"], registrar=f"sip:127.0.0.1:{cluster.plan.sip_port}"
-        )
-        await operator.auto_answer(True)
+        await answers_calls(cluster, operator, "op1002")
         placed: list[dict[str, str]] = []
         for _ in range(2):  # round robin: the first caller waits on one node, then on the other
             mark = operator.mark()
@@ -530,17 +506,13 @@ async def test_a_flow_published_at_the_desk_runs_on_every_node(flow_cluster: Clu
     )
     assert published.status_code == 201, published.text
     await asyncio.sleep(2.5)  # each node polls the shared database for a new version every second
-    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
     entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
     try:
         async with (
             Softphone.open(log_path=tmp_path / "op1002.log", user="op1002") as operator,
             Softphone.open(log_path=tmp_path / "caller.log", user="13800138000") as caller,
         ):
-            await operator.account(
-                user="op1002", password=passwords["op1002"], registrar=f"sip:127.0.0.1:{cluster.plan.sip_port}"
-            )
-            await operator.auto_answer(True)
+            await answers_calls(cluster, operator, "op1002")
             nodes = set()
             for _ in range(2):  # one call on each node; nobody presses a key
                 mark = operator.mark()
@@ -655,7 +627,6 @@ async def test_an_operators_desk_resumes_on_the_other_desk_instance_when_its_own
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
         me = (await client.get(f"{first_desk.base}/api/me")).json()
     start, epoch = me["last_seq"], me["epoch"]
-    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
     entry = f"sip:12345@127.0.0.1:{cluster.plan.sip_port}"
     seen: list[dict[str, Any]] = []
     try:
@@ -663,10 +634,7 @@ async def test_an_operators_desk_resumes_on_the_other_desk_instance_when_its_own
             Softphone.open(log_path=tmp_path / "op1002.log", user="op1002") as operator,
             Softphone.open(log_path=tmp_path / "caller.log", user="13800138000") as caller,
         ):
-            await operator.account(
-                user="op1002", password=passwords["op1002"], registrar=f"sip:127.0.0.1:{cluster.plan.sip_port}"
-            )
-            await operator.auto_answer(True)
+            await answers_calls(cluster, operator, "op1002")
             url = f"ws://127.0.0.1:{first_desk.http_port}/api/events?token={token}&after={start}&epoch={epoch}"
             async with websockets.connect(url) as ws:
                 call = await caller.call(entry)

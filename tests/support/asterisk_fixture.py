@@ -16,7 +16,6 @@ with keys replaced per section, e.g. `make_settings(telephony={"max_concurrent_c
 
 from __future__ import annotations
 
-import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 
 from hotline.settings import Settings, load_settings
+from tests.support.ports import free_block, free_port
 from voice.asterisk.installer import InstallResult, install_asterisk
 from voice.asterisk.instance import AsteriskInstance, InstancePorts
 
@@ -40,35 +40,21 @@ def make_settings(**sections: dict[str, Any]) -> Settings:
     return load_settings(**merged) if merged else base
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_ports(settings: Settings) -> InstancePorts:
-    """Free HTTP (TCP) and SIP (UDP) ports, and an RTP range start in 20000-40000 whose range looks free.
+    """Free HTTP (TCP) and SIP (UDP) ports, and an RTP range, out of the kernel's outgoing ports (support/ports.py).
 
     Probing can race with other processes; good enough for tests (a clash shows as AsteriskStartError).
     """
     span = settings.telephony.max_concurrent_calls * settings.asterisk.rtp_ports_per_call
-    for _ in range(50):
-        start = random.randrange(20000, 40000 - span, 2)
-        if all(_udp_free(port) for port in range(start, start + span, max(2, span // 16))):
-            return InstancePorts(
-                http=_free_port(socket.SOCK_STREAM), sip=_free_port(socket.SOCK_DGRAM), rtp_start=start
-            )
-    raise RuntimeError("no free RTP range found in 20000-40000")
+    return InstancePorts(
+        http=free_port(socket.SOCK_STREAM),
+        sip=free_port(socket.SOCK_DGRAM),
+        rtp_start=_even(free_block(span + 1, "asterisk_rtp", socket.SOCK_DGRAM)),
+    )
+
+
+def _even(port: int) -> int:
+    return port + port % 2  # RTP ports start even
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,7 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats", _free_port())
+def _running(server: NatsServer) -> Iterator[NatsServer]:
     try:
         server.start()
     except ServerError as exc:
@@ -36,20 +34,17 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    yield from _running(NatsServer(tmp_path / "nats", _free_port()))
 
 
 @pytest.fixture
 def jetstream_server(tmp_path: Path) -> Iterator[NatsServer]:
     """A NATS server with JetStream (what `hotline cluster up` runs: leases, the bus's kept events)."""
-    server = NatsServer(tmp_path / "nats-js", _free_port(), jetstream=True)
-    try:
-        server.start()
-    except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(NatsServer(tmp_path / "nats-js", _free_port(), jetstream=True))
 
 
 @asynccontextmanager

@@ -171,7 +171,7 @@ def test_without_replay_the_lost_span_is_a_gap(clips: list[Clip]) -> None:
     assert len(gaps) == 1 and gaps[0].error and "lost" in gaps[0].error
     assert gaps[0].start_ms <= 1000 and gaps[0].end_ms >= 4000  # from the last settled audio to the move
     after = [s for s in caller.finals() if s.start_ms >= gaps[0].end_ms]
-    assert len(after) >= 2  # the rest of the interrupted sentence, then the next one
+    assert len(after) >= 2, (gaps, after)  # the rest of the interrupted sentence, then the next one
     assert corpus_cer([(clips[1].reference, after[-1].text)]).cer < 0.5, after[-1].text
     assert numbered_in_order(caller)
 
