@@ -127,7 +127,6 @@ class Desktop:
         else:
             self.log.start(self.service.bus)
         self.history.start(self.service.bus)
-        self.callbacks.start(self.service.bus)
         self.alerts.start(self.service.bus)
         if self.sender is not None:
             self.sender.start()
@@ -138,7 +137,6 @@ class Desktop:
         else:
             await self.log.stop()
         await self.history.stop()
-        await self.callbacks.stop()
         await self.alerts.stop()
         if self.sender is not None:
             await self.sender.stop()

@@ -115,15 +115,6 @@ class CallMonitored(_Event):
     mode: Literal["listen", "whisper", "barge", "left"]
 
 
-class CallbackRequested(_Event):
-    """The caller waited as long as the queue allows and was promised a call back (the desk lists it until an
-    operator has called back)."""
-
-    type: Literal["callback.requested"] = "callback.requested"
-    queue: str = Field(max_length=64)
-    waited_s: float = Field(ge=0)
-
-
 class InterpreterJoined(_Event):
     type: Literal["interpreter.joined"] = "interpreter.joined"
     operator_id: str
@@ -221,7 +212,6 @@ _CallEvent = (
     | CallRecorded
     | CallAlert
     | CallMonitored
-    | CallbackRequested
     | InterpreterJoined
     | InterpreterFailed
     | InterpreterLeft

@@ -19,7 +19,6 @@ from alembic.script import ScriptDirectory
 # Every module that defines tables on config.database.metadata, imported for that alone: the migrations'
 # target (autogenerate, the drift check).
 import agent_desktop_api.auth
-import agent_desktop_api.callbacks
 import agent_desktop_api.confirmations
 import agent_desktop_api.dispatch
 import agent_desktop_api.event_log

@@ -1,9 +1,10 @@
-"""Callback requests: a caller who waited the maximum is promised a call back (number, language, time)."""
+"""Callback requests: a caller who waited the maximum is promised a call back (number, language, time). Every
+node writes them to the shared database; the desk lists them and records the calls back
+(agent_desktop_api.callbacks)."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -21,17 +22,14 @@ callback_requests = sa.Table(
     sa.Column("waited_s", sa.Float, nullable=False),
     sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("done", sa.Boolean, nullable=False, default=False),
+    # The desk's work on it (agent_desktop_api.callbacks): who calls back now, tries, how the last one went.
+    sa.Column("claimed_by", sa.String(80), nullable=True),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("done_by", sa.String(80), nullable=True),
 )
-
-
-@dataclass(frozen=True)
-class CallbackRequest:
-    call_id: str
-    caller_number: str
-    language: str
-    queue: str
-    waited_s: float
-    requested_at: datetime
 
 
 class CallbackStore:
@@ -56,16 +54,3 @@ class CallbackStore:
     def _insert(self, row: dict[str, object]) -> None:
         with self._engine.begin() as conn:
             conn.execute(callback_requests.insert().values(**row))
-
-    async def pending(self) -> list[CallbackRequest]:
-        return await asyncio.to_thread(self._pending)
-
-    def _pending(self) -> list[CallbackRequest]:
-        query = sa.select(callback_requests).where(callback_requests.c.done.is_(False)).order_by("id")
-        with self._engine.connect() as conn:
-            return [
-                CallbackRequest(
-                    r.call_id, r.caller_number, r.language, r.queue, r.waited_s, r.requested_at.replace(tzinfo=UTC)
-                )
-                for r in conn.execute(query)
-            ]

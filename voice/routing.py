@@ -16,7 +16,6 @@ import structlog
 
 from events.contract import (
     CallAnswered,
-    CallbackRequested,
     CallEventModel,
     CallFields,
     CallOffered,
@@ -269,15 +268,6 @@ class RoutingServices:
         self, session: RoutedCall, request: RouteRequest, announcer: QueueAnnouncer, waited_s: float
     ) -> None:
         await self.callbacks.record(session.call_id, session.caller_number, session.language, request.queue, waited_s)
-        session.publish(
-            CallbackRequested(
-                call_id=session.call_id,
-                caller_number=session.caller_number,
-                language=request.language,
-                queue=request.queue,
-                waited_s=round(waited_s, 1),
-            )
-        )
         session.log.info("route.callback_recorded", queue=request.queue, waited_s=round(waited_s, 1))
         await session.play(announcer.callback_recorded())
 

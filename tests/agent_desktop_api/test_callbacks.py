@@ -1,5 +1,5 @@
-"""Callers promised a call back, at the desk: listed from the voice side's events, taken by one operator at a
-time, finished with how it went (no answer keeps them on the list)."""
+"""Callers promised a call back, at the desk: listed from the voice side's requests (its own store, as the gateway
+records them), taken by one operator at a time, finished with how it went (no answer keeps them on the list)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,14 @@ from fastapi.testclient import TestClient
 
 from tests.agent_desktop_api.desktop_support import FakeService, bearer, build_app, make_engine, on_loop, token
 from tests.agent_desktop_api.test_desktop_api import Env
+from voice.callbacks import CallbackStore
 
 
 class CallbackEnv(Env):
     def promise(self, call_id: str, number: str, waited_s: float = 300.0) -> None:
         """The voice side recorded a callback (the caller waited the queue's longest)."""
-        bus = self.gateway.bus
-        self.run(
-            lambda: bus.emit(
-                "callback.requested", call_id, caller_number=number, language="zh", queue="zh", waited_s=waited_s
-            )
-        )
-        on_loop(self.client, self.desktop.callbacks.settled)
+        store = CallbackStore(self.desktop.service.engine)
+        on_loop(self.client, store.record, call_id, number, "zh", "zh", waited_s)
 
     def listed(self, who: str | None = None) -> list[dict[str, object]]:
         answer = self.client.get("/api/callbacks", headers=bearer(who or self.op))
@@ -43,7 +39,6 @@ def env(tmp_path: Path) -> Iterator[CallbackEnv]:
 def test_a_promised_callback_is_taken_by_one_operator_and_leaves_the_list_once_reached(env: CallbackEnv) -> None:
     env.promise("c1", "13800138001", waited_s=312.4)
     env.promise("c2", "13800138002")
-    env.promise("c1", "13800138001", waited_s=312.4)  # the same event again (another desk instance, a replay)
     first, second = env.listed()
     assert (first["caller_number"], first["waited_s"], first["claimed_by"]) == ("13800138001", 312.4, None)
     assert second["caller_number"] == "13800138002"  # the longest waiting first
