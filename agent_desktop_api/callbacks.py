@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 
-from config.database import as_utc
+from config.database import as_utc, create_tables
 from voice.callbacks import callback_requests as callbacks
 
 log = structlog.get_logger(__name__)
@@ -40,6 +40,7 @@ class CallbackList:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.engine = engine
         self.clock = clock
+        create_tables(engine, callbacks)  # a desk process may meet the database before any voice process
 
     def pending(self) -> list[dict[str, Any]]:
         """Callers not called back yet, the longest waiting first."""
