@@ -86,6 +86,7 @@ async def test_every_menu_language_is_served_end_to_end(
             answered = await next_event(events, "call.answered")
             operator = op1001 if answered.data["operator_id"] == "op1001" else op1002
             op_call = await operator.wait_incoming(timeout=5, since=mark[operator])
+            await operator.wait_state(op_call, "CONFIRMED", timeout=5)
             if language != "en":
                 await centre.wait_incoming(timeout=10, since=mark[centre])
                 await next_event(events, "interpreter.joined")
@@ -109,6 +110,7 @@ async def test_three_invalid_entries_end_in_the_mandarin_queue_not_a_hang_up(
         call = await dial_and_press(phone, asterisk, "*", "*", "*")
         offered = await next_event(events, "call.offered", timeout=40)
         incoming = await operator.wait_incoming(timeout=15)
+        await operator.wait_state(incoming, "CONFIRMED", timeout=5)  # a hang-up before the answer is a decline
         await operator.hangup(incoming)
         await phone.wait_state(call, "DISCONNECTED", timeout=10)
     assert offered.data["language"] == "zh"
@@ -142,6 +144,7 @@ async def test_publish_during_a_call_keeps_its_version_and_the_next_call_gets_th
         await first.dtmf(first_call, "1")
         offered_first = await next_event(events, "call.offered")
         op_call = await operator.wait_incoming(timeout=10)
+        await operator.wait_state(op_call, "CONFIRMED", timeout=5)  # a hang-up before the answer is a decline
         await operator.hangup(op_call)
         await first.wait_state(first_call, "DISCONNECTED", timeout=10)
 
@@ -149,6 +152,7 @@ async def test_publish_during_a_call_keeps_its_version_and_the_next_call_gets_th
         second_call = await dial_and_press(second, asterisk, "1", "1")
         offered_second = await next_event(events, "call.offered")
         op_call = await operator.wait_incoming(timeout=10, since=mark)
+        await operator.wait_state(op_call, "CONFIRMED", timeout=5)
         await operator.hangup(op_call)
         await second.wait_state(second_call, "DISCONNECTED", timeout=10)
     assert (offered_first.data["flow_version"], offered_first.data["queue"]) == (1, "citizens")
