@@ -3,6 +3,7 @@ are attached to the `hotline` CLI."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,8 @@ def status_command(ctx: click.Context, timeout: float) -> None:
 
     settings: Any = ctx.find_root().obj.settings()
     workers: list[str] = settings.asr.service.workers
+    if not workers and settings.asr.engine == "wyoming":
+        sys.exit(_wyoming_status(settings.asr.wyoming, timeout))
     if not workers:
         click.echo("no ASR workers listed (asr.service.workers): recognition runs in the gateway's process")
         return
@@ -219,3 +222,17 @@ def status_command(ctx: click.Context, timeout: float) -> None:
             f"queue {body.get('queue')}  ({body.get('worker')})"
         )
     sys.exit(0 if usable else 1)
+
+
+def _wyoming_status(config: Any, timeout: float) -> int:
+    """The Wyoming server of `asr.engine: wyoming`: up with its models (0) or down with why (1)."""
+    from asr.wyoming_engine import WyomingError, asr_models, describe_server
+
+    try:
+        info = asyncio.run(describe_server(config.model_copy(update={"timeout_s": timeout})))
+    except WyomingError as exc:
+        click.echo(f"{config.uri:<32} down      {exc}")
+        return 1
+    models = asr_models(info)
+    click.echo(f"{config.uri:<32} ok        wyoming: {', '.join(models) or 'no ASR model listed'}")
+    return 0 if models else 1

@@ -11,9 +11,9 @@ Contract (what `voice/` and the event bus may rely on):
 - An `alternative` segment (only from an engine given decode hints, `asr.hints`) may follow a final with the same
   `segment_id`: a second reading of that utterance, decoded with the phrases the first reading suggested. It never
   replaces the final (the transcript shows what was heard); it is evidence for whoever reads meaning (places).
-- A `status` segment (only from an engine whose recogniser is elsewhere: `asr.remote`) says transcription stopped
-  (`status` "unavailable" or "queued", `error` the reason) or goes on again ("resumed"); it has no text and no
-  segment of its own to replace. Audio lost meanwhile follows as a `gap`.
+- A `status` segment (only from an engine whose recogniser is elsewhere: `asr.remote`, `asr.wyoming_engine`) says
+  transcription stopped (`status` "unavailable" or "queued", `error` the reason) or goes on again ("resumed"); it
+  has no text and no segment of its own to replace. Audio lost meanwhile follows as a `gap`.
 - `await finish()` flushes the utterance in progress as a final, waits for every outstanding final, then ends
   `segments()`. `close()` drops everything at once (hang-up without flush) and ends `segments()`.
 - Times are milliseconds of audio since the stream opened. Segment ids are `<stream_id>:<n>`, n counting up.
@@ -145,4 +145,8 @@ def create_local_engine(
         from asr.vosk_engine import VoskEngine
 
         return VoskEngine(settings, base_dir=base_dir)
+    if settings.engine == "wyoming":
+        from asr.wyoming_engine import WyomingEngine
+
+        return WyomingEngine(settings)
     raise ValueError(f"unknown ASR engine {settings.engine!r}")  # pragma: no cover - Literal-checked

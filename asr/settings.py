@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -100,13 +101,40 @@ class ServiceSettings(BaseModel):
         return [url.rstrip("/") for url in urls]
 
 
+class WyomingSettings(BaseModel):
+    """A recognition server the hotline already runs, spoken to over the Wyoming protocol (`asr.engine: wyoming`):
+    e.g. wyoming-faster-whisper from PyPI. The protocol has no authentication: use a unix:// socket, loopback or a
+    private network."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field("tcp://127.0.0.1:10300", description="The server: tcp://HOST:PORT or unix:///path/to/socket.")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="One utterance's whole exchange (connect to transcript).")
+    max_requests: int = Field(
+        8, ge=1, le=256, description="Utterances sent at once by this gateway (finals wait for a slot; partials skip)."
+    )
+    partials: bool = Field(
+        True,
+        description="Send the open utterance every partial_interval_ms for a partial (costs the server a decode each).",
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, uri: str) -> str:
+        if not uri.startswith(("tcp://", "unix://")) or "@" in uri or len(uri) > 200:
+            raise ValueError(f"{uri!r}: a Wyoming server is tcp://HOST:PORT or unix:///path")
+        if uri.startswith("tcp://") and not re.fullmatch(r"tcp://[^/:]+:\d{1,5}", uri):
+            raise ValueError(f"{uri!r}: tcp://HOST:PORT needs both")
+        return uri
+
+
 class SpeakerOverrides(BaseModel):
     """What one party's recogniser does differently (`asr.by_speaker.<speaker>`): e.g. the operator, whose speech is
     trained and clear, on a smaller model or other workers than the caller. Unset keys keep the `asr:` values."""
 
     model_config = ConfigDict(extra="forbid")
 
-    engine: Literal["faster-whisper", "vosk"] | None = None
+    engine: Literal["faster-whisper", "vosk", "wyoming"] | None = None
     model: str | None = None
     model_path: Path | None = None
     device: Literal["cpu", "cuda"] | None = None
@@ -117,6 +145,7 @@ class SpeakerOverrides(BaseModel):
     beam_size: int | None = Field(None, ge=1, le=10)
     partial_interval_ms: int | None = Field(None, ge=200, le=10000)
     vosk_model_dir: Path | None = None
+    wyoming_uri: str | None = Field(None, description="The Wyoming server for this party (asr.wyoming.uri otherwise).")
     service_workers: list[str] | None = Field(
         None, max_length=64, description="ASR workers for this party (asr.service.workers otherwise)."
     )
@@ -126,7 +155,9 @@ class AsrSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(True, description="Transcribe connected calls live (taps + recogniser).")
-    engine: Literal["faster-whisper", "vosk"] = Field("faster-whisper", description="Recogniser for live calls.")
+    engine: Literal["faster-whisper", "vosk", "wyoming"] = Field(
+        "faster-whisper", description="Recogniser for live calls (wyoming: a server elsewhere, see `wyoming`)."
+    )
     tap_port_start: int = Field(41000, ge=1024, le=65000, description="UDP ports the gateway receives taps on.")
     tap_port_count: int = Field(600, ge=2, le=20000, description="Three taps per call with an interpreter.")
     bias_place_names: bool = Field(
@@ -205,6 +236,7 @@ class AsrSettings(BaseModel):
     )
     vad: VadSettings = Field(default_factory=VadSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    wyoming: WyomingSettings = Field(default_factory=WyomingSettings)
     by_speaker: dict[Literal["caller", "operator", "interpreter"], SpeakerOverrides] = Field(
         default_factory=dict,
         description="Per-party recognisers: each party listed gets an engine of its own with these changes.",
@@ -245,6 +277,8 @@ class AsrSettings(BaseModel):
         merged = self.model_dump(exclude={"by_speaker"})
         merged["service"] = self.service.model_dump()
         merged["service"]["token"] = self.service.token
+        if "wyoming_uri" in changes:
+            merged["wyoming"]["uri"] = changes.pop("wyoming_uri")
         if "service_workers" in changes:
             merged["service"]["workers"] = changes.pop("service_workers")
         merged.update(changes)

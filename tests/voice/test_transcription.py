@@ -15,6 +15,7 @@ import pytest
 from events.bus import CallEvent, Subscription
 from hotline.service import GatewayService
 from ivr_flows.port import RouteOutcome, RouteRequest
+from tests.asr.wyoming_server import WyomingServer, write_packaged_model
 from tests.support.audio import make_silence_wav
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
 from tests.voice.test_calls import assert_nothing_left
@@ -114,6 +115,34 @@ async def test_caller_and_operator_speech_become_partial_then_final_text(
     )
     assert first_final.data["end_ms"] > first_final.data["start_ms"] >= 0
     assert 0.0 <= first_final.data["confidence"] <= 1.0
+
+
+async def test_a_wyoming_server_transcribes_a_real_call(
+    start_gateway: GatewayStarter, asterisk: AsteriskInstance, phone: Softphone, tmp_path: Path
+) -> None:
+    """asr.engine wyoming: the same call, recognised by a separate server process (wyoming-faster-whisper from PyPI,
+    the packaged Whisper base model) that this gateway only talks to."""
+    caller_clip, operator_clip = load_set("thchs30-d4")[1], load_set("wenet-test")[0]
+    caller_wav = telephone_clip(caller_clip.path, tmp_path / "caller.wav")
+    operator_wav = telephone_clip(operator_clip.path, tmp_path / "operator.wav")
+    model = await asyncio.to_thread(write_packaged_model, tmp_path / "model")
+    server = await asyncio.to_thread(WyomingServer(model, tmp_path / "data").start)
+    try:
+        service, events, _ = await start_transcribing_gateway(
+            start_gateway, engine="wyoming", wyoming={"uri": server.uri}
+        )
+        assert service.asr_engine is not None and service.asr_engine.name == "wyoming"
+        got = await both_speak(asterisk, phone, tmp_path, events, caller_wav, operator_wav)
+    finally:
+        server.stop()
+    caller_text = "".join(e.data["text"] for e in finals(got, "caller"))
+    operator_text = "".join(e.data["text"] for e in finals(got, "operator"))
+    caller_cer = corpus_cer([(caller_clip.reference, caller_text)]).cer
+    operator_cer = corpus_cer([(operator_clip.reference, operator_text)]).cer
+    print(f"wyoming: caller {caller_text} (CER {caller_cer:.2f}); operator {operator_text} (CER {operator_cer:.2f})")
+    assert caller_cer <= CALLER_CER_BOUND
+    assert operator_cer <= OPERATOR_CER_BOUND
+    assert not [e for e in got if e.type in ("transcript.gap", "transcript.status")]
 
 
 async def test_spoken_address_resolves_to_a_place(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,16 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from asr.settings import ServiceSettings
+from tests.support.ports import free_port  # below the kernel's outgoing ports (a client cannot take it first)
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "test-worker-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class WorkerProcess:

@@ -24,8 +24,9 @@ from asr.audio import float_to_pcm16
 from asr.remote.pool import RemoteEngine
 from asr.remote.protocol import STREAM_PATH, pack_audio
 from asr.telephone import telephone_path
-from tests.asr.remote.support import ROOT, TOKEN, WorkerProcess, free_port, pool_settings
+from tests.asr.remote.support import ROOT, TOKEN, WorkerProcess, pool_settings
 from tests.asr.support import with_silence
+from tests.support.ports import free_port
 from tools.asr_eval.cer import corpus_cer
 from tools.asr_eval.corpus import load_set
 from voice.asterisk.tls import self_signed

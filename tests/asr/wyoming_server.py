@@ -1,0 +1,78 @@
+"""A real Wyoming recognition server for the tests: wyoming-faster-whisper (PyPI) on loopback, serving the packaged
+Whisper base model from a folder (the server loads a model folder; nothing is downloaded)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from asr.whisper_model import packaged_base_files
+from tests.support.ports import free_port
+
+
+def write_packaged_model(folder: Path) -> Path:
+    """The packaged Whisper base model as the folder a server loads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in packaged_base_files().items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+class WyomingServer:
+    """`python -m wyoming_faster_whisper` on 127.0.0.1: int8, beam 1, one thread per decode (as the gateway's own
+    engine runs the same model)."""
+
+    def __init__(self, model_dir: Path, data_dir: Path, port: int | None = None) -> None:
+        self.model_dir = model_dir
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    @property
+    def uri(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> WyomingServer:
+        command = [sys.executable, "-m", "wyoming_faster_whisper", "--uri", self.uri, "--model", str(self.model_dir)]
+        command += ["--data-dir", str(self.data_dir), "--local-files-only", "--stt-library", "faster-whisper"]
+        command += ["--language", "zh", "--beam-size", "1", "--cpu-threads", "1", "--compute-type", "int8"]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ready = threading.Event()
+        proc = self.proc
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                self.output.append(line)
+                if "Ready" in line:
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + timeout_s
+        while not ready.wait(0.1):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"wyoming server did not start:\n{''.join(self.output)}")
+        return self
+
+    def signal(self, number: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(number)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGCONT)  # a frozen one must be able to end
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
