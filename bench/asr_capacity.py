@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """Recognition capacity: how many live streams one machine transcribes before latency breaks, in the gateway's
-process and on an ASR worker (`hotline asr serve`), with cross-stream batching off and on.
+process and on an ASR worker (`hotline asr serve`), with cross-stream batching off and on, and, as the peer, a
+Wyoming server (wyoming-faster-whisper from PyPI, the same model and cores) behind `asr.engine: wyoming`.
 
     .venv/bin/python bench/asr_capacity.py                 # 4 set-ups, ramp 2, 4, 6, ... (about 10 minutes)
     .venv/bin/python bench/asr_capacity.py --setups worker-batch --levels 4,8
+    .venv/bin/python bench/asr_capacity.py --setups worker,wyoming
 
 Each level runs N concurrent streams of real Mandarin speech (../shared/speech-zh through the telephone path,
 a program of sentences with pauses per stream, started staggered) pushed in 20 ms frames at real time. From
@@ -14,7 +16,7 @@ outside the engine, on the wall clock:
   partials survived (they are skipped, never queued, under load).
 A level holds when final p95 <= --final-p95 (0.8 s), partial p95 <= --partial-p95 (1.0 s) and no stream had a
 gap; the ramp stops at the first level that does not, and the last that held is the knee. CPU is the process
-time of the bench and of the worker process (when there is one) over the level's wall time. Streams per core
+time of the bench and of the worker or server process (when there is one) over the level's wall time. Streams per core
 divides the knee by the cores decoding (asr.workers x asr.cpu_threads).
 """
 
@@ -26,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ from bench.asr_eval import LevelResult, latency_level, program  # noqa: E402
 from tools.asr_eval.corpus import load_set  # noqa: E402
 
 SETUPS = ("inprocess", "inprocess-batch", "worker", "worker-batch")
+PEERS = ("wyoming", "wyoming-finals")  # the second without partials (one server decode per utterance)
 TOKEN = "capacity-bench"
 
 
@@ -50,6 +54,10 @@ class Setup:
     name: str
     batch_size: int
     worker: bool
+
+    @property
+    def wyoming(self) -> bool:
+        return self.name.startswith("wyoming")
 
 
 def clip_program(seconds: float) -> list[FloatArray]:
@@ -97,12 +105,39 @@ class WorkerProcess:
         self.proc.wait(30)
 
 
+class WyomingProcess:
+    """wyoming-faster-whisper on loopback: the packaged model written to a temporary folder, `threads` per decode
+    (the server runs one decode at a time: it gets all the cores the others spread over their decode threads)."""
+
+    def __init__(self, port: int, threads: int) -> None:
+        from asr.settings import WyomingSettings
+        from tools.wyoming_server import WyomingServer, write_packaged_model
+
+        self._folder = tempfile.TemporaryDirectory(prefix="wyoming-bench-")
+        model = write_packaged_model(Path(self._folder.name) / "model")
+        self.server = WyomingServer(model, Path(self._folder.name) / "data", port, cpu_threads=threads).start()
+        assert self.server.proc is not None
+        self.proc = self.server.proc
+        self.settings = WyomingSettings(uri=self.server.uri, max_requests=2)  # one decode runs, one waits
+
+    def stop(self) -> None:
+        self.server.stop()
+        self._folder.cleanup()
+
+
 async def ramp(
     setup: Setup, settings: AsrSettings, levels: list[int], clips: list[FloatArray], args: argparse.Namespace
 ) -> int:
-    worker: WorkerProcess | None = None
+    worker: WorkerProcess | WyomingProcess | None = None
     engine: AsrEngine
-    if setup.worker:
+    if setup.wyoming:
+        from asr.wyoming_engine import WyomingEngine
+
+        worker = WyomingProcess(args.port, settings.workers * settings.cpu_threads)
+        wyoming = worker.settings.model_copy(update={"partials": setup.name == "wyoming"})
+        engine = WyomingEngine(settings.model_copy(update={"engine": "wyoming", "wyoming": wyoming}))
+        await engine.start()
+    elif setup.worker:
         from asr.remote.pool import RemoteEngine
 
         worker = WorkerProcess(
@@ -159,6 +194,8 @@ async def run(args: argparse.Namespace) -> None:
     )
     knees: dict[str, int] = {}
     for name in args.setups.split(","):
+        if name not in SETUPS + PEERS:
+            raise SystemExit(f"unknown set-up {name!r}: {', '.join(SETUPS + PEERS)}")
         setup = Setup(name, args.batch if name.endswith("batch") else 1, name.startswith("worker"))
         settings = AsrSettings(workers=args.workers, cpu_threads=args.threads, batch_size=setup.batch_size)
         knees[name] = await ramp(setup, settings, levels, clips, args)

@@ -20,10 +20,10 @@ from asr.settings import AsrSettings
 from asr.telephone import telephone_path
 from asr.wyoming_engine import WyomingEngine
 from tests.asr.support import Received, StreamRun, pcm_of, run_stream, with_silence
-from tests.asr.wyoming_server import WyomingServer, write_packaged_model
 from tests.support.ports import free_port
 from tools.asr_eval.cer import corpus_cer
 from tools.asr_eval.corpus import load_set
+from tools.wyoming_server import WyomingServer, write_packaged_model
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WyomingServer]:
-    running = WyomingServer(model_dir, tmp_path_factory.mktemp("wyoming-data")).start()
+    running = WyomingServer(model_dir, tmp_path_factory.mktemp("wyoming-data"), free_port()).start()
     yield running
     running.stop()
 
@@ -103,7 +103,7 @@ def test_a_server_that_is_down_then_up_gives_a_gap_then_finals(
     once the server runs, the next utterance is transcribed and the stream says so."""
     clips = load_set("thchs30-d4", speech_root)[:2]
     first, second = (pcm_of(with_silence([telephone_path(c.audio())])) for c in clips)
-    later = WyomingServer(model_dir, tmp_path)
+    later = WyomingServer(model_dir, tmp_path, free_port())
     engine = engine_for(later.uri, partials=False)
 
     async def go() -> StreamRun:
@@ -142,7 +142,7 @@ def test_a_frozen_server_costs_one_utterance_after_the_timeout(
 ) -> None:
     clips = load_set("thchs30-d4", speech_root)[:2]
     first, second = (pcm_of(with_silence([telephone_path(c.audio())])) for c in clips)
-    frozen = WyomingServer(model_dir, tmp_path).start()
+    frozen = WyomingServer(model_dir, tmp_path, free_port()).start()
     engine = engine_for(frozen.uri, partials=False, timeout_s=2.0)
 
     async def go() -> StreamRun:

@@ -15,14 +15,15 @@ import pytest
 from events.bus import CallEvent, Subscription
 from hotline.service import GatewayService
 from ivr_flows.port import RouteOutcome, RouteRequest
-from tests.asr.wyoming_server import WyomingServer, write_packaged_model
 from tests.support.audio import make_silence_wav
+from tests.support.ports import free_port
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
 from tests.voice.test_calls import assert_nothing_left
 from tests.voice.test_routing import routing_handler
 from tools.asr_eval.cer import corpus_cer
 from tools.asr_eval.corpus import load_set
 from tools.softphone.driver import Softphone
+from tools.wyoming_server import WyomingServer, write_packaged_model
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
 
@@ -126,7 +127,7 @@ async def test_a_wyoming_server_transcribes_a_real_call(
     caller_wav = telephone_clip(caller_clip.path, tmp_path / "caller.wav")
     operator_wav = telephone_clip(operator_clip.path, tmp_path / "operator.wav")
     model = await asyncio.to_thread(write_packaged_model, tmp_path / "model")
-    server = await asyncio.to_thread(WyomingServer(model, tmp_path / "data").start)
+    server = await asyncio.to_thread(WyomingServer(model, tmp_path / "data", free_port()).start)
     try:
         service, events, _ = await start_transcribing_gateway(
             start_gateway, engine="wyoming", wyoming={"uri": server.uri}

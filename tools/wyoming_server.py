@@ -1,5 +1,6 @@
-"""A real Wyoming recognition server for the tests: wyoming-faster-whisper (PyPI) on loopback, serving the packaged
-Whisper base model from a folder (the server loads a model folder; nothing is downloaded)."""
+"""A real Wyoming recognition server for tests and benches: wyoming-faster-whisper (PyPI, a dev dependency) on
+loopback, serving the packaged Whisper base model from a folder (the server loads a model folder; nothing is
+downloaded)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import time
 from pathlib import Path
 
 from asr.whisper_model import packaged_base_files
-from tests.support.ports import free_port
 
 
 def write_packaged_model(folder: Path) -> Path:
@@ -27,10 +27,11 @@ class WyomingServer:
     """`python -m wyoming_faster_whisper` on 127.0.0.1: int8, beam 1, one thread per decode (as the gateway's own
     engine runs the same model)."""
 
-    def __init__(self, model_dir: Path, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, model_dir: Path, data_dir: Path, port: int, cpu_threads: int = 1) -> None:
         self.model_dir = model_dir
         self.data_dir = data_dir
-        self.port = port or free_port()
+        self.port = port
+        self.cpu_threads = cpu_threads
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
 
@@ -41,7 +42,8 @@ class WyomingServer:
     def start(self, timeout_s: float = 60.0) -> WyomingServer:
         command = [sys.executable, "-m", "wyoming_faster_whisper", "--uri", self.uri, "--model", str(self.model_dir)]
         command += ["--data-dir", str(self.data_dir), "--local-files-only", "--stt-library", "faster-whisper"]
-        command += ["--language", "zh", "--beam-size", "1", "--cpu-threads", "1", "--compute-type", "int8"]
+        command += ["--language", "zh", "--beam-size", "1", "--cpu-threads", str(self.cpu_threads)]
+        command += ["--compute-type", "int8"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         ready = threading.Event()
