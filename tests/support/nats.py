@@ -3,7 +3,6 @@ port, a token in a 0600 config file, never on the command line where `ps` would 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,15 +13,13 @@ from pydantic import SecretStr
 from events.nats_link import NatsLink
 from events.settings import BusSettings
 from hotline.cluster.servers import NatsServer, ServerError
+from tests.support.ports import free_port
 
 __all__ = ["NatsServer", "jetstream_server", "linked", "nats_server"]
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port()  # below the kernel's outgoing ports: a client socket cannot take it before the server binds
 
 
 def _running(server: NatsServer) -> Iterator[NatsServer]:

@@ -4,7 +4,6 @@ in a folder of its own, loopback only, trust auth), on a free port, without fsyn
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,13 +15,11 @@ import sqlalchemy as sa
 
 from config.database import DatabaseSettings, create_engine
 from hotline.cluster.servers import PostgresServer, ServerError
+from tests.support.ports import free_port
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port()  # below the kernel's outgoing ports: a client socket cannot take it before the server binds
 
 
 @pytest.fixture(scope="session")

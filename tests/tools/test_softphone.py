@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import audio
+from tests.support.ports import free_port
 from tools.softphone.driver import Softphone, SoftphoneDied, SoftphoneError, softphones
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
@@ -231,9 +232,7 @@ Content-Length: 0
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (sip-tester) not installed")
 async def test_register_with_digest_and_unregister_at_quit(tmp_path: Path) -> None:
     (tmp_path / "registrar.xml").write_text(REGISTRAR_SCENARIO)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # sipp needs a port number: pick a free one
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port(socket.SOCK_DGRAM)  # sipp needs a port number: a free one below the outgoing ports
     sipp = await asyncio.create_subprocess_exec(
         "sipp",
         "-sf",

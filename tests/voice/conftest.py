@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from hotline.service import GatewayService
 from tests.support.asterisk_fixture import make_settings
+from tests.support.ports import free_port
 from tools.softphone.driver import Softphone
 from voice.ari import AriRestClient
 from voice.asterisk.instance import AsteriskInstance
@@ -21,10 +21,8 @@ GatewayStarter = Callable[..., Awaitable[GatewayService]]
 
 
 def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A listener's port below the kernel's outgoing ports (tests/support/ports.py says why)."""
+    return free_port()
 
 
 def attach_settings(instance: AsteriskInstance, **sections: dict[str, Any]) -> Any:

@@ -16,6 +16,7 @@ from hotline.service import GatewayService
 from ivr_flows.port import RouteOutcome, RouteRequest
 from tests.support.asterisk_fixture import AsteriskFactory
 from tests.support.audio import make_tone_wav, tone_level_dbfs
+from tests.support.ports import free_port
 from tests.voice.conftest import GatewayStarter, entry_uri, registered
 from tests.voice.test_calls import assert_nothing_left
 from tools.softphone.driver import Softphone
@@ -339,9 +340,7 @@ async def test_phone_that_is_not_registered_is_not_offered_calls(
 async def test_an_operator_phone_at_a_static_contact_takes_calls_without_registering(
     asterisk_factory: AsteriskFactory, start_gateway: GatewayStarter, tmp_path: Path
 ) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port(socket.SOCK_DGRAM)  # nothing listens there: the phone is away
     operators = [
         {"id": "op1001", "skills": ["zh"]},
         {"id": "op1003", "skills": ["zh"], "contact": f"sip:op1003@127.0.0.1:{port}"},

@@ -5,7 +5,6 @@ other."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import stat
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from ivr_flows.port import RouteOutcome, RouteRequest
 from tests.support.asterisk_fixture import AsteriskFactory
 from tests.support.audio import make_tone_wav, tone_level_dbfs
+from tests.support.ports import free_port
 from tests.voice.conftest import GatewayStarter, entry_uri
 from tests.voice.test_routing import routing_handler
 from tools.softphone.driver import Softphone
@@ -23,9 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()  # below the kernel's outgoing ports (tests/support/ports.py)
 
 
 async def test_an_operator_on_tls_and_srtp_talks_to_a_caller_on_udp(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -18,11 +17,11 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from tests.support.ports import free_port as zoned_free_port
+
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return zoned_free_port()  # below the kernel's outgoing ports (tests/support/ports.py)
 
 
 def channel(channel_id: str, name: str | None = None, state: str = "Ring") -> dict[str, Any]:
