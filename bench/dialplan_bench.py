@@ -112,7 +112,11 @@ async def main_async(args: argparse.Namespace) -> int:
                 f"(gateway + Asterisk under ARI) / Asterisk's dialplan: median {statistics.median(ratios):.2f} "
                 f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}); target <= 1.5"
             )
+            pooled = sum(g.ast_cpu_s + g.gw_cpu_s for g in gateway) / sum(d.ast_cpu_s for d in dialplan)
+            print(f"pooled over the rounds (sums of CPU, less swayed by one noisy round): {pooled:.2f}")
             print(f"Asterisk under ARI alone / its dialplan: median {statistics.median(ast_only):.2f}")
+            per_call = statistics.median(g.gw_cpu_s for g in gateway) / args.calls * 1000
+            print(f"the gateway's own CPU per call: median {per_call:.1f} ms (bench's poller included)")
         gw_setup = [ms for g in gateway for ms in g.sipp.setup_ms]
         dp_setup = [ms for d in dialplan for ms in d.sipp.setup_ms]
         print(

@@ -15,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .errors import MalformedEvent
 
@@ -205,6 +205,7 @@ class AriEvent(_Model):
     timestamp: str = ""
     asterisk_id: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+    _channel_ids: tuple[str, ...] | None = PrivateAttr(default=None)
 
     @property
     def time(self) -> datetime | None:
@@ -217,6 +218,8 @@ class AriEvent(_Model):
         playback or recording targets (``channel:ID``). For unmodelled event types the same keys are read from
         ``raw``.
         """
+        if self._channel_ids is not None:  # the gateway and the call's session both ask: work it out once
+            return list(self._channel_ids)
         ids: list[str] = []
         for key in _CHANNEL_KEYS:
             value = self._field(key)
@@ -229,7 +232,8 @@ class AriEvent(_Model):
             channel_id = _target_id(target, "channel:") if target else None
             if channel_id:
                 ids.append(channel_id)
-        return list(dict.fromkeys(ids))
+        self._channel_ids = tuple(dict.fromkeys(ids))
+        return list(self._channel_ids)
 
     def bridge_ids(self) -> list[str]:
         """Bridges it concerns (``bridge``, ``bridge_from``, a playback/recording on ``bridge:ID``)."""
@@ -248,7 +252,7 @@ class AriEvent(_Model):
         return list(dict.fromkeys(ids))
 
     def _field(self, key: str) -> Any:
-        if key in type(self).model_fields:
+        if key in type(self).__pydantic_fields__:  # the plain dict (model_fields is a slower descriptor)
             return getattr(self, key)
         return self.raw.get(key) if type(self) is AriEvent else None
 
