@@ -12,6 +12,7 @@ APT_PACKAGES=(
   postgresql                                  # the migrations' tests also run on PostgreSQL (their own server)
   nats-server                                 # the bus across processes (hotline serve --role), and its tests
   kamailio                                    # the SIP front of `hotline cluster up` (its own instance)
+  kamailio-tls-modules                        # its TLS listener for staff phones
 )
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }

@@ -39,6 +39,13 @@ def cluster_group() -> None:
 @cluster_group.command("up")
 @click.option("--nodes", type=click.IntRange(1, 16), default=2, show_default=True, help="Asterisk + gateway nodes.")
 @click.option("--sip-port", type=click.IntRange(1, 65535), default=5060, show_default=True, help="Kamailio (UDP).")
+@click.option(
+    "--sip-tls-port",
+    type=click.IntRange(1, 65535),
+    default=5061,
+    show_default=True,
+    help="Kamailio (TLS, staff phones).",
+)
 @click.option("--desk-ports", default="8080,8081", show_default=True, help="One desk API instance per port.")
 @click.option(
     "--port-base",
@@ -55,13 +62,16 @@ def cluster_group() -> None:
     help="Node i's RTP ports start at rtp-base + 1000 i.",
 )
 @cluster_dir
-def up_command(nodes: int, sip_port: int, desk_ports: str, port_base: int, rtp_base: int, root: Path) -> None:
+def up_command(
+    nodes: int, sip_port: int, sip_tls_port: int, desk_ports: str, port_base: int, rtp_base: int, root: Path
+) -> None:
     """Start the cluster, print the SIP entry address and the desk URLs; Ctrl-C stops everything."""
     try:
         plan = ClusterPlan(
             root=root,
             nodes=nodes,
             sip_port=sip_port,
+            sip_tls_port=sip_tls_port,
             desk_ports=_ports(desk_ports),
             port_base=port_base,
             rtp_base=rtp_base,

@@ -18,6 +18,7 @@ from typing import IO
 import jinja2
 
 from config.paths import write_private
+from voice.asterisk.tls import TlsError, self_signed
 
 TEMPLATES = Path(__file__).parent / "templates"
 KAMAILIO = Path("/usr/sbin/kamailio")
@@ -210,6 +211,20 @@ class NatsServer:
 
 # ---- Kamailio ----
 
+TLS_CONFIG = """# Rendered by `hotline cluster up`: the TLS listener for staff phones.
+[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = {cert}
+private_key = {key}
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+"""
+
 
 @dataclass
 class KamailioServer:
@@ -221,6 +236,7 @@ class KamailioServer:
     rpc_port: int
     nodes: list[str]  # sip:127.0.0.1:PORT of each Asterisk node
     phones: dict[str, str] = field(default_factory=dict)  # staff phone id -> SIP password
+    sip_tls_port: int = 5061  # staff phones over TLS (TCP), with `tls/sip.crt` made for the address
     ping_interval_s: int = 1
     node_timeout_ms: int = 1000
     children: int = 4
@@ -237,6 +253,7 @@ class KamailioServer:
             children=self.children,
             host="127.0.0.1",
             sip_port=self.sip_port,
+            sip_tls_port=self.sip_tls_port,
             rpc_port=self.rpc_port,
             modules_dir=KAMAILIO_MODULES,
             run_dir=run,
@@ -246,17 +263,38 @@ class KamailioServer:
         )
         path = run / "kamailio.cfg"
         write_private(path, config)  # the phones' passwords
+        cert, key = self.certificate()
+        write_private(run / "tls.cfg", TLS_CONFIG.format(cert=cert, key=key))
         # set, destination, flags (0: active), priority, attributes
         (run / "dispatcher.list").write_text(
             "".join(f"1 {uri} 0 0 duid=node{i}\n" for i, uri in enumerate(self.nodes, 1))
         )
         return run / "kamailio.cfg"
 
+    def certificate(self) -> tuple[Path, Path]:
+        """The TLS listener's certificate and key (self-signed for the address, made once; the key 0600). Phones
+        trust this certificate; a deployment puts one its phones already trust in its place."""
+        try:
+            return self_signed(self.folder / "tls", "127.0.0.1")
+        except TlsError as exc:
+            raise ServerError(str(exc)) from exc
+
     def start(self) -> None:
         if not KAMAILIO.exists():
             raise ServerError("Kamailio is not installed: run ./scripts/setup.sh (Debian package kamailio)")
-        if not port_free(self.sip_port, socket.SOCK_DGRAM) or not port_free(self.rpc_port):
-            raise ServerError(f"Kamailio: port {self.sip_port} (udp) or {self.rpc_port} (tcp) is taken")
+        if not (KAMAILIO_MODULES / "tls.so").exists():
+            raise ServerError("Kamailio's TLS module is missing: run ./scripts/setup.sh (kamailio-tls-modules)")
+        taken = [
+            f"{port}/{kind}"
+            for port, kind, sock in (
+                (self.sip_port, "udp", socket.SOCK_DGRAM),
+                (self.sip_tls_port, "tcp (TLS)", socket.SOCK_STREAM),
+                (self.rpc_port, "tcp", socket.SOCK_STREAM),
+            )
+            if not port_free(port, sock)
+        ]
+        if taken:
+            raise ServerError(f"Kamailio: port {', '.join(taken)} is taken")
         config = self.render()
         check = subprocess.run([str(KAMAILIO), "-c", "-f", str(config)], capture_output=True, timeout=30)
         if check.returncode != 0:

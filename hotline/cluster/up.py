@@ -51,6 +51,7 @@ class ClusterPlan:
     root: Path
     nodes: int = 2
     sip_port: int = 5060
+    sip_tls_port: int = 5061  # staff phones over TLS
     desk_ports: tuple[int, ...] = (8080, 8081)  # desk API instances: any serves any operator (one writes the log)
     port_base: int = 15000
     rtp_base: int = 16000  # 16 nodes x 1000 ports end below the kernel's outgoing ports (32768)
@@ -63,6 +64,7 @@ class ClusterPlan:
         ports = self.allocate()
         used = {
             "--sip-port": range(self.sip_port, self.sip_port + 1),
+            "--sip-tls-port": range(self.sip_tls_port, self.sip_tls_port + 1),
             "--desk-ports": range(min(self.desk_ports), max(self.desk_ports) + 1),
             "--port-base": range(self.port_base, self.port_base + self.ports_used),
             "--rtp-base": range(self.rtp_base, ports.node_rtp[-1] + self.rtp_ports_per_node),
@@ -251,9 +253,14 @@ class Cluster:
         for part in self.parts:
             part.wait_ready()
 
-        self.echo(f"Kamailio on udp 127.0.0.1:{plan.sip_port} in front of {plan.nodes} node(s)")
+        self.echo(
+            f"Kamailio on udp 127.0.0.1:{plan.sip_port} (staff phones also tls :{plan.sip_tls_port}) "
+            f"in front of {plan.nodes} node(s)"
+        )
         uris = [f"sip:127.0.0.1:{port}" for port in ports.node_sip]
-        self.kamailio = KamailioServer(root / "kamailio", plan.sip_port, ports.kamailio_rpc, uris, phones)
+        self.kamailio = KamailioServer(
+            root / "kamailio", plan.sip_port, ports.kamailio_rpc, uris, phones, sip_tls_port=plan.sip_tls_port
+        )
         self.kamailio.start()
         self._stoppers.append(self.kamailio.stop)
         self._write_state(ports)
@@ -319,6 +326,8 @@ class Cluster:
             f"staff phones   register to sip:127.0.0.1:{self.plan.sip_port} as {', '.join(self.staff)} "
             f"(passwords in {self.plan.root / 'phones.json'})"
         )
+        cert, _ = self.kamailio.certificate()
+        yield f"               or over TLS to sip:127.0.0.1:{self.plan.sip_tls_port};transport=tls (trust {cert})"
         yield f"database       {self.postgres.url}"
         yield (
             f"desk users     HOTLINE_DATABASE__URL={self.postgres.url} .venv/bin/hotline users add op1001 "

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ import websockets
 
 from hotline.cluster.servers import port_free
 from hotline.cluster.up import Cluster, ClusterPlan, Part
+from tests.support.audio import make_tone_wav, tone_level_dbfs
 from tests.support.ports import free_block, free_port
 from tools.softphone.driver import Softphone, SoftphoneError
 
@@ -43,6 +45,7 @@ def _start_cluster(env: dict[str, str], desks: int = 1) -> Iterator[Cluster]:
         root=root,
         nodes=2,
         sip_port=free_port(socket.SOCK_DGRAM),
+        sip_tls_port=free_port(socket.SOCK_STREAM),
         desk_ports=tuple(free_port(socket.SOCK_STREAM) for _ in range(desks)),
         port_base=free_block(20, "cluster", socket.SOCK_STREAM),
         rtp_base=free_block(2000, "rtp", socket.SOCK_DGRAM),
@@ -289,7 +292,7 @@ def test_hotline_cluster_up_prints_the_addresses_and_ctrl_c_stops_everything(tmp
     base = free_block(20, "cluster", socket.SOCK_STREAM)
     command = [
         str(Path(sys.executable).parent / "hotline"), "cluster", "up", "--nodes", "1", "--sip-port", str(sip),
-        "--desk-ports", str(desk), "--port-base", str(base),
+        "--sip-tls-port", str(free_port(socket.SOCK_STREAM)), "--desk-ports", str(desk), "--port-base", str(base),
         "--rtp-base", str(free_block(1000, "rtp", socket.SOCK_DGRAM)), "--dir", str(root),
     ]  # fmt: skip
     env = {**os.environ, "HOTLINE_ASR__ENABLED": "false"}
@@ -373,6 +376,49 @@ async def test_callers_on_both_nodes_reach_operators_whose_phones_registered_thr
             await phone.hangup(answered[1])
             await caller.wait_state(call, "DISCONNECTED", timeout=5)
     assert sorted(served.values()) == ["node1", "node2"], served  # each node rang a phone it never saw register
+
+
+async def test_an_operator_phone_on_tls_through_kamailio_takes_a_call_from_a_node(
+    flow_cluster: Cluster, tmp_path: Path
+) -> None:
+    """A phone outside the building: it registers over TLS at Kamailio (trusting the cluster's certificate and
+    nothing else), the node that takes the caller rings it over that same connection, and the two hear each other
+    (the media is RTP between the phone and the node: the nodes offer no SRTP yet)."""
+    cluster = flow_cluster
+    assert cluster.kamailio is not None
+    cert, key = cluster.kamailio.certificate()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    passwords = json.loads((cluster.plan.root / "phones.json").read_text())
+    tls_registrar = f"sip:127.0.0.1:{cluster.plan.sip_tls_port};transport=tls"
+    wavs = {who: make_tone_wav(tmp_path / f"{who}.wav", freq, 30.0, rate=8000) for who, freq in TONES.items()}
+    heard = {who: tmp_path / f"{who}-heard.wav" for who in TONES}
+    operator = await Softphone.start(log_path=tmp_path / "op1002.log", user="op1002", tls_ca=cert, srtp="optional")
+    try:
+        await operator.account(user="op1002", password=passwords["op1002"], registrar=tls_registrar, tls=True)
+        await operator.auto_answer(True)
+        async with Softphone.open(log_path=tmp_path / "caller.log", user="13800138000") as caller:
+            call = await caller.call(f"sip:12345@127.0.0.1:{cluster.plan.sip_port}", record=str(heard["caller"]))
+            await choose_citizens(caller, call)
+            incoming = await operator.wait_event("incoming", timeout=20)
+            assert "transport=tls" in str(incoming["request_line"]).lower(), incoming  # over the phone's connection
+            op_call = incoming["call"]
+            await operator.wait_state(op_call, "CONFIRMED", timeout=5)
+            await operator.record(op_call, heard["operator"])
+            await operator.play(op_call, wavs["operator"], loop=True)
+            await caller.play(call, wavs["caller"], loop=True)
+            await asyncio.sleep(3.0)
+            [node] = {str(c["call_id"]).split("-", 1)[0] for c in live_calls(cluster)}
+            await operator.hangup(op_call)
+            await caller.wait_state(call, "DISCONNECTED", timeout=10)
+    finally:
+        await operator.close(check=False)
+    assert node in ("node1", "node2")
+    # each side hears the other's tone (the caller's recording also has the flow's prompts before it)
+    assert tone_level_dbfs(heard["caller"], TONES["operator"]) > -30
+    assert tone_level_dbfs(heard["operator"], TONES["caller"]) > -30
+
+
+TONES = {"caller": 440.0, "operator": 1000.0}
 
 
 def live_calls(cluster: Cluster, desk: Part | None = None) -> list[dict[str, object]]:

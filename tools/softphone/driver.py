@@ -70,6 +70,7 @@ class Softphone:
         ready_timeout: float = 15.0,
         host: str = "127.0.0.1",
         tls_ca: str | Path | None = None,
+        srtp: str = "mandatory",
     ) -> Softphone:
         """Spawn a softphone and wait for its ``ready`` event (``sip_port`` 0: any free port)."""
         args = [
@@ -88,7 +89,7 @@ class Softphone:
             str(clock_rate),
             "--host",
             host,
-            *(["--tls-ca", str(tls_ca)] if tls_ca else []),
+            *(["--tls-ca", str(tls_ca), "--srtp", srtp] if tls_ca else []),
         ]
         log_file: IO[bytes] | None = None
         lpath = Path(log_path) if log_path is not None else None

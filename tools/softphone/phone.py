@@ -313,7 +313,10 @@ class Phone:
             acfg.sipConfig.transportId = self.tls_transport
         if self.tls_transport is not None:
             # Every account of a TLS phone: pjsua may hand an incoming call to any account of the same user.
-            acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY  # a call without SRTP fails (488)
+            # mandatory: a call without SRTP fails (488); optional: SRTP when the other side offers it
+            acfg.mediaConfig.srtpUse = (
+                pj.PJMEDIA_SRTP_MANDATORY if self.args.srtp == "mandatory" else pj.PJMEDIA_SRTP_OPTIONAL
+            )
             acfg.mediaConfig.srtpSecureSignaling = 0  # the TLS account sends only over its TLS transport
         if registrar:
             domain = registrar.split(":", 1)[1] if registrar.startswith("sip:") else registrar
@@ -783,6 +786,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--sip-port", type=int, default=0, help="UDP SIP port (0: any)")
     ap.add_argument("--tls-ca", default="", help="also open a TLS transport that trusts this PEM certificate")
+    ap.add_argument(
+        "--srtp", choices=("mandatory", "optional"), default="mandatory", help="SRTP on the accounts of a TLS phone"
+    )
     ap.add_argument("--host", default=HOST, help="loopback address to bind SIP and RTP to (127.0.0.2: another host)")
     ap.add_argument("--rtp-port", type=int, default=0, help="first RTP port (0: random)")
     ap.add_argument("--user", default="softphone", help="user part of the anonymous account")
