@@ -29,8 +29,8 @@ from asr.early import EarlyDecode
 from asr.engine import AsrEngine, AsrStream, Segment
 from asr.hints import DecodeHints
 from asr.settings import AsrSettings
-from asr.streaming import LaneStream
-from asr.vad import Endpointer, SileroVad, Utterance
+from asr.streaming import LaneStream, PartialSchedule, StreamRegistry
+from asr.vad import Endpointer, SileroVad, Utterance, last_utterances
 from asr.whisper_decoder import Decoded, WhisperDecoder
 from asr.whisper_model import load_whisper_model
 from asr.workers import PRIORITY_FINAL, PRIORITY_PARTIAL, Lanes, PriorityPool
@@ -68,31 +68,24 @@ class FasterWhisperEngine(AsrEngine):
             self.batcher = Batcher(self._decode_batch, settings.batch_size, settings.workers)
         self.pool = PriorityPool(settings.workers * settings.batch_size, name="asr-whisper")
         self.lanes = Lanes(ingest_lanes, name="asr-ingest")
-        self._streams: set[FasterWhisperStream] = set()
         self._lock = threading.Lock()
         self._failures = 0
         self.restarts = 0
-        self._closed = False
+        self._registry = StreamRegistry()
         self.on_decode: Callable[[float, float], None] | None = None  # (audio s, decode s): a worker's metrics
 
     @property
     def active_streams(self) -> int:
-        with self._lock:
-            return len(self._streams)
+        return len(self._registry)
 
     def open_stream(
         self, stream_id: str, speaker: str, phrases: Sequence[str] = (), *, sample_rate: int = ASR_RATE
     ) -> FasterWhisperStream:
-        if self._closed:
-            raise RuntimeError("engine is closed")
-        stream = FasterWhisperStream(self, stream_id, speaker, phrases, sample_rate)
-        with self._lock:
-            self._streams.add(stream)
-        return stream
+        self._registry.ensure_open()
+        return self._registry.add(FasterWhisperStream(self, stream_id, speaker, phrases, sample_rate))
 
     def _forget(self, stream: AsrStream) -> None:
-        with self._lock:
-            self._streams.discard(stream)
+        self._registry.discard(stream)
 
     def _decode_batch(
         self, items: Sequence[tuple[FloatArray, Sequence[int]]], min_input_s: float | None
@@ -153,13 +146,8 @@ class FasterWhisperEngine(AsrEngine):
             self.restarts += 1
 
     def close(self) -> None:
-        if self._closed:
+        if not self._registry.close_all():
             return
-        self._closed = True
-        with self._lock:
-            streams = list(self._streams)
-        for stream in streams:
-            stream.close()
         self.lanes.close()
         if self.batcher is not None:
             self.batcher.close()
@@ -178,14 +166,10 @@ class FasterWhisperStream(LaneStream):
         super().__init__(engine, stream_id, speaker, sample_rate)
         self._engine = engine
         self._prompt = engine.decoder.prompt_tokens(phrases)
-        self._interval = engine.settings.partial_interval_ms * ASR_RATE // 1000
+        self._partials = PartialSchedule(engine.settings.partial_interval_ms * ASR_RATE // 1000)
         # Ingest state, touched only on the lane thread:
         self._offset = 0  # stream samples before the current front end (it is rebuilt after a failure)
         self._new_front_end()
-        self._partial_for = -1  # utterance index the partial counters refer to
-        self._partial_at = 0  # speech samples of that utterance when its last partial was submitted
-        self._partial_snap = 0
-        self._partial_busy = threading.Event()
         vad = engine.settings.vad
         early = engine.settings.early_decode_ms
         self._early_after = max(early, vad.speech_pad_ms) * ASR_RATE // 1000 if early else 0
@@ -242,12 +226,8 @@ class FasterWhisperStream(LaneStream):
     def _flush(self) -> None:
         try:
             if not self._seq.closed:
-                if self._resampler is not None:
-                    for utterance in self._endpointer.feed(self._resampler.flush()):
-                        self._submit_final(utterance)
-                last = self._endpointer.flush()
-                if last is not None:
-                    self._submit_final(last)
+                for utterance in last_utterances(self._endpointer, self._resampler):
+                    self._submit_final(utterance)
         except Exception as exc:
             self._restart_front_end(exc)
         finally:
@@ -270,25 +250,12 @@ class FasterWhisperStream(LaneStream):
         self._engine.pool.submit(PRIORITY_FINAL, job)
 
     def _maybe_partial(self) -> None:
-        speech = self._endpointer.speech_samples()
         index = self._seq.open_index
-        if index != self._partial_for:
-            self._partial_for = index
-            self._partial_at = 0
-        if speech == 0 or speech - self._partial_at < self._interval:
+        taken = self._partials.next_partial(self._endpointer, index, self._engine.has_room)
+        if taken is None:
             return
-        if self._partial_busy.is_set() or not self._engine.has_room():
-            return
-        opened = self._endpointer.open_utterance()
-        if opened is None:
-            return
-        start, audio = opened
-        self._partial_at = speech
-        self._partial_snap += 1
-        self._partial_busy.set()
-        job = functools.partial(
-            self._decode_partial, index, self._partial_snap, self._offset + start, self._clock, audio
-        )
+        snap, start, audio = taken
+        job = functools.partial(self._decode_partial, index, snap, self._offset + start, self._clock, audio)
         self._engine.pool.submit(PRIORITY_PARTIAL, job)
 
     # --- pool threads ---
@@ -360,4 +327,4 @@ class FasterWhisperStream(LaneStream):
         except Exception:
             log.warning("asr stream %s: partial decode failed (skipped)", self.stream_id, exc_info=True)
         finally:
-            self._partial_busy.clear()
+            self._partials.done()

@@ -16,10 +16,14 @@ import dataclasses
 import functools
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from asr.engine import AsrStream, Segment, SegmentKind, running_loop
 from asr.workers import Lanes
+
+if TYPE_CHECKING:  # only the engines with an endpointer use PartialSchedule.next_partial
+    from asr.audio import FloatArray
+    from asr.vad import Endpointer
 
 _END = object()
 
@@ -259,3 +263,83 @@ class LaneStream(AsrStream):
         self._accepting = False
         self._seq.close()
         self._owner._forget(self)
+
+
+S = TypeVar("S", bound=AsrStream)
+
+
+class StreamRegistry:
+    """The streams an engine has open (thread-safe): what `active_streams` counts and the engine's close() closes."""
+
+    def __init__(self) -> None:
+        self._streams: set[AsrStream] = set()
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._streams)
+
+    def ensure_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("engine is closed")
+
+    def add(self, stream: S) -> S:
+        with self._lock:
+            self._streams.add(stream)
+        return stream
+
+    def discard(self, stream: AsrStream) -> None:
+        with self._lock:
+            self._streams.discard(stream)
+
+    def close_all(self) -> bool:
+        """Close every stream; False when that was done already (the engine then has nothing more to stop)."""
+        if self.closed:
+            return False
+        self.closed = True
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()
+        return True
+
+
+class PartialSchedule:
+    """When a stream's open utterance is due a partial: after every `interval` samples of its speech, one at a time.
+    The lane thread asks `due` and `take`s; whoever ran the partial says `done`."""
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+        self._index = -1  # the utterance the counters refer to
+        self._at = 0  # its speech samples when its last partial was taken
+        self._snap = 0
+        self._busy = threading.Event()
+
+    def due(self, index: int, speech: int) -> bool:
+        if index != self._index:
+            self._index, self._at = index, 0
+        return speech > 0 and speech - self._at >= self.interval and not self._busy.is_set()
+
+    def take(self, speech: int) -> int:
+        """A partial of `speech` samples starts: its snapshot number (newer partials have larger ones)."""
+        self._at = speech
+        self._snap += 1
+        self._busy.set()
+        return self._snap
+
+    def done(self) -> None:
+        self._busy.clear()
+
+    def next_partial(
+        self, endpointer: Endpointer, index: int, has_room: Callable[[], bool]
+    ) -> tuple[int, int, FloatArray] | None:
+        """(snapshot, start sample, audio) of open utterance `index` when a partial of it is due and there is room."""
+        speech = endpointer.speech_samples()
+        if not self.due(index, speech) or not has_room():
+            return None
+        opened = endpointer.open_utterance()
+        if opened is None:
+            return None
+        start, audio = opened
+        return self.take(speech), start, audio

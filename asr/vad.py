@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from asr.audio import ASR_RATE, FloatArray
+from asr.audio import ASR_RATE, FloatArray, StreamResampler
 
 CHUNK = 512
 _CONTEXT = 64
@@ -244,3 +244,10 @@ class Endpointer:
         if not long_enough:
             return None
         return Utterance(start=start, end=speech_end, audio=utt_audio)
+
+
+def last_utterances(endpointer: Endpointer, resampler: StreamResampler | None) -> list[Utterance]:
+    """End of a stream: the utterances the resampler's held-back tail closes, then the one still open."""
+    closed = endpointer.feed(resampler.flush()) if resampler is not None else []
+    last = endpointer.flush()
+    return [*closed, last] if last is not None else closed

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 from asr.audio import ASR_RATE
 from asr.engine import AsrEngine, AsrStream, resolve_path
 from asr.settings import AsrSettings
-from asr.streaming import LaneStream
+from asr.streaming import LaneStream, StreamRegistry
 from asr.workers import Lanes
 
 log = logging.getLogger(__name__)
@@ -58,14 +57,11 @@ class VoskEngine(AsrEngine):
         self._vosk = vosk
         self.model = vosk.Model(str(path))
         self.lanes = Lanes(settings.workers, name="asr-vosk")
-        self._streams: set[VoskStream] = set()
-        self._lock = threading.Lock()
-        self._closed = False
+        self._registry = StreamRegistry()
 
     @property
     def active_streams(self) -> int:
-        with self._lock:
-            return len(self._streams)
+        return len(self._registry)
 
     def new_recognizer(self, sample_rate: int) -> Any:
         recognizer = self._vosk.KaldiRecognizer(self.model, float(sample_rate))
@@ -77,26 +73,15 @@ class VoskEngine(AsrEngine):
     def open_stream(
         self, stream_id: str, speaker: str, phrases: Sequence[str] = (), *, sample_rate: int = ASR_RATE
     ) -> VoskStream:
-        if self._closed:
-            raise RuntimeError("engine is closed")
-        stream = VoskStream(self, stream_id, speaker, sample_rate)
-        with self._lock:
-            self._streams.add(stream)
-        return stream
+        self._registry.ensure_open()
+        return self._registry.add(VoskStream(self, stream_id, speaker, sample_rate))
 
     def _forget(self, stream: AsrStream) -> None:
-        with self._lock:
-            self._streams.discard(stream)
+        self._registry.discard(stream)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with self._lock:
-            streams = list(self._streams)
-        for stream in streams:
-            stream.close()
-        self.lanes.close()
+        if self._registry.close_all():
+            self.lanes.close()
 
 
 class VoskStream(LaneStream):

@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -36,8 +35,8 @@ from wyoming.info import Describe, Info
 from asr.audio import ASR_RATE, FloatArray, StreamResampler, float_to_pcm16, pcm16_to_float
 from asr.engine import AsrEngine, AsrStream, StreamState
 from asr.settings import AsrSettings, WyomingSettings
-from asr.streaming import LaneStream
-from asr.vad import Endpointer, SileroVad, Utterance
+from asr.streaming import LaneStream, PartialSchedule, StreamRegistry
+from asr.vad import Endpointer, SileroVad, Utterance, last_utterances
 from asr.whisper_decoder import collapse_repetitions
 from asr.workers import Lanes
 
@@ -72,14 +71,11 @@ class WyomingEngine(AsrEngine):
         self.in_flight = 0  # written on the loop, read by ingest lanes (an int: no lock needed)
         self.requests = 0
         self.failures = 0
-        self._streams: set[WyomingStream] = set()
-        self._lock = threading.Lock()
-        self._closed = False
+        self._registry = StreamRegistry()
 
     @property
     def active_streams(self) -> int:
-        with self._lock:
-            return len(self._streams)
+        return len(self._registry)
 
     async def start(self) -> None:
         """Say once at start whether the server answers (calls go on either way; each utterance tries again)."""
@@ -129,26 +125,15 @@ class WyomingEngine(AsrEngine):
         self, stream_id: str, speaker: str, phrases: Sequence[str] = (), *, sample_rate: int = ASR_RATE
     ) -> WyomingStream:
         """`phrases` are not sent: the protocol's `transcribe` has no prompt or hotwords."""
-        if self._closed:
-            raise RuntimeError("engine is closed")
-        stream = WyomingStream(self, stream_id, speaker, sample_rate)
-        with self._lock:
-            self._streams.add(stream)
-        return stream
+        self._registry.ensure_open()
+        return self._registry.add(WyomingStream(self, stream_id, speaker, sample_rate))
 
     def _forget(self, stream: AsrStream) -> None:
-        with self._lock:
-            self._streams.discard(stream)
+        self._registry.discard(stream)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with self._lock:
-            streams = list(self._streams)
-        for stream in streams:
-            stream.close()
-        self.lanes.close()
+        if self._registry.close_all():
+            self.lanes.close()
 
 
 async def describe_server(config: WyomingSettings) -> Info:
@@ -202,13 +187,8 @@ class WyomingStream(LaneStream):
         self._engine = engine
         self._endpointer = Endpointer(engine.vad.new_state(), engine.settings.vad.config())
         self._resampler = StreamResampler(sample_rate, ASR_RATE) if sample_rate != ASR_RATE else None
-        self._interval = engine.settings.partial_interval_ms * ASR_RATE // 1000
-        self._partials = engine.config.partials
-        # lane thread:
-        self._partial_for = -1
-        self._partial_at = 0
-        self._partial_snap = 0
-        self._partial_busy = threading.Event()
+        self._partials = PartialSchedule(engine.settings.partial_interval_ms * ASR_RATE // 1000)
+        self._send_partials = engine.config.partials
         # event loop:
         self._finals: asyncio.Queue[tuple[int, Utterance]] = asyncio.Queue()
         self._sender = self._loop.create_task(self._send_finals())
@@ -224,18 +204,14 @@ class WyomingStream(LaneStream):
             audio = self._resampler.push(audio)
         for utterance in self._endpointer.feed(audio):
             self._submit_final(utterance)
-        if self._partials:
+        if self._send_partials:
             self._maybe_partial()
 
     def _flush(self) -> None:
         try:
             if not self._seq.closed:
-                if self._resampler is not None:
-                    for utterance in self._endpointer.feed(self._resampler.flush()):
-                        self._submit_final(utterance)
-                last = self._endpointer.flush()
-                if last is not None:
-                    self._submit_final(last)
+                for utterance in last_utterances(self._endpointer, self._resampler):
+                    self._submit_final(utterance)
         finally:
             self._seq.flushed()
 
@@ -245,22 +221,12 @@ class WyomingStream(LaneStream):
             self._loop.call_soon_threadsafe(self._finals.put_nowait, (index, utterance))
 
     def _maybe_partial(self) -> None:
-        speech = self._endpointer.speech_samples()
         index = self._seq.open_index
-        if index != self._partial_for:
-            self._partial_for, self._partial_at = index, 0
-        if speech == 0 or speech - self._partial_at < self._interval:
+        taken = self._partials.next_partial(self._endpointer, index, self._engine.has_room)
+        if taken is None:
             return
-        if self._partial_busy.is_set() or not self._engine.has_room():
-            return
-        opened = self._endpointer.open_utterance()
-        if opened is None:
-            return
-        start, audio = opened
-        self._partial_at = speech
-        self._partial_snap += 1
-        self._partial_busy.set()
-        job = functools.partial(self._start_partial, index, self._partial_snap, start, self._endpointer.position, audio)
+        snap, start, audio = taken
+        job = functools.partial(self._start_partial, index, snap, start, self._endpointer.position, audio)
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(job)
 
@@ -277,10 +243,10 @@ class WyomingStream(LaneStream):
             text = await self._engine.transcribe(audio)
             if text:
                 self._seq.partial(index, snap, self._seq.make("partial", index, text, _ms(start), _ms(end), 0.0))
-        except WyomingError as exc:
-            log.debug("asr stream %s: partial skipped: %s", self.stream_id, exc)
+        except Exception as exc:  # a partial is only a preview: its final follows anyway
+            log.debug("asr stream %s: partial skipped: %r", self.stream_id, exc)
         finally:
-            self._partial_busy.clear()
+            self._partials.done()
 
     async def _send_finals(self) -> None:
         while True:
@@ -298,6 +264,10 @@ class WyomingStream(LaneStream):
             log.warning("asr stream %s: utterance %d-%d ms not transcribed: %s", self.stream_id, start, end, exc)
             self._say(index, end, "unavailable", str(exc))
             self._seq.deliver(index, self._seq.make("gap", index, "", start, end, 0.0, error=str(exc)))
+            return
+        except Exception as exc:  # e.g. an answer this client cannot read: this utterance only, the stream goes on
+            log.exception("asr stream %s: utterance %d-%d ms failed", self.stream_id, start, end)
+            self._seq.deliver(index, self._seq.make("gap", index, "", start, end, 0.0, error=repr(exc)))
             return
         self._say(index, start, "resumed", None)
         self._seq.deliver(index, self._seq.make("final", index, text, start, end, 0.0) if text else None)

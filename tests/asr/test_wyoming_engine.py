@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -106,25 +106,11 @@ def test_a_server_that_is_down_then_up_gives_a_gap_then_finals(
     later = WyomingServer(model_dir, tmp_path, free_port())
     engine = engine_for(later.uri, partials=False)
 
-    async def go() -> StreamRun:
-        stream = engine.open_stream("call-3/caller", "caller")
-        run = StreamRun()
-
-        async def collect() -> None:
-            async for segment in stream.segments():
-                run.received.append(Received(segment, 0.0))
-
-        reader = asyncio.create_task(collect())
-        await push(stream, first)
-        await wait_for(lambda: run.gaps(), 10)
+    async def server_starts() -> None:
         await asyncio.to_thread(later.start)
-        await push(stream, second)
-        await stream.finish()
-        await reader
-        return run
 
     try:
-        run = asyncio.run(go())
+        run = asyncio.run(two_sentences(engine, "call-3/caller", first, second, between=server_starts))
     finally:
         engine.close()
         later.stop()
@@ -145,26 +131,12 @@ def test_a_frozen_server_costs_one_utterance_after_the_timeout(
     frozen = WyomingServer(model_dir, tmp_path, free_port()).start()
     engine = engine_for(frozen.uri, partials=False, timeout_s=2.0)
 
-    async def go() -> StreamRun:
-        stream = engine.open_stream("call-4/caller", "caller")
-        run = StreamRun()
-
-        async def collect() -> None:
-            async for segment in stream.segments():
-                run.received.append(Received(segment, 0.0))
-
-        reader = asyncio.create_task(collect())
-        frozen.signal(signal.SIGSTOP)
-        await push(stream, first)
-        await wait_for(lambda: run.gaps(), 15)
+    async def thaws() -> None:
         frozen.signal(signal.SIGCONT)
-        await push(stream, second)
-        await stream.finish()
-        await reader
-        return run
 
+    frozen.signal(signal.SIGSTOP)
     try:
-        run = asyncio.run(go())
+        run = asyncio.run(two_sentences(engine, "call-4/caller", first, second, between=thaws, gap_within_s=15))
     finally:
         engine.close()
         frozen.stop()
@@ -177,6 +149,32 @@ def phases(run: StreamRun) -> list[str]:
     """The kinds of segment in order, a run of one kind counted once."""
     kinds = [f"{s.kind} {s.status}" if s.kind == "status" else s.kind for s in run.segments]
     return [kind for n, kind in enumerate(kinds) if n == 0 or kinds[n - 1] != kind]
+
+
+async def two_sentences(
+    engine: WyomingEngine,
+    stream_id: str,
+    first: bytes,
+    second: bytes,
+    between: Callable[[], Awaitable[None]],
+    gap_within_s: float = 10,
+) -> StreamRun:
+    """A caller says `first`; once it shows as a gap, `between` runs (the server comes back); then `second`."""
+    stream = engine.open_stream(stream_id, "caller")
+    run = StreamRun()
+
+    async def collect() -> None:
+        async for segment in stream.segments():
+            run.received.append(Received(segment, 0.0))
+
+    reader = asyncio.create_task(collect())
+    await push(stream, first)
+    await wait_for(lambda: run.gaps(), gap_within_s)
+    await between()
+    await push(stream, second)
+    await stream.finish()
+    await reader
+    return run
 
 
 async def push(stream: AsrStream, pcm: bytes, speed: float = 4.0) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 from wyoming.error import Error
-from wyoming.event import async_read_event, async_write_event
+from wyoming.event import Event, async_read_event, async_write_event
 
 from asr.settings import AsrSettings, WyomingSettings
 from asr.telephone import telephone_path
@@ -30,6 +30,8 @@ async def misbehaving_server(answer: str) -> AsyncIterator[str]:
             pass
         if answer == "error":
             await async_write_event(Error(text="model not loaded", code="no-model").event(), writer)
+        elif answer == "garbled":  # a transcript without its text
+            await async_write_event(Event(type="transcript", data={"txet": "?"}), writer)
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -80,3 +82,16 @@ def test_unix_sockets_and_per_party_servers_are_accepted() -> None:
     assert settings.for_speaker("operator").wyoming.uri == "tcp://10.0.0.5:10300"
     with pytest.raises(ValidationError, match=r"by_speaker\.operator"):
         AsrSettings.model_validate({"by_speaker": {"operator": {"wyoming_uri": "udp://x:1"}}})
+
+
+async def test_an_answer_the_client_cannot_read_costs_that_utterance_only(speech_root: Path) -> None:
+    clip = load_set("thchs30-d4", speech_root)[0]
+    audio = pcm_of(with_silence([telephone_path(clip.audio())]))
+    async with misbehaving_server("garbled") as uri:
+        engine = WyomingEngine(AsrSettings.model_validate({"engine": "wyoming", "wyoming": {"uri": uri}}))
+        try:
+            run = await run_stream(engine.open_stream("call/caller", "caller"), audio, speed=50.0)
+        finally:
+            engine.close()
+    assert run.gaps() and not run.finals(), run.segments  # the stream still ended: finish() did not hang
+    assert all(gap.error and "KeyError" in gap.error for gap in run.gaps()), run.gaps()
