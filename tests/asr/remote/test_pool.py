@@ -171,7 +171,10 @@ def test_without_replay_the_lost_span_is_a_gap(clips: list[Clip]) -> None:
     assert len(gaps) == 1 and gaps[0].error and "lost" in gaps[0].error
     assert gaps[0].start_ms <= 1000 and gaps[0].end_ms >= 4000  # from the last settled audio to the move
     after = [s for s in caller.finals() if s.start_ms >= gaps[0].end_ms]
-    assert len(after) >= 2, (gaps, after)  # the rest of the interrupted sentence, then the next one
+    # Then finals go on: at least the next sentence. Whether what was left of the interrupted one makes a final of
+    # its own depends on where in it the kill lands (a short remainder is only a retracted partial).
+    assert after, [(s.kind, s.segment_id, s.start_ms, s.end_ms, s.text) for _, s in caller.segments]
+    assert not [s for s in caller.finals() if gaps[0].start_ms < s.end_ms and s.start_ms < gaps[0].end_ms]
     assert corpus_cer([(clips[1].reference, after[-1].text)]).cer < 0.5, after[-1].text
     assert numbered_in_order(caller)
 
