@@ -18,7 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from asr.engine import AsrStream, Segment, SegmentKind, running_loop
+from asr.engine import AsrStream, Segment, SegmentKind, StreamState, running_loop
 from asr.workers import Lanes
 
 if TYPE_CHECKING:  # only the engines with an endpointer use PartialSchedule.next_partial
@@ -98,6 +98,7 @@ class Sequencer:
         end_ms: int,
         confidence: float,
         error: str | None = None,
+        status: StreamState | None = None,
     ) -> Segment:
         return Segment(
             kind=kind,
@@ -109,6 +110,7 @@ class Sequencer:
             end_ms=end_ms,
             confidence=confidence,
             error=error,
+            status=status,
         )
 
     def close_utterance(self) -> int:

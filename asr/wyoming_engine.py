@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -279,8 +278,7 @@ class WyomingStream(LaneStream):
         if unavailable == self._unavailable or self._seq.closed:
             return
         self._unavailable = unavailable
-        base = self._seq.make("gap", index, "", at, at, 0.0, error=why)
-        self._sink.put(dataclasses.replace(base, kind="status", status=state))
+        self._sink.put(self._seq.make("status", index, "", at, at, 0.0, error=why, status=state))
 
     async def finish(self) -> None:
         try:

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from asr.settings import AsrSettings, ServiceSettings  # noqa: E402
 from asr.telephone import telephone_path  # noqa: E402
 from bench.asr_eval import LevelResult, latency_level, program  # noqa: E402
 from tools.asr_eval.corpus import load_set  # noqa: E402
+from tools.processes import start_until_ready  # noqa: E402
 
 SETUPS = ("inprocess", "inprocess-batch", "worker", "worker-batch")
 PEERS = ("wyoming", "wyoming-finals")  # the second without partials (one server decode per utterance)
@@ -89,13 +89,9 @@ class WorkerProcess:
             **{f"HOTLINE_ASR__{key.upper()}": str(value) for key, value in asr.items()},
         }
         command = [sys.executable, "-m", "hotline.cli", "asr", "serve", "--port", str(port), "--max-streams", "200"]
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            if raw.startswith(b"listening on"):
-                break
-        else:
-            raise RuntimeError("the worker did not start")
+        self.proc, _ = start_until_ready(
+            command, lambda line: line.startswith("listening on"), what="the worker", timeout_s=120, env=env, cwd=ROOT
+        )
         self.url = f"ws://127.0.0.1:{port}"
 
     def stop(self) -> None:

@@ -8,11 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 from asr.whisper_model import packaged_base_files
+from tools.processes import start_until_ready
 
 
 def write_packaged_model(folder: Path) -> Path:
@@ -45,23 +44,9 @@ class WyomingServer:
         command += ["--language", "zh", "--beam-size", "1", "--cpu-threads", str(self.cpu_threads)]
         command += ["--compute-type", "int8"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        ready = threading.Event()
-        proc = self.proc
-
-        def read() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                self.output.append(line)
-                if "Ready" in line:
-                    ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + timeout_s
-        while not ready.wait(0.1):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"wyoming server did not start:\n{''.join(self.output)}")
+        self.proc, self.output = start_until_ready(
+            command, lambda line: "Ready" in line, what="wyoming server", timeout_s=timeout_s, env=env
+        )
         return self
 
     def signal(self, number: int) -> None:

@@ -13,7 +13,6 @@ that timed out may have been carried out, so it is the caller's decision to repe
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -100,8 +99,8 @@ class AriRestClient:
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
         self.max_connections = max_connections
-        credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
-        self._headers = {"Accept": "application/json", "Authorization": f"Basic {credentials}"}
+        # The header made once: aiohttp's auth= would encode it again on every request.
+        self._headers = {"Accept": "application/json", "Authorization": aiohttp.BasicAuth(username, password).encode()}
         self._session: aiohttp.ClientSession | None = None  # made on first use, on the loop that uses it
         self._closed = False
 

@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from asr.settings import ServiceSettings
-from tests.support.ports import free_port  # below the kernel's outgoing ports (a client cannot take it first)
+from tests.support.ports import free_port
+from tools.processes import start_until_ready  # below the kernel's outgoing ports (a client cannot take it first)
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "test-worker-token"
@@ -46,24 +45,10 @@ class WorkerProcess:
         }
         command = [sys.executable, "-m", "hotline.cli", "asr", "serve", "--port", str(self.port), "--name", self.name]
         command += ["--max-streams", str(self.max_streams)]
-        self.proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        ready = threading.Event()
-        proc = self.proc
-
-        def read() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                self.output.append(line)
-                if line.startswith("listening on"):
-                    ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + timeout_s
-        while not ready.wait(0.1):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker {self.name} did not start:\n{''.join(self.output)}")
+        self.proc, self.output = start_until_ready(
+            command, lambda line: line.startswith("listening on"), what=f"worker {self.name}", timeout_s=timeout_s,
+            env=env, cwd=ROOT,
+        )  # fmt: skip
         return self
 
     def signal(self, number: int) -> None:
