@@ -99,8 +99,8 @@ class AriRestClient:
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
         self.max_connections = max_connections
-        # The header made once: aiohttp's auth= would encode it again on every request.
-        self._headers = {"Accept": "application/json", "Authorization": aiohttp.BasicAuth(username, password).encode()}
+        # The header made once (aiohttp's auth= would encode it on every request).
+        self._headers = {"Accept": "application/json", "Authorization": aiohttp.encode_basic_auth(username, password)}
         self._session: aiohttp.ClientSession | None = None  # made on first use, on the loop that uses it
         self._closed = False
 
