@@ -229,7 +229,8 @@ class AsrSettings(BaseModel):
     second_pass: bool = Field(
         True,
         description="Decode a final again when decode hints (the gazetteer) suggest phrases for it, e.g. the streets "
-        "of a district heard in it; published as transcript.alternative, never delaying the final (faster-whisper).",
+        "of a district heard in it, or the places of all Beijing a line naming none sounds like; published as "
+        "transcript.alternative, never delaying the final (faster-whisper).",
     )
     hint_prompt_tokens: int = Field(
         200, ge=16, le=220, description="Bound on prompt + hint phrases of the second decode (phrases past it dropped)."

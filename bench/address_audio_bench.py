@@ -59,7 +59,9 @@ from tools.address_speech.sentences import SpeechCase  # noqa: E402
 from tools.asr_eval.corpus import available_sets, load_set  # noqa: E402
 
 CACHE = ROOT / "var" / "cache" / "address_speech"
-CACHE_FORMAT = "segments-v2"  # (kind, text, segment id) per clip
+# (kind, text, segment id) per clip; the suffix names the decode hints (which finals get a second decode, and with
+# what), which change the transcripts without any recogniser setting changing.
+CACHE_FORMAT = "segments-v2/hints-anywhere"
 NOT_OUTPUT = {"workers", "cpu_threads", "tap_port_start", "tap_port_count", "enabled"}
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from assist.address.anywhere import PlacesAnywhere
 from assist.address.calibration import shown_confidence
 from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
@@ -80,6 +81,12 @@ COMMUNITY_SUFFIX_HEARD: dict[str, frozenset[str]] = {
 }
 ALTERNATIVE_ECHO = 0.5  # how much a street named by the guided reading must sound like part of the heard text
 ALTERNATIVE_FACTOR = 0.9  # a place read only on the second, guided decode
+# A line that named no place at all: the places sounding at least this much like part of it go into the prompt of
+# its second decode, and a place that decode writes must sound at least ALTERNATIVE_ECHO_ANYWHERE like the heard
+# text (there is no district to narrow the choice, so more than ALTERNATIVE_ECHO).
+HINT_ANYWHERE = 0.6
+ALTERNATIVE_ECHO_ANYWHERE = 0.7  # 大师驻 for 大石窝, 小区门 for 小红门: one syllable of three wrong is ordinary speech
+ALTERNATIVE_ECHO_DROPPED = 0.8  # the same with a syllable of the name not heard at all (北章阵 is not 北臧村镇)
 
 
 def normalize(text: str) -> str:
@@ -152,6 +159,7 @@ class AddressExtractor:
             alike=SUFFIX_HEARD,
             unanchored=frozenset("街道镇乡地区"),
         )
+        self._anywhere = PlacesAnywhere(gazetteer, SUFFIX_HEARD)
         self._towns_of: dict[str, LooseMatcher] = {}
         self._communities_of: dict[str, LooseMatcher] = {}
         for code in gazetteer.towns:
@@ -209,60 +217,72 @@ class AddressExtractor:
         rest = sorted(t.name for t in self.gazetteer.towns.values() if t.district_code == district_code and t.current)
         return list(dict.fromkeys([*names, *rest]))[:limit]
 
+    def places_sounding_like(self, text: str, limit: int) -> list[str]:
+        """Districts, streets/towns and colloquial areas of all Beijing that sound most like part of `text`."""
+        return self._anywhere.sounding_like(normalize(text), HINT_ANYWHERE, limit)
+
     def extract_alternative(
         self, heard: str, alternative: str, segment_id: str = "", *, context: Sequence[str] = ()
     ) -> AddressCandidates | None:
-        """What a second, guided reading of a final adds: a deeper place than the heard text gave, in the same
-        district, whose street/town also sounds like part of the heard text (the recogniser is steered towards the
-        names in its prompt, so a name that the first reading has no trace of is not believed). The result is in
-        the heard text's terms (its span, its mentions), so the transcript can show the name over what was heard.
-        None when the alternative adds nothing."""
+        """What a second, guided reading of a final adds: a deeper place than the heard text gave (in the same
+        district, when the heard text named one), which also sounds like part of the heard text (the recogniser is
+        steered towards the names in its prompt, so a name that the first reading has no trace of is not believed).
+        The result is in the heard text's terms (its span, its mentions), so the transcript can show the name over
+        what was heard. None when the alternative adds nothing."""
         first = self.extract(heard, segment_id, context=context).top
         second = self.extract(alternative, segment_id, context=context).top
-        if first is None or second is None or second.town_code is None or second.town is None:
+        if second is None:
             return None
-        if first.district_code is None:
+        if first is None:
+            return self._alternative_anywhere(heard, second, segment_id)
+        if second.town_code is None or second.town is None or first.district_code is None:
             return None
         if second.district_code != first.district_code or DEPTH[second.level] <= DEPTH[first.level]:
             return None
-        norm = normalize(heard)
-        town = self._town_matcher(first.district_code).scan(norm, ALTERNATIVE_ECHO)
+        town = self._town_matcher(first.district_code).scan(normalize(heard), ALTERNATIVE_ECHO)
         echo = next((h for h in town if h.key == second.town_code), None)
         if echo is None:
             return None
         mentions = [m for m in first.mentions if m.source == "final" and m.level == "district"]
-        mentions.append(
-            Mention(
-                text=heard[echo.start : echo.end],
-                start=echo.start,
-                end=echo.end,
-                source="final",
-                level="town",
-                name=second.town,
-                kind="phonetic",
-                score=round(echo.score, 3),
+        mentions.append(_echo_mention(heard, echo, "town", second.town))
+        confidence = min(second.confidence, first.confidence + AGREEMENT_BONUS) * ALTERNATIVE_FACTOR
+        return _as_heard(heard, segment_id, second, mentions, confidence)
+
+    def _alternative_anywhere(self, heard: str, second: AddressCandidate, segment_id: str) -> AddressCandidates | None:
+        """The heard line named no place and its second reading does: believed at the deepest level (street/town,
+        else district) whose name, or a colloquial area of it, sounds like part of the heard line."""
+        hits = [
+            (hit, place)
+            for hit, place in self._anywhere.scan(normalize(heard), ALTERNATIVE_ECHO_ANYWHERE)
+            if not hit.dropped or hit.score >= ALTERNATIVE_ECHO_DROPPED
+        ]
+        echo = None
+        if second.town_code is not None and second.town is not None:
+            echo = next((h for h, place in hits if second.town_code in place.town_codes), None)
+        if echo is not None and second.town is not None:
+            mention = _echo_mention(heard, echo, "town", second.town)
+            card = second
+        else:
+            echo = next(
+                (h for h, place in hits if not place.town_codes and second.district_code in place.district_codes),
+                None,
             )
-        )
-        mentions.sort(key=lambda m: m.start)
-        confidence = round(min(second.confidence, first.confidence + AGREEMENT_BONUS) * ALTERNATIVE_FACTOR, 3)
-        card = second.model_copy(
-            update={
-                "mentions": mentions,
-                "confidence": confidence,
-                "source": "gazetteer+phonetic",
-                "level": "town" if second.level == "community" else second.level,
-                "community": None,
-                "community_code": None,
-                "adcode": second.town_code,
-            }
-        )
-        start, end = mentions[0].start, mentions[-1].end
-        return AddressCandidates(
-            segment_id=segment_id,
-            text=heard,
-            span=TextSpan(start=start, end=end, text=heard[start:end]),
-            candidates=[card],
-        )
+            if echo is None or second.district_code is None:
+                return None
+            district = self.gazetteer.districts[second.district_code]
+            mention = _echo_mention(heard, echo, "district", district.name)
+            card = second.model_copy(
+                update={
+                    "level": "district",
+                    "town": None,
+                    "town_code": None,
+                    "lng": district.lng,
+                    "lat": district.lat,
+                    "coord_level": "district",
+                    "bbox": district.bbox,
+                }
+            )
+        return _as_heard(heard, segment_id, card, [mention], second.confidence * ALTERNATIVE_FACTOR)
 
     # ---- mentions -----------------------------------------------------------------------------------------
 
@@ -779,3 +799,42 @@ def _has_place_word(text: str, start: int, end: int) -> bool:
     after = text[end : end + 2]
     before = text[max(0, start - 2) : start]
     return any(after.startswith(w) for w in PLACE_WORDS_AFTER) or any(before.endswith(w) for w in PLACE_WORDS_BEFORE)
+
+
+def _echo_mention(heard: str, echo: LooseHit, level: Level, name: str) -> Mention:
+    return Mention(
+        text=heard[echo.start : echo.end],
+        start=echo.start,
+        end=echo.end,
+        source="final",
+        level=level,
+        name=name,
+        kind="phonetic",
+        score=round(echo.score, 3),
+    )
+
+
+def _as_heard(
+    heard: str, segment_id: str, card: AddressCandidate, mentions: list[Mention], confidence: float
+) -> AddressCandidates:
+    """A card read on the second decode, given in the heard line's terms (at most street/town deep: a community
+    name is not checked against what was heard)."""
+    mentions.sort(key=lambda m: m.start)
+    card = card.model_copy(
+        update={
+            "mentions": mentions,
+            "confidence": round(confidence, 3),
+            "source": "gazetteer+phonetic",
+            "level": "town" if card.level == "community" else card.level,
+            "community": None,
+            "community_code": None,
+            "adcode": card.town_code or card.district_code,
+        }
+    )
+    start, end = mentions[0].start, mentions[-1].end
+    return AddressCandidates(
+        segment_id=segment_id,
+        text=heard,
+        span=TextSpan(start=start, end=end, text=heard[start:end]),
+        candidates=[card],
+    )

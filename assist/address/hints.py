@@ -1,9 +1,12 @@
-"""Decode hints from the gazetteer: when a final names a district but none of its streets/towns, the recogniser
-decodes the utterance again with that district's streets in the prompt (asr.hints.DecodeHints).
+"""Decode hints from the gazetteer (asr.hints.DecodeHints): the names a second, guided decode of a final should
+have in its prompt.
 
-The streets go most-alike first (by loose sound-alike score against the heard text), so the likeliest stay inside
-the prompt's token budget. A second reading only ever counts where it agrees with the first (see
-AddressExtractor.extract_alternative).
+- A final that names a district but none of its streets/towns: the district and its streets, most alike first (by
+  loose sound-alike score against the heard text), so the likeliest stay inside the prompt's token budget.
+- A final that names no place at all: the districts, streets/towns and colloquial areas of all Beijing that sound
+  like part of it (梁香 → 良乡镇, 王平这 → 王平镇); a line with nothing like a place name gets no second decode.
+
+A second reading only ever counts where it agrees with the first (see AddressExtractor.extract_alternative).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Sequence
 from assist.address.extract import AddressExtractor
 
 MAX_PHRASES = 24
+MAX_ANYWHERE = 8  # few: every name in the prompt is one more the recogniser may write for a sound-alike
 
 
 class PlaceHints:
@@ -22,7 +26,9 @@ class PlaceHints:
 
     def phrases_for(self, text: str) -> Sequence[str]:
         top = self.extractor.extract(text, "hint").top
-        if top is None or top.level != "district" or top.district_code is None or top.district is None:
+        if top is None:
+            return self.extractor.places_sounding_like(text, min(MAX_ANYWHERE, self.max_phrases))
+        if top.level != "district" or top.district_code is None or top.district is None:
             return ()
         towns = self.extractor.towns_sounding_like(text, top.district_code, self.max_phrases - 1)
         return [top.district, *towns]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from assist.address.extract import AddressExtractor
+from assist.address.hints import MAX_ANYWHERE, PlaceHints
 from assist.address.loose import NEAR_INITIAL, LooseMatcher, loose_syllable
 from assist.address.phonetic import FUZZY
 
@@ -85,3 +86,43 @@ def test_a_community_misheard_with_its_suffix_resolves_in_the_named_street(extra
     assert top is not None and (top.town, top.community) == ("星城街道", "星城第四社区"), top
     mention = next(m for m in top.mentions if m.level == "community")
     assert mention.kind == "phonetic" and heard[mention.start : mention.end] == mention.text
+
+
+def test_a_line_naming_no_place_is_decoded_again_with_the_places_it_sounds_like(extractor: AddressExtractor) -> None:
+    hints = PlaceHints(extractor)
+    # 门头沟区王平镇 and 平谷区马坊镇 as Whisper base heard them on the phone: no place in the line itself
+    misheard = [("我要反应一下,王平这马路上的紧盖丢了很危险", "王平镇"), ("喂,我这儿是马方旧,下水道堵了", "马坊镇")]
+    for heard, place in misheard:
+        assert extractor.extract(heard, "s").top is None
+        phrases = hints.phrases_for(heard)
+        assert place in phrases[:3] and len(phrases) <= MAX_ANYWHERE, (heard, phrases)
+    # ordinary speech with nothing like a place name costs no second decode
+    for plain in ["我想问一下社保卡丢了怎么补办", "对不起我打错了", "请问个税怎么退"]:
+        assert hints.phrases_for(plain) == [], plain
+
+
+def test_a_place_read_on_the_second_decode_of_a_line_naming_none_counts_where_it_echoes(
+    extractor: AddressExtractor,
+) -> None:
+    heard = "我要反应一下,王平这马路上的紧盖丢了很危险"
+    better = extractor.extract_alternative(heard, "我要反映一下,王平镇马路上的井盖丢了很危险", "s")
+    assert better is not None and better.top is not None
+    assert (better.top.district, better.top.town, better.top.level) == ("门头沟区", "王平镇", "town")
+    assert better.span is not None and better.span.text == "王平"  # what the transcript shows the name over
+    assert better.top.confidence < 0.95  # a reading the prompt steered: never as sure as a name heard right
+    # a colloquial area stands for its street
+    colloquial = extractor.extract_alternative("我就在西二琴那边。", "我就在西二旗那边。", "s")
+    assert colloquial is not None and colloquial.top is not None and colloquial.top.town == "上地街道"
+    # a name the heard line has no trace of, or only one syllable in three of, is not believed
+    assert extractor.extract_alternative(heard, "我要反映一下,马坊镇马路上的井盖丢了很危险", "s") is None
+    assert extractor.extract_alternative("小区门口天天有人摆摊", "小红门乡门口天天有人摆摊", "s") is None
+    assert extractor.extract_alternative("由罗马皇帝清田的邮地亚王大师驻王统", "大石窝镇王统", "s") is None
+
+
+def test_a_district_read_on_the_second_decode_keeps_the_district_s_own_place(extractor: AddressExtractor) -> None:
+    heard = "我这还是唱平均人受阵"  # 昌平区 and a street the second reading does not echo
+    better = extractor.extract_alternative(heard, "我这是昌平区人寿镇", "s")
+    assert better is not None and better.top is not None
+    assert (better.top.level, better.top.district, better.top.town) == ("district", "昌平区", None)
+    district = extractor.gazetteer.districts[better.top.adcode]
+    assert (better.top.lng, better.top.lat, better.top.coord_level) == (district.lng, district.lat, "district")
