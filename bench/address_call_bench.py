@@ -230,6 +230,9 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
                     audio_s += _seconds(wav)
                     r = await one_call(caller, uri, events, desk, case, wav, args.timeout)
                     results[name].append(r)
+                    if args.dump is not None:
+                        with args.dump.open("a", encoding="utf-8") as out:
+                            out.write(json.dumps(_dumped(name, r), ensure_ascii=False) + "\n")
                     if args.verbose:
                         card = f"{r.card.district}/{r.card.town}/{r.card.community}" if r.card else "-"
                         print(f"  {case.id}: {' | '.join(r.finals)} → {card} {r.error}", flush=True)
@@ -244,6 +247,23 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
             await service.stop()
         await asterisk.stop()
     return 0
+
+
+def _dumped(set_name: str, r: CallResult) -> dict[str, Any]:
+    """One call as the calibration and the failure lists want it: what was heard, the card and whether it was right
+    (every level it shows, as tools.address_speech.score judges a card shown as sure)."""
+    outcome = CardOutcome(r.case, r.finals, r.card, [])
+    return {
+        "id": r.case.id,
+        "set": set_name,
+        "text": r.case.text,
+        "finals": r.finals,
+        "card": r.card.model_dump(include={"district", "town", "community", "level", "confidence"}) if r.card else None,
+        "right": outcome.right,
+        "shown_right": outcome.shown_right,
+        "final_latency": r.final_latency,
+        "error": r.error,
+    }
 
 
 def asr_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -299,6 +319,7 @@ def main() -> int:
     parser.add_argument("--no-second-pass", action="store_true")
     parser.add_argument("--early-decode-ms", type=int, default=None, help="0: decode only at the endpoint")
     parser.add_argument("--min-silence-ms", type=int, default=None, help="the endpoint (asr.vad.min_silence_ms)")
+    parser.add_argument("--dump", type=Path, default=None, help="append each call's outcome here (JSON lines)")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
