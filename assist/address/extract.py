@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from assist.address.anywhere import PlacesAnywhere
+from assist.address.anywhere import CommunitiesAnywhere, PlacesAnywhere
 from assist.address.calibration import shown_confidence
 from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
@@ -66,6 +66,9 @@ LOOSE_FACTOR = 0.85  # a loose match is worth less again than a phonetic one
 LOOSE_COMMUNITY = 0.7  # a community of the street/town the caller named
 LOOSE_ANYWHERE = 0.85  # a street/town of anywhere, heard with its suffix, when nothing else is named
 LOOSE_ANYWHERE_MARGIN = 0.1  # over the next best street/town of Beijing
+# A community of anywhere, heard with its suffix, when nothing else is named. Random word soup before 社区 or 村
+# reaches 0.82-0.85 (信心社区 for 新星社区); the recogniser's versions of named communities score 0.9-1.0.
+LOOSE_COMMUNITY_ANYWHERE = 0.9
 # What the recogniser writes for a division suffix on the phone (区 as 七, 期, 去, 机; 街道 as 街等; 镇 as 正, 阵).
 SUFFIX_HEARD: dict[str, frozenset[str]] = {
     "区": frozenset({"qu", "qi", "ju", "ji", "xu", "xi"}),
@@ -160,6 +163,7 @@ class AddressExtractor:
             unanchored=frozenset("街道镇乡地区"),
         )
         self._anywhere = PlacesAnywhere(gazetteer, SUFFIX_HEARD)
+        self._communities_anywhere = CommunitiesAnywhere(gazetteer, COMMUNITY_SUFFIX_HEARD)
         self._towns_of: dict[str, LooseMatcher] = {}
         self._communities_of: dict[str, LooseMatcher] = {}
         for code in gazetteer.towns:
@@ -190,6 +194,7 @@ class AddressExtractor:
         if self.settings.phonetic:
             self._add_loose_district(texts)
             self._add_loose_town_anywhere(texts)
+            self._add_loose_community_anywhere(texts)
             self._add_loose_towns(texts)
             self._add_community_phonetic(texts)
             self._add_loose_communities(texts)
@@ -461,6 +466,32 @@ class AddressExtractor:
             ):
                 continue
             t.chosen.append(self._loose_found(t, best, LexEntry("town", best.key, "name", False, 1.0)))
+            return
+
+    def _add_loose_community_anywhere(self, texts: list[_Text]) -> None:
+        """Nothing named at all: a community of anywhere in Beijing, heard with its suffix (意打李社区 for 义达里社区,
+        厚石洋分 for 后石羊村), every syllable of its stem close, standing clear of every other community's name. A
+        name several towns have is every one of them (the candidates weigh the ambiguity)."""
+        if any(self._named(texts, level) for level in ("district", "town", "community")):
+            return
+        g = self.gazetteer
+        for t in texts:
+            found = self._communities_anywhere.scan(t.norm, LOOSE_COMMUNITY_ANYWHERE - LOOSE_MARGIN)
+            hits = [h for h in found if not h.dropped and _suffix_heard(h, t.norm)]
+            if not hits:
+                continue
+            best = hits[0]
+            name = g.communities[best.key].name
+            runner_up = next((h.score for h in hits[1:] if g.communities[h.key].name != name), 0.0)
+            if best.score < LOOSE_COMMUNITY_ANYWHERE or best.score - runner_up < LOOSE_MARGIN:
+                continue
+            if not t.free(best.start, best.end):
+                continue
+            codes = [h.key for h in hits if g.communities[h.key].name == name and h.score == best.score]
+            entries = [LexEntry("community", code, "name", False, 1.0) for code in codes]
+            found_at = self._loose_found(t, best, entries[0])
+            found_at.entries = entries
+            t.chosen.append(found_at)
             return
 
     def _add_loose_towns(self, texts: list[_Text]) -> None:
@@ -785,6 +816,19 @@ def _clear_for(t: _Text, hit: LooseHit, replaceable: Callable[[LexEntry], bool])
         if not (inside and all(replaceable(e) for e in f.entries)):
             return False
     return True
+
+
+def _suffix_heard(hit: LooseHit, text: str) -> bool:
+    """A community's suffix (社区, 村) heard, and its stem's every syllable close (天花板 is not 莲花瓣). The suffix
+    as the phone makes it (射器, 设计, 分) counts only after a stem of three syllables or more: a word of two
+    followed by 分 or 世洗 is too often ordinary speech (种姓分, 养存世洗 in random text)."""
+    suffix = next((x for x in ("社区", "村") if hit.surface.endswith(x)), "")
+    if not suffix or len(hit.sims) <= len(suffix):
+        return False
+    stem = hit.sims[: -len(suffix)]
+    if min(hit.sims[-len(suffix) :]) < 1.0 or min(stem) < LOOSE_LEAST:
+        return False
+    return text[hit.end - len(suffix) : hit.end] == suffix or len(stem) >= 3
 
 
 def _division_suffix(surface: str) -> str:

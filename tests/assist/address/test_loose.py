@@ -126,3 +126,27 @@ def test_a_district_read_on_the_second_decode_keeps_the_district_s_own_place(ext
     assert (better.top.level, better.top.district, better.top.town) == ("district", "昌平区", None)
     district = extractor.gazetteer.districts[better.top.adcode]
     assert (better.top.lng, better.top.lat, better.top.coord_level) == (district.lng, district.lat, "district")
+
+
+def test_a_community_named_alone_is_found_by_sound_when_its_suffix_was_heard(extractor: AddressExtractor) -> None:
+    g = extractor.gazetteer
+    for heard, community in [
+        ("我家在意打李社区,楼上路水帮我家天花板泡了", "义达里社区"),  # 社区 written right
+        ("我住在黄庄社区", "黄庄社区"),  # the exact name, for contrast
+        ("喂,我这儿是三合中理设计,燃气有股味儿", "三合中里社区"),  # 社区 heard as 设计
+        ("你好,我是梁香鲜的厚石洋分的吉米", "后石羊村"),  # 村 heard as 分
+    ]:
+        top = extractor.extract(heard, "s").top
+        assert top is not None and top.community == community, (heard, top)
+        assert top.town_code is not None and g.communities[top.community_code or ""].town_code == top.town_code
+    loose = extractor.extract("我家在意打李社区,楼上路水", "s").top
+    assert loose is not None and loose.confidence < 0.8  # a community alone, by sound: never shown as sure
+    assert [m.text for m in loose.mentions] == ["意打李社区"]
+    for plain in [
+        "楼上漏水把我家天花板泡了",
+        "我等了十分钟了还没人接",
+        "我们村里的路灯坏了",
+        "社区医院的医生态度不好",
+        "汽车种姓分泌",  # a two-syllable word and a suffix as the phone makes it (分 for 村): not 中心村
+    ]:
+        assert extractor.extract(plain, "s").candidates == [], plain
