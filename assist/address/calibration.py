@@ -4,7 +4,7 @@ The extractor's raw score ranks candidates well but says too little about how of
 on the dev lines of the address speech set through the recogniser (bench/address_audio_bench.py): cards scoring
 0.4-0.5 were right 54 % of the time, 0.5-0.6 88 %, 0.6-0.7 100 %, 0.7-0.8 96 %, 0.8 and over 100 %. Then checked
 through real calls read from the desk (bench/address_call_bench.py --dump, bench/address_calibration.py), dev
-lines: cards that map showed at 80-85 % (raw 0.6-0.67; mostly a district from its bare two-character name, which
+lines: cards that map showed at 80-85 % (raw 0.6-0.67; often a district from its bare two-character name, which
 the recogniser also writes for sound-alikes: 我海淀 for 渤海镇, 延庆卡 for 燃气卡) were right 89 % of the time, so
 the point where a card becomes "sure" moved from raw 0.6 to 0.667. A card shown at 80 % or more is then right at
 least 95 % of the time on dev (97 %) and held-out (98 %, never fitted on). Ranking is unchanged.
