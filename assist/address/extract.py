@@ -66,8 +66,8 @@ LOOSE_FACTOR = 0.85  # a loose match is worth less again than a phonetic one
 LOOSE_COMMUNITY = 0.7  # a community of the street/town the caller named
 LOOSE_ANYWHERE = 0.85  # a street/town of anywhere, heard with its suffix, when nothing else is named
 LOOSE_ANYWHERE_MARGIN = 0.1  # over the next best street/town of Beijing
-# A community of anywhere, heard with its suffix, when nothing else is named. Random word soup before 社区 or 村
-# reaches 0.82-0.85 (信心社区 for 新星社区); the recogniser's versions of named communities score 0.9-1.0.
+# A community of anywhere, heard with its suffix, when nothing else is named: the recogniser's versions of the
+# communities named on the dev lines scored 0.9-1.0 (what keeps random text out is the suffix rule, _suffix_heard).
 LOOSE_COMMUNITY_ANYWHERE = 0.9
 # What the recogniser writes for a division suffix on the phone (区 as 七, 期, 去, 机; 街道 as 街等; 镇 as 正, 阵).
 SUFFIX_HEARD: dict[str, frozenset[str]] = {
