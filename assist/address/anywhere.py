@@ -13,12 +13,20 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from assist.address.gazetteer import Gazetteer
+from assist.address.gazetteer import Gazetteer, Town
 from assist.address.loose import LooseHit, LooseMatcher
 from assist.address.phonetic import primary
 
 # Two of a name's syllables heard right (fuzzy-equal), the others close: 王平这 for 王平镇, 李弦强 for 礼贤镇.
 ANCHORS = 2
+
+
+def heard_town_names(town: Town) -> list[str]:
+    """What a caller says for a street/town: its name, 白纸坊街 for 白纸坊街道, its stems."""
+    names = [town.name]
+    if town.name.endswith("街道"):
+        names.append(town.name[:-1])
+    return names + [alias for alias, kind in town.aliases if kind == "stem" and len(alias) >= 2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +47,8 @@ class PlacesAnywhere:
         for name, codes in towns_by_name.items():
             districts = frozenset(gazetteer.towns[c].district_code for c in codes)
             places[name] = Place(name, districts, frozenset(codes))
-            names.append((name, name))
-            if name.endswith("街道"):
-                names.append((name[:-1], name))  # 白纸坊街
             for code in codes:
-                names += [(a, name) for a, kind in gazetteer.towns[code].aliases if kind == "stem" and len(a) >= 2]
+                names += [(heard, name) for heard in heard_town_names(gazetteer.towns[code])]
         for district in gazetteer.districts.values():
             places[district.name] = Place(district.name, frozenset({district.code}), frozenset())
             names.append((district.name, district.name))

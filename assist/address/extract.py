@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from assist.address.anywhere import CommunitiesAnywhere, PlacesAnywhere
+from assist.address.anywhere import CommunitiesAnywhere, PlacesAnywhere, heard_town_names
 from assist.address.calibration import shown_confidence
 from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
@@ -567,10 +567,7 @@ class AddressExtractor:
             for town in self.gazetteer.towns.values():
                 if town.district_code != district or not town.current:
                     continue
-                names.append((town.name, town.code))
-                if town.name.endswith("街道"):
-                    names.append((town.name[:-1], town.code))
-                names += [(alias, town.code) for alias, kind in town.aliases if kind == "stem" and len(alias) >= 2]
+                names += [(heard, town.code) for heard in heard_town_names(town)]
             matcher = self._towns_of[district] = LooseMatcher(names)
         return matcher
 
