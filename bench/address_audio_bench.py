@@ -54,6 +54,7 @@ from hotline.settings import load_settings  # noqa: E402
 from tools.address_speech.audio import clip_name, read_wav  # noqa: E402
 from tools.address_speech.cases_file import read_cases  # noqa: E402
 from tools.address_speech.cli import AUDIO_DIR, CASES_FILE  # noqa: E402
+from tools.address_speech.confusions import count_confusions  # noqa: E402
 from tools.address_speech.score import SetScore, replay_card, table  # noqa: E402
 from tools.address_speech.sentences import SpeechCase  # noqa: E402
 from tools.asr_eval.corpus import available_sets, load_set  # noqa: E402
@@ -135,6 +136,12 @@ def main() -> int:
     parser.add_argument("--no-real", action="store_true", help="leave out ../shared/speech-zh")
     parser.add_argument("--no-second-pass", action="store_true", help="no guided second decode (asr.second_pass)")
     parser.add_argument("--failures", choices=["dev", "holdout", "real", "none"], default=None)
+    parser.add_argument(
+        "--confusions",
+        choices=["dev", "holdout"],
+        default=None,
+        help="print the syllables of named places the recogniser wrote as others (tune on dev only)",
+    )
     args = parser.parse_args()
 
     settings = load_settings()
@@ -188,6 +195,13 @@ def main() -> int:
         score.outcomes = [replay_card(extractor, c, finals[keys[c.id]]) for c in members]
         scores.append(score)
     print(table(scores))
+    if args.confusions:
+        lines = [
+            (c, [text for kind, text, _ in finals[keys[c.id]] if kind == "final"]) for c in groups[args.confusions]
+        ]
+        for confusion in count_confusions(lines):
+            if confusion.count >= 3:
+                print(confusion.line())
     if args.failures:
         wanted = next(s for s in scores if s.name == args.failures)
         for o in wanted.outcomes:

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pypinyin.constants import PHRASES_DICT
+
 from assist.address.anywhere import CommunitiesAnywhere, PlacesAnywhere, heard_town_names
 from assist.address.calibration import shown_confidence
 from assist.address.gazetteer import Gazetteer
@@ -76,6 +78,14 @@ SUFFIX_HEARD: dict[str, frozenset[str]] = {
     "镇": frozenset({"zhen", "zheng", "zhan", "jian"}),
     "乡": frozenset({"xiang", "xian"}),
 }
+# What the recogniser writes for a district name's character on the phone, where the sound alone is too far or
+# the character is one of ordinary speech (`bench/address_audio_bench.py --confusions dev`: 柔 as 有 7 times, 密 as
+# 命 6, 顺 as 睡 7): 怀有七 is 怀柔区, 命运区 密云区.
+DISTRICT_HEARD: dict[str, frozenset[str]] = {
+    "柔": frozenset({"you"}),
+    "密": frozenset({"ming"}),
+    "顺": frozenset({"shui"}),
+}
 # 社区 heard as 设计, 社期, 射器, 市区; 村 as 分, 春, 尊.
 COMMUNITY_SUFFIX_HEARD: dict[str, frozenset[str]] = {
     "社": frozenset({"she", "shi"}),
@@ -90,6 +100,12 @@ ALTERNATIVE_FACTOR = 0.9  # a place read only on the second, guided decode
 HINT_ANYWHERE = 0.6
 ALTERNATIVE_ECHO_ANYWHERE = 0.7  # 大师驻 for 大石窝, 小区门 for 小红门: one syllable of three wrong is ordinary speech
 ALTERNATIVE_ECHO_DROPPED = 0.8  # the same with a syllable of the name not heard at all (北章阵 is not 北臧村镇)
+
+
+def _starts_word(text: str, i: int) -> bool:
+    """The character at `i`, written for a suffix the phone blurred (区 as 其), begins a word with the next one
+    (命运其实: 其实 is a word, not 密云区 + 实)."""
+    return text[i] != "区" and text[i : i + 2] in PHRASES_DICT
 
 
 def normalize(text: str) -> str:
@@ -154,7 +170,7 @@ class AddressExtractor:
         # Full names only: a loose two-syllable short name (大刑 for 大兴) is too often ordinary speech.
         self._districts = LooseMatcher(
             [(d.name, d.code) for d in gazetteer.districts.values()],
-            alike={"区": SUFFIX_HEARD["区"]},
+            alike={"区": SUFFIX_HEARD["区"], **DISTRICT_HEARD},
             unanchored=frozenset("区"),
         )
         self._all_towns = LooseMatcher(
@@ -427,12 +443,13 @@ class AddressExtractor:
         if self._named(texts, "district") or self._named(texts, "town"):
             return
         for t in texts:
-            for hit in self._districts.scan(t.norm, LOOSE_DISTRICT):
+            for hit in self._districts.scan(t.norm, LOOSE_DISTRICT, least_syllable=LOOSE_LEAST):
                 suffix_heard = hit.sims[-1] >= 1.0 if hit.surface.endswith("区") else True
                 if (
                     hit.end - hit.start <= 2
                     or hit.least < LOOSE_LEAST
                     or not suffix_heard
+                    or _starts_word(t.norm, hit.end - 1)
                     or not t.free(hit.start, hit.end)
                 ):
                     continue

@@ -97,8 +97,9 @@ def split(syllable: str) -> tuple[str, str]:
     for initial in _INITIALS:
         if syllable.startswith(initial) and len(syllable) > len(initial):
             final = syllable[len(initial) :]
-            if initial in "jqx" and final.startswith("u"):
-                final = "v" + final[1:]  # pinyin writes ü as u after j, q, x: 区 qu is qü, close to 七 qi
+            if initial in "jqxy" and final.startswith("u"):
+                # pinyin writes ü as u after j, q, x and y: 区 qu is qü, close to 七 qi; 玉 yu is yü, heard as 一 yi
+                final = "v" + final[1:]
             return initial, final
     return "", syllable
 

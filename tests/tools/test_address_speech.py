@@ -15,7 +15,8 @@ from assist.address.gazetteer import Gazetteer
 from tools.address_speech.audio import degrade, read_wav
 from tools.address_speech.cases_file import read_cases
 from tools.address_speech.cli import CASES_FILE
-from tools.address_speech.sentences import build_cases
+from tools.address_speech.confusions import count_confusions
+from tools.address_speech.sentences import SpeechCase, build_cases
 
 
 def test_committed_lines_are_what_the_generator_writes(gazetteer: Gazetteer) -> None:
@@ -67,3 +68,11 @@ def test_a_clip_is_narrowband_telephone_audio(tmp_path: Path) -> None:
     assert 0.09 < peak < 0.8  # a level between -20 and -3 dBFS, plus noise
     degrade(raw, tmp_path / "again.wav", "case-1")
     assert np.array_equal(read_wav(tmp_path / "again.wav"), audio)  # the same line gives the same clip
+
+
+def test_confusions_count_what_was_written_for_a_named_place_s_syllables() -> None:
+    case = SpeechCase("x-1", "我家在怀柔区庙城镇，物业不管。", "district_town", "怀柔区", ("庙城镇",), None, "dev")
+    other = SpeechCase("x-2", "喂，我这儿是怀柔区，物业不管。", "district_town", "怀柔区", None, None, "dev")
+    found = count_confusions([(case, ["我家在怀有区庙城镇,", "物业不管。"]), (other, ["喂,我这儿是怀有区,我也不管。"])])
+    assert [(c.char, c.heard, c.count) for c in found] == [("柔", "you", 2)]  # 物业 -> 我也: not a place
+    assert found[0].line() == "柔 rou -> you: 2 (similarity 0.60)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from assist.address.extract import AddressExtractor
 from assist.address.hints import MAX_ANYWHERE, PlaceHints
-from assist.address.loose import NEAR_INITIAL, LooseMatcher, loose_syllable
+from assist.address.loose import NEAR_HEARD, NEAR_INITIAL, LooseMatcher, loose_syllable
 from assist.address.phonetic import FUZZY
 
 
@@ -15,6 +15,25 @@ def test_telephone_confusions_are_near_but_not_the_same() -> None:
     assert loose_syllable("qu", "qi") > 0  # 区 heard as 七/期: ü and i are close
     assert loose_syllable("zhuang", "zuan") == FUZZY
     assert loose_syllable("wo", "hai") == 0.0
+
+
+def test_the_recogniser_s_own_confusions_count_as_near() -> None:
+    assert loose_syllable("zhuang", "zhong") == NEAR_HEARD  # 庄 written as 中 (东杨庄村 as 东阳中村)
+    assert loose_syllable("yu", "yi") > 0  # 峪 as 一: yu is yü, close to yi
+    for a, b in [("chao", "tao"), ("ping", "ting"), ("bian", "dian")]:
+        assert loose_syllable(a, b) == NEAR_INITIAL, (a, b)
+    assert loose_syllable("zhuang", "zhang") < NEAR_HEARD  # only the pair it really makes
+
+
+def test_a_district_written_with_the_recogniser_s_characters_is_found(extractor: AddressExtractor) -> None:
+    for text, district in [
+        ("我家在怀有七流灵调证,楼上漏水", "怀柔区"),  # 柔 as 有, a word of ordinary speech
+        ("我就在命运驱骨楼接到冰两北林社区", "密云区"),  # 密 as 命
+        ("与警山汽轻顶接接到这边有人站着消防通道停车", "石景山区"),  # 石 lost: the rest is the name
+    ]:
+        top = extractor.extract(text, "s").top
+        assert top is not None and top.district == district, (text, top)
+    assert extractor.extract("他的命运其实很好", "s").candidates == []
 
 
 def test_matcher_ignores_punctuation_inside_a_name_and_maps_back_to_the_text() -> None:

@@ -6,8 +6,10 @@ from assist.address.phonetic import (
     EXACT,
     FUZZY,
     SAME_FINAL,
+    SAME_INITIAL_CLOSE_FINAL,
     PhoneticIndex,
     readings,
+    split,
     syllable_similarity,
 )
 
@@ -34,6 +36,10 @@ def test_fuzzy_initials_and_finals() -> None:
     assert syllable_similarity("bian", "dian") == SAME_FINAL  # 海边 ≈ 海淀
     assert 0 < syllable_similarity("fen", "cun") < SAME_FINAL  # 分 ≈ 村, loosely
     assert syllable_similarity("wo", "hai") == 0.0
+    # ü is written u after y as after j, q, x: 玉 yu is close to 一 yi, 园 yuan to 延 yan.
+    assert split("yue") == ("y", "ve") and split("yu") == ("y", "v")
+    assert syllable_similarity("yu", "yi") == SAME_INITIAL_CLOSE_FINAL
+    assert syllable_similarity("yuan", "yan") == SAME_INITIAL_CLOSE_FINAL
 
 
 def test_index_finds_slips_but_not_exact_text() -> None:
