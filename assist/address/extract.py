@@ -488,11 +488,15 @@ class AddressExtractor:
     def _add_loose_community_anywhere(self, texts: list[_Text]) -> None:
         """Nothing named at all: a community of anywhere in Beijing, heard with its suffix (意打李社区 for 义达里社区,
         厚石洋分 for 后石羊村), every syllable of its stem close, standing clear of every other community's name. A
-        name several towns have is every one of them (the candidates weigh the ambiguity)."""
-        if any(self._named(texts, level) for level in ("district", "town", "community")):
+        name several towns have is every one of them (the candidates weigh the ambiguity). What was named may only
+        be a piece of it: 新华 (新华街道's stem) in 新华元社区 for 新华园社区, which is in another street."""
+        named = [(t, f) for t in texts for f in t.chosen]
+        if len({id(t) for t, _ in named}) > 1:
             return
         g = self.gazetteer
         for t in texts:
+            if named and named[0][0] is not t:
+                continue
             found = self._communities_anywhere.scan(t.norm, LOOSE_COMMUNITY_ANYWHERE - LOOSE_MARGIN)
             hits = [h for h in found if not h.dropped and _suffix_heard(h, t.norm)]
             if not hits:
@@ -502,13 +506,13 @@ class AddressExtractor:
             runner_up = next((h.score for h in hits[1:] if g.communities[h.key].name != name), 0.0)
             if best.score < LOOSE_COMMUNITY_ANYWHERE or best.score - runner_up < LOOSE_MARGIN:
                 continue
-            if not t.free(best.start, best.end):
+            if not _clear_for(t, best, lambda e: True) or any(not f.overlaps(best.start, best.end) for f in t.chosen):
                 continue
             codes = [h.key for h in hits if g.communities[h.key].name == name and h.score == best.score]
             entries = [LexEntry("community", code, "name", False, 1.0) for code in codes]
             found_at = self._loose_found(t, best, entries[0])
             found_at.entries = entries
-            t.chosen.append(found_at)
+            t.chosen = [found_at]
             return
 
     def _add_loose_towns(self, texts: list[_Text]) -> None:
