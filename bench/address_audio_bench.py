@@ -121,6 +121,7 @@ async def transcribe(
             audio_s = sum(len(a) for _, a in todo) / ASR_RATE
             cpu = cpu_seconds() - started_cpu
             print(f"  second decodes: {engine.second_decodes} of {len(todo)} clips", flush=True)
+            print(f"  early decodes: {engine.early_used} became the final, of {engine.early_decodes}", flush=True)
         finally:
             engine.close()
     return cpu, audio_s

@@ -491,7 +491,9 @@ class AddressExtractor:
         name several towns have is every one of them (the candidates weigh the ambiguity). What was named may only
         be a piece of it: 新华 (新华街道's stem) in 新华元社区 for 新华园社区, which is in another street."""
         named = [(t, f) for t in texts for f in t.chosen]
-        if len({id(t) for t, _ in named}) > 1:
+        if len({id(t) for t, _ in named}) > 1 or any(
+            not _replaceable(f) or any(e.level == "district" for e in f.entries) for _, f in named
+        ):
             return
         g = self.gazetteer
         for t in texts:
@@ -824,13 +826,18 @@ def _standing_out(hits: Sequence[tuple[_Text, LooseHit]], least: float, margin: 
     return t, best
 
 
+def _replaceable(f: _Found) -> bool:
+    """A mention short or sound-alike enough that a longer name over it may take its place."""
+    return f.phonetic or f.end - f.start <= 2
+
+
 def _clear_for(t: _Text, hit: LooseHit, replaceable: Callable[[LexEntry], bool]) -> bool:
     """The hit's span is free, or what lies inside it is only short or sound-alike mentions that `replaceable`
     says a longer name may take over."""
     for f in t.chosen:
         if not f.overlaps(hit.start, hit.end):
             continue
-        inside = hit.start <= f.start and f.end <= hit.end and (f.phonetic or f.end - f.start <= 2)
+        inside = hit.start <= f.start and f.end <= hit.end and _replaceable(f)
         if not (inside and all(replaceable(e) for e in f.entries)):
             return False
     return True
