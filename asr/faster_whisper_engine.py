@@ -250,6 +250,8 @@ class FasterWhisperStream(LaneStream):
         self._engine.pool.submit(PRIORITY_FINAL, job)
 
     def _maybe_partial(self) -> None:
+        if self._endpointer.silence_samples():
+            return  # a pause: if it lasts, the early decode is next, and a partial now would only slow it down
         index = self._seq.open_index
         taken = self._partials.next_partial(self._endpointer, index, self._engine.has_room)
         if taken is None:
