@@ -56,6 +56,9 @@ DEPTH: dict[str, int] = {"district": 0, "town": 1, "community": 2}
 BASE_WEIGHT = 0.85
 AGREEMENT_BONUS = 0.07
 CONFLICT_PENALTY = 0.3
+# One line naming two districts outright is a slip or the recogniser reciting its prompt's district names over speech
+# it could not follow (平谷区山东区、区、密云区、山东区、密云区): whichever card it gives is not sure (shown 71 %).
+RIVAL_DISTRICTS = 0.6
 # A community named with neither its street nor its district: many names recur in other forms (第四社区, 土门村
 # for 北土门村), so the card is not shown as sure (measured on the address speech set's dev lines).
 LONE_COMMUNITY_FACTOR = 0.9
@@ -672,6 +675,9 @@ class AddressExtractor:
         for code, n in districts.items():
             if code not in covered_districts:
                 results.append(self._candidate("district", code, n, 1, 0, [], named))
+        said = {code for code, n in districts.items() if n.found.source == "final" and not n.found.phonetic}
+        if len(said) > 1:
+            results = [c.model_copy(update={"confidence": min(c.confidence, RIVAL_DISTRICTS)}) for c in results]
         results.sort(key=lambda c: (-c.confidence, -DEPTH[c.level]))
         floor = self.settings.min_confidence
         kept = [c for c in results if c.confidence >= floor][: self.settings.max_candidates]

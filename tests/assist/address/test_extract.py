@@ -53,6 +53,18 @@ def test_conflict_town_not_in_named_district(extractor: AddressExtractor) -> Non
     assert result.conflicts[0].actual == "朝阳区"
 
 
+def test_a_line_naming_two_districts_gives_no_sure_card(extractor: AddressExtractor) -> None:
+    for text in [
+        "我住在平谷区山东区、区、密云区、山东区、密云区、密云区、密",  # the recogniser reciting its prompt
+        "你好,我是海淀区东城区、冤官林颜社区的基尼",
+    ]:
+        result = extractor.extract(text, "s")
+        assert len({c.district for c in result.candidates}) == 2, text
+        assert max(c.confidence for c in result.candidates) < 0.8, text
+    one = extractor.extract("我住在平谷区,物业什么都不管", "s").top
+    assert one is not None and one.confidence >= 0.8  # one district, said outright: sure
+
+
 def test_ambiguous_name_resolved_by_the_district(extractor: AddressExtractor) -> None:
     for district in ("朝阳区", "海淀区"):
         result = extractor.extract(f"{district}八里庄那边有人占道", "s")
