@@ -5,7 +5,8 @@ The recogniser writes place names as near-homophones that a city-wide match must
 named, only the 16 districts: a looser similarity is then safe. It grades every syllable pair (tones ignored):
 the fuzzy pairs of `phonetic` (zh/z, n/l, an/ang ...), then telephone confusions of the initial (d/t, b/p, g/k,
 f/h, j/q/x, z/c/s, l/n/r, and what this recogniser does: ch/t, p/t, b/d) or of the final's nasal (a/ang, ia/iang,
-e/en, i/in), the finals it writes for one another (庄 as 中), and a syllable the recogniser dropped. Windows are scored on Han characters only, so punctuation inside a name (广、安门外) does not break it.
+e/en, i/in), the finals it writes for one another (庄 as 中), and a syllable the recogniser dropped. Windows are
+scored on Han characters only, so punctuation inside a name (广、安门外) does not break it.
 """
 
 from __future__ import annotations
