@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -179,7 +180,14 @@ class AsrSettings(BaseModel):
     device: Literal["cpu", "cuda"] = "cpu"
     compute_type: str = Field("auto", description="CTranslate2 compute type; auto: int8 on cpu, float16 on cuda.")
     cpu_threads: int = Field(1, ge=1, le=64, description="Threads per decode (CTranslate2 intra_threads).")
-    workers: int = Field(1, ge=1, le=64, description="Decodes running at once, shared by all streams.")
+    workers: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="Decodes running at once, shared by all streams; 0: one more than the machine's cores (a final "
+        "can start while the others run: on 2 cores 8 streams hold the latency bound, 6 with 2; "
+        "bench/asr_capacity.py).",
+    )
     batch_size: int = Field(
         1,
         ge=1,
@@ -249,6 +257,11 @@ class AsrSettings(BaseModel):
     )
     vosk_max_alternatives: int = Field(0, ge=0, le=10)
     models_dir: Path = Field(Path("var/models"), description="Where `hotline models install` unpacks models.")
+
+    @field_validator("workers")
+    @classmethod
+    def _auto_workers(cls, workers: int) -> int:
+        return workers or (os.cpu_count() or 1) + 1
 
     @model_validator(mode="after")
     def _model_source(self) -> AsrSettings:

@@ -17,7 +17,8 @@ outside the engine, on the wall clock:
 A level holds when final p95 <= --final-p95 (0.8 s), partial p95 <= --partial-p95 (1.0 s) and no stream had a
 gap; the ramp stops at the first level that does not, and the last that held is the knee. CPU is the process
 time of the bench and of the worker or server process (when there is one) over the level's wall time. Streams per core
-divides the knee by the cores decoding (asr.workers x asr.cpu_threads).
+divides the knee by the cores decoding: asr.workers x asr.cpu_threads, at most the machine's cores (3 decode threads
+on 2 cores have 2 cores).
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ class WyomingProcess:
         self._folder.cleanup()
 
 
+def decoding_cores(workers: int, threads: int) -> int:
+    """The cores the decodes can use: their threads, but no more than the machine has."""
+    return min(workers * threads, os.cpu_count() or 1)
+
+
 async def ramp(
     setup: Setup, settings: AsrSettings, levels: list[int], clips: list[FloatArray], args: argparse.Namespace
 ) -> int:
@@ -149,7 +155,7 @@ async def ramp(
         from asr.faster_whisper_engine import FasterWhisperEngine
 
         engine = FasterWhisperEngine(settings)
-    cores = settings.workers * settings.cpu_threads
+    cores = decoding_cores(settings.workers, settings.cpu_threads)
     print(f"\n== {setup.name}: batch {settings.batch_size}, {settings.workers} x {settings.cpu_threads} thread(s) ==")
     print(
         f"{'streams':>8}{'final p50':>11}{'final p95':>11}{'partial p50':>13}{'partial p95':>13}"
@@ -196,7 +202,7 @@ async def run(args: argparse.Namespace) -> None:
         settings = AsrSettings(workers=args.workers, cpu_threads=args.threads, batch_size=setup.batch_size)
         knees[name] = await ramp(setup, settings, levels, clips, args)
     print("\n== knees (streams per core decoding) ==")
-    cores = args.workers * args.threads
+    cores = decoding_cores(args.workers, args.threads)
     for name, knee in knees.items():
         print(f"{name:<18}{knee:>4} streams  {knee / cores:>5.1f} per core")
     if knees.get("inprocess"):

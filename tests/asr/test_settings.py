@@ -44,6 +44,14 @@ def test_gateway_settings_carry_the_asr_section(monkeypatch: pytest.MonkeyPatch)
     assert settings.asr.engine == "faster-whisper"
 
 
+def test_workers_default_to_one_more_than_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    assert load_settings().asr.workers == 7  # config/hotline.yaml: 0, i.e. the cores + 1
+    assert AsrSettings(workers=0).workers == 7 and AsrSettings(workers=2).workers == 2
+    with pytest.raises(ValidationError):
+        AsrSettings(workers=-1)
+
+
 def test_vosk_without_a_model_says_what_to_do(tmp_path: Path) -> None:
     settings = AsrSettings(engine="vosk", vosk_model_dir=Path("no-such-model"))
     with pytest.raises(VoskModelMissing, match=str(tmp_path / "no-such-model")):
