@@ -4,6 +4,7 @@ its PID; a system service of the same package is never touched."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -81,6 +82,33 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> i
             process.kill()
             process.wait(5)
     return process.returncode
+
+
+def stop_session(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
+    """stop_process for a server started in a session of its own, then whatever of its process group outlives it
+    (Kamailio's forked SIP workers exit a moment after the main process): waited for, then SIGKILLed."""
+    code = stop_process(process, timeout_s)
+    deadline = time.monotonic() + timeout_s
+    killed = False
+    while _group_alive(process.pid):
+        if time.monotonic() > deadline:
+            if killed:
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            killed, deadline = True, time.monotonic() + 5
+        time.sleep(0.05)
+    return code
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of this process group still runs (zombies, which wait for whoever reaps them, do not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                return True
+    return False
 
 
 def _private(folder: Path) -> Path:
@@ -307,7 +335,7 @@ class KamailioServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_process(self.process)
+            stop_session(self.process)
 
 
 __all__ = [
@@ -319,5 +347,6 @@ __all__ = [
     "port_free",
     "private_log",
     "stop_process",
+    "stop_session",
     "wait_for_tcp",
 ]
