@@ -195,14 +195,15 @@ async def run(args: argparse.Namespace) -> None:
         f"{args.final_p95} s, partial p95 <= {args.partial_p95} s, no gap"
     )
     knees: dict[str, int] = {}
+    workers = AsrSettings(workers=args.workers).workers  # 0: the cores + 1
     for name in args.setups.split(","):
         if name not in SETUPS + PEERS:
             raise SystemExit(f"unknown set-up {name!r}: {', '.join(SETUPS + PEERS)}")
         setup = Setup(name, args.batch if name.endswith("batch") else 1, name.startswith("worker"))
-        settings = AsrSettings(workers=args.workers, cpu_threads=args.threads, batch_size=setup.batch_size)
+        settings = AsrSettings(workers=workers, cpu_threads=args.threads, batch_size=setup.batch_size)
         knees[name] = await ramp(setup, settings, levels, clips, args)
     print("\n== knees (streams per core decoding) ==")
-    cores = decoding_cores(args.workers, args.threads)
+    cores = decoding_cores(workers, args.threads)
     for name, knee in knees.items():
         print(f"{name:<18}{knee:>4} streams  {knee / cores:>5.1f} per core")
     if knees.get("inprocess"):
@@ -215,7 +216,7 @@ def main() -> None:
     parser.add_argument("--setups", default=",".join(SETUPS))
     parser.add_argument("--levels", default="2,4,6,8,10,12,16,20,24")
     parser.add_argument("--seconds", type=float, default=20.0, help="speech per stream")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="asr.workers")
+    parser.add_argument("--workers", type=int, default=0, help="asr.workers (0, the default: the cores + 1)")
     parser.add_argument("--threads", type=int, default=1, help="asr.cpu_threads")
     parser.add_argument("--batch", type=int, default=8, help="asr.batch_size of the batching set-ups")
     parser.add_argument("--final-p95", type=float, default=0.8)

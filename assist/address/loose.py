@@ -48,8 +48,8 @@ _NASAL_PAIRS = frozenset(
     {("a", "an"), ("ia", "ian"), ("ua", "uan"), ("e", "en"), ("i", "in"), ("u", "un"), ("o", "ong"), ("v", "vn")}
     | {("ei", "en"), ("ui", "un"), ("ai", "an")}  # the coda's -i or -n lost on the line: 顺 heard as 睡
 )
-# Finals this recogniser writes for one another on telephone speech (counted on the dev lines' place names,
-# `tools/address_speech` confusions): 庄 zhuang as 中 zhong 19 times.
+# Finals this recogniser writes for one another on telephone speech (counted on the dev lines' place names by
+# `bench/address_audio_bench.py --confusions dev`): 庄 zhuang as 中 zhong 19 times.
 _HEARD_FINALS = frozenset({("uang", "ong")})
 NEAR_INITIAL = 0.6
 NEAR_NASAL = 0.6
