@@ -511,8 +511,8 @@ class AddressExtractor:
             runner_up = next((h.score for h in hits[1:] if g.communities[h.key].name != name), 0.0)
             if best.score < LOOSE_COMMUNITY_ANYWHERE or best.score - runner_up < LOOSE_MARGIN:
                 continue
-            if not _clear_for(t, best, lambda e: True) or any(not f.overlaps(best.start, best.end) for f in t.chosen):
-                continue
+            if any(f.start < best.start or best.end < f.end for f in t.chosen):
+                continue  # something named outside the community's name (what lies inside it may be replaced)
             codes = [h.key for h in hits if g.communities[h.key].name == name and h.score == best.score]
             entries = [LexEntry("community", code, "name", False, 1.0) for code in codes]
             found_at = self._loose_found(t, best, entries[0])
