@@ -5,7 +5,11 @@ What keeps Whisper base sane on short telephone utterances (measured on ../share
   them) but to `min_input_s` (10 s) with at least `tail_pad_s` of trailing silence: 1-3 s inputs decoded
   as they are loop into repetitions ("各位观观观观..."), padded ones do not;
 - output tokens are bounded by the audio length: 8 + `max_tokens_per_s` x seconds;
-- a run of one unit repeated (a looping tail) is collapsed to one copy;
+- a run of one unit repeated (a looping tail) is collapsed to one copy; an output that was mostly such a loop
+  is decoded once more with a beam of two, which leaves the loop where greedy search fell into it (measured on
+  the address speech set: bench/address_audio_bench.py prints how many);
+- book-title marks 《》 are never written (nobody says them on the phone, and a line Whisper opens with 《 is
+  where it loops: "《《《《…" for a whole sentence);
 - text is converted to simplified characters (the prompt steers to simplified, not always: 換 -> 换);
 - silence-like results (no-speech probability > 0.6 with low log-probability) and echoes of the prompt are
   dropped.
@@ -35,6 +39,9 @@ _MAX_FRAMES = 3000  # 30 s of mel frames
 _UNIT_REPEAT = re.compile(r"(.{2,12}?)\1{2,}")  # a 2-12 character unit three or more times in a row
 _CHAR_REPEAT = re.compile(r"(.)\1{4,}")  # one character five or more times
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+_NEVER_WRITTEN = ("《", "》")
+_LOOP_SHARE = 0.5  # an output that collapsing repetitions shortens by more than this share was a loop
+_LOOP_MIN_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,12 @@ class Decoded:
     confidence: float  # exp(mean token log-probability)
     no_speech_prob: float
     tokens: int
+    looped: bool = False  # most of the raw output was one unit repeated
+
+
+def is_loop(raw: str, collapsed: str) -> bool:
+    """Most of `raw` was a repetition that collapsing took out."""
+    return len(raw) >= _LOOP_MIN_CHARS and len(collapsed) < (1 - _LOOP_SHARE) * len(raw)
 
 
 def collapse_repetitions(text: str) -> str:
@@ -67,6 +80,9 @@ class WhisperDecoder:
         self.settings = settings
         self.tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language=settings.language)
         self._prompt_bare = _bare(settings.initial_prompt)
+        marks = [self.tokenizer.encode(mark) for mark in _NEVER_WRITTEN]
+        self._suppress = [-1, *(ids[0] for ids in marks if len(ids) == 1)]  # -1: Whisper's own non-speech set
+        self.loop_retries = 0  # decodes done again because the first one looped (read by benches)
 
     def prompt_tokens(self, phrases: Sequence[str] = (), budget: int | None = None) -> list[int]:
         """Decoder prompt: previous-text slot with the initial prompt and phrases (as many as fit in `budget`
@@ -96,8 +112,6 @@ class WhisperDecoder:
     ) -> list[Decoded]:
         """Transcribe several utterances in one CTranslate2 call (their prompts of one length), all padded with
         silence as the longest would be alone; each keeps its own output bound."""
-        import ctranslate2  # type: ignore[import-untyped]
-
         settings = self.settings
         if len({len(prompt) for _, prompt in items}) > 1:
             raise ValueError("a batch's prompts must have one length (the start token at one position)")
@@ -111,19 +125,32 @@ class WhisperDecoder:
                 clip = np.pad(clip, (0, samples - len(clip)))
             features.append(self.model.feature_extractor(clip)[:, :_MAX_FRAMES])
         bounds = [int(8 + settings.max_tokens_per_s * len(audio) / ASR_RATE) for audio, _ in items]
-        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features), dtype=np.float32))
-        prompt_length = len(items[0][1])
-        results = self.model.model.generate(
-            storage,
-            [list(prompt) for _, prompt in items],
-            beam_size=settings.beam_size,
-            max_length=min(_MAX_LENGTH, prompt_length + max(bounds)),
+        stacked = np.ascontiguousarray(np.stack(features), dtype=np.float32)
+        prompts = [list(prompt) for _, prompt in items]
+        max_length = min(_MAX_LENGTH, len(prompts[0]) + max(bounds))
+        results = self._generate(stacked, prompts, max_length, settings.beam_size)
+        decoded = [self._read(result, bound) for result, bound in zip(results, bounds, strict=True)]
+        for i in [i for i, d in enumerate(decoded) if d.looped]:
+            self.loop_retries += 1
+            again = self._read(self._generate(stacked[i : i + 1], prompts[i : i + 1], max_length, 2)[0], bounds[i])
+            if not again.looped:
+                decoded[i] = again
+        return decoded
+
+    def _generate(self, features: np.ndarray, prompts: list[list[int]], max_length: int, beam: int) -> list[object]:
+        import ctranslate2  # type: ignore[import-untyped]
+
+        results: list[object] = self.model.model.generate(
+            ctranslate2.StorageView.from_array(features),
+            prompts,
+            beam_size=beam,
+            max_length=max_length,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
-            suppress_tokens=[-1],
+            suppress_tokens=self._suppress,
         )
-        return [self._read(result, bound) for result, bound in zip(results, bounds, strict=True)]
+        return results
 
     def _read(self, result: object, bound: int) -> Decoded:
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot][:bound]  # type: ignore[attr-defined]
@@ -132,12 +159,13 @@ class WhisperDecoder:
         avg_logprob = score * len(tokens) / (len(tokens) + 1) if tokens else score
         no_speech = float(result.no_speech_prob)  # type: ignore[attr-defined]
         # A token bound can cut a multi-byte character: drop the replacement character it leaves.
-        text = self.tokenizer.decode(tokens).replace("\ufffd", "").strip()
-        text = collapse_repetitions(zhconv.convert(text, "zh-hans")).strip()
+        raw = zhconv.convert(self.tokenizer.decode(tokens).replace("\ufffd", "").strip(), "zh-hans")
+        text = collapse_repetitions(raw).strip()
+        looped = is_loop(raw, text)
         if no_speech > 0.6 and avg_logprob < -1.0:
             text = ""
         bare = _bare(text)
         if not bare or (self._prompt_bare and bare in self._prompt_bare):
             text = ""
         confidence = max(0.0, min(1.0, math.exp(avg_logprob)))
-        return Decoded(text=text, confidence=confidence, no_speech_prob=no_speech, tokens=len(tokens))
+        return Decoded(text=text, confidence=confidence, no_speech_prob=no_speech, tokens=len(tokens), looped=looped)

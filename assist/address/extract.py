@@ -48,6 +48,11 @@ PLACE_WORDS_AFTER: tuple[str, ...] = (
 )
 DIVISION_SUFFIXES = ("街道", "地区", "区", "镇", "乡")
 PLACE_WORDS_BEFORE = ("住在", "家在", "位于", "我在", "就在", "搬到", "来到", "是在", "地址")
+# A bare name right before one of these names a firm, brand or card, not where the caller is: 东风快递, 东风汽车,
+# 北京银行, 延庆卡 (a 燃气卡 as Whisper heard it). Hospitals, shops and hotels are left out: they are usually where
+# their name says (朝阳医院 is in 朝阳区), as are a thing's stations (望京快递站, 马驹桥物流园).
+THING_WORDS = ("快递", "物流", "公司", "集团", "银行", "汽车", "书店", "乳业", "卡")
+THING_PLACES = "站柜点园"
 COMMA = "\uff0c"  # the full-width comma of Chinese text
 PHONETIC_FACTOR = 0.8  # a pinyin match is worth less than the same name written right
 WEAK_FACTOR = 0.75  # a short bare name that needed its context
@@ -316,6 +321,8 @@ class AddressExtractor:
         weak: list[tuple[_Text, _Found]] = []
         exact = sorted(self.lexicon.iter_exact(t.norm), key=lambda m: (m[0] - m[1], m[0]))
         for start, end, surface in exact:
+            if _names_a_thing(t.norm, surface, end):
+                continue
             entries = self.lexicon.entries[surface]
             strong_entries = [e for e in entries if not e.weak]
             weak_entries = [e for e in entries if e.weak]
@@ -345,7 +352,7 @@ class AddressExtractor:
         everything else needs support from the context (a place word, or the place's parent or child named).
         """
         entries = self.lexicon.phonetic_entries(hit.surface)
-        if not entries:
+        if not entries or _names_a_thing(t.norm, hit.surface, hit.end):
             return None
         suffix = _division_suffix(hit.surface)
         stem_len = len(hit.surface) - len(suffix)
@@ -868,6 +875,16 @@ def _division_suffix(surface: str) -> str:
         if surface.endswith(suffix) and len(surface) > len(suffix) + 1:
             return suffix
     return ""
+
+
+def _names_a_thing(text: str, surface: str, end: int) -> bool:
+    """A bare name (no division suffix) followed by a firm's or product's word: 东风快递, 延庆卡."""
+    if surface.endswith(DIVISION_SUFFIXES):
+        return False
+    for word in THING_WORDS:
+        if text.startswith(word, end):
+            return text[end + len(word) : end + len(word) + 1] not in THING_PLACES or end + len(word) == len(text)
+    return False
 
 
 def _has_place_word(text: str, start: int, end: int) -> bool:

@@ -101,6 +101,17 @@ def test_no_address_no_candidates(extractor: AddressExtractor) -> None:
         assert extractor.extract(text, "s").candidates == [], text
 
 
+def test_a_bare_name_before_a_firm_or_card_is_not_a_place(extractor: AddressExtractor) -> None:
+    # 我在 would support 东风 as 东风乡; 延庆卡 is how Whisper heard 燃气卡
+    for text in ("我在东风快递寄的包裹丢了", "家里的延庆卡充不进去钱", "我在光明乳业买的牛奶坏了"):
+        assert extractor.extract(text, "s").candidates == [], text
+    for text, town in (("东风地区的快递丢了", "东风乡"), ("望京快递站把我的件弄丢了", "望京街道")):
+        top = extractor.extract(text, "s").top
+        assert top is not None and top.town == town, text
+    top = extractor.extract("延庆的燃气卡充不进去钱", "s").top
+    assert top is not None and top.district == "延庆区"
+
+
 def test_short_ordinary_words_need_context(extractor: AddressExtractor) -> None:
     assert extractor.extract("希望能给我们一个光明的未来", "s").candidates == []
     result = extractor.extract("顺义区光明那边有个井盖塌了", "s")
