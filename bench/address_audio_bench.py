@@ -33,6 +33,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ from tools.asr_eval.corpus import available_sets, load_set  # noqa: E402
 CACHE = ROOT / "var" / "cache" / "address_speech"
 # (kind, text, segment id) per clip; the suffix names the decode hints (which finals get a second decode, and with
 # what), which change the transcripts without any recogniser setting changing.
-CACHE_FORMAT = "segments-v2/hints-anywhere/loops"  # the recogniser's code changes it too
+CACHE_FORMAT = "segments-v2/hints-anywhere/loops/district-prompt"  # the recogniser's code changes it too
 NOT_OUTPUT = {"workers", "cpu_threads", "tap_port_start", "tap_port_count", "enabled"}
 
 
@@ -74,8 +75,8 @@ def cpu_seconds() -> float:
 Segments = list[tuple[str, str, str]]  # (kind, text, segment id): finals and alternatives in arrival order
 
 
-async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str) -> Segments:
-    segments = await stream_segments(engine, audio, stream_id)
+async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str, phrases: Sequence[str]) -> Segments:
+    segments = await stream_segments(engine, audio, stream_id, phrases)
     return [(s.kind, s.text, s.segment_id) for s in segments if s.kind in ("final", "alternative") and s.text.strip()]
 
 
@@ -93,9 +94,14 @@ def real_speech_cases() -> list[Item]:
 
 
 async def transcribe(
-    settings: AsrSettings, items: list[Item], cache: dict[str, Segments], hints: DecodeHints | None
+    settings: AsrSettings,
+    items: list[Item],
+    cache: dict[str, Segments],
+    hints: DecodeHints | None,
+    phrases: Sequence[str],
 ) -> tuple[float, float]:
-    """Decode the cases missing from `cache` into it; CPU seconds and audio seconds of what was decoded."""
+    """Decode the cases missing from `cache` into it; CPU seconds and audio seconds of what was decoded. Every
+    stream is biased with `phrases`, as the gateway biases its calls' (the district names)."""
     todo = [(key, a) for _, key, a in items if key not in cache]
     cpu = audio_s = 0.0
     if todo:
@@ -112,7 +118,7 @@ async def transcribe(
             async def one(key: str, audio: FloatArray) -> None:
                 nonlocal done
                 async with gate:
-                    cache[key] = await stream_finals(engine, telephone_path(audio), key)
+                    cache[key] = await stream_finals(engine, telephone_path(audio), key, phrases)
                 done += 1
                 if done % 50 == 0:
                     print(f"  decoded {done}/{len(todo)}", flush=True)
@@ -182,7 +188,8 @@ def main() -> int:
     finals: dict[str, Segments] = {}
     if cache_file.exists() and not args.fresh:
         finals = {k: [(a, b, c) for a, b, c in v] for k, v in json.loads(cache_file.read_text("utf-8")).items()}
-    cpu, audio_s = asyncio.run(transcribe(asr, items, finals, PlaceHints(extractor)))
+    phrases = [d.name for d in gazetteer.districts.values()] if asr.bias_place_names else []  # as hotline/service.py
+    cpu, audio_s = asyncio.run(transcribe(asr, items, finals, PlaceHints(extractor), phrases))
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps(finals, ensure_ascii=False), encoding="utf-8")
     if audio_s:

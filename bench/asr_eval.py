@@ -31,6 +31,7 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,12 @@ def pct(values: list[float], q: float) -> float:
 
 
 # --- CER -----------------------------------------------------------------------------------------------------
-async def stream_segments(engine: AsrEngine, audio: FloatArray, stream_id: str) -> list[Segment]:
+async def stream_segments(
+    engine: AsrEngine, audio: FloatArray, stream_id: str, phrases: Sequence[str] = ()
+) -> list[Segment]:
     """Every segment of one clip streamed as a call feeds it (20 ms frames, 0.25 s lead and 1 s tail silence),
-    pushed as fast as the engine takes it."""
-    stream = engine.open_stream(stream_id, "caller")
+    pushed as fast as the engine takes it; `phrases` bias the recogniser as the gateway's do."""
+    stream = engine.open_stream(stream_id, "caller", phrases)
     padded = np.concatenate([np.zeros(ASR_RATE // 4, np.float32), audio, np.zeros(ASR_RATE, np.float32)])
     pcm = float_to_pcm16(padded)
     collector = asyncio.create_task(stream.transcribe_all())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -261,6 +262,33 @@ def test_phrase_prompt_is_bounded(whisper_engine: FasterWhisperEngine) -> None:
     limit = whisper_engine.settings.max_prompt_tokens
     assert len(base) < len(many) <= limit + 6  # sot_prev + text + sot, language, task, no_timestamps
     assert decoder.prompt_tokens(["", "  "]) == base
+
+
+def test_a_decode_that_loops_is_done_again_with_a_beam(whisper_engine: FasterWhisperEngine, speech_root: Path) -> None:
+    """Whisper base sometimes opens a line with 《 and writes nothing else (2 of 403 address lines): the first,
+    greedy search is made to loop here; the beam search that follows is the real model's."""
+    clip = load_set("thchs30-d4", speech_root)[0]
+    audio = telephone_path(clip.audio())
+    decoder = whisper_engine.decoder
+    prompt = decoder.prompt_tokens()
+    assert "《" not in decoder.decode(audio, prompt).text
+    real_generate = decoder._generate
+    loop = decoder.tokenizer.encode("《")
+
+    looped = SimpleNamespace(sequences_ids=[loop * 40], scores=[-0.2], no_speech_prob=0.05)
+
+    def greedy_loops(features: Any, prompts: Any, max_length: int, beam: int) -> list[object]:
+        return [looped] if beam == 1 else real_generate(features, prompts, max_length, beam)
+
+    before = decoder.loop_retries
+    decoder._generate = greedy_loops  # type: ignore[method-assign]
+    try:
+        again = decoder.decode(audio, prompt)
+    finally:
+        del decoder._generate
+    assert decoder.loop_retries == before + 1
+    assert not again.looped and "《" not in again.text
+    assert corpus_cer([(clip.reference, again.text)]).cer < 0.3, again.text
 
 
 class _DistrictHints:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asr.whisper_decoder import collapse_repetitions
+from asr.whisper_decoder import collapse_repetitions, is_loop
 
 
 def test_looping_tails_collapse() -> None:
@@ -14,3 +14,12 @@ def test_looping_tails_collapse() -> None:
 def test_ordinary_text_is_kept() -> None:
     for text in ("你好你好", "对对对", "谢谢", "广州市房地产中介协会分析", "哈哈哈哈"):
         assert collapse_repetitions(text) == text
+
+
+def test_an_output_that_was_mostly_a_loop_is_told_apart() -> None:
+    looping = "《" * 43
+    assert is_loop(looping, collapse_repetitions(looping))
+    tail = "我家楼下的路灯坏了" + "坏了" * 20
+    assert is_loop(tail, collapse_repetitions(tail))
+    for text in ("我家楼下的路灯坏了坏了坏了", "对对对", "谢谢谢谢"):
+        assert not is_loop(text, collapse_repetitions(text)), text
