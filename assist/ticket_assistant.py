@@ -2,15 +2,17 @@
 publishes `ticket.draft` on the bus each time it changes. Like the map assistant, only a bus subscriber.
 
 The place comes from the operator's confirmation when there is one, else from the map card's best candidate.
+The summary writes a place name the recogniser misheard as the card's official name, as the desk's transcript
+shows it (the card's sound-alike mentions of that line).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from assist.ticket.catalogue import Catalogue
-from assist.ticket.draft import Line, draft
-from events.address import AddressCandidate
+from assist.ticket.draft import Line, PlaceFix, draft
+from events.address import AddressCandidate, AddressCandidates
 from events.bus import BusReader, CallEvent, EventBus
 from events.contract import AddressCandidatesEvent, AddressConfirmed, CallEnded, TicketDraftEvent, TranscriptFinal
 from events.ticket import TicketDraft
@@ -53,10 +55,12 @@ class TicketAssistant:
             call = self._call(event.call_id, body.caller_number, body.language)
             call.lines.append(Line(body.segment_id, body.text))
         elif isinstance(body, AddressCandidatesEvent):
-            call = self._call(event.call_id, body.caller_number, body.language)
-            if call.confirmed or not body.candidates:
+            if not body.candidates:
                 return
-            call.place = body.candidates[0]
+            call = self._call(event.call_id, body.caller_number, body.language)
+            _correct_line(call.lines, body)
+            if not call.confirmed:
+                call.place = body.candidates[0]
         elif isinstance(body, AddressConfirmed):
             call = self._call(event.call_id, body.caller_number, body.language)
             call.confirmed = True
@@ -92,3 +96,18 @@ class TicketAssistant:
                 **ticket.model_dump(), call_id=call_id, caller_number=call.caller_number, language=call.language
             )
         )
+
+
+def _correct_line(lines: list[Line], card: AddressCandidates) -> None:
+    """Give the line the card was made from the card's misheard place names (the last card of a line wins)."""
+    top = card.top
+    if top is None:
+        return
+    fixes = tuple(
+        PlaceFix(m.start, m.end, m.text, m.name)
+        for m in top.mentions
+        if m.source == "final" and m.kind == "phonetic" and m.name and "/" not in m.name and m.text != m.name
+    )
+    for i, line in enumerate(lines):
+        if line.segment_id == card.segment_id:
+            lines[i] = replace(line, fixes=fixes)

@@ -30,7 +30,7 @@ from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
 from assist.address.lexicon import LexEntry, Lexicon
 from assist.address.loose import LooseHit, LooseMatcher
-from assist.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex, is_han
+from assist.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex, is_han, readings
 from assist.address.settings import AddressSettings
 from events.address import (
     AddressCandidate,
@@ -223,7 +223,7 @@ class AddressExtractor:
             self._add_community_phonetic(texts)
             self._add_loose_communities(texts)
         found = [f for t in texts for f in t.chosen]
-        candidates = self._candidates(found)
+        candidates = [_over_heard_suffixes(c, text) for c in self._candidates(found)]
         conflicts: list[Conflict] = []
         for candidate in candidates:
             for conflict in candidate.conflicts:
@@ -875,6 +875,31 @@ def _division_suffix(surface: str) -> str:
         if surface.endswith(suffix) and len(surface) > len(suffix) + 1:
             return suffix
     return ""
+
+
+def _over_heard_suffixes(candidate: AddressCandidate, text: str) -> AddressCandidate:
+    """The candidate with each sound-alike mention of the final widened over the division suffix heard after it
+    (海电|器 is 海淀区, 中官村接|等 中关村街道): the desk and the ticket write the official name over all of it."""
+    mentions = [
+        _over_heard_suffix(m, text) if m.source == "final" and m.kind == "phonetic" else m for m in candidate.mentions
+    ]
+    return candidate if mentions == candidate.mentions else candidate.model_copy(update={"mentions": mentions})
+
+
+def _over_heard_suffix(m: Mention, text: str) -> Mention:
+    suffix = _division_suffix(m.name)
+    missing = len(m.name) - (m.end - m.start)
+    if not suffix or not 0 < missing <= len(suffix):
+        return m
+    heard = text[m.end : m.end + missing]
+    wanted = m.name[-missing:]
+    if len(heard) < missing or not all(_sounds_like(h, w) for h, w in zip(heard, wanted, strict=True)):
+        return m
+    return m.model_copy(update={"end": m.end + missing, "text": m.text + heard})
+
+
+def _sounds_like(heard: str, wanted: str) -> bool:
+    return heard == wanted or bool(readings(heard) & (SUFFIX_HEARD.get(wanted, frozenset()) | readings(wanted)))
 
 
 def _names_a_thing(text: str, surface: str, end: int) -> bool:

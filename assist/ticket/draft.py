@@ -39,11 +39,32 @@ _FILLERS = re.compile(r"(?:嗯+|啊+|呃+|那个|就是说|然后呢|喂+)[,，�
 
 
 @dataclass(frozen=True)
+class PlaceFix:
+    """A place name the recogniser misheard in a line, as the map card resolved it (the desk shows the same)."""
+
+    start: int
+    end: int
+    heard: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Line:
     """One of the caller's final lines."""
 
     segment_id: str
     text: str
+    fixes: tuple[PlaceFix, ...] = ()
+
+    def corrected(self) -> str:
+        """The line with each misheard place name written as the official one (海电器中官村接等 → 海淀区中关村街道)."""
+        out, at = [], 0
+        for fix in sorted(self.fixes, key=lambda f: f.start):
+            if fix.start < at or self.text[fix.start : fix.end] != fix.heard:
+                continue  # overlapping, or not this text: keep what was heard
+            out += [self.text[at : fix.start], fix.name]
+            at = fix.end
+        return "".join([*out, self.text[at:]])
 
 
 def _compact(text: str) -> str:
@@ -99,7 +120,8 @@ def detail(text: str) -> str | None:
 
 
 def summary(lines: Sequence[Line]) -> str:
-    text = "，".join(_FILLERS.sub("", line.text).strip(" ，,。") for line in lines if line.text.strip())
+    """The caller's lines, fillers out, misheard place names written right, at most SUMMARY_CHARS."""
+    text = "，".join(_FILLERS.sub("", line.corrected()).strip(" ，,。") for line in lines if line.text.strip())
     text = re.sub(r"[，,]{2,}", "，", text).strip("，")
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
 

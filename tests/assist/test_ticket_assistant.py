@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from assist.address.extract import AddressExtractor
 from assist.ticket.catalogue import load_catalogue
 from assist.ticket_assistant import TicketAssistant
 from events.address import AddressCandidate
@@ -85,6 +86,21 @@ async def test_a_line_that_changes_nothing_publishes_nothing_and_the_call_end_fo
         bus.send(final("s2", "路灯坏了"))
         fresh = await next_draft(events)
     assert fresh.segments == 1  # a new call with the same id starts from nothing
+
+
+async def test_the_summary_writes_misheard_place_names_as_the_card_resolved_them(
+    bus: EventBus, extractor: AddressExtractor
+) -> None:
+    heard = "您好,我家就在海电器中官村接等。楼下的路都坏了三天了"  # Whisper base on 海淀区中关村街道, through a call
+    card = extractor.extract(heard, "s1")
+    assert card.top is not None and card.top.town == "中关村街道"
+    with bus.subscribed() as events:
+        bus.send(final("s1", heard))
+        assert "海电器中官村接等" in (await next_draft(events)).summary
+        bus.send(AddressCandidatesEvent(**ABOUT, **card.model_dump()))
+        fixed = await next_draft(events)
+    assert fixed.summary is not None and "海淀区中关村街道" in fixed.summary and "海电" not in fixed.summary
+    assert fixed.summary.endswith("楼下的路都坏了三天了")
 
 
 def drain(events: Subscription) -> list[CallEvent]:

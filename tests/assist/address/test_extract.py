@@ -112,6 +112,15 @@ def test_a_bare_name_before_a_firm_or_card_is_not_a_place(extractor: AddressExtr
     assert top is not None and top.district == "延庆区"
 
 
+def test_a_sound_alike_takes_in_the_suffix_heard_after_it(extractor: AddressExtractor) -> None:
+    # Whisper base on 海淀区中关村街道 through a call: the desk writes the official names over all of it
+    result = extractor.extract("您好,我家就在海电器中官村接等。楼下的路都坏了三天了", "s")
+    assert result.top is not None and result.span is not None and result.span.text == "海电器中官村接等"
+    assert [(m.text, m.name) for m in result.top.mentions] == [("海电器", "海淀区"), ("中官村接等", "中关村街道")]
+    result = extractor.extract("海边区中官村那边有个井盖塌了", "s")  # 那边 is no 街道
+    assert result.top is not None and [m.text for m in result.top.mentions] == ["海边区", "中官村"]
+
+
 def test_short_ordinary_words_need_context(extractor: AddressExtractor) -> None:
     assert extractor.extract("希望能给我们一个光明的未来", "s").candidates == []
     result = extractor.extract("顺义区光明那边有个井盖塌了", "s")
