@@ -8,6 +8,8 @@ What keeps Whisper base sane on short telephone utterances (measured on ../share
 - a run of one unit repeated (a looping tail) is collapsed to one copy; an output that was mostly such a loop
   is decoded once more with a beam of two, which leaves the loop where greedy search fell into it (measured on
   the address speech set: bench/address_audio_bench.py prints how many);
+- a whole utterance read as far fewer characters than its speech holds (Whisper ended the line after its first
+  clause) is decoded once more without the prompt, and the longer reading is kept;
 - book-title marks 《》 are never written (nobody says them on the phone, and a line Whisper opens with 《 is
   where it loops: "《《《《…" for a whole sentence);
 - text is converted to simplified characters (the prompt steers to simplified, not always: 換 -> 换);
@@ -42,6 +44,11 @@ _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _NEVER_WRITTEN = ("《", "》")
 _LOOP_SHARE = 0.5  # an output that collapsing repetitions shortens by more than this share was a loop
 _LOOP_MIN_CHARS = 8
+# Mandarin callers say 3-5 characters a second; a whole utterance read as fewer than this many per second of
+# speech (its pads taken off) was cut short by the decoder and is read again without the prompt.
+_EARLY_STOP_CHARS_PER_S = 2.0
+_EARLY_STOP_MIN_S = 2.5
+_SPEECH_PAD_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,16 @@ class Decoded:
     no_speech_prob: float
     tokens: int
     looped: bool = False  # most of the raw output was one unit repeated
+
+
+def _han(text: str) -> int:
+    return sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+
+
+def stopped_early(text: str, audio_s: float) -> bool:
+    """Too few characters for the speech: Whisper ended the line after its first clause ("我要反应一下。" for 6 s)."""
+    speech_s = audio_s - 2 * _SPEECH_PAD_S
+    return speech_s >= _EARLY_STOP_MIN_S and _han(text) < _EARLY_STOP_CHARS_PER_S * speech_s
 
 
 def is_loop(raw: str, collapsed: str) -> bool:
@@ -83,6 +100,8 @@ class WhisperDecoder:
         marks = [self.tokenizer.encode(mark) for mark in _NEVER_WRITTEN]
         self._suppress = [-1, *(ids[0] for ids in marks if len(ids) == 1)]  # -1: Whisper's own non-speech set
         self.loop_retries = 0  # decodes done again because the first one looped (read by benches)
+        self.short_retries = 0  # ... because the first one stopped early
+        self._unprompted = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
 
     def prompt_tokens(self, phrases: Sequence[str] = (), budget: int | None = None) -> list[int]:
         """Decoder prompt: previous-text slot with the initial prompt and phrases (as many as fit in `budget`
@@ -135,6 +154,15 @@ class WhisperDecoder:
             again = self._read(self._generate(stacked[i : i + 1], prompts[i : i + 1], max_length, 2)[0], bounds[i])
             if not again.looped:
                 decoded[i] = again
+        if min_input_s is None:  # a whole utterance (a partial is replaced by its final anyway)
+            for i, (audio, _) in enumerate(items):
+                if stopped_early(decoded[i].text, len(audio) / ASR_RATE):
+                    self.short_retries += 1
+                    again = self._read(
+                        self._generate(stacked[i : i + 1], [self._unprompted], max_length, 1)[0], bounds[i]
+                    )
+                    if not again.looped and _han(again.text) > _han(decoded[i].text):
+                        decoded[i] = again
         return decoded
 
     def _generate(self, features: np.ndarray, prompts: list[list[int]], max_length: int, beam: int) -> list[object]:

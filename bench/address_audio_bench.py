@@ -63,7 +63,7 @@ from tools.asr_eval.corpus import available_sets, load_set  # noqa: E402
 CACHE = ROOT / "var" / "cache" / "address_speech"
 # (kind, text, segment id) per clip; the suffix names the decode hints (which finals get a second decode, and with
 # what), which change the transcripts without any recogniser setting changing.
-CACHE_FORMAT = "segments-v2/hints-anywhere/loops/district-prompt"  # the recogniser's code changes it too
+CACHE_FORMAT = "segments-v2/hints-anywhere/loops/district-prompt/early-stop"  # the recogniser's code changes it too
 NOT_OUTPUT = {"workers", "cpu_threads", "tap_port_start", "tap_port_count", "enabled"}
 
 
@@ -128,7 +128,9 @@ async def transcribe(
             cpu = cpu_seconds() - started_cpu
             print(f"  second decodes: {engine.second_decodes} of {len(todo)} clips", flush=True)
             print(f"  early decodes: {engine.early_used} became the final, of {engine.early_decodes}", flush=True)
-            print(f"  decodes that looped, done again with a beam of 2: {engine.decoder.loop_retries}", flush=True)
+            decoder = engine.decoder
+            print(f"  decodes that looped, done again with a beam of 2: {decoder.loop_retries}", flush=True)
+            print(f"  decodes that stopped early, done again without the prompt: {decoder.short_retries}", flush=True)
         finally:
             engine.close()
     return cpu, audio_s

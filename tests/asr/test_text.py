@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asr.whisper_decoder import collapse_repetitions, is_loop
+from asr.whisper_decoder import collapse_repetitions, is_loop, stopped_early
 
 
 def test_looping_tails_collapse() -> None:
@@ -23,3 +23,10 @@ def test_an_output_that_was_mostly_a_loop_is_told_apart() -> None:
     assert is_loop(tail, collapse_repetitions(tail))
     for text in ("我家楼下的路灯坏了坏了坏了", "对对对", "谢谢谢谢"):
         assert not is_loop(text, collapse_repetitions(text)), text
+
+
+def test_a_reading_far_shorter_than_its_speech_stopped_early() -> None:
+    assert stopped_early("我要反应一下。", 6.32)  # 6 characters for 5.9 s of speech
+    assert not stopped_early("我要反映一下,星月露第4社区贩馆的由烟拍大令麻烦你们管一管", 6.32)
+    assert not stopped_early("喂?", 1.5)  # too short to tell
+    assert not stopped_early("对,就是这个小区。", 3.4)
