@@ -908,7 +908,8 @@ def _names_a_thing(text: str, surface: str, end: int) -> bool:
         return False
     for word in THING_WORDS:
         if text.startswith(word, end):
-            return text[end + len(word) : end + len(word) + 1] not in THING_PLACES or end + len(word) == len(text)
+            after = text[end + len(word) : end + len(word) + 1]
+            return not after or after not in THING_PLACES
     return False
 
 
