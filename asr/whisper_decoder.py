@@ -48,7 +48,6 @@ _LOOP_MIN_CHARS = 8
 # speech (its pads taken off) was cut short by the decoder and is read again without the prompt.
 _EARLY_STOP_CHARS_PER_S = 2.0
 _EARLY_STOP_MIN_S = 2.5
-_SPEECH_PAD_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,10 @@ def _han(text: str) -> int:
     return sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
 
 
-def stopped_early(text: str, audio_s: float) -> bool:
-    """Too few characters for the speech: Whisper ended the line after its first clause ("我要反应一下。" for 6 s)."""
-    speech_s = audio_s - 2 * _SPEECH_PAD_S
+def stopped_early(text: str, audio_s: float, pad_s: float) -> bool:
+    """Too few characters for the speech (`audio_s` with `pad_s` of context each side): Whisper ended the line
+    after its first clause ("我要反应一下。" for 6 s)."""
+    speech_s = audio_s - 2 * pad_s
     return speech_s >= _EARLY_STOP_MIN_S and _han(text) < _EARLY_STOP_CHARS_PER_S * speech_s
 
 
@@ -156,7 +156,7 @@ class WhisperDecoder:
                 decoded[i] = again
         if min_input_s is None:  # a whole utterance (a partial is replaced by its final anyway)
             for i, (audio, _) in enumerate(items):
-                if stopped_early(decoded[i].text, len(audio) / ASR_RATE):
+                if stopped_early(decoded[i].text, len(audio) / ASR_RATE, settings.vad.speech_pad_ms / 1000):
                     self.short_retries += 1
                     again = self._read(
                         self._generate(stacked[i : i + 1], [self._unprompted], max_length, 1)[0], bounds[i]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -264,58 +263,24 @@ def test_phrase_prompt_is_bounded(whisper_engine: FasterWhisperEngine) -> None:
     assert decoder.prompt_tokens(["", "  "]) == base
 
 
-def test_a_decode_that_loops_is_done_again_with_a_beam(whisper_engine: FasterWhisperEngine, speech_root: Path) -> None:
-    """Whisper base sometimes opens a line with 《 and writes nothing else (2 of 403 address lines): the first,
-    greedy search is made to loop here; the beam search that follows is the real model's."""
-    clip = load_set("thchs30-d4", speech_root)[0]
-    audio = telephone_path(clip.audio())
-    decoder = whisper_engine.decoder
-    prompt = decoder.prompt_tokens()
-    assert "《" not in decoder.decode(audio, prompt).text
-    real_generate = decoder._generate
-    loop = decoder.tokenizer.encode("《")
-
-    looped = SimpleNamespace(sequences_ids=[loop * 40], scores=[-0.2], no_speech_prob=0.05)
-
-    def greedy_loops(features: Any, prompts: Any, max_length: int, beam: int) -> list[object]:
-        return [looped] if beam == 1 else real_generate(features, prompts, max_length, beam)
-
-    before = decoder.loop_retries
-    decoder._generate = greedy_loops  # type: ignore[method-assign]
-    try:
-        again = decoder.decode(audio, prompt)
-    finally:
-        del decoder._generate
-    assert decoder.loop_retries == before + 1
-    assert not again.looped and "《" not in again.text
-    assert corpus_cer([(clip.reference, again.text)]).cer < 0.3, again.text
+# Address lines the project's TTS made (tools/address_speech, tests/assist/address/speech_cases.yaml) on which
+# Whisper base, streamed, lost the line: greedy search looped on 《 (full-276) or ended after the first clause
+# (community-062: 我要反应一下。; district_town-100: only 这的事儿,找谁啊?). Measured before the retries: finals
+# '', '我要反应一下。', '这的事儿,找谁啊?'; after: CER 0.25, 0.25, 0.44 against the written line.
+LOST_LINES = {
+    "address-full-276.wav": "怀柔区北房镇小周各庄村这边饭馆的油烟太大了，已经好几天了。",
+    "address-community-062.wav": "我要反映一下，清苑路第四社区饭馆的油烟太大了，麻烦你们管一管。",
+    "address-district_town-100.wav": "丰台区王佐镇这边有人占着消防通道停车，这个事儿找谁啊。",
+}
 
 
-def test_a_decode_that_stops_after_its_first_clause_is_read_again_without_the_prompt(
-    whisper_engine: FasterWhisperEngine, speech_root: Path
-) -> None:
-    """Whisper base sometimes ends a 6 s line after 我要反应一下 (5 of 1139 address-set decodes): the prompted search
-    is made to stop early here; the unprompted one that follows is the real model's."""
-    clip = load_set("thchs30-d4", speech_root)[2]
-    audio = telephone_path(clip.audio())
-    decoder = whisper_engine.decoder
-    prompt = decoder.prompt_tokens()
-    real_generate = decoder._generate
-    clause = decoder.tokenizer.encode("他们走到")
-    short = SimpleNamespace(sequences_ids=[clause], scores=[-0.3], no_speech_prob=0.05)
-
-    def prompted_stops(features: Any, prompts: Any, max_length: int, beam: int) -> list[object]:
-        return [short] if prompts[0] == prompt else real_generate(features, prompts, max_length, beam)
-
-    before = decoder.short_retries
-    decoder._generate = prompted_stops  # type: ignore[method-assign]
-    try:
-        again = decoder.decode(audio, prompt)
-        partial = decoder.decode(audio, prompt, 4.0)  # partials are not read twice
-    finally:
-        del decoder._generate
-    assert decoder.short_retries == before + 1 and partial.text == "他们走到"
-    assert corpus_cer([(clip.reference, again.text)]).cer < 0.3, again.text
+async def test_lines_whisper_looped_on_or_cut_short_are_read_whole(whisper_engine: FasterWhisperEngine) -> None:
+    for name, line in LOST_LINES.items():
+        clip = read_wav_16k(Path(__file__).parent / "data" / name)
+        audio = with_silence([telephone_path(clip)], lead_s=0.25)
+        run = await run_stream(whisper_engine.open_stream(f"call-lost/{name}", "caller"), pcm_of(audio), speed=8.0)
+        heard = run.final_text()
+        assert "《" not in heard and corpus_cer([(line, heard)]).cer < 0.6, (name, heard)
 
 
 class _DistrictHints:

@@ -26,7 +26,7 @@ def test_an_output_that_was_mostly_a_loop_is_told_apart() -> None:
 
 
 def test_a_reading_far_shorter_than_its_speech_stopped_early() -> None:
-    assert stopped_early("我要反应一下。", 6.32)  # 6 characters for 5.9 s of speech
-    assert not stopped_early("我要反映一下,星月露第4社区贩馆的由烟拍大令麻烦你们管一管", 6.32)
-    assert not stopped_early("喂?", 1.5)  # too short to tell
-    assert not stopped_early("对,就是这个小区。", 3.4)
+    assert stopped_early("我要反应一下。", 6.32, 0.2)  # 6 characters for 5.9 s of speech
+    assert not stopped_early("我要反映一下,星月露第4社区贩馆的由烟拍大令麻烦你们管一管", 6.32, 0.2)
+    assert not stopped_early("喂?", 1.5, 0.2)  # too short to tell
+    assert not stopped_early("对,就是这个小区。", 3.4, 0.2)
