@@ -115,29 +115,34 @@ class AddressAssistant:
         return worker
 
     async def _serve(self, call_id: str, worker: _CallWorker) -> None:
-        context: list[str] = []
+        # The call's finals so far, by segment: a second reading that deepened the card takes its line's place,
+        # so a later line read with it as context keeps the deeper place.
+        lines: dict[str, str] = {}
         # The last few finals (a second reading may come after the next final) and the context each had.
         heard: dict[str, tuple[str, list[str]]] = {}
         try:
             while (line := await worker.queue.get()) is not None:
+                context = list(lines.values())[-CONTEXT_LINES:]
                 try:
                     if isinstance(line, TranscriptPartial):
                         if line is worker.latest_partial:
-                            await self._glimpse(worker, line, context[-CONTEXT_LINES:])
+                            await self._glimpse(worker, line, context)
                         continue
                     if isinstance(line, TranscriptAlternative):
-                        if line.segment_id in heard:
-                            await self._reconsider(worker, line, *heard.pop(line.segment_id))
+                        if line.segment_id in heard and await self._reconsider(worker, line, *heard[line.segment_id]):
+                            lines[line.segment_id] = line.text
                         continue
                     worker.latest_partial = None  # the line is over: its partials are stale
-                    heard[line.segment_id] = (line.text, context[-CONTEXT_LINES:])
+                    heard[line.segment_id] = (line.text, context)
                     if len(heard) > CONTEXT_LINES:
                         del heard[next(iter(heard))]
-                    await self._resolve(worker, line, context[-CONTEXT_LINES:])
+                    await self._resolve(worker, line, context)
                 except Exception:  # one bad line must not end the call's assistant
                     log.exception("address.resolve_failed", call_id=call_id, segment=line.segment_id)
                 if isinstance(line, TranscriptFinal):
-                    context.append(line.text)
+                    lines[line.segment_id] = line.text
+                    if len(lines) > 4 * CONTEXT_LINES:
+                        del lines[next(iter(lines))]
         finally:
             if self._calls.get(call_id) is worker:
                 del self._calls[call_id]
@@ -160,10 +165,13 @@ class AddressAssistant:
 
     async def _reconsider(
         self, worker: _CallWorker, line: TranscriptAlternative, heard: str, context: Sequence[str]
-    ) -> None:
+    ) -> bool:
+        """Whether the second reading changed the card."""
         found = await self.finder.resolve_alternative(heard, line.text, line.segment_id, context=context)
-        if found is not None and found.candidates:
-            self._send(worker, line, found)
+        if found is None or not found.candidates:
+            return False
+        self._send(worker, line, found)
+        return True
 
     def _send(self, worker: _CallWorker, line: Line, found: AddressCandidates) -> None:
         worker.card = found.top.adcode if found.top is not None else None

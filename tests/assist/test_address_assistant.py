@@ -154,6 +154,23 @@ async def test_a_second_reading_that_comes_after_the_next_line_still_deepens_its
     assert deeper.data["candidates"][0]["town"] == "石楼镇"
 
 
+async def test_a_line_after_a_second_reading_keeps_the_place_that_reading_found(
+    bus_and_assistant: tuple[EventBus, AddressAssistant],
+) -> None:
+    bus, _ = bus_and_assistant
+    heard = "我就在西城区叶谈见到。"  # 西城区月坛街道, as heard on the phone
+    with bus.subscribed() as events:
+        bus.publish(final("c9", "c9:caller:1", heard))
+        alternative = {"segment_id": "c9:caller:1", "speaker": "caller", "start_ms": 0, "end_ms": 900}
+        second = {**alternative, "confidence": 0.8, "text": "我就在西城区、月坛街道。"}
+        bus.publish(CallEvent.loose("transcript.alternative", "c9", {**second, "caller_number": "1", "language": "zh"}))
+        bus.publish(final("c9", "c9:caller:2", "饭馆的油烟太大了,你们能不能派人来看看?"))
+        district, deeper, last = await candidates(events, 3)  # the second line has the place of the first
+    assert district.data["candidates"][0]["town"] is None
+    assert deeper.data["candidates"][0]["town"] == "月坛街道"
+    assert last.data["segment_id"] == "c9:caller:2" and last.data["candidates"][0]["town"] == "月坛街道"
+
+
 def partial(call_id: str, segment_id: str, text: str) -> CallEvent:
     data = {"segment_id": segment_id, "speaker": "caller", "start_ms": 0, "text": text}
     return CallEvent.loose("transcript.partial", call_id, {**data, "caller_number": "13800138000", "language": "zh"})

@@ -1,7 +1,8 @@
 """What the operator's address card shows for a call, and whether it is right.
 
 The card is replayed as the map assistant builds it: each caller final is resolved with the earlier finals of the
-call as context (the assistant's last three); a second, guided reading of a final (an alternative) may deepen it;
+call as context (the assistant's last three); a second, guided reading of a final (an alternative) may deepen it,
+and then stands for its line in the context of later ones;
 the card shows the top candidate of the latest resolution that found one. A line with no place is right when no
 card appears at all.
 """
@@ -77,6 +78,7 @@ def replay_card(
     card: AddressCandidate | None = None
     times: list[float] = []
     finals: list[str] = []
+    read: list[str] = []  # the finals as context: a second reading that deepened the card replaces its line
     position: dict[str, int] = {}
     for kind, text, segment_id in segments:
         if not text.strip():
@@ -84,15 +86,17 @@ def replay_card(
         started = time.perf_counter()
         if kind == "final":
             n = position[segment_id] = len(finals)
-            found = extractor.extract(text, f"{case.id}-{n}", context=finals[max(0, n - CONTEXT_LINES) :])
+            found = extractor.extract(text, f"{case.id}-{n}", context=read[max(0, n - CONTEXT_LINES) :])
             finals.append(text)
+            read.append(text)
         elif alternatives and segment_id in position:
             n = position[segment_id]
-            context = finals[max(0, n - CONTEXT_LINES) : n]
+            context = read[max(0, n - CONTEXT_LINES) : n]
             better = extractor.extract_alternative(finals[n], text, f"{case.id}-{n}", context=context)
             if better is None:
                 continue
             found = better
+            read[n] = text
         else:
             continue
         times.append(time.perf_counter() - started)
