@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -116,13 +117,21 @@ def _starts_word(text: str, i: int) -> bool:
     return text[i] != "区" and text[i : i + 2] in PHRASES_DICT
 
 
+_NUMERALS = "零一二三四五六七八九"
+_TENS = re.compile(r"(?<![0-9])[1-9]0(?![0-9])")  # 70: said 七十
+
+
 def normalize(text: str) -> str:
-    """Full-width → half-width and upper-case Latin, character by character (offsets are kept)."""
+    """Full-width → half-width and upper-case Latin, digits as the numerals they were heard as, character by
+    character (offsets are kept). Whisper writes numbers it hears in place names as digits (房山70度镜 for 房山区十渡镇,
+    6例纯 for 六里屯, 第2社区): a digit becomes its numeral (760 → 七六零), the 0 of a round two-digit number 十
+    (70 → 七十), so the names are matched by sound like any other word."""
     out = []
     for ch in text:
         folded = unicodedata.normalize("NFKC", ch)
         out.append(folded.upper() if len(folded) == 1 else ch)
-    return "".join(out)
+    tens = {match.end() - 1 for match in _TENS.finditer("".join(out))}
+    return "".join(("十" if i in tens else _NUMERALS[int(ch)]) if "0" <= ch <= "9" else ch for i, ch in enumerate(out))
 
 
 @dataclass
@@ -280,10 +289,12 @@ class AddressExtractor:
     def _alternative_anywhere(self, heard: str, second: AddressCandidate, segment_id: str) -> AddressCandidates | None:
         """The heard line named no place and its second reading does: believed at the deepest level (street/town,
         else district) whose name, or a colloquial area of it, sounds like part of the heard line."""
+        norm = normalize(heard)
         hits = [
             (hit, place)
-            for hit, place in self._anywhere.scan(normalize(heard), ALTERNATIVE_ECHO_ANYWHERE)
-            if not hit.dropped or hit.score >= ALTERNATIVE_ECHO_DROPPED
+            for hit, place in self._anywhere.scan(norm, ALTERNATIVE_ECHO_ANYWHERE)
+            if (not hit.dropped or hit.score >= ALTERNATIVE_ECHO_DROPPED)
+            and not _names_a_thing(norm, norm[hit.start : hit.end], hit.end)  # heard 东风快递: a firm, not 东风乡
         ]
         echo = None
         if second.town_code is not None and second.town is not None:

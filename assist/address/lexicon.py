@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -21,6 +22,9 @@ KIND_QUALITY: dict[str, float] = {
 }
 SECONDARY_COLLOQUIAL = 0.7  # a town that shares a colloquial area, not its main one
 NBS_ONLY_TOWN = 0.9  # development zones that the current (MCA) list no longer has
+# A community named only by its number (第四社区, 七区社区) is the fourth of whichever street the caller meant: it
+# counts only with its street or district named, like an ordinary word.
+ORDINAL_ONLY = re.compile(r"^第?[一二三四五六七八九十]+区?(社区|村)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,8 @@ class Lexicon:
                 add(c.name.upper(), LexEntry("town", code, "colloquial", False, quality))
             phonetic_surfaces.append(c.name)
         for m in gazetteer.communities.values():
-            add(m.name, LexEntry("community", m.code, "name", len(m.name) <= 2, 1.0))
+            weak = len(m.name) <= 2 or ORDINAL_ONLY.match(m.name) is not None
+            add(m.name, LexEntry("community", m.code, "name", weak, 1.0))
             for alias in m.aliases:
                 # A bare community name (和谐家园, 西单商场) is often an ordinary phrase: always weak.
                 add(alias, LexEntry("community", m.code, "stem", True, KIND_QUALITY["stem"]))

@@ -110,6 +110,24 @@ def test_a_bare_name_before_a_firm_or_card_is_not_a_place(extractor: AddressExtr
         assert top is not None and top.town == town, text
     top = extractor.extract("延庆的燃气卡充不进去钱", "s").top
     assert top is not None and top.district == "延庆区"
+    # nor does another reading of such a line make the firm's name a place
+    assert extractor.extract_alternative("我在东风快递急的包裹丢了。", "我在东风快避迹的包裹丢了。", "s") is None
+
+
+def test_numbers_whisper_wrote_as_digits_are_matched_as_the_numerals_said(extractor: AddressExtractor) -> None:
+    # Whisper base on 房山区十渡镇前头港村 and 朝阳区六里屯街道 through the phone
+    top = extractor.extract("我家在房山70度镜前偷港车。", "s").top
+    assert top is not None and (top.district, top.town) == ("房山区", "十渡镇")
+    result = extractor.extract("朝阳区6里屯街道的路灯坏了", "s")
+    assert result.top is not None and result.top.town == "六里屯街道"
+    assert result.span is not None and result.span.text == "朝阳区6里屯街道"  # the digit as heard, in its place
+
+
+def test_a_community_named_only_by_its_number_is_never_sure_alone(extractor: AddressExtractor) -> None:
+    alone = extractor.extract("我要反映一下,星月露第四社区饭馆的油烟太大了", "s").top  # 清苑路第四社区, misheard
+    assert alone is None or alone.confidence < 0.8
+    named = extractor.extract("我住在密云区溪翁庄镇第四社区", "s").top
+    assert named is not None and named.community == "第四社区" and named.confidence >= 0.8
 
 
 def test_a_sound_alike_takes_in_the_suffix_heard_after_it(extractor: AddressExtractor) -> None:
