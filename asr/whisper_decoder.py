@@ -147,7 +147,8 @@ class WhisperDecoder:
         stacked = np.ascontiguousarray(np.stack(features), dtype=np.float32)
         prompts = [list(prompt) for _, prompt in items]
         max_length = min(_MAX_LENGTH, len(prompts[0]) + max(bounds))
-        results = self._generate(stacked, prompts, max_length, settings.beam_size)
+        beam = settings.beam_size if min_input_s is None else 1  # a partial (its final replaces it): greedy
+        results = self._generate(stacked, prompts, max_length, beam)
         decoded = [self._read(result, bound) for result, bound in zip(results, bounds, strict=True)]
         for i in [i for i, d in enumerate(decoded) if d.looped]:
             self.loop_retries += 1

@@ -343,3 +343,23 @@ def test_an_utterance_decoded_while_its_end_is_confirmed_gives_the_same_final(
         finally:
             engine.close()
     assert texts[200] == texts[0] and texts[0]
+
+
+def test_a_wider_beam_reads_whole_utterances_and_partials_stay_greedy(whisper_engine: FasterWhisperEngine) -> None:
+    from asr.whisper_decoder import WhisperDecoder
+
+    decoder = WhisperDecoder(whisper_engine.decoder.model, AsrSettings(cpu_threads=1, beam_size=4))
+    beams: list[int] = []
+    generate = decoder._generate
+
+    def recorded(features: Any, prompts: Any, max_length: int, beam: int) -> list[object]:
+        beams.append(beam)
+        return generate(features, prompts, max_length, beam)
+
+    decoder._generate = recorded  # type: ignore[method-assign]
+    clip = telephone_path(read_wav_16k(Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"))
+    prompt = decoder.prompt_tokens()
+    whole = decoder.decode(clip[: 4 * ASR_RATE], prompt)
+    partial = decoder.decode(clip[: 3 * ASR_RATE], prompt, min_input_s=4.0)
+    assert whole.text and partial.text
+    assert beams[0] == 4 and beams[-1] == 1
