@@ -129,7 +129,8 @@ class AddressAssistant:
                             await self._glimpse(worker, line, context)
                         continue
                     if isinstance(line, TranscriptAlternative):
-                        if line.segment_id in heard and await self._reconsider(worker, line, *heard[line.segment_id]):
+                        first = heard.pop(line.segment_id, None)
+                        if first is not None and await self._reconsider(worker, line, *first):
                             lines[line.segment_id] = line.text
                         continue
                     worker.latest_partial = None  # the line is over: its partials are stale
