@@ -524,9 +524,14 @@ class AddressExtractor:
             hits = [h for h in found if not h.dropped and _suffix_heard(h, t.norm)]
             if not hits:
                 continue
+            hits.sort(key=lambda h: (-h.score, h.start - h.end))  # of names heard alike, the longest
             best = hits[0]
             name = g.communities[best.key].name
-            runner_up = next((h.score for h in hits[1:] if g.communities[h.key].name != name), 0.0)
+            # A shorter name inside the best one is no rival: 第二社区 is part of 和义东里第二社区 as heard.
+            runner_up = next(
+                (h.score for h in hits[1:] if g.communities[h.key].name != name and not _inside(h, best)),
+                0.0,
+            )
             if best.score < LOOSE_COMMUNITY_ANYWHERE or best.score - runner_up < LOOSE_MARGIN:
                 continue
             if any(f.start < best.start or best.end < f.end for f in t.chosen):
@@ -922,6 +927,11 @@ def _names_a_thing(text: str, surface: str, end: int) -> bool:
             after = text[end + len(word) : end + len(word) + 1]
             return not after or after not in THING_PLACES
     return False
+
+
+def _inside(hit: LooseHit, outer: LooseHit) -> bool:
+    """`hit` covers a strictly shorter part of what `outer` covers."""
+    return outer.start <= hit.start and hit.end <= outer.end and hit.end - hit.start < outer.end - outer.start
 
 
 def _has_place_word(text: str, start: int, end: int) -> bool:

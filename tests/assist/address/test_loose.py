@@ -155,6 +155,7 @@ def test_a_community_named_alone_is_found_by_sound_when_its_suffix_was_heard(ext
         ("喂,我这儿是三合中理设计,燃气有股味儿", "三合中里社区"),  # 社区 heard as 设计
         ("你好,我是梁香鲜的厚石洋分的吉米", "后石羊村"),  # 村 heard as 分
         ("我家在西北望社区,误厌什么都不管", "西北旺社区"),  # 西北望 alone would be 西北旺镇: it is part of the name
+        ("喂,我这儿是何以东里第2社区,电梯老是坏", "和义东里第二社区"),  # 第二社区 inside it is no rival
     ]:
         top = extractor.extract(heard, "s").top
         assert top is not None and top.community == community, (heard, top)
