@@ -115,14 +115,14 @@ class AddressAssistant:
         return worker
 
     async def _serve(self, call_id: str, worker: _CallWorker) -> None:
-        # The call's finals so far, by segment: a second reading that deepened the card takes its line's place,
-        # so a later line read with it as context keeps the deeper place.
+        # The last few finals, the context of the next line: a second reading that deepened the card takes its
+        # line's place, so a later line read with it keeps the deeper place.
         lines: dict[str, str] = {}
         # The last few finals (a second reading may come after the next final) and the context each had.
         heard: dict[str, tuple[str, list[str]]] = {}
         try:
             while (line := await worker.queue.get()) is not None:
-                context = list(lines.values())[-CONTEXT_LINES:]
+                context = list(lines.values())
                 try:
                     if isinstance(line, TranscriptPartial):
                         if line is worker.latest_partial:
@@ -142,7 +142,7 @@ class AddressAssistant:
                     log.exception("address.resolve_failed", call_id=call_id, segment=line.segment_id)
                 if isinstance(line, TranscriptFinal):
                     lines[line.segment_id] = line.text
-                    if len(lines) > 4 * CONTEXT_LINES:
+                    if len(lines) > CONTEXT_LINES:  # as `heard`: a second reading of an older line is not taken
                         del lines[next(iter(lines))]
         finally:
             if self._calls.get(call_id) is worker:

@@ -359,7 +359,8 @@ def test_a_wider_beam_reads_whole_utterances_and_partials_stay_greedy(whisper_en
     decoder._generate = recorded  # type: ignore[method-assign]
     clip = telephone_path(read_wav_16k(Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"))
     prompt = decoder.prompt_tokens()
-    whole = decoder.decode(clip[: 4 * ASR_RATE], prompt)
-    partial = decoder.decode(clip[: 3 * ASR_RATE], prompt, min_input_s=4.0)
-    assert whole.text and partial.text
-    assert beams[0] == 4 and beams[-1] == 1
+    assert decoder.decode(clip[: 4 * ASR_RATE], prompt).text
+    assert beams[0] == 4  # a whole utterance (any retry after it has its own width)
+    beams.clear()
+    assert decoder.decode(clip[: 3 * ASR_RATE], prompt, min_input_s=4.0).text
+    assert beams[0] == 1  # a partial
