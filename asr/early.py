@@ -5,6 +5,9 @@ lasted `early_decode_ms` (at least the speech pad, so the audio is exactly what 
 utterance is decoded at once; if the endpoint then closes it with no new speech, the final uses that result
 instead of starting its decode only then. If the caller speaks again, the early result is thrown away (a wasted
 decode: the CPU cost of the trick, measured by bench/address_call_bench.py and bench/asr_eval.py).
+
+A final whose early decode is still running is finished by that decode's thread (`adopt`), not by a second pool
+thread waiting for it: a waiting thread is a decode slot the next utterance cannot use (bench/asr_capacity.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class EarlyDecode:
     state: State = "queued"
     result: Decoded | None = None
     error: BaseException | None = None
+    _then: Callable[[Decoded | None], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _finished: threading.Event = field(default_factory=threading.Event)
 
@@ -42,7 +46,20 @@ class EarlyDecode:
             self.error = exc
         with self._lock:
             self.state = "done"
+            then, self._then = self._then, None
         self._finished.set()
+        if then is not None:
+            then(self.result if self.error is None else None)
+
+    def adopt(self, key: tuple[int, int], then: Callable[[Decoded | None], None]) -> bool:
+        """For the final of utterance `key`: True when this decode is running for it and will call `then` with
+        its result (None if it failed) on its own thread once done; False when the final needs a job of its own
+        (then `claim` gives it the result of a decode already done)."""
+        with self._lock:
+            if self.key == key and self.state == "running":
+                self._then = then
+                return True
+            return False
 
     def claim(self, key: tuple[int, int]) -> Decoded | None:
         """Pool thread, for the final of utterance `key`: the early result if it is for the same audio (waiting for

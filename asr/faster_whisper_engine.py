@@ -246,7 +246,11 @@ class FasterWhisperStream(LaneStream):
     def _submit_final(self, utterance: Utterance) -> None:
         index = self._seq.close_utterance()
         early, self._early = self._early, None
-        job = functools.partial(self._decode_final, index, utterance, self._offset, early)
+        offset = self._offset
+        key = (offset + utterance.start, offset + utterance.end)
+        if early is not None and early.adopt(key, functools.partial(self._adopted, index, utterance, offset)):
+            return
+        job = functools.partial(self._decode_final, index, utterance, offset, early)
         self._engine.pool.submit(PRIORITY_FINAL, job)
 
     def _maybe_partial(self) -> None:
@@ -269,6 +273,17 @@ class FasterWhisperStream(LaneStream):
             self._seq.deliver(index, None)
             return
         ready = early.claim((offset + utterance.start, offset + utterance.end)) if early is not None else None
+        self._finish_final(index, utterance, start, end, ready)
+
+    def _adopted(self, index: int, utterance: Utterance, offset: int, ready: Decoded | None) -> None:
+        """The early decode's thread, done: the final of the utterance it decoded (decoded again if it failed)."""
+        start, end = _ms(offset + utterance.start), _ms(offset + utterance.end)
+        if self._seq.closed:
+            self._seq.deliver(index, None)
+            return
+        self._finish_final(index, utterance, start, end, ready)
+
+    def _finish_final(self, index: int, utterance: Utterance, start: int, end: int, ready: Decoded | None) -> None:
         if ready is not None:
             with self._engine._lock:
                 self._engine.early_used += 1

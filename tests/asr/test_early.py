@@ -59,3 +59,64 @@ def test_a_failed_early_decode_leaves_the_final_to_decode_itself() -> None:
 
     early.run(broken)
     assert early.claim((100, 900)) is None
+
+
+def test_a_running_early_decode_finishes_the_final_on_its_own_thread() -> None:
+    early = EarlyDecode((100, 900))
+    started, release = threading.Event(), threading.Event()
+    got: list[tuple[Decoded | None, str]] = []
+
+    def slow() -> Decoded:
+        started.set()
+        release.wait(5)
+        return RESULT
+
+    worker = threading.Thread(target=early.run, args=(slow,), name="decode-thread")
+    worker.start()
+    started.wait(5)
+    assert early.adopt((100, 900), lambda result: got.append((result, threading.current_thread().name)))
+    assert got == []  # nothing waits on another thread meanwhile: the decode's thread hands the result over
+    release.set()
+    worker.join(5)
+    assert got == [(RESULT, "decode-thread")]
+
+
+def test_only_a_running_decode_of_the_same_stretch_is_adopted() -> None:
+    queued = EarlyDecode((100, 900))
+    assert not queued.adopt((100, 900), lambda _: None)  # not started: the final decodes itself at once
+    done = EarlyDecode((100, 900))
+    done.run(lambda: RESULT)
+    assert not done.adopt((100, 900), lambda _: None)
+    assert done.claim((100, 900)) is RESULT  # the final's own job takes the result without waiting
+    other = EarlyDecode((100, 900))
+    started = threading.Event()
+
+    def slow() -> Decoded:
+        started.set()
+        time.sleep(0.1)
+        return RESULT
+
+    worker = threading.Thread(target=other.run, args=(slow,))
+    worker.start()
+    started.wait(5)
+    assert not other.adopt((100, 1500), lambda _: None)  # the caller went on: a longer utterance closed
+    worker.join(5)
+
+
+def test_an_adopted_decode_that_fails_hands_over_nothing() -> None:
+    early = EarlyDecode((100, 900))
+    started, release = threading.Event(), threading.Event()
+    got: list[Decoded | None] = []
+
+    def broken() -> Decoded:
+        started.set()
+        release.wait(5)
+        raise RuntimeError("decoder failed")
+
+    worker = threading.Thread(target=early.run, args=(broken,))
+    worker.start()
+    started.wait(5)
+    assert early.adopt((100, 900), got.append)
+    release.set()
+    worker.join(5)
+    assert got == [None]  # the final then decodes the utterance itself
