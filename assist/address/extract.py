@@ -460,16 +460,21 @@ class AddressExtractor:
         return None
 
     def _add_loose_district(self, texts: list[_Text]) -> None:
-        """Nothing named a district or street: the best loose sound-alike of one of the 16 districts, if any."""
-        if self._named(texts, "district") or self._named(texts, "town"):
+        """No district named: the best loose sound-alike of one of the 16 districts, if any; where a street was
+        named, only one said right before it (风台七星分街道: 丰台区, then the street), the order a caller says them
+        in, which then checks the street against it."""
+        if self._named(texts, "district"):
             return
+        street_named = bool(self._named(texts, "town"))
         for t in texts:
+            street_starts = {f.start for f in t.chosen if any(e.level == "town" for e in f.entries)}
             for hit in self._districts.scan(t.norm, LOOSE_DISTRICT, least_syllable=LOOSE_LEAST):
                 suffix_heard = hit.sims[-1] >= 1.0 if hit.surface.endswith("区") else True
                 if (
                     hit.end - hit.start <= 2
                     or hit.least < LOOSE_LEAST
                     or not suffix_heard
+                    or (street_named and hit.end not in street_starts)
                     or _starts_word(t.norm, hit.end - 1)
                     or not t.free(hit.start, hit.end)
                 ):

@@ -67,6 +67,16 @@ def test_a_district_heard_as_a_sound_alike_is_found_when_nothing_else_is_named(e
         assert top is not None and top.district == district, (text, top)
 
 
+def test_a_district_heard_right_before_a_street_checks_that_street(extractor: AddressExtractor) -> None:
+    # 星分街道 alone sounds most like 兴丰街道 (大兴区), but 风台七 before it is 丰台区, whose 新村街道 it also
+    # sounds like
+    top = extractor.extract("我这儿是风台七星分街道,有人站直销访通道警车", "s").top
+    assert top is not None and (top.district, top.town) == ("丰台区", "新村街道"), top
+    # a district sound-alike elsewhere in the line does not overrule the street named
+    top = extractor.extract("星分街道这边风台七个人在吵架", "s").top
+    assert top is not None and top.district == "大兴区", top
+
+
 def test_loose_matching_leaves_ordinary_speech_alone(extractor: AddressExtractor) -> None:
     for text in [
         "东风汽车的售后服务太差了",
