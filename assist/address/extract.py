@@ -77,6 +77,7 @@ LOOSE_FACTOR = 0.85  # a loose match is worth less again than a phonetic one
 LOOSE_COMMUNITY = 0.7  # a community of the street/town the caller named
 LOOSE_ANYWHERE = 0.85  # a street/town of anywhere, heard with its suffix, when nothing else is named
 LOOSE_ANYWHERE_MARGIN = 0.1  # over the next best street/town of Beijing
+LOOSE_ANYWHERE_ONE_LOST = 0.75  # the same with one syllable of a stem of three or more lost, the others exact
 # A community of anywhere, heard with its suffix, when nothing else is named: the recogniser's versions of the
 # communities named on the dev lines scored 0.9-1.0 (what keeps random text out is the suffix rule, _suffix_heard).
 LOOSE_COMMUNITY_ANYWHERE = 0.9
@@ -489,7 +490,7 @@ class AddressExtractor:
         if self._named(texts, "district") or self._named(texts, "town"):
             return
         for t in texts:
-            found = self._all_towns.scan(t.norm, LOOSE_ANYWHERE - LOOSE_ANYWHERE_MARGIN, anchors=2)
+            found = self._all_towns.scan(t.norm, LOOSE_ANYWHERE_ONE_LOST - LOOSE_ANYWHERE_MARGIN, anchors=2)
             # Whole, unbroken names only: 平房，下 is not 平房乡.
             hits = [h for h in found if not h.dropped and all(is_han(ch) for ch in t.norm[h.start : h.end])]
             if not hits:
@@ -499,10 +500,12 @@ class AddressExtractor:
             suffix = len(_division_suffix(best.surface))
             stem, heard_suffix = best.sims[:-suffix], best.sims[-suffix:]
             sure_syllables = sum(1 for s in stem if s >= FUZZY)
+            # 天海湖阵 for 金海湖镇: one syllable of a long stem lost, every other one heard right
+            one_lost = len(stem) >= 3 and sure_syllables == len(stem) - 1
             if (
-                best.score < LOOSE_ANYWHERE
+                best.score < (LOOSE_ANYWHERE_ONE_LOST if one_lost else LOOSE_ANYWHERE)
                 or best.score - runner_up < LOOSE_ANYWHERE_MARGIN
-                or min(stem) < LOOSE_LEAST
+                or (min(stem) < LOOSE_LEAST and not one_lost)
                 or min(heard_suffix) < 1.0  # the suffix as written or as the phone makes it (SUFFIX_HEARD)
                 or sure_syllables < 2
                 or not t.free(best.start, best.end)
