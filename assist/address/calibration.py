@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 
+SURE = 0.8  # shown confidence from which a card counts as sure: right at least 95 % of the time
 # (raw score, shown confidence), linear between the points.
 POINTS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.45, 0.5), (0.667, 0.8), (0.8, 0.95), (1.0, 0.99))
 

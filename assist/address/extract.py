@@ -256,6 +256,11 @@ class AddressExtractor:
         rest = sorted(t.name for t in self.gazetteer.towns.values() if t.district_code == district_code and t.current)
         return list(dict.fromkeys([*names, *rest]))[:limit]
 
+    @staticmethod
+    def heard_only_by_sound(card: AddressCandidate) -> bool:
+        """Every name behind the card was a sound-alike in the final itself (nothing written right, no context)."""
+        return bool(card.mentions) and all(m.kind == "phonetic" and m.source == "final" for m in card.mentions)
+
     def places_sounding_like(self, text: str, limit: int) -> list[str]:
         """Districts, streets/towns and colloquial areas of all Beijing that sound most like part of `text`."""
         return self._anywhere.sounding_like(normalize(text), HINT_ANYWHERE, limit)
@@ -274,6 +279,16 @@ class AddressExtractor:
             return None
         if first is None:
             return self._alternative_anywhere(heard, second, segment_id)
+        confirmed = second.confidence * ALTERNATIVE_FACTOR
+        if (
+            first.level == "town"
+            and second.town_code == first.town_code
+            and self.heard_only_by_sound(first)
+            and confirmed > first.confidence
+        ):
+            # The guided reading writes the street the heard line only sounded like (太平潮街道, then 太平桥街道):
+            # as sure as a street it finds in a line that sounded like no place.
+            return _as_heard(heard, segment_id, first, list(first.mentions), confirmed)
         if second.town_code is None or second.town is None or first.district_code is None:
             return None
         if second.district_code != first.district_code or DEPTH[second.level] <= DEPTH[first.level]:

@@ -3,8 +3,9 @@ have in its prompt.
 
 - A final that names a district but none of its streets/towns: the district and its streets, most alike first (by
   loose sound-alike score against the heard text), so the likeliest stay inside the prompt's token budget.
-- A final that names no place at all: the districts, streets/towns and colloquial areas of all Beijing that sound
-  like part of it (梁香 → 良乡镇, 王平这 → 王平镇); a line with nothing like a place name gets no second decode.
+- A final that names no place at all, or only a street/town by sound alone and not surely (太平潮街道): the districts,
+  streets/towns and colloquial areas of all Beijing that sound like part of it (梁香 → 良乡镇, 王平这 → 王平镇); a
+  line with nothing like a place name gets no second decode.
 
 A second reading only ever counts where it agrees with the first (see AddressExtractor.extract_alternative).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from assist.address.calibration import SURE
 from assist.address.extract import AddressExtractor
 
 MAX_PHRASES = 24
@@ -26,7 +28,7 @@ class PlaceHints:
 
     def phrases_for(self, text: str) -> Sequence[str]:
         top = self.extractor.extract(text, "hint").top
-        if top is None:
+        if top is None or (top.level == "town" and top.confidence < SURE and self.extractor.heard_only_by_sound(top)):
             return self.extractor.places_sounding_like(text, min(MAX_ANYWHERE, self.max_phrases))
         if top.level != "district" or top.district_code is None or top.district is None:
             return ()

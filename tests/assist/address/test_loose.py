@@ -159,6 +159,23 @@ def test_a_place_read_on_the_second_decode_of_a_line_naming_none_counts_where_it
     assert extractor.extract_alternative("由罗马皇帝清田的邮地亚王大师驻王统", "大石窝镇王统", "s") is None
 
 
+def test_a_street_heard_only_by_sound_is_confirmed_by_a_second_decode_that_writes_it(
+    extractor: AddressExtractor,
+) -> None:
+    heard = "我家在太平潮街道,由言四大段件,麻烦你们管一管。"  # 太平桥街道 with 桥 heard as 潮
+    first = extractor.extract(heard, "s").top
+    assert first is not None and first.town == "太平桥街道" and first.confidence < 0.8
+    assert "太平桥街道" in PlaceHints(extractor).phrases_for(heard)  # decoded again with the places it sounds like
+    better = extractor.extract_alternative(heard, "我家在太平桥街道,由于四大段件,麻烦你们管一管。", "s")
+    assert better is not None and better.top is not None and better.top.town == "太平桥街道"
+    assert first.confidence < better.top.confidence < 0.95
+    assert better.span is not None and better.span.text == "太平潮街道"  # the name goes over what was heard
+    # another street written by the second reading is not believed
+    assert extractor.extract_alternative(heard, "我家在和平里街道,由于四大段件。", "s") is None
+    # a street written right the first time needs no second decode
+    assert PlaceHints(extractor).phrases_for("我家在太平桥街道,楼上漏水") == ()
+
+
 def test_a_district_read_on_the_second_decode_keeps_the_district_s_own_place(extractor: AddressExtractor) -> None:
     heard = "我这还是唱平均人受阵"  # 昌平区 and a street the second reading does not echo
     better = extractor.extract_alternative(heard, "我这是昌平区人寿镇", "s")
