@@ -61,23 +61,35 @@ def test_a_failed_early_decode_leaves_the_final_to_decode_itself() -> None:
     assert early.claim((100, 900)) is None
 
 
-def test_a_running_early_decode_finishes_the_final_on_its_own_thread() -> None:
-    early = EarlyDecode((100, 900))
-    started, release = threading.Event(), threading.Event()
-    got: list[tuple[Decoded | None, str]] = []
+class RunningDecode:
+    """An early decode running on its own thread ("decode-thread") until released; `fail`: it then raises."""
 
-    def slow() -> Decoded:
-        started.set()
-        release.wait(5)
+    def __init__(self, early: EarlyDecode, fail: bool = False) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+        self.fail = fail
+        self.thread = threading.Thread(target=early.run, args=(self._decode,), name="decode-thread")
+        self.thread.start()
+        self.started.wait(5)
+
+    def _decode(self) -> Decoded:
+        self.started.set()
+        self.release.wait(5)
+        if self.fail:
+            raise RuntimeError("decoder failed")
         return RESULT
 
-    worker = threading.Thread(target=early.run, args=(slow,), name="decode-thread")
-    worker.start()
-    started.wait(5)
+    def finish(self) -> None:
+        self.release.set()
+        self.thread.join(5)
+
+
+def test_a_running_early_decode_finishes_the_final_on_its_own_thread() -> None:
+    early = EarlyDecode((100, 900))
+    running = RunningDecode(early)
+    got: list[tuple[Decoded | None, str]] = []
     assert early.adopt((100, 900), lambda result: got.append((result, threading.current_thread().name)))
     assert got == []  # nothing waits on another thread meanwhile: the decode's thread hands the result over
-    release.set()
-    worker.join(5)
+    running.finish()
     assert got == [(RESULT, "decode-thread")]
 
 
@@ -89,34 +101,15 @@ def test_only_a_running_decode_of_the_same_stretch_is_adopted() -> None:
     assert not done.adopt((100, 900), lambda _: None)
     assert done.claim((100, 900)) is RESULT  # the final's own job takes the result without waiting
     other = EarlyDecode((100, 900))
-    started = threading.Event()
-
-    def slow() -> Decoded:
-        started.set()
-        time.sleep(0.1)
-        return RESULT
-
-    worker = threading.Thread(target=other.run, args=(slow,))
-    worker.start()
-    started.wait(5)
+    running = RunningDecode(other)
     assert not other.adopt((100, 1500), lambda _: None)  # the caller went on: a longer utterance closed
-    worker.join(5)
+    running.finish()
 
 
 def test_an_adopted_decode_that_fails_hands_over_nothing() -> None:
     early = EarlyDecode((100, 900))
-    started, release = threading.Event(), threading.Event()
+    running = RunningDecode(early, fail=True)
     got: list[Decoded | None] = []
-
-    def broken() -> Decoded:
-        started.set()
-        release.wait(5)
-        raise RuntimeError("decoder failed")
-
-    worker = threading.Thread(target=early.run, args=(broken,))
-    worker.start()
-    started.wait(5)
     assert early.adopt((100, 900), got.append)
-    release.set()
-    worker.join(5)
+    running.finish()
     assert got == [None]  # the final then decodes the utterance itself
