@@ -26,7 +26,7 @@ from typing import Literal
 from pypinyin.constants import PHRASES_DICT
 
 from assist.address.anywhere import CommunitiesAnywhere, PlacesAnywhere, heard_town_names
-from assist.address.calibration import shown_confidence
+from assist.address.calibration import SURE, shown_confidence
 from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
 from assist.address.lexicon import LexEntry, Lexicon
@@ -257,9 +257,15 @@ class AddressExtractor:
         return list(dict.fromkeys([*names, *rest]))[:limit]
 
     @staticmethod
-    def heard_only_by_sound(card: AddressCandidate) -> bool:
-        """Every name behind the card was a sound-alike in the final itself (nothing written right, no context)."""
-        return bool(card.mentions) and all(m.kind == "phonetic" and m.source == "final" for m in card.mentions)
+    def unsure_street_by_sound(card: AddressCandidate) -> bool:
+        """A street/town card below SURE whose every name was a sound-alike in the final itself (nothing written
+        right, no context): worth a second, guided decode, which may confirm it."""
+        return (
+            card.level == "town"
+            and card.confidence < SURE
+            and bool(card.mentions)
+            and all(m.kind == "phonetic" and m.source == "final" for m in card.mentions)
+        )
 
     def places_sounding_like(self, text: str, limit: int) -> list[str]:
         """Districts, streets/towns and colloquial areas of all Beijing that sound most like part of `text`."""
@@ -280,12 +286,7 @@ class AddressExtractor:
         if first is None:
             return self._alternative_anywhere(heard, second, segment_id)
         confirmed = second.confidence * ALTERNATIVE_FACTOR
-        if (
-            first.level == "town"
-            and second.town_code == first.town_code
-            and self.heard_only_by_sound(first)
-            and confirmed > first.confidence
-        ):
+        if self.unsure_street_by_sound(first) and second.town_code == first.town_code and confirmed > first.confidence:
             # The guided reading writes the street the heard line only sounded like (太平潮街道, then 太平桥街道):
             # as sure as a street it finds in a line that sounded like no place.
             return _as_heard(heard, segment_id, first, list(first.mentions), confirmed)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from assist.address.calibration import SURE
 from assist.address.extract import AddressExtractor
 
 MAX_PHRASES = 24
@@ -28,7 +27,7 @@ class PlaceHints:
 
     def phrases_for(self, text: str) -> Sequence[str]:
         top = self.extractor.extract(text, "hint").top
-        if top is None or (top.level == "town" and top.confidence < SURE and self.extractor.heard_only_by_sound(top)):
+        if top is None or self.extractor.unsure_street_by_sound(top):
             return self.extractor.places_sounding_like(text, min(MAX_ANYWHERE, self.max_phrases))
         if top.level != "district" or top.district_code is None or top.district is None:
             return ()

@@ -14,13 +14,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from assist.address.calibration import SURE
 from assist.address.extract import AddressExtractor
+from assist.address_assistant import CONTEXT_LINES
 from events.address import AddressCandidate
 from tools.address_speech.sentences import SpeechCase
 from tools.asr_eval.cer import corpus_cer
-
-CONTEXT_LINES = 3  # as assist.address_assistant
-SURE = 0.8  # the confidence the issue calibrates: at or above it the card must be right 95 % of the time
 
 
 @dataclass
