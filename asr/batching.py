@@ -19,11 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from asr.audio import FloatArray
-from asr.whisper_decoder import Decoded
+from asr.whisper_decoder import Decoded, Encoded
 
 log = logging.getLogger(__name__)
 
-BatchDecode = Callable[[Sequence[tuple[FloatArray, Sequence[int]]], float | None], list[Decoded]]
+BatchDecode = Callable[
+    [Sequence[tuple[FloatArray, Sequence[int]]], float | None, Sequence[Encoded] | None], list[Decoded]
+]
 
 
 @dataclass(eq=False)
@@ -33,7 +35,15 @@ class _Request:
     audio: FloatArray
     prompt: Sequence[int]
     min_input_s: float | None  # the padding asked for (one per batch)
+    encoded: Encoded | None  # the audio already through the encoder (a second reading): batched with its like
     result: concurrent.futures.Future[Decoded] = field(default_factory=concurrent.futures.Future)
+
+
+def _batch_key(request: _Request) -> tuple[object, ...]:
+    """What the decodes of one batch share: the prompt's length, the padding, and encoded audio of one shape or
+    none."""
+    shape = None if request.encoded is None else request.encoded.shape
+    return (len(request.prompt), request.min_input_s, shape)
 
 
 class Batcher:
@@ -60,10 +70,15 @@ class Batcher:
             return len(self._waiting)
 
     def decode(
-        self, audio: FloatArray, prompt: Sequence[int], priority: int = 0, min_input_s: float | None = None
+        self,
+        audio: FloatArray,
+        prompt: Sequence[int],
+        priority: int = 0,
+        min_input_s: float | None = None,
+        encoded: Encoded | None = None,
     ) -> Decoded:
         """Blocking: the decode of this utterance, run in whichever batch it lands in."""
-        request = _Request(priority, next(self._seq), audio, prompt, min_input_s)
+        request = _Request(priority, next(self._seq), audio, prompt, min_input_s, encoded)
         with self._ready:
             if self._closed:
                 raise RuntimeError("batcher is closed")
@@ -79,8 +94,7 @@ class Batcher:
                 return None
             ordered = sorted(self._waiting, key=lambda r: (r.priority, r.seq))
             first = ordered[0]
-            key = (len(first.prompt), first.min_input_s)
-            batch = [r for r in ordered if (len(r.prompt), r.min_input_s) == key][: self.max_batch]
+            batch = [r for r in ordered if _batch_key(r) == _batch_key(first)][: self.max_batch]
             taken = set(map(id, batch))
             self._waiting = [r for r in self._waiting if id(r) not in taken]
             self.running += 1
@@ -89,7 +103,9 @@ class Batcher:
     def _run(self) -> None:
         while (batch := self._take()) is not None:
             try:
-                results = self._decode_batch([(r.audio, r.prompt) for r in batch], batch[0].min_input_s)
+                encoded = [r.encoded for r in batch if r.encoded is not None]
+                items = [(r.audio, r.prompt) for r in batch]
+                results = self._decode_batch(items, batch[0].min_input_s, encoded or None)
             except Exception as exc:  # every decode of the batch failed: each stream reports its gap
                 with self._ready:
                     self.running -= 1

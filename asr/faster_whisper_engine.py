@@ -31,7 +31,7 @@ from asr.hints import DecodeHints
 from asr.settings import AsrSettings
 from asr.streaming import LaneStream, PartialSchedule, StreamRegistry
 from asr.vad import Endpointer, SileroVad, Utterance, last_utterances
-from asr.whisper_decoder import Decoded, WhisperDecoder
+from asr.whisper_decoder import Decoded, Encoded, WhisperDecoder
 from asr.whisper_model import load_whisper_model
 from asr.workers import PRIORITY_FINAL, PRIORITY_PARTIAL, Lanes, PriorityPool
 
@@ -88,9 +88,12 @@ class FasterWhisperEngine(AsrEngine):
         self._registry.discard(stream)
 
     def _decode_batch(
-        self, items: Sequence[tuple[FloatArray, Sequence[int]]], min_input_s: float | None
+        self,
+        items: Sequence[tuple[FloatArray, Sequence[int]]],
+        min_input_s: float | None,
+        encoded: Sequence[Encoded] | None,
     ) -> list[Decoded]:
-        return self.decoder.decode_batch(items, min_input_s)  # the decoder of the moment (a restart replaces it)
+        return self.decoder.decode_batch(items, min_input_s, encoded)  # the decoder of the moment (restarts replace it)
 
     def has_room(self) -> bool:
         """Whether a partial decode may start now: nothing waits, and with two or more decode threads one stays
@@ -107,15 +110,17 @@ class FasterWhisperEngine(AsrEngine):
         prompt: Sequence[int],
         priority: int = PRIORITY_FINAL,
         min_input_s: float | None = None,
+        encoded: Encoded | None = None,
     ) -> Decoded:
-        """A decode with failure accounting: the model is reloaded after repeated failures."""
+        """A decode with failure accounting: the model is reloaded after repeated failures. `encoded`: the audio
+        already through the encoder (an earlier result's), for a decode of it with another prompt."""
         decoder = self.decoder
         began = time.perf_counter()
         try:
             if self.batcher is None:
-                result = decoder.decode(audio, prompt, min_input_s)
+                result = decoder.decode(audio, prompt, min_input_s, encoded)
             else:
-                result = self.batcher.decode(audio, prompt, priority, min_input_s)
+                result = self.batcher.decode(audio, prompt, priority, min_input_s, encoded)
         except Exception:
             with self._lock:
                 self._failures += 1
@@ -299,7 +304,7 @@ class FasterWhisperStream(LaneStream):
         phrases = self._hint_phrases(result.text)
         self._seq.deliver(index, segment, follow_up=bool(phrases))
         if phrases:
-            self._seq.follow_up(index, self._second_reading(index, utterance, start, end, result.text, phrases))
+            self._seq.follow_up(index, self._second_reading(index, utterance, start, end, result, phrases))
 
     def _hint_phrases(self, text: str) -> Sequence[str]:
         hints = self._engine.hints
@@ -312,21 +317,22 @@ class FasterWhisperStream(LaneStream):
             return ()
 
     def _second_reading(
-        self, index: int, utterance: Utterance, start: int, end: int, first: str, phrases: Sequence[str]
+        self, index: int, utterance: Utterance, start: int, end: int, first: Decoded, phrases: Sequence[str]
     ) -> Segment | None:
-        """The utterance decoded again with the hinted phrases; None when it fails or reads the same."""
+        """The utterance decoded again with the hinted phrases (from the first reading's encoder output); None when
+        it fails or reads the same."""
         engine = self._engine
         if self._seq.closed:
             return None
         try:
             prompt = engine.decoder.prompt_tokens(phrases, engine.settings.hint_prompt_tokens)
-            result = engine.decode(utterance.audio, prompt, PRIORITY_PARTIAL)  # after every final
+            result = engine.decode(utterance.audio, prompt, PRIORITY_PARTIAL, encoded=first.encoded)  # after finals
         except Exception:
             log.warning("asr stream %s: second decode failed", self.stream_id, exc_info=True)
             return None
         with engine._lock:
             engine.second_decodes += 1
-        if not result.text or result.text == first:
+        if not result.text or result.text == first.text:
             return None
         return self._seq.make("alternative", index, result.text, start, end, round(result.confidence, 3))
 

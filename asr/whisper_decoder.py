@@ -15,6 +15,9 @@ What keeps Whisper base sane on short telephone utterances (measured on ../share
 - text is converted to simplified characters (the prompt steers to simplified, not always: 換 -> 换);
 - silence-like results (no-speech probability > 0.6 with low log-probability) and echoes of the prompt are
   dropped.
+The encoder runs once per utterance: its output rides on the result (`Decoded.encoded`), and every further decode
+of the same audio (a retry above, the second reading with hinted phrases) starts from it with another prompt; the
+encoder is about a third of a decode's time (0.12-0.14 s of 0.3-0.6 s for 10 s of input on one thread).
 Phrase biasing: phrases are appended to the initial prompt ("以下是普通话的句子。" + "朝阳区、回龙观。"),
 dropped from the end when prompt tokens would pass `max_prompt_tokens`.
 """
@@ -24,10 +27,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import zhconv  # type: ignore[import-untyped]
 
 from asr.audio import ASR_RATE, FloatArray
@@ -49,6 +53,9 @@ _LOOP_MIN_CHARS = 8
 _EARLY_STOP_CHARS_PER_S = 2.0
 _EARLY_STOP_MIN_S = 2.5
 
+# The encoder's output for one utterance as it was decoded (padded): [1, frames / 2, d_model], float32 on the CPU.
+Encoded = npt.NDArray[np.float32]
+
 
 @dataclass(frozen=True)
 class Decoded:
@@ -57,6 +64,7 @@ class Decoded:
     no_speech_prob: float
     tokens: int
     looped: bool = False  # most of the raw output was one unit repeated
+    encoded: Encoded | None = field(default=None, compare=False, repr=False)  # for a decode of the same audio
 
 
 def _han(text: str) -> int:
@@ -121,19 +129,63 @@ class WhisperDecoder:
         text_tokens = tok.encode(" " + self.settings.initial_prompt.strip() + "、".join(kept) + "。") if kept else base
         return [tok.sot_prev, *text_tokens, *tail]
 
-    def decode(self, audio: FloatArray, prompt: Sequence[int], min_input_s: float | None = None) -> Decoded:
+    def decode(
+        self,
+        audio: FloatArray,
+        prompt: Sequence[int],
+        min_input_s: float | None = None,
+        encoded: Encoded | None = None,
+    ) -> Decoded:
         """Transcribe one utterance (16 kHz float32). Blocking; safe from several threads at once. `min_input_s`
-        overrides the setting (partials, replaced by their final anyway, are decoded with less padding)."""
-        return self.decode_batch([(audio, prompt)], min_input_s)[0]
+        overrides the setting (partials, replaced by their final anyway, are decoded with less padding);
+        `encoded` (an earlier result's) skips the encoder for the same audio."""
+        return self.decode_batch([(audio, prompt)], min_input_s, None if encoded is None else [encoded])[0]
 
     def decode_batch(
-        self, items: Sequence[tuple[FloatArray, Sequence[int]]], min_input_s: float | None = None
+        self,
+        items: Sequence[tuple[FloatArray, Sequence[int]]],
+        min_input_s: float | None = None,
+        encoded: Sequence[Encoded] | None = None,
     ) -> list[Decoded]:
         """Transcribe several utterances in one CTranslate2 call (their prompts of one length), all padded with
-        silence as the longest would be alone; each keeps its own output bound."""
+        silence as the longest would be alone; each keeps its own output bound. `encoded`, one per item (of one
+        shape), is their audio already through the encoder."""
         settings = self.settings
         if len({len(prompt) for _, prompt in items}) > 1:
             raise ValueError("a batch's prompts must have one length (the start token at one position)")
+        if encoded is not None and (len(encoded) != len(items) or len({e.shape for e in encoded}) > 1):
+            raise ValueError("a batch's encoded audio must be one per utterance, of one shape")
+        states = np.concatenate(encoded) if encoded is not None else self._encode(items, min_input_s)
+        bounds = [int(8 + settings.max_tokens_per_s * len(audio) / ASR_RATE) for audio, _ in items]
+        prompts = [list(prompt) for _, prompt in items]
+        max_length = min(_MAX_LENGTH, len(prompts[0]) + max(bounds))
+        beam = settings.beam_size if min_input_s is None else 1  # a partial (its final replaces it): greedy
+        results = self._generate(states, prompts, max_length, beam)
+        decoded = [self._read(result, bound) for result, bound in zip(results, bounds, strict=True)]
+        for i in [i for i, d in enumerate(decoded) if d.looped]:
+            self.loop_retries += 1
+            again = self._read(self._generate(states[i : i + 1], prompts[i : i + 1], max_length, 2)[0], bounds[i])
+            if not again.looped:
+                decoded[i] = again
+        if min_input_s is None:  # a whole utterance (a partial is replaced by its final anyway)
+            for i, (audio, _) in enumerate(items):
+                if stopped_early(decoded[i].text, len(audio) / ASR_RATE, settings.vad.speech_pad_ms / 1000):
+                    self.short_retries += 1
+                    again = self._read(
+                        self._generate(states[i : i + 1], [self._unprompted], max_length, 1)[0], bounds[i]
+                    )
+                    if not again.looped and _han(again.text) > _han(decoded[i].text):
+                        decoded[i] = again
+        if len(items) == 1:
+            return [replace(decoded[0], encoded=states)]
+        return [replace(d, encoded=states[i : i + 1].copy()) for i, d in enumerate(decoded)]
+
+    def _encode(self, items: Sequence[tuple[FloatArray, Sequence[int]]], min_input_s: float | None) -> Encoded:
+        """The utterances padded to one length (`min_input_s`, at least the longest and its tail), through the
+        encoder."""
+        import ctranslate2  # type: ignore[import-untyped]
+
+        settings = self.settings
         longest = max(len(audio) for audio, _ in items) / ASR_RATE
         shortest = settings.min_input_s if min_input_s is None else min_input_s
         samples = int(min(30.0, max(shortest, longest + settings.tail_pad_s)) * ASR_RATE)
@@ -143,34 +195,15 @@ class WhisperDecoder:
             if len(clip) < samples:
                 clip = np.pad(clip, (0, samples - len(clip)))
             features.append(self.model.feature_extractor(clip)[:, :_MAX_FRAMES])
-        bounds = [int(8 + settings.max_tokens_per_s * len(audio) / ASR_RATE) for audio, _ in items]
         stacked = np.ascontiguousarray(np.stack(features), dtype=np.float32)
-        prompts = [list(prompt) for _, prompt in items]
-        max_length = min(_MAX_LENGTH, len(prompts[0]) + max(bounds))
-        beam = settings.beam_size if min_input_s is None else 1  # a partial (its final replaces it): greedy
-        results = self._generate(stacked, prompts, max_length, beam)
-        decoded = [self._read(result, bound) for result, bound in zip(results, bounds, strict=True)]
-        for i in [i for i, d in enumerate(decoded) if d.looped]:
-            self.loop_retries += 1
-            again = self._read(self._generate(stacked[i : i + 1], prompts[i : i + 1], max_length, 2)[0], bounds[i])
-            if not again.looped:
-                decoded[i] = again
-        if min_input_s is None:  # a whole utterance (a partial is replaced by its final anyway)
-            for i, (audio, _) in enumerate(items):
-                if stopped_early(decoded[i].text, len(audio) / ASR_RATE, settings.vad.speech_pad_ms / 1000):
-                    self.short_retries += 1
-                    again = self._read(
-                        self._generate(stacked[i : i + 1], [self._unprompted], max_length, 1)[0], bounds[i]
-                    )
-                    if not again.looped and _han(again.text) > _han(decoded[i].text):
-                        decoded[i] = again
-        return decoded
+        output = self.model.model.encode(ctranslate2.StorageView.from_array(stacked), to_cpu=True)
+        return np.array(output, dtype=np.float32)
 
-    def _generate(self, features: np.ndarray, prompts: list[list[int]], max_length: int, beam: int) -> list[object]:
-        import ctranslate2  # type: ignore[import-untyped]
+    def _generate(self, states: Encoded, prompts: list[list[int]], max_length: int, beam: int) -> list[object]:
+        import ctranslate2
 
         results: list[object] = self.model.model.generate(
-            ctranslate2.StorageView.from_array(features),
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(states)),
             prompts,
             beam_size=beam,
             max_length=max_length,

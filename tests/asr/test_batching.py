@@ -16,7 +16,7 @@ from asr.batching import Batcher
 from asr.faster_whisper_engine import FasterWhisperEngine
 from asr.settings import AsrSettings
 from asr.telephone import telephone_path
-from asr.whisper_decoder import Decoded
+from asr.whisper_decoder import Decoded, Encoded
 from tests.asr.support import pcm_of, run_stream, with_silence
 from tools.asr_eval.cer import corpus_cer
 from tools.asr_eval.corpus import load_set
@@ -28,11 +28,18 @@ class Recorder:
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []  # the first sample of each audio in each batch
+        self.encoded: list[int] = []  # how many of each batch came already encoded
         self.release = threading.Event()
         self.fail = False
 
-    def __call__(self, items: Sequence[tuple[FloatArray, Sequence[int]]], min_input_s: float | None) -> list[Decoded]:
+    def __call__(
+        self,
+        items: Sequence[tuple[FloatArray, Sequence[int]]],
+        min_input_s: float | None,
+        encoded: Sequence[Encoded] | None,
+    ) -> list[Decoded]:
         self.batches.append([int(audio[0]) for audio, _ in items])
+        self.encoded.append(len(encoded or ()))
         if len(self.batches) == 1:
             self.release.wait(5)
         if self.fail:
@@ -41,11 +48,16 @@ class Recorder:
 
 
 def ask(
-    batcher: Batcher, n: int, prompt_length: int, out: dict[int, str | Exception], priority: int = 0
+    batcher: Batcher,
+    n: int,
+    prompt_length: int,
+    out: dict[int, str | Exception],
+    priority: int = 0,
+    encoded: Encoded | None = None,
 ) -> threading.Thread:
     def run() -> None:
         try:
-            out[n] = batcher.decode(np.full(10, n, np.float32), [0] * prompt_length, priority).text
+            out[n] = batcher.decode(np.full(10, n, np.float32), [0] * prompt_length, priority, None, encoded).text
         except Exception as exc:
             out[n] = exc
 
@@ -92,6 +104,24 @@ def test_finals_go_ahead_of_partials_that_waited_longer() -> None:
     batcher.close()
     assert recorder.batches[1] == [4, 1]  # the final, then the oldest partial
     assert recorder.batches[2] == [2, 3]
+
+
+def test_decodes_that_come_encoded_batch_only_with_their_like() -> None:
+    recorder = Recorder()
+    batcher = Batcher(recorder, max_batch=4)
+    out: dict[int, str | Exception] = {}
+    threads = [ask(batcher, 0, 5, out)]
+    time.sleep(0.1)
+    short, long = np.zeros((1, 200, 8), np.float32), np.zeros((1, 500, 8), np.float32)
+    for n, encoded in ((1, short), (2, None), (3, long), (4, short)):
+        threads.append(ask(batcher, n, 5, out, encoded=encoded))
+        time.sleep(0.02)
+    recorder.release.set()
+    for thread in threads:
+        thread.join(5)
+    batcher.close()
+    assert out == {n: str(n) for n in range(5)}
+    assert list(zip(recorder.batches, recorder.encoded, strict=True))[1:] == [([1, 4], 2), ([2], 0), ([3], 1)]
 
 
 def test_a_failed_batch_fails_its_decodes_and_the_batcher_goes_on() -> None:

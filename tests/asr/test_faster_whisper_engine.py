@@ -124,11 +124,11 @@ class FlakyDecoder:
     def prompt_tokens(self, phrases: Any = ()) -> list[int]:
         return list(self.real.prompt_tokens(phrases))
 
-    def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None) -> Decoded:
+    def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None, encoded: Any = None) -> Decoded:
         self.calls += 1
         if self.calls <= self.failures:
             raise RuntimeError("simulated decoder crash")
-        result: Decoded = self.real.decode(audio, prompt, min_input_s)
+        result: Decoded = self.real.decode(audio, prompt, min_input_s, encoded)
         return result
 
 
@@ -165,7 +165,7 @@ class InstantDecoder:
     def prompt_tokens(self, phrases: Any = ()) -> list[int]:
         return list(self.real.prompt_tokens(phrases))
 
-    def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None) -> Decoded:
+    def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None, encoded: Any = None) -> Decoded:
         return Decoded(text="说话", confidence=0.9, no_speech_prob=0.0, tokens=2)
 
 
@@ -298,8 +298,20 @@ def test_a_final_the_hints_know_is_decoded_again_and_the_second_reading_follows_
     whisper_engine: FasterWhisperEngine,
 ) -> None:
     clip = Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"  # …我家住在海淀区中关村街道…
+    from asr.whisper_decoder import WhisperDecoder
+
     hints = _DistrictHints()
-    engine = FasterWhisperEngine(AsrSettings(cpu_threads=1, workers=1), decoder=whisper_engine.decoder, hints=hints)
+    settings = AsrSettings(cpu_threads=1, workers=1, partial_interval_ms=10000)
+    decoder = WhisperDecoder(whisper_engine.decoder.model, settings)
+    encoder_runs: list[int] = []
+    encode = decoder._encode
+
+    def counted(items: Any, min_input_s: float | None) -> Any:
+        encoder_runs.append(len(items))
+        return encode(items, min_input_s)
+
+    decoder._encode = counted  # type: ignore[method-assign]
+    engine = FasterWhisperEngine(settings, decoder=decoder, hints=hints)
     try:
         audio = with_silence([telephone_path(read_wav_16k(clip))])
 
@@ -313,6 +325,8 @@ def test_a_final_the_hints_know_is_decoded_again_and_the_second_reading_follows_
     assert finals, run.segments
     assert hints.asked == [s.text for s in finals]  # asked once per final, with its text
     assert engine.second_decodes == len(finals)
+    # The second reading starts from the first's encoder output: the encoder ran once per utterance decoded.
+    assert sum(encoder_runs) == engine.early_decodes + len(finals) - engine.early_used, encoder_runs
     kinds = [(s.kind, s.segment_id) for s in run.segments if s.kind in ("final", "alternative")]
     for n, (kind, segment_id) in enumerate(kinds):
         if kind == "alternative":  # right after its own final, never in place of it
@@ -356,7 +370,7 @@ def test_a_wider_beam_reads_whole_utterances_and_partials_stay_greedy(whisper_en
         beams.append(beam)
         return generate(features, prompts, max_length, beam)
 
-    decoder._generate = recorded  # type: ignore[method-assign]
+    decoder._generate = recorded  # type: ignore[method-assign,assignment]
     clip = telephone_path(read_wav_16k(Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"))
     prompt = decoder.prompt_tokens()
     assert decoder.decode(clip[: 4 * ASR_RATE], prompt).text
@@ -364,3 +378,15 @@ def test_a_wider_beam_reads_whole_utterances_and_partials_stay_greedy(whisper_en
     beams.clear()
     assert decoder.decode(clip[: 3 * ASR_RATE], prompt, min_input_s=4.0).text
     assert beams[0] == 1  # a partial
+
+
+def test_a_decode_from_the_encoder_output_of_an_earlier_one_reads_as_a_decode_from_the_audio(
+    whisper_engine: FasterWhisperEngine,
+) -> None:
+    decoder = whisper_engine.decoder
+    clip = telephone_path(read_wav_16k(Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"))
+    first = decoder.decode(clip, decoder.prompt_tokens())
+    assert first.encoded is not None and first.text
+    hinted = decoder.prompt_tokens(["海淀区", "中关村街道"], whisper_engine.settings.hint_prompt_tokens)
+    again = decoder.decode(clip, hinted, encoded=first.encoded)
+    assert again.text and again == decoder.decode(clip, hinted)

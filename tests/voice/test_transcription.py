@@ -229,11 +229,11 @@ async def test_engine_failure_mid_call_reports_a_gap_and_the_transcript_goes_on(
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-        def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None) -> Any:
+        def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None, encoded: Any = None) -> Any:
             if not self.failed:
                 self.failed = True
                 raise RuntimeError("simulated engine crash")
-            return real.decode(audio, prompt, min_input_s)
+            return real.decode(audio, prompt, min_input_s, encoded)
 
     engine.decoder = FailOnce()
     async with registered(asterisk, tmp_path, "op1002") as (operator,):
