@@ -4,7 +4,9 @@ The endpoint needs `min_silence_ms` of silence (500 ms) before it closes an utte
 lasted `early_decode_ms` (at least the speech pad, so the audio is exactly what the final will decode), the
 utterance is decoded at once; if the endpoint then closes it with no new speech, the final uses that result
 instead of starting its decode only then. If the caller speaks again, the early result is thrown away (a wasted
-decode: the CPU cost of the trick, measured by bench/address_call_bench.py and bench/asr_eval.py).
+decode: the CPU cost of the trick, measured by bench/address_call_bench.py and bench/asr_eval.py). Most of that
+cost is avoided: the encoder runs first, and the decoder only if the caller has not spoken again meanwhile
+(`wanted`); pauses inside a sentence are mostly 0.3-0.45 s, so the speech often comes back during the encoder.
 
 A final whose early decode is still running is finished by that decode's thread (`adopt`), not by a second pool
 thread waiting for it: a waiting thread is a decode slot the next utterance cannot use (bench/asr_capacity.py).
@@ -31,11 +33,13 @@ class EarlyDecode:
     result: Decoded | None = None
     error: BaseException | None = None
     _then: Callable[[Decoded | None], None] | None = None
+    _unwanted: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _finished: threading.Event = field(default_factory=threading.Event)
 
-    def run(self, decode: Callable[[], Decoded]) -> None:
-        """Pool thread: decode unless dropped before it started."""
+    def run(self, decode: Callable[[], Decoded | None]) -> None:
+        """Pool thread: decode unless dropped before it started (`decode` gives None when it stopped because it
+        was dropped while running: see `wanted`)."""
         with self._lock:
             if self.state != "queued":
                 return
@@ -71,8 +75,13 @@ class EarlyDecode:
         self._finished.wait()
         return self.result if self.error is None else None
 
+    def wanted(self) -> bool:
+        """Whether the result may still be used (asked by a running decode between its encoder and decoder)."""
+        return not self._unwanted
+
     def drop(self) -> None:
-        """The caller spoke again: a queued decode does not start (a running one finishes, unused)."""
+        """The caller spoke again: a queued decode does not start, a running one is no longer `wanted`."""
         with self._lock:
+            self._unwanted = True
             if self.state == "queued":
                 self.state = "dropped"

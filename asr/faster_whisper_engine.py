@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from asr.workers import PRIORITY_FINAL, PRIORITY_PARTIAL, Lanes, PriorityPool
 log = logging.getLogger(__name__)
 
 _RESTART_AFTER_FAILURES = 3
+_T = TypeVar("_T")
 
 
 def _ms(samples: int) -> int:
@@ -60,6 +62,7 @@ class FasterWhisperEngine(AsrEngine):
         self.second_decodes = 0
         self.early_decodes = 0  # started
         self.early_used = 0  # that became the final
+        self.early_stopped = 0  # stopped after the encoder: the caller had spoken again
         self._base_dir = base_dir
         self.decoder = decoder or WhisperDecoder(load_whisper_model(settings, base_dir), settings)
         self.vad = SileroVad()
@@ -114,13 +117,35 @@ class FasterWhisperEngine(AsrEngine):
     ) -> Decoded:
         """A decode with failure accounting: the model is reloaded after repeated failures. `encoded`: the audio
         already through the encoder (an earlier result's), for a decode of it with another prompt."""
-        decoder = self.decoder
         began = time.perf_counter()
+        batcher = self.batcher
+        if batcher is None:
+            result = self._accounted(lambda decoder: decoder.decode(audio, prompt, min_input_s, encoded))
+        else:
+            result = self._accounted(lambda _: batcher.decode(audio, prompt, priority, min_input_s, encoded))
+        self._decoded(audio, began)
+        return result
+
+    def decode_if_wanted(self, audio: FloatArray, prompt: Sequence[int], wanted: Callable[[], bool]) -> Decoded | None:
+        """An early decode: the encoder, then the decoder only if `wanted()` still says so (None if not). With
+        batching, a batch encodes and decodes in one call, so it is decoded whole."""
+        if self.batcher is not None:
+            return self.decode(audio, prompt)
+        began = time.perf_counter()
+        encoded = self._accounted(lambda decoder: decoder.encode(audio))
+        if not wanted():
+            with self._lock:
+                self.early_stopped += 1
+            return None
+        result = self._accounted(lambda decoder: decoder.decode(audio, prompt, None, encoded))
+        self._decoded(audio, began)
+        return result
+
+    def _accounted(self, call: Callable[[WhisperDecoder], _T]) -> _T:
+        """`call` with the decoder of the moment; after repeated failures the model is reloaded."""
+        decoder = self.decoder
         try:
-            if self.batcher is None:
-                result = decoder.decode(audio, prompt, min_input_s, encoded)
-            else:
-                result = self.batcher.decode(audio, prompt, priority, min_input_s, encoded)
+            result = call(decoder)
         except Exception:
             with self._lock:
                 self._failures += 1
@@ -132,9 +157,11 @@ class FasterWhisperEngine(AsrEngine):
             raise
         with self._lock:
             self._failures = 0
+        return result
+
+    def _decoded(self, audio: FloatArray, began: float) -> None:
         if self.on_decode is not None:
             self.on_decode(len(audio) / ASR_RATE, time.perf_counter() - began)
-        return result
 
     def _restart_decoder(self, failed: WhisperDecoder) -> None:
         with self._lock:
@@ -225,7 +252,7 @@ class FasterWhisperStream(LaneStream):
         fresh = self._early = EarlyDecode(key)
         with self._engine._lock:
             self._engine.early_decodes += 1
-        decode = functools.partial(self._engine.decode, utterance.audio, self._prompt)
+        decode = functools.partial(self._engine.decode_if_wanted, utterance.audio, self._prompt, fresh.wanted)
         self._engine.pool.submit(PRIORITY_FINAL, functools.partial(fresh.run, decode))
 
     def _flush(self) -> None:

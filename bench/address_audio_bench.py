@@ -127,7 +127,11 @@ async def transcribe(
             audio_s = sum(len(a) for _, a in todo) / ASR_RATE
             cpu = cpu_seconds() - started_cpu
             print(f"  second decodes: {engine.second_decodes} of {len(todo)} clips", flush=True)
-            print(f"  early decodes: {engine.early_used} became the final, of {engine.early_decodes}", flush=True)
+            print(
+                f"  early decodes: {engine.early_used} became the final, of {engine.early_decodes} "
+                f"({engine.early_stopped} stopped after the encoder: the caller spoke again)",
+                flush=True,
+            )
             decoder = engine.decoder
             print(f"  decodes that looped, done again with a beam of 2: {decoder.loop_retries}", flush=True)
             print(f"  decodes that stopped early, done again without the prompt: {decoder.short_retries}", flush=True)

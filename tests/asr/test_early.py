@@ -113,3 +113,18 @@ def test_an_adopted_decode_that_fails_hands_over_nothing() -> None:
     assert early.adopt((100, 900), got.append)
     running.finish()
     assert got == [None]  # the final then decodes the utterance itself
+
+
+def test_a_running_decode_the_caller_spoke_past_is_no_longer_wanted() -> None:
+    early = EarlyDecode((100, 900))
+    seen: list[bool] = []
+
+    def encoder_then_decoder() -> Decoded | None:
+        seen.append(early.wanted())
+        early.drop()  # the caller speaks again while the encoder runs
+        seen.append(early.wanted())
+        return RESULT if early.wanted() else None
+
+    early.run(encoder_then_decoder)
+    assert seen == [True, False]
+    assert early.claim((100, 900)) is None

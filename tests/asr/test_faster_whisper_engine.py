@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,9 @@ class FlakyDecoder:
         result: Decoded = self.real.decode(audio, prompt, min_input_s, encoded)
         return result
 
+    def encode(self, audio: Any) -> Any:
+        return self.real.encode(audio)
+
 
 async def test_failed_decode_reports_a_gap_and_the_stream_goes_on(
     whisper_engine: FasterWhisperEngine, speech_root: Path
@@ -164,6 +168,9 @@ class InstantDecoder:
 
     def prompt_tokens(self, phrases: Any = ()) -> list[int]:
         return list(self.real.prompt_tokens(phrases))
+
+    def encode(self, audio: Any) -> Any:
+        return np.zeros((1, 500, 512), np.float32)
 
     def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None, encoded: Any = None) -> Decoded:
         return Decoded(text="说话", confidence=0.9, no_speech_prob=0.0, tokens=2)
@@ -356,6 +363,51 @@ def test_an_utterance_decoded_while_its_end_is_confirmed_gives_the_same_final(
                 assert engine.early_decodes == 0
         finally:
             engine.close()
+    assert texts[200] == texts[0] and texts[0]
+
+
+class SlowEncoder:
+    """The real decoder with an encoder that takes 0.3 s longer (a busy machine), counting the decoder's runs."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.decoder_runs = 0
+
+    def prompt_tokens(self, phrases: Any = ()) -> list[int]:
+        return list(self.real.prompt_tokens(phrases))
+
+    def encode(self, audio: Any) -> Any:
+        time.sleep(0.3)
+        return self.real.encode(audio)
+
+    def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None, encoded: Any = None) -> Decoded:
+        self.decoder_runs += 1
+        result: Decoded = self.real.decode(audio, prompt, min_input_s, encoded)
+        return result
+
+
+def test_an_early_decode_the_caller_spoke_past_stops_after_the_encoder(whisper_engine: FasterWhisperEngine) -> None:
+    # The clip pauses 0.22 and 0.29 s inside its sentence: each pause starts an early decode at 0.2 s, and the
+    # speech comes back while its encoder runs.
+    clip = Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"
+    audio = with_silence([telephone_path(read_wav_16k(clip))])
+    texts = {}
+    for early_ms in (0, 200):
+        slow = SlowEncoder(whisper_engine.decoder)
+        settings = AsrSettings(cpu_threads=1, workers=2, partial_interval_ms=10000, early_decode_ms=early_ms)
+        engine = FasterWhisperEngine(settings, decoder=slow)  # type: ignore[arg-type]
+        try:
+
+            async def stream_it(engine: FasterWhisperEngine = engine) -> StreamRun:
+                return await run_stream(engine.open_stream("call-10/caller", "caller"), pcm_of(audio), speed=2.0)
+
+            finals = asyncio.run(stream_it()).finals()
+        finally:
+            engine.close()
+        texts[early_ms] = [s.text for s in finals]
+    assert engine.early_stopped >= 1, (engine.early_decodes, engine.early_stopped)
+    # the decoder ran for the early decodes still wanted and the finals that had none
+    assert slow.decoder_runs <= engine.early_decodes - engine.early_stopped + len(finals) - engine.early_used
     assert texts[200] == texts[0] and texts[0]
 
 
