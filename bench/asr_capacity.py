@@ -39,6 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from asr.audio import ASR_RATE, FloatArray  # noqa: E402
 from asr.engine import AsrEngine  # noqa: E402
+from asr.faster_whisper_engine import FasterWhisperEngine  # noqa: E402
 from asr.settings import AsrSettings, ServiceSettings  # noqa: E402
 from asr.telephone import telephone_path  # noqa: E402
 from bench.asr_eval import LevelResult, latency_level, program  # noqa: E402
@@ -132,6 +133,7 @@ async def ramp(
 ) -> int:
     worker: WorkerProcess | WyomingProcess | None = None
     engine: AsrEngine
+    inprocess: FasterWhisperEngine | None = None
     if setup.wyoming:
         from asr.wyoming_engine import WyomingEngine
 
@@ -152,9 +154,7 @@ async def ramp(
         engine = RemoteEngine(ServiceSettings(workers=[worker.url], token=TOKEN))
         await engine.start()
     else:
-        from asr.faster_whisper_engine import FasterWhisperEngine
-
-        engine = FasterWhisperEngine(settings)
+        engine = inprocess = FasterWhisperEngine(settings)
     cores = decoding_cores(settings.workers, settings.cpu_threads)
     print(f"\n== {setup.name}: batch {settings.batch_size}, {settings.workers} x {settings.cpu_threads} thread(s) ==")
     print(
@@ -181,6 +181,11 @@ async def ramp(
         if worker is not None:
             await asyncio.sleep(0.2)
             worker.stop()
+    if inprocess is not None:  # what its decodes of utterances still being confirmed came to
+        print(
+            f"early decodes: {inprocess.early_decodes}, {inprocess.early_used} became the final, "
+            f"{inprocess.early_stopped} stopped after the encoder (the speech went on)"
+        )
     note = " (the largest level tried held)" if knee == levels[-1] else ""
     print(f"knee: {knee} streams = {knee / cores:g} per core decoding{note}")
     return knee

@@ -308,7 +308,7 @@ def test_a_final_the_hints_know_is_decoded_again_and_the_second_reading_follows_
     from asr.whisper_decoder import WhisperDecoder
 
     hints = _DistrictHints()
-    settings = AsrSettings(cpu_threads=1, workers=1, partial_interval_ms=10000)
+    settings = AsrSettings(cpu_threads=1, workers=1, partial_interval_ms=10000, early_decode_ms=0)  # finals only
     decoder = WhisperDecoder(whisper_engine.decoder.model, settings)
     encoder_runs: list[int] = []
     encode = decoder._encode
@@ -332,8 +332,8 @@ def test_a_final_the_hints_know_is_decoded_again_and_the_second_reading_follows_
     assert finals, run.segments
     assert hints.asked == [s.text for s in finals]  # asked once per final, with its text
     assert engine.second_decodes == len(finals)
-    # The second reading starts from the first's encoder output: the encoder ran once per utterance decoded.
-    assert sum(encoder_runs) == engine.early_decodes + len(finals) - engine.early_used, encoder_runs
+    # The second reading starts from the first's encoder output: the encoder ran once per final.
+    assert sum(encoder_runs) == len(finals), encoder_runs
     kinds = [(s.kind, s.segment_id) for s in run.segments if s.kind in ("final", "alternative")]
     for n, (kind, segment_id) in enumerate(kinds):
         if kind == "alternative":  # right after its own final, never in place of it
