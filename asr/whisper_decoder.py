@@ -176,13 +176,11 @@ class WhisperDecoder:
                     )
                     if not again.looped and _han(again.text) > _han(decoded[i].text):
                         decoded[i] = again
-        if len(items) == 1:
-            return [replace(decoded[0], encoded=states)]
-        return [replace(d, encoded=states[i : i + 1].copy()) for i, d in enumerate(decoded)]
+        return [replace(d, encoded=states[i : i + 1]) for i, d in enumerate(decoded)]
 
-    def encode(self, audio: FloatArray, min_input_s: float | None = None) -> Encoded:
-        """One utterance through the encoder alone, padded as `decode` pads it (for `decode(..., encoded=)`)."""
-        return self._encode([(audio, ())], min_input_s)
+    def encode(self, audio: FloatArray) -> Encoded:
+        """One whole utterance through the encoder alone, padded as `decode` pads it (for `decode(..., encoded=)`)."""
+        return self._encode([(audio, ())], None)
 
     def _encode(self, items: Sequence[tuple[FloatArray, Sequence[int]]], min_input_s: float | None) -> Encoded:
         """The utterances padded to one length (`min_input_s`, at least the longest and its tail), through the
