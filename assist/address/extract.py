@@ -552,11 +552,12 @@ class AddressExtractor:
             best = hits[0]
             name = g.communities[best.key].name
             # A shorter name inside the best one is no rival: 第二社区 is part of 和义东里第二社区 as heard.
-            runner_up = next(
-                (h.score for h in hits[1:] if g.communities[h.key].name != name and not _inside(h, best)),
-                0.0,
+            rival = next(
+                (h for h in hits[1:] if g.communities[h.key].name != name and not _inside(h, best)),
+                None,
             )
-            if best.score < LOOSE_COMMUNITY_ANYWHERE or best.score - runner_up < LOOSE_MARGIN:
+            clear = rival is None or best.score - rival.score >= LOOSE_MARGIN or _written_closer(best, rival, t.norm)
+            if best.score < LOOSE_COMMUNITY_ANYWHERE or not clear:
                 continue
             if any(f.start < best.start or best.end < f.end for f in t.chosen):
                 continue  # something named outside the community's name (what lies inside it may be replaced)
@@ -906,7 +907,23 @@ def _suffix_heard(hit: LooseHit, text: str) -> bool:
     stem = hit.sims[: -len(suffix)]
     if min(hit.sims[-len(suffix) :]) < 1.0 or min(stem) < LOOSE_LEAST:
         return False
-    return text[hit.end - len(suffix) : hit.end] == suffix or len(stem) >= 3
+    if text[hit.end - len(suffix) : hit.end] == suffix or len(stem) >= 3:
+        return True
+    # 帅府社期 for 帅府社区: a stem of two written right, and the suffix's first character
+    return text[hit.start : hit.end - len(suffix) + 1] == hit.surface[: len(stem) + 1]
+
+
+def _written_closer(best: LooseHit, rival: LooseHit, text: str) -> bool:
+    """`best` sounds exactly like what was heard and more of its characters are written right than of `rival`,
+    which only sounds nearly alike: 新华元社区 is 新华园社区, not 兴华园社区 (新 xin, 兴 xing)."""
+    return best.score == 1.0 and rival.score < 1.0 and _written_right(best, text) > _written_right(rival, text)
+
+
+def _written_right(hit: LooseHit, text: str) -> int:
+    heard = text[hit.start : hit.end]
+    if len(heard) != len(hit.surface):
+        return 0
+    return sum(1 for a, b in zip(heard, hit.surface, strict=True) if a == b)
 
 
 def _division_suffix(surface: str) -> str:

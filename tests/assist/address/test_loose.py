@@ -194,6 +194,8 @@ def test_a_community_named_alone_is_found_by_sound_when_its_suffix_was_heard(ext
         ("你好,我是梁香鲜的厚石洋分的吉米", "后石羊村"),  # 村 heard as 分
         ("我家在西北望社区,误厌什么都不管", "西北旺社区"),  # 西北望 alone would be 西北旺镇: it is part of the name
         ("喂,我这儿是何以东里第2社区,电梯老是坏", "和义东里第二社区"),  # 第二社区 inside it is no rival
+        ("帅府社期这边小区里的充电装一直用户了", "帅府社区"),  # a stem of two written right, 社区 heard as 社期
+        ("我家在新华元社区,一颗大收到了", "新华园社区"),  # homophone, 新 written right: not 兴华园社区 (xing)
     ]:
         top = extractor.extract(heard, "s").top
         assert top is not None and top.community == community, (heard, top)
@@ -207,5 +209,6 @@ def test_a_community_named_alone_is_found_by_sound_when_its_suffix_was_heard(ext
         "我们村里的路灯坏了",
         "社区医院的医生态度不好",
         "汽车种姓分泌",  # a two-syllable word and a suffix as the phone makes it (分 for 村): not 中心村
+        "帅气社期",  # a stem of two not written right, and the suffix as the phone makes it: not 帅府社区
     ]:
         assert extractor.extract(plain, "s").candidates == [], plain
