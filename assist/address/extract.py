@@ -280,11 +280,12 @@ class AddressExtractor:
         The result is in the heard text's terms (its span, its mentions), so the transcript can show the name over
         what was heard. None when the alternative adds nothing."""
         first = self.extract(heard, segment_id, context=context).top
-        second = self.extract(alternative, segment_id, context=context).top
-        if second is None:
+        read = self.extract(alternative, segment_id, context=context).candidates
+        if not read:
             return None
         if first is None:
-            return self._alternative_anywhere(heard, second, segment_id)
+            return self._alternative_anywhere(heard, read, segment_id)
+        second = read[0]
         confirmed = second.confidence * ALTERNATIVE_FACTOR
         if self.unsure_street_by_sound(first) and second.town_code == first.town_code and confirmed > first.confidence:
             # The guided reading writes the street the heard line only sounded like (太平潮街道, then 太平桥街道):
@@ -303,9 +304,13 @@ class AddressExtractor:
         confidence = min(second.confidence, first.confidence + AGREEMENT_BONUS) * ALTERNATIVE_FACTOR
         return _as_heard(heard, segment_id, second, mentions, confidence)
 
-    def _alternative_anywhere(self, heard: str, second: AddressCandidate, segment_id: str) -> AddressCandidates | None:
+    def _alternative_anywhere(
+        self, heard: str, read: Sequence[AddressCandidate], segment_id: str
+    ) -> AddressCandidates | None:
         """The heard line named no place and its second reading does: believed at the deepest level (street/town,
-        else district) whose name, or a colloquial area of it, sounds like part of the heard line."""
+        else district) whose name, or a colloquial area of it, sounds like part of the heard line. The reading's
+        best candidate first, then the others: the prompt may have put in a name with no trace in what was heard
+        (小红门 for 小区门) next to the one that was said (西单 for 西丹)."""
         norm = normalize(heard)
         hits = [
             (hit, place)
@@ -313,32 +318,33 @@ class AddressExtractor:
             if (not hit.dropped or hit.score >= ALTERNATIVE_ECHO_DROPPED)
             and not _names_a_thing(norm, norm[hit.start : hit.end], hit.end)  # heard 东风快递: a firm, not 东风乡
         ]
-        echo = None
-        if second.town_code is not None and second.town is not None:
+        for second in read:
+            if second.town_code is None or second.town is None:
+                continue
             echo = next((h for h, place in hits if second.town_code in place.town_codes), None)
-        if echo is not None and second.town is not None:
-            mention = _echo_mention(heard, echo, "town", second.town)
-            card = second
-        else:
-            echo = next(
-                (h for h, place in hits if not place.town_codes and second.district_code in place.district_codes),
-                None,
-            )
-            if echo is None or second.district_code is None:
-                return None
-            district = self.gazetteer.districts[second.district_code]
-            mention = _echo_mention(heard, echo, "district", district.name)
-            card = second.model_copy(
-                update={
-                    "level": "district",
-                    "town": None,
-                    "town_code": None,
-                    "lng": district.lng,
-                    "lat": district.lat,
-                    "coord_level": "district",
-                    "bbox": district.bbox,
-                }
-            )
+            if echo is not None:
+                mention = _echo_mention(heard, echo, "town", second.town)
+                return _as_heard(heard, segment_id, second, [mention], second.confidence * ALTERNATIVE_FACTOR)
+        second = read[0]
+        echo = next(
+            (h for h, place in hits if not place.town_codes and second.district_code in place.district_codes),
+            None,
+        )
+        if echo is None or second.district_code is None:
+            return None
+        district = self.gazetteer.districts[second.district_code]
+        mention = _echo_mention(heard, echo, "district", district.name)
+        card = second.model_copy(
+            update={
+                "level": "district",
+                "town": None,
+                "town_code": None,
+                "lng": district.lng,
+                "lat": district.lat,
+                "coord_level": "district",
+                "bbox": district.bbox,
+            }
+        )
         return _as_heard(heard, segment_id, card, [mention], second.confidence * ALTERNATIVE_FACTOR)
 
     # ---- mentions -----------------------------------------------------------------------------------------

@@ -157,6 +157,12 @@ def test_a_place_read_on_the_second_decode_of_a_line_naming_none_counts_where_it
     assert extractor.extract_alternative(heard, "我要反映一下,马坊镇马路上的井盖丢了很危险", "s") is None
     assert extractor.extract_alternative("小区门口天天有人摆摊", "小红门乡门口天天有人摆摊", "s") is None
     assert extractor.extract_alternative("由罗马皇帝清田的邮地亚王大师驻王统", "大石窝镇王统", "s") is None
+    # the reading's best place has no trace (小红门 for 小区门), the next one has (西单 for 西丹): that one
+    heard = "你好,我是西丹富定的基宁。小区门口天天有点摆摊"
+    second = extractor.extract_alternative(heard, "你好,我是西单附近的居宁。小红门口天天有点摆摊", "s")
+    assert second is not None and second.top is not None
+    assert (second.top.district, second.top.town) == ("西城区", "西长安街街道")
+    assert second.span is not None and second.span.text == "西丹"
 
 
 def test_a_street_heard_only_by_sound_is_confirmed_by_a_second_decode_that_writes_it(
