@@ -15,10 +15,14 @@ from dataclasses import dataclass, replace
 
 from assist.address.gazetteer import Gazetteer, Town
 from assist.address.loose import LooseHit, LooseMatcher
-from assist.address.phonetic import primary
+from assist.address.phonetic import FUZZY, primary
 
 # Two of a name's syllables heard right (fuzzy-equal), the others close: 王平这 for 王平镇, 李弦强 for 礼贤镇.
 ANCHORS = 2
+DIVISION_SUFFIXES = ("街道", "地区", "区", "镇", "乡")
+# Or one of its stem and its division suffix as the phone makes it, every syllable of the stem at least this close
+# (艳颜街道 for 燕园街道, 花香 for 花乡, 福祠中香 for 佛子庄乡): the suffix says a place was named.
+SUFFIX_ANCHORED_LEAST = 0.5
 
 
 def heard_town_names(town: Town) -> list[str]:
@@ -63,11 +67,27 @@ class PlacesAnywhere:
 
     def scan(self, text: str, least_score: float) -> list[tuple[LooseHit, Place]]:
         """Places that sound like part of `text` (normalised), best first, one hit per place."""
-        return [(hit, self.places[hit.key]) for hit in self._matcher.scan(text, least_score, anchors=ANCHORS)]
+        anchored = self._matcher.scan(text, least_score, anchors=ANCHORS)
+        seen = {hit.key for hit in anchored}
+        by_suffix = [h for h in self._matcher.scan(text, least_score, anchors=1) if h.key not in seen and _by_suffix(h)]
+        hits = sorted([*anchored, *by_suffix], key=lambda h: -h.score)
+        return [(hit, self.places[hit.key]) for hit in hits]
 
     def sounding_like(self, text: str, least_score: float, limit: int) -> list[str]:
         """The phrases of the places most like part of `text`, for a decode prompt."""
         return list(dict.fromkeys(place.phrase for _, place in self.scan(text, least_score)))[:limit]
+
+
+def _by_suffix(hit: LooseHit) -> bool:
+    """One syllable of the stem heard right, the others close, and the division suffix heard (as the phone makes
+    it: 街等, 阵, 香)."""
+    suffix = next((x for x in DIVISION_SUFFIXES if hit.surface.endswith(x)), "")
+    stem = hit.sims[: len(hit.sims) - len(suffix)]
+    if not suffix or hit.dropped or not stem or min(hit.sims[len(stem) :]) < 1.0:
+        return False
+    if len(stem) == 1:  # 花乡 as 花香: a stem of one must be right
+        return stem[0] >= 1.0
+    return min(stem) >= SUFFIX_ANCHORED_LEAST and max(stem) >= FUZZY
 
 
 class CommunitiesAnywhere:

@@ -132,12 +132,15 @@ def test_a_line_naming_no_place_is_decoded_again_with_the_places_it_sounds_like(
     hints = PlaceHints(extractor)
     # 门头沟区王平镇 and 平谷区马坊镇 as Whisper base heard them on the phone: no place in the line itself
     misheard = [("我要反应一下,王平这马路上的紧盖丢了很危险", "王平镇"), ("喂,我这儿是马方旧,下水道堵了", "马坊镇")]
+    # one syllable of the stem right, and the division suffix heard: 燕园街道, 佛子庄乡, 花乡
+    misheard += [("你好,我是艳颜街道的知名", "燕园街道"), ("我家在福祠中香楼上路水", "佛子庄乡")]
+    misheard += [("从台区花香纳快儿见宣房老板跑路了", "花乡街道")]
     for heard, place in misheard:
         assert extractor.extract(heard, "s").top is None
         phrases = hints.phrases_for(heard)
         assert place in phrases[:3] and len(phrases) <= MAX_ANYWHERE, (heard, phrases)
     # ordinary speech with nothing like a place name costs no second decode
-    for plain in ["我想问一下社保卡丢了怎么补办", "对不起我打错了", "请问个税怎么退"]:
+    for plain in ["我想问一下社保卡丢了怎么补办", "对不起我打错了", "请问个税怎么退", "我想回家乡看看"]:
         assert hints.phrases_for(plain) == [], plain
 
 
