@@ -81,11 +81,11 @@ LOOSE_ANYWHERE_ONE_LOST = 0.75  # the same with one syllable of a stem of three 
 # A community of anywhere, heard with its suffix, when nothing else is named: the recogniser's versions of the
 # communities named on the dev lines scored 0.9-1.0 (what keeps random text out is the suffix rule, _suffix_heard).
 LOOSE_COMMUNITY_ANYWHERE = 0.9
-# What the recogniser writes for a division suffix on the phone (区 as 七, 期, 去, 机; 街道 as 街等; 镇 as 正, 阵, 陈).
+# What the recogniser writes for a division suffix on the phone (区 as 七, 期, 去, 机; 街道 as 街等; 镇 as 正, 阵).
 SUFFIX_HEARD: dict[str, frozenset[str]] = {
     "区": frozenset({"qu", "qi", "ju", "ji", "xu", "xi"}),
     "道": frozenset({"dao", "deng", "dang"}),
-    "镇": frozenset({"zhen", "zheng", "zhan", "jian", "chen"}),
+    "镇": frozenset({"zhen", "zheng", "zhan", "jian"}),
     "乡": frozenset({"xiang", "xian"}),
 }
 # What the recogniser writes for a district name's character on the phone, where the sound alone is too far or
