@@ -142,6 +142,10 @@ def test_a_line_naming_no_place_is_decoded_again_with_the_places_it_sounds_like(
     # ordinary speech with nothing like a place name costs no second decode
     for plain in ["我想问一下社保卡丢了怎么补办", "对不起我打错了", "请问个税怎么退", "我想回家乡看看"]:
         assert hints.phrases_for(plain) == [], plain
+    # a suffix heard only as a syllable of everyday words (间 for 镇) anchors nothing: a real clip of history
+    history = "不住这个茶月,便宝年间,杨神间,专人。"
+    assert hints.phrases_for(history) == []
+    assert extractor.extract_alternative(history, "不住这个茶月,便宝年间,杨宋镇,专人。", "s") is None
 
 
 def test_a_place_read_on_the_second_decode_of_a_line_naming_none_counts_where_it_echoes(
