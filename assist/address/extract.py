@@ -295,7 +295,7 @@ class AddressExtractor:
             return None
         if second.district_code != first.district_code or DEPTH[second.level] <= DEPTH[first.level]:
             return None
-        town = self._town_matcher(first.district_code).scan(normalize(heard), ALTERNATIVE_ECHO)
+        town = self._town_matcher(first.district_code).scan(normalize(heard), ALTERNATIVE_ECHO, function_chars=True)
         echo = next((h for h in town if h.key == second.town_code), None)
         if echo is None:
             return None

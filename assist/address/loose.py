@@ -133,14 +133,23 @@ class LooseMatcher:
                 for syllable in {fuzzy(s) for s in options}:
                     self._anchors[syllable].append((n, pos))
 
-    def scan(self, text: str, least_score: float, *, anchors: int = 1, least_syllable: float = 0.0) -> list[LooseHit]:
+    def scan(
+        self,
+        text: str,
+        least_score: float,
+        *,
+        anchors: int = 1,
+        least_syllable: float = 0.0,
+        function_chars: bool = False,
+    ) -> list[LooseHit]:
         """Hits scoring at least `least_score`, best first; one per name (its best window). `anchors`: how many of
         a name's syllables a window must have heard right (fuzzy-equal) to be scored at all; `least_syllable`: a
         window with a syllable there but less close is not that name's best (the same name with that syllable
-        dropped may be: 与警山汽 is 石景山区 only as 警山汽)."""
+        dropped may be: 与警山汽 is 石景山区 only as 警山汽); `function_chars`: 的, 有, 个 ... may stand for a
+        syllable of the name at any similarity (only where another reading already wrote the name there)."""
         han = [i for i, ch in enumerate(text) if is_han(ch)]
         chars = [primary(text[i]) for i in han]  # what the recogniser most likely meant by the character
-        plain = [text[i] in FUNCTION_CHARS for i in han]
+        plain = [text[i] in FUNCTION_CHARS and not function_chars for i in han]
         votes: dict[int, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
         for i, options in enumerate(chars):
             for syllable in {fuzzy(s) for s in options}:

@@ -189,6 +189,17 @@ def test_a_street_heard_only_by_sound_is_confirmed_by_a_second_decode_that_write
     assert PlaceHints(extractor).phrases_for("我家在太平桥街道,楼上漏水") == ()
 
 
+def test_a_street_the_second_reading_writes_may_echo_in_everyday_characters(extractor: AddressExtractor) -> None:
+    # 平谷区夏各庄镇 as heard: 的 for 各; the second reading wrote 下个庄镇 (个 = ge), which is 夏各庄镇 by sound
+    heard = "我住在屏古旗下的庄境,由人站着消防通道停车。"
+    better = extractor.extract_alternative(heard, "我住在平谷区下个庄镇,由人战这乡房通道停车。", "s")
+    assert better is not None and better.top is not None
+    assert (better.top.district, better.top.town, better.top.level) == ("平谷区", "夏各庄镇", "town")
+    assert better.top.confidence < 0.8  # by sound twice over: not shown as sure
+    # a street with no trace in the heard line is still not believed
+    assert extractor.extract_alternative(heard, "我住在平谷区金海湖镇,由人战这乡房通道停车。", "s") is None
+
+
 def test_a_district_read_on_the_second_decode_keeps_the_district_s_own_place(extractor: AddressExtractor) -> None:
     heard = "我这还是唱平均人受阵"  # 昌平区 and a street the second reading does not echo
     better = extractor.extract_alternative(heard, "我这是昌平区人寿镇", "s")
