@@ -296,8 +296,7 @@ class AddressExtractor:
         if second.district_code != first.district_code or DEPTH[second.level] <= DEPTH[first.level]:
             return None
         town = self._town_matcher(first.district_code).scan(normalize(heard), ALTERNATIVE_ECHO, function_chars=True)
-        # a stem of two: both syllables close (消防 is not 马坊)
-        echo = next((h for h in town if h.key == second.town_code and (len(h.sims) > 2 or h.least >= LOOSE_LEAST)), None)
+        echo = next((h for h in town if h.key == second.town_code), None)
         if echo is None:
             return None
         mentions = [m for m in first.mentions if m.source == "final" and m.level == "district"]
