@@ -124,9 +124,7 @@ def test_a_server_that_is_down_then_up_gives_a_gap_then_finals(
     assert corpus_cer([(clips[1].reference, run.final_text())]).cer <= 0.5, run.final_text()
 
 
-def test_a_frozen_server_costs_what_was_said_while_frozen(
-    model_dir: Path, tmp_path: Path, speech_root: Path
-) -> None:
+def test_a_frozen_server_costs_what_was_said_while_frozen(model_dir: Path, tmp_path: Path, speech_root: Path) -> None:
     clips = load_set("thchs30-d4", speech_root)[:2]
     first, second = (pcm_of(with_silence([telephone_path(c.audio())])) for c in clips)
     frozen = WyomingServer(model_dir, tmp_path, free_port()).start()
