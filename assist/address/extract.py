@@ -25,7 +25,7 @@ from typing import Literal
 
 from pypinyin.constants import PHRASES_DICT
 
-from assist.address.anywhere import CommunitiesAnywhere, PlacesAnywhere, heard_town_names
+from assist.address.anywhere import DIVISION_SUFFIXES, CommunitiesAnywhere, PlacesAnywhere, heard_town_names
 from assist.address.calibration import SURE, shown_confidence
 from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
@@ -47,7 +47,6 @@ PLACE_WORDS_AFTER: tuple[str, ...] = (
     *("那边", "这边", "附近", "一带", "那块", "这块", "那里", "这里", "那儿", "这儿", "周边", "周围"),
     *("地区", "街道", "乡", "镇", "小区", "社区", "村"),
 )
-DIVISION_SUFFIXES = ("街道", "地区", "区", "镇", "乡")
 PLACE_WORDS_BEFORE = ("住在", "家在", "位于", "我在", "就在", "搬到", "来到", "是在", "地址")
 # A bare name right before one of these names a firm, brand or card, not where the caller is: 东风快递, 东风汽车,
 # 北京银行, 延庆卡 (a 燃气卡 as Whisper heard it). Hospitals, shops and hotels are left out: they are usually where
