@@ -62,6 +62,7 @@ from events.contract import (
     InterpreterLeft,
 )
 from events.replay import EventStream, StreamPosition
+from events.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -335,6 +336,11 @@ class EventLog:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    @property
+    def following(self) -> bool:
+        """Following, from a known row on: every row stored from now on reaches our listeners."""
+        return self.mode == "follower" and self._tail_id is not None
+
     def start(self, bus: EventBus) -> None:
         """The only writer, reading the in-process bus: subscribe now (so nothing published from here on is
         missed) and consume in a task of the running loop."""
@@ -395,9 +401,7 @@ class EventLog:
     async def _cancel_task(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     def _offered(self) -> int:
         return self._bus.published - self._offered_before if self._bus is not None else 0

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
+from events.tasks import cancel_and_wait
+
 log = structlog.get_logger(__name__)
 
 LOCK_KEY = 0x1234_5000_0001  # the desk event log's writer (a 64-bit advisory lock key of this project)
@@ -58,9 +60,7 @@ class Leadership:
         """Stop electing, run `finish` (stop the log), then let go of the lock for the next instance."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if finish is not None:
             await finish()
         if self._stopped:
