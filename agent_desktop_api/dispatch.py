@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from agent_desktop_api.settings import DispatchSettings
 from config.database import create_tables, metadata
+from events.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -174,9 +175,7 @@ class DispatchSender:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)  # its wait_for may swallow one cancel (events.tasks)
             self._task = None
         await self._http.aclose()
 
