@@ -148,8 +148,9 @@ class WorkerLink:
         writer = asyncio.create_task(self._write(ws, out))
         try:
             while True:
-                try:
-                    frame = await asyncio.wait_for(ws.recv(), stall)
+                try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel that stops the link
+                    async with asyncio.timeout(stall):
+                        frame = await ws.recv()
                 except TimeoutError:
                     raise TimeoutError(f"silent for {self.pool.settings.stall_ms} ms") from None
                 message = parse_worker(frame)
