@@ -3,10 +3,13 @@
 The endpoint needs `min_silence_ms` of silence (500 ms) before it closes an utterance. Once the silence has
 lasted `early_decode_ms` (at least the speech pad, so the audio is exactly what the final will decode), the
 utterance is decoded at once; if the endpoint then closes it with no new speech, the final uses that result
-instead of starting its decode only then. If the caller speaks again, the early result is thrown away (a wasted
-decode: the CPU cost of the trick, measured by bench/address_call_bench.py and bench/asr_eval.py). Most of that
-cost is avoided: the encoder runs first, and the decoder only if the caller has not spoken again meanwhile
-(`wanted`); pauses inside a sentence are mostly 0.3-0.45 s, so the speech often comes back during the encoder.
+instead of starting its decode only then. An utterance of `early_decode_long_s` (4 s) of speech or more starts
+sooner, at `early_decode_long_ms` (100 ms), with that much of the pause: its decode (0.3-0.5 s) outlasts the rest
+of the endpoint's silence, so its final comes sooner by what it starts sooner. If the caller speaks again, the
+early result is thrown away (a wasted decode: the CPU cost of the trick, measured by bench/address_call_bench.py
+and bench/asr_eval.py). Most of that cost is avoided: the encoder runs first, and the decoder only if the caller
+has not spoken again meanwhile (`wanted`); pauses inside a sentence are mostly 0.3-0.45 s, so the speech often
+comes back during the encoder.
 
 A final whose early decode is still running is finished by that decode's thread (`adopt`), not by a second pool
 thread waiting for it: a waiting thread is a decode slot the next utterance cannot use (bench/asr_capacity.py).

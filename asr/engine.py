@@ -48,6 +48,7 @@ class Segment:
     confidence: float
     error: str | None = None  # for gaps: what failed; for a status: why
     status: StreamState | None = None  # for a status segment
+    suggested: bool = False  # an alternative that is the final with one span put right, scored against the audio
 
     @property
     def is_final(self) -> bool:

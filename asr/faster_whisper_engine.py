@@ -9,7 +9,9 @@ span; after three failures in a row the engine reloads its model ("restart"). If
 stream's VAD and resampler are rebuilt and the lost span is reported as a gap. The call goes on either way.
 
 With decode hints (asr.hints), a final whose text the hints find phrases for is decoded once more, right after the
-final went out, with those phrases in the prompt; the result follows as an `alternative` segment.
+final went out, with those phrases in the prompt; the result follows as an `alternative` segment. The lines the hints
+suggest (the heard line with a misheard place name put right) are scored against the same audio; the best, if it
+scores within `rescore_slack` of the heard line, follows as one more `alternative`.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class FasterWhisperEngine(AsrEngine):
         self.settings = settings
         self.hints = hints
         self.second_decodes = 0
+        self.rescored = 0  # second readings that were a suggested line the audio bore out (no decode)
         self.early_decodes = 0  # started
         self.early_used = 0  # that became the final
         self.early_stopped = 0  # stopped after the encoder: the caller had spoken again
@@ -125,6 +128,10 @@ class FasterWhisperEngine(AsrEngine):
             result = self._accounted(lambda _: batcher.decode(audio, prompt, priority, min_input_s, encoded))
         self._decoded(audio, began)
         return result
+
+    def score(self, encoded: Encoded, prompt: Sequence[int], texts: Sequence[str]) -> list[float]:
+        """Each text's log-probability as a reading of the audio behind `encoded` (WhisperDecoder.score)."""
+        return self._accounted(lambda decoder: decoder.score(encoded, prompt, texts))
 
     def decode_if_wanted(self, audio: FloatArray, prompt: Sequence[int], wanted: Callable[[], bool]) -> Decoded | None:
         """An early decode: the encoder, then the decoder only if `wanted()` still says so (None if not). With
@@ -203,8 +210,15 @@ class FasterWhisperStream(LaneStream):
         self._offset = 0  # stream samples before the current front end (it is rebuilt after a failure)
         self._new_front_end()
         vad = engine.settings.vad
-        early = engine.settings.early_decode_ms
+        settings = engine.settings
+        early = settings.early_decode_ms
         self._early_after = max(early, vad.speech_pad_ms) * ASR_RATE // 1000 if early else 0
+        # A long utterance's decode outlasts the endpoint's remaining silence: it starts sooner, with less of the
+        # trailing pause (the final adopts it all the same: its key is the speech, not the pad), when a decode
+        # thread is free (under load the decodes wasted on pauses inside a sentence cost more than it gains).
+        long_ms = settings.early_decode_long_ms or early
+        self._early_after_long = min(self._early_after, long_ms * ASR_RATE // 1000) if early else 0
+        self._long_speech = int(settings.early_decode_long_s * ASR_RATE)
         self._early: EarlyDecode | None = None  # lane thread sets it; pool threads read the object it points to
 
     def _new_front_end(self) -> None:
@@ -241,8 +255,13 @@ class FasterWhisperStream(LaneStream):
             early.drop()  # speech again: that decode is for a shorter utterance than will close
             self._early = None
             return
-        if endpointer.silence_samples() < self._early_after:
+        silence = endpointer.silence_samples()
+        if silence < self._early_after_long:
             return
+        if silence < self._early_after and (
+            endpointer.speech_samples() - silence < self._long_speech or not self._engine.has_room()
+        ):
+            return  # short, or the decode threads are busy: a decode started on a short pause is often wasted
         utterance = endpointer.closing_utterance()
         if utterance is None:
             return
@@ -328,20 +347,45 @@ class FasterWhisperStream(LaneStream):
         segment = None
         if result.text:
             segment = self._seq.make("final", index, result.text, start, end, round(result.confidence, 3))
-        phrases = self._hint_phrases(result.text)
-        self._seq.deliver(index, segment, follow_up=bool(phrases))
-        if phrases:
-            self._seq.follow_up(index, self._second_reading(index, utterance, start, end, result, phrases))
+        phrases, readings = self._hints(result.text)
+        self._seq.deliver(index, segment, follow_up=bool(phrases or readings))
+        if phrases or readings:
+            second = self._second_reading(index, utterance, start, end, result, phrases) if phrases else None
+            rescored = self._rescored(index, start, end, result, readings)
+            if rescored is not None and second is not None and rescored.text == second.text:
+                rescored = None
+            self._seq.follow_up(index, second, rescored)
 
-    def _hint_phrases(self, text: str) -> Sequence[str]:
+    def _hints(self, text: str) -> tuple[Sequence[str], Sequence[str]]:
+        """Phrases for a guided decode and lines to score, from the decode hints (none without them)."""
         hints = self._engine.hints
         if hints is None or not text:
-            return ()
+            return (), ()
         try:
-            return hints.phrases_for(text)
+            readings = hints.readings_for(text) if self._engine.settings.rescore_readings else ()
+            return hints.phrases_for(text), readings
         except Exception:
             log.warning("asr stream %s: decode hints failed (no second decode)", self.stream_id, exc_info=True)
-            return ()
+            return (), ()
+
+    def _rescored(self, index: int, start: int, end: int, first: Decoded, readings: Sequence[str]) -> Segment | None:
+        """The suggested line the audio bears out best, as a second reading; None when none scores within
+        `rescore_slack` of the heard line (or scoring fails)."""
+        engine = self._engine
+        if not readings or first.encoded is None or self._seq.closed:
+            return None
+        try:
+            scores = engine.score(first.encoded, self._prompt, [first.text, *readings])
+        except Exception:
+            log.warning("asr stream %s: scoring the suggested lines failed", self.stream_id, exc_info=True)
+            return None
+        best = max(range(len(readings)), key=lambda i: scores[i + 1])
+        if scores[best + 1] < scores[0] - engine.settings.rescore_slack:
+            return None
+        with engine._lock:
+            engine.rescored += 1
+        confidence = round(first.confidence, 3)
+        return self._seq.make("alternative", index, readings[best], start, end, confidence, suggested=True)
 
     def _second_reading(
         self, index: int, utterance: Utterance, start: int, end: int, first: Decoded, phrases: Sequence[str]

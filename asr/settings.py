@@ -243,11 +243,33 @@ class AsrSettings(BaseModel):
         description="Decode an utterance once its silence has lasted this long (at least vad.speech_pad_ms), so "
         "its final is ready when the endpoint (vad.min_silence_ms) closes it; 0: decode only at the endpoint.",
     )
+    early_decode_long_ms: int = Field(
+        100,
+        ge=0,
+        le=5000,
+        description="The same for an utterance of at least early_decode_long_s of speech: its decode outlasts the "
+        "rest of the endpoint's silence, so starting it sooner brings its final sooner (0: as early_decode_ms).",
+    )
+    early_decode_long_s: float = Field(4.0, ge=0, le=30, description="What early_decode_long_ms counts as long.")
     second_pass: bool = Field(
         True,
         description="Decode a final again when decode hints (the gazetteer) suggest phrases for it, e.g. the streets "
         "of a district heard in it, or the places of all Beijing a line naming none sounds like; published as "
         "transcript.alternative, never delaying the final (faster-whisper).",
+    )
+    rescore_readings: bool = Field(
+        True,
+        description="Also score the lines the decode hints suggest (the heard line with a sound-alike put right) "
+        "against the utterance's audio; the best that the audio bears out follows as one more second reading "
+        "(faster-whisper).",
+    )
+    rescore_slack: float = Field(
+        12.0,
+        ge=0,
+        le=50,
+        description="A suggested line is borne out when its log-probability is at most this far below the heard "
+        "line's (the heard line is what greedy decoding found likeliest; a right name scores 0-15 below it, a wrong "
+        "one 15-50 below).",
     )
     hint_prompt_tokens: int = Field(
         200, ge=16, le=220, description="Bound on prompt + hint phrases of the second decode (phrases past it dropped)."

@@ -77,7 +77,7 @@ class Sequencer:
         self._last_partial: dict[int, Segment] = {}
         self._flushed = False
         self._awaited: set[int] = set()  # finals released or due whose alternative is still being decoded
-        self._follow: dict[int, Segment] = {}  # alternatives waiting for their final to be released
+        self._follow: dict[int, list[Segment]] = {}  # alternatives waiting for their final to be released
         self._finished: asyncio.Future[None] | None = None
         self.closed = False
 
@@ -99,6 +99,7 @@ class Sequencer:
         confidence: float,
         error: str | None = None,
         status: StreamState | None = None,
+        suggested: bool = False,
     ) -> Segment:
         return Segment(
             kind=kind,
@@ -111,6 +112,7 @@ class Sequencer:
             confidence=confidence,
             error=error,
             status=status,
+            suggested=suggested,
         )
 
     def close_utterance(self) -> int:
@@ -137,21 +139,23 @@ class Sequencer:
                     item = dataclasses.replace(shown, kind="final", text="", confidence=0.0)
                 if item is not None and not self.closed:
                     self._sink.put(item)
-                alternative = self._follow.pop(self._release_next - 1, None)
-                if alternative is not None and not self.closed:
-                    self._sink.put(alternative)
+                for alternative in self._follow.pop(self._release_next - 1, []):
+                    if not self.closed:
+                        self._sink.put(alternative)
             self._check_done_locked()
 
-    def follow_up(self, index: int, segment: Segment | None) -> None:
-        """The alternative reading of utterance `index` (None: there is none after all), released right after its
-        final (at once if that is out already)."""
+    def follow_up(self, index: int, *segments: Segment | None) -> None:
+        """The alternative readings of utterance `index` (None, or none: there is none after all), released in
+        this order right after its final (at once if that is out already)."""
         with self._lock:
             self._awaited.discard(index)
-            if segment is not None and not self.closed:
+            for segment in segments:
+                if segment is None or self.closed:
+                    continue
                 if index < self._release_next:
                     self._sink.put(segment)
                 else:
-                    self._follow[index] = segment
+                    self._follow.setdefault(index, []).append(segment)
             self._check_done_locked()
 
     def partial(self, index: int, seq: int, segment: Segment) -> bool:

@@ -178,6 +178,17 @@ class WhisperDecoder:
                         decoded[i] = again
         return [replace(d, encoded=states[i : i + 1]) for i, d in enumerate(decoded)]
 
+    def score(self, encoded: Encoded, prompt: Sequence[int], texts: Sequence[str]) -> list[float]:
+        """How well each text reads this audio (its encoder output): the log-probability the model gives the text's
+        tokens one after the other, all texts in one batched pass. Unlike a decode, this judges lines the decoder
+        would not have written, e.g. the heard line with a place name put in for a sound-alike."""
+        import ctranslate2  # type: ignore[import-untyped]
+
+        tokens = [self.tokenizer.encode(text) or [self.tokenizer.eot] for text in texts]
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.repeat(encoded, len(texts), axis=0)))
+        results = self.model.model.align(features, list(prompt), tokens, encoded.shape[1])
+        return [float(np.sum(np.log(np.maximum(np.asarray(r.text_token_probs), 1e-12)))) for r in results]
+
     def encode(self, audio: FloatArray) -> Encoded:
         """One whole utterance through the encoder alone, padded as `decode` pads it (for `decode(..., encoded=)`)."""
         return self._encode([(audio, ())], None)
@@ -185,7 +196,7 @@ class WhisperDecoder:
     def _encode(self, items: Sequence[tuple[FloatArray, Sequence[int]]], min_input_s: float | None) -> Encoded:
         """The utterances padded to one length (`min_input_s`, at least the longest and its tail), through the
         encoder."""
-        import ctranslate2  # type: ignore[import-untyped]
+        import ctranslate2
 
         settings = self.settings
         longest = max(len(audio) for audio, _ in items) / ASR_RATE

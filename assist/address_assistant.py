@@ -45,7 +45,7 @@ class AddressFinder(Protocol):
     ) -> AddressCandidates: ...
 
     async def resolve_alternative(
-        self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = ()
+        self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = (), suggested: bool = False
     ) -> AddressCandidates | None: ...
 
     def glimpse(self, partial: str, segment_id: str, *, context: Sequence[str] = ()) -> AddressCandidates:
@@ -129,7 +129,7 @@ class AddressAssistant:
                             await self._glimpse(worker, line, context)
                         continue
                     if isinstance(line, TranscriptAlternative):
-                        first = heard.pop(line.segment_id, None)
+                        first = heard.get(line.segment_id)  # a line may have two second readings
                         if first is not None and await self._reconsider(worker, line, *first):
                             lines[line.segment_id] = line.text
                         continue
@@ -168,7 +168,9 @@ class AddressAssistant:
         self, worker: _CallWorker, line: TranscriptAlternative, heard: str, context: Sequence[str]
     ) -> bool:
         """Whether the second reading changed the card."""
-        found = await self.finder.resolve_alternative(heard, line.text, line.segment_id, context=context)
+        found = await self.finder.resolve_alternative(
+            heard, line.text, line.segment_id, context=context, suggested=line.suggested
+        )
         if found is None or not found.candidates:
             return False
         self._send(worker, line, found)

@@ -77,7 +77,11 @@ Segments = list[tuple[str, str, str]]  # (kind, text, segment id): finals and al
 
 async def stream_finals(engine: AsrEngine, audio: FloatArray, stream_id: str, phrases: Sequence[str]) -> Segments:
     segments = await stream_segments(engine, audio, stream_id, phrases)
-    return [(s.kind, s.text, s.segment_id) for s in segments if s.kind in ("final", "alternative") and s.text.strip()]
+    return [
+        ("suggested" if s.suggested else s.kind, s.text, s.segment_id)
+        for s in segments
+        if s.kind in ("final", "alternative") and s.text.strip()
+    ]
 
 
 Item = tuple[SpeechCase, str, FloatArray]  # the line, its cache key (the clip: audio pipeline included), audio
@@ -126,7 +130,11 @@ async def transcribe(
             await asyncio.gather(*(one(k, a) for k, a in todo))
             audio_s = sum(len(a) for _, a in todo) / ASR_RATE
             cpu = cpu_seconds() - started_cpu
-            print(f"  second decodes: {engine.second_decodes} of {len(todo)} clips", flush=True)
+            print(
+                f"  second readings: {engine.rescored} suggested lines borne out by the audio, "
+                f"{engine.second_decodes} guided decodes, of {len(todo)} clips",
+                flush=True,
+            )
             print(
                 f"  early decodes: {engine.early_used} became the final, of {engine.early_decodes} "
                 f"({engine.early_stopped} stopped after the encoder: the caller spoke again)",

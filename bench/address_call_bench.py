@@ -20,7 +20,8 @@ up once its finals are in. What the bench reads is what the desk's WebSocket del
 - CPU: this process's CPU seconds (the gateway: taps, VAD, every decode, the assistants, the desk) per second of
   caller audio played, over all calls (Asterisk and the phones are other processes).
 
-Compare settings in one sitting: --no-second-pass, --early-decode-ms 0 (the endpoint alone), --min-silence-ms.
+Compare settings in one sitting: --no-second-pass, --early-decode-ms 0 (the endpoint alone), --early-decode-long-ms
+0 (long utterances as short ones), --no-rescore, --min-silence-ms.
 """
 
 from __future__ import annotations
@@ -214,8 +215,9 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
         uri = entry_uri(asterisk)
         a = settings.asr
         print(
-            f"gateway and desk up in {time.monotonic() - started:.0f} s; second pass {a.second_pass}, early decode "
-            f"{a.early_decode_ms} ms, endpoint {a.vad.min_silence_ms} ms",
+            f"gateway and desk up in {time.monotonic() - started:.0f} s; second pass {a.second_pass}, rescoring "
+            f"{a.rescore_readings}, early decode {a.early_decode_ms} ms ({a.early_decode_long_ms or a.early_decode_ms} "
+            f"ms from {a.early_decode_long_s:g} s of speech), endpoint {a.vad.min_silence_ms} ms",
             flush=True,
         )
         cpu_start, audio_s = cpu_seconds(), 0.0
@@ -270,6 +272,10 @@ def asr_overrides(args: argparse.Namespace) -> dict[str, Any]:
     asr: dict[str, Any] = {"enabled": True, "second_pass": not args.no_second_pass}
     if args.early_decode_ms is not None:
         asr["early_decode_ms"] = args.early_decode_ms
+    if args.early_decode_long_ms is not None:
+        asr["early_decode_long_ms"] = args.early_decode_long_ms
+    if args.no_rescore:
+        asr["rescore_readings"] = False
     if args.min_silence_ms is not None:
         asr["vad"] = {"min_silence_ms": args.min_silence_ms}
     return asr
@@ -304,9 +310,12 @@ def report(results: dict[str, list[CallResult]], seconds: float, service: Gatewa
             f"{pct(cards, 0.5):>9.2f}s{pct(cards, 0.95):>9.2f}s{errors:>8}"
         )
     engine = service.asr_engine
-    second = getattr(engine, "second_decodes", 0)
+    second, rescored = getattr(engine, "second_decodes", 0), getattr(engine, "rescored", 0)
     calls = sum(len(c) for c in results.values())
-    print(f"calls: {calls} in {seconds:.0f} s; second decodes: {second}; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"calls: {calls} in {seconds:.0f} s; second readings: {rescored} suggested lines borne out, {second} guided "
+        f"decodes; load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 def main() -> int:
@@ -318,6 +327,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=15.0, help="longest wait for finals after the clip (s)")
     parser.add_argument("--no-second-pass", action="store_true")
     parser.add_argument("--early-decode-ms", type=int, default=None, help="0: decode only at the endpoint")
+    parser.add_argument("--early-decode-long-ms", type=int, default=None, help="0: long utterances as short ones")
+    parser.add_argument("--no-rescore", action="store_true", help="no suggested lines scored against the audio")
     parser.add_argument("--min-silence-ms", type=int, default=None, help="the endpoint (asr.vad.min_silence_ms)")
     parser.add_argument("--dump", type=Path, default=None, help="append each call's outcome here (JSON lines)")
     parser.add_argument("-v", "--verbose", action="store_true")

@@ -205,7 +205,12 @@ async def run(args: argparse.Namespace) -> None:
         if name not in SETUPS + PEERS:
             raise SystemExit(f"unknown set-up {name!r}: {', '.join(SETUPS + PEERS)}")
         setup = Setup(name, args.batch if name.endswith("batch") else 1, name.startswith("worker"))
-        settings = AsrSettings(workers=workers, cpu_threads=args.threads, batch_size=setup.batch_size)
+        settings = AsrSettings(
+            workers=workers,
+            cpu_threads=args.threads,
+            batch_size=setup.batch_size,
+            early_decode_long_ms=args.early_decode_long_ms,
+        )
         knees[name] = await ramp(setup, settings, levels, clips, args)
     print("\n== knees (streams per core decoding) ==")
     cores = decoding_cores(workers, args.threads)
@@ -224,6 +229,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="asr.workers (0, the default: the cores + 1)")
     parser.add_argument("--threads", type=int, default=1, help="asr.cpu_threads")
     parser.add_argument("--batch", type=int, default=8, help="asr.batch_size of the batching set-ups")
+    parser.add_argument(
+        "--early-decode-long-ms",
+        type=int,
+        default=AsrSettings().early_decode_long_ms,
+        help="asr.early_decode_long_ms (0: long utterances decoded as early as short ones)",
+    )
     parser.add_argument("--final-p95", type=float, default=0.8)
     parser.add_argument("--partial-p95", type=float, default=1.0)
     parser.add_argument("--port", type=int, default=8790, help="the worker's port (loopback)")

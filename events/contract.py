@@ -160,6 +160,11 @@ class TranscriptAlternative(_Segment):
     )
     end_ms: int = Field(ge=0)
     confidence: float = Field(ge=0, le=1)
+    suggested: bool = Field(
+        False,
+        description="Not decoded: the final with one misheard span put right (a place name it sounds like), which "
+        "the recogniser scored against the audio and found nearly as likely as what it heard.",
+    )
 
 
 class TranscriptGap(_Segment):

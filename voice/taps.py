@@ -193,14 +193,16 @@ class Transcriber:
                 error=segment.error,
             )
         else:  # a final, or a second reading of one: the same fields
-            model = TranscriptAlternative if segment.kind == "alternative" else TranscriptFinal
-            event = model(
-                **about,
-                segment_id=segment_id,
-                speaker=speaker,
-                start_ms=start_ms,
-                text=segment.text,
-                end_ms=segment.end_ms,
-                confidence=round(segment.confidence, 3),
-            )
+            line = {
+                "segment_id": segment_id,
+                "speaker": speaker,
+                "start_ms": start_ms,
+                "text": segment.text,
+                "end_ms": segment.end_ms,
+                "confidence": round(segment.confidence, 3),
+            }
+            if segment.kind == "alternative":
+                event = TranscriptAlternative(**about, **line, suggested=segment.suggested)
+            else:
+                event = TranscriptFinal(**about, **line)
         session.publish(event)

@@ -101,6 +101,7 @@ class SegmentOut(_Message):
     end_ms: int = Field(ge=0)
     confidence: float = Field(ge=0, le=1)
     error: str | None = Field(None, max_length=500)
+    suggested: bool = False  # an alternative that is the final with one span put right (asr/engine.py)
 
 
 class Finished(_Message):
@@ -175,4 +176,5 @@ def segment_message(channel: int, segment: Segment) -> SegmentOut:
         end_ms=max(segment.end_ms, 0),
         confidence=min(max(segment.confidence, 0.0), 1.0),
         error=segment.error[:500] if segment.error else None,
+        suggested=segment.suggested,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from asr.engine import AsrStream, Segment, SegmentKind, StreamState
@@ -196,6 +196,8 @@ class RemoteStream(AsrStream):
         start = attached.base_sample + message.start_ms * self.sample_rate // 1000
         end = attached.base_sample + message.end_ms * self.sample_rate // 1000
         segment = self._make(message.kind, index, message.text, start, end, message.confidence, error=message.error)
+        if message.suggested:
+            segment = replace(segment, suggested=True)
         self._next_index = max(self._next_index, index + 1)
         if message.kind == "partial":
             self._shown_partial = index

@@ -109,6 +109,9 @@ ALTERNATIVE_FACTOR = 0.9  # a place read only on the second, guided decode
 HINT_ANYWHERE = 0.6
 ALTERNATIVE_ECHO_ANYWHERE = 0.7  # 大师驻 for 大石窝, 小区门 for 小红门: one syllable of three wrong is ordinary speech
 ALTERNATIVE_ECHO_DROPPED = 0.8  # the same with a syllable of the name not heard at all (北章阵 is not 北臧村镇)
+# A community a second reading names must sound this much like part of the heard text, two syllables of it heard
+# right (金钩和射器 for 金沟河社区), to be shown at that depth; otherwise the card stops at its street/town.
+ALTERNATIVE_ECHO_COMMUNITY = 0.7
 
 
 def _starts_word(text: str, i: int) -> bool:
@@ -270,20 +273,51 @@ class AddressExtractor:
         """Districts, streets/towns and colloquial areas of all Beijing that sound most like part of `text`."""
         return self._anywhere.sounding_like(normalize(text), HINT_ANYWHERE, limit)
 
+    def readings_sounding_like(self, text: str, limit: int) -> list[str]:
+        """The heard line with one span put right: the place name that span sounds like, as a caller says it (the
+        name, its stem, 白纸坊街 for 白纸坊街道), best sound-alike first. The recogniser scores them against the
+        audio, which can tell 酒仙桥 from 青龙桥 for 零零桥 where the sound of the text alone cannot. Which names
+        depends on what the line already gives: a place anywhere in Beijing (or a community) for a line that names
+        none, the district's streets for a district alone; none for a line naming a street (scoring its
+        communities cost 60 % of the scoring's CPU and gained nothing on the held-out lines: bench/README.md)."""
+        norm = normalize(text)
+        top = self.extract(text, "hint").top
+        hits: list[LooseHit] = []
+        if top is None or self.unsure_street_by_sound(top):
+            hits += [hit for hit, _ in self._anywhere.scan(norm, HINT_ANYWHERE)]
+            hits += self._communities_anywhere.scan(norm, HINT_ANYWHERE)
+        elif top.level == "district" and top.district_code is not None:
+            hits += self._town_matcher(top.district_code).scan(norm, HINT_ANYWHERE)
+        lines: list[str] = []
+        for hit in sorted(hits, key=lambda h: -h.score):
+            line = text[: hit.start] + hit.surface + text[hit.end :]
+            if line != text and line not in lines:
+                lines.append(line)
+            if len(lines) >= limit:
+                break
+        return lines
+
     def extract_alternative(
-        self, heard: str, alternative: str, segment_id: str = "", *, context: Sequence[str] = ()
+        self,
+        heard: str,
+        alternative: str,
+        segment_id: str = "",
+        *,
+        context: Sequence[str] = (),
+        suggested: bool = False,
     ) -> AddressCandidates | None:
         """What a second, guided reading of a final adds: a deeper place than the heard text gave (in the same
         district, when the heard text named one), which also sounds like part of the heard text (the recogniser is
         steered towards the names in its prompt, so a name that the first reading has no trace of is not believed).
         The result is in the heard text's terms (its span, its mentions), so the transcript can show the name over
-        what was heard. None when the alternative adds nothing."""
+        what was heard. None when the alternative adds nothing. `suggested`: the alternative is the heard line with
+        one span put right, scored against the audio rather than decoded."""
         first = self.extract(heard, segment_id, context=context).top
         read = self.extract(alternative, segment_id, context=context).candidates
         if not read:
             return None
         if first is None:
-            return self._alternative_anywhere(heard, read, segment_id)
+            return self._alternative_anywhere(heard, read, segment_id, suggested=suggested)
         second = read[0]
         confirmed = second.confidence * ALTERNATIVE_FACTOR
         if self.unsure_street_by_sound(first) and second.town_code == first.town_code and confirmed > first.confidence:
@@ -300,22 +334,54 @@ class AddressExtractor:
             return None
         mentions = [m for m in first.mentions if m.source == "final" and m.level == "district"]
         mentions.append(_echo_mention(heard, echo, "town", second.town))
+        community = self._community_echo(heard, second)
+        if (
+            community is not None
+            and second.community is not None
+            and (community.start >= echo.end or community.end <= echo.start)
+        ):
+            mentions.append(_echo_mention(heard, community, "community", second.community))
         confidence = min(second.confidence, first.confidence + AGREEMENT_BONUS) * ALTERNATIVE_FACTOR
         return _as_heard(heard, segment_id, second, mentions, confidence)
 
+    def _community_echo(self, heard: str, card: AddressCandidate) -> LooseHit | None:
+        """Where the heard line sounds like the community a second reading names (among its town's), if it does."""
+        if card.level != "community" or card.community_code is None or card.town_code is None:
+            return None
+        norm = normalize(heard)
+        hits = self._community_matcher(card.town_code).scan(norm, ALTERNATIVE_ECHO_COMMUNITY, anchors=2)
+        echo = next((h for h in hits if h.key == card.community_code and _community_suffix_heard(h)), None)
+        if echo is None or _names_a_thing(norm, norm[echo.start : echo.end], echo.end):
+            return None
+        return echo
+
     def _alternative_anywhere(
-        self, heard: str, read: Sequence[AddressCandidate], segment_id: str
+        self, heard: str, read: Sequence[AddressCandidate], segment_id: str, *, suggested: bool = False
     ) -> AddressCandidates | None:
         """The heard line named no place and its second reading does: believed at the deepest level (street/town,
         else district) whose name, or a colloquial area of it, sounds like part of the heard line. The reading's
         best candidate first, then the others: the prompt may have put in a name with no trace in what was heard
-        (小红门 for 小区门) next to the one that was said (西单 for 西丹)."""
+        (小红门 for 小区门) next to the one that was said (西单 for 西丹). A `suggested` reading (the heard line with
+        one span put right, which the audio bore out) sounds like the heard line by construction: its name must also
+        stand as a place there, with its division suffix heard or a place word beside it (生活和品质的情况 is not
+        和平里)."""
         norm = normalize(heard)
+        placed: Callable[[LooseHit], bool] = (
+            (lambda hit: hit.surface.endswith(_SUFFIXES) or _has_place_word(norm, hit.start, hit.end))
+            if suggested
+            else (lambda hit: True)
+        )
+        for second in read:
+            community = self._community_echo(heard, second)
+            if community is not None and second.community is not None and placed(community):
+                mention = _echo_mention(heard, community, "community", second.community)
+                return _as_heard(heard, segment_id, second, [mention], second.confidence * ALTERNATIVE_FACTOR)
         hits = [
             (hit, place)
             for hit, place in self._anywhere.scan(norm, ALTERNATIVE_ECHO_ANYWHERE)
             if (not hit.dropped or hit.score >= ALTERNATIVE_ECHO_DROPPED)
             and not _names_a_thing(norm, norm[hit.start : hit.end], hit.end)  # heard 东风快递: a firm, not 东风乡
+            and placed(hit)
         ]
         for second in read:
             if second.town_code is None or second.town is None:
@@ -980,6 +1046,16 @@ def _inside(hit: LooseHit, outer: LooseHit) -> bool:
     return outer.start <= hit.start and hit.end <= outer.end and hit.end - hit.start < outer.end - outer.start
 
 
+_SUFFIXES = (*DIVISION_SUFFIXES, "街", "社区", "村")
+
+
+def _community_suffix_heard(hit: LooseHit) -> bool:
+    """A community's whole name, its suffix heard as itself or as the phone makes it (射器 for 社区; not 快递急 for
+    苑社区)."""
+    suffix = next((x for x in ("社区", "村") if hit.surface.endswith(x)), "")
+    return bool(suffix) and min(hit.sims[-len(suffix) :]) >= FUZZY
+
+
 def _has_place_word(text: str, start: int, end: int) -> bool:
     after = text[end : end + 2]
     before = text[max(0, start - 2) : start]
@@ -1002,20 +1078,22 @@ def _echo_mention(heard: str, echo: LooseHit, level: Level, name: str) -> Mentio
 def _as_heard(
     heard: str, segment_id: str, card: AddressCandidate, mentions: list[Mention], confidence: float
 ) -> AddressCandidates:
-    """A card read on the second decode, given in the heard line's terms (at most street/town deep: a community
-    name is not checked against what was heard)."""
+    """A card read on the second decode, given in the heard line's terms: as deep as `mentions` go (a community
+    only where the heard line echoes it)."""
     mentions.sort(key=lambda m: m.start)
-    card = card.model_copy(
-        update={
-            "mentions": mentions,
-            "confidence": round(confidence, 3),
-            "source": "gazetteer+phonetic",
+    update: dict[str, object] = {
+        "mentions": mentions,
+        "confidence": round(confidence, 3),
+        "source": "gazetteer+phonetic",
+    }
+    if not (card.level == "community" and any(m.level == "community" for m in mentions)):
+        update |= {
             "level": "town" if card.level == "community" else card.level,
             "community": None,
             "community_code": None,
             "adcode": card.town_code or card.district_code,
         }
-    )
+    card = card.model_copy(update=update)
     start, end = mentions[0].start, mentions[-1].end
     return AddressCandidates(
         segment_id=segment_id,

@@ -18,6 +18,7 @@ from assist.address.extract import AddressExtractor
 
 MAX_PHRASES = 24
 MAX_ANYWHERE = 8  # few: every name in the prompt is one more the recogniser may write for a sound-alike
+MAX_READINGS = 6  # lines scored against the audio in one batch (each costs about 45 ms of one core)
 
 
 class PlaceHints:
@@ -33,3 +34,6 @@ class PlaceHints:
             return ()
         towns = self.extractor.towns_sounding_like(text, top.district_code, self.max_phrases - 1)
         return [top.district, *towns]
+
+    def readings_for(self, text: str) -> Sequence[str]:
+        return self.extractor.readings_sounding_like(text, MAX_READINGS)

@@ -56,10 +56,12 @@ class AddressResolver:
         return found.model_copy(update={"candidates": capped})
 
     async def resolve_alternative(
-        self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = ()
+        self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = (), suggested: bool = False
     ) -> AddressCandidates | None:
-        """A deeper place from a second, guided reading of a final, or None (see extract_alternative)."""
-        result = self.extractor.extract_alternative(heard, alternative, segment_id, context=context)
+        """A deeper place from a second reading of a final, or None (see extract_alternative)."""
+        result = self.extractor.extract_alternative(
+            heard, alternative, segment_id, context=context, suggested=suggested
+        )
         return None if result is None else await self._placed(result)
 
     async def _placed(self, result: AddressCandidates) -> AddressCandidates:

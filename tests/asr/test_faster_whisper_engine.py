@@ -300,6 +300,9 @@ class _DistrictHints:
         self.asked.append(text)
         return ["海淀区", "中关村街道", "海淀街道"]
 
+    def readings_for(self, text: str) -> list[str]:
+        return []  # nothing to score: the guided decode
+
 
 def test_a_final_the_hints_know_is_decoded_again_and_the_second_reading_follows_it(
     whisper_engine: FasterWhisperEngine,
@@ -411,6 +414,46 @@ def test_an_early_decode_the_caller_spoke_past_stops_after_the_encoder(whisper_e
     assert texts[200] == texts[0] and texts[0]
 
 
+class RecordingEncoder(SlowEncoder):
+    """The real decoder, recording the length of each early decode's audio (early decodes encode first)."""
+
+    def __init__(self, real: Any) -> None:
+        super().__init__(real)
+        self.encoded: list[int] = []
+
+    def encode(self, audio: Any) -> Any:
+        self.encoded.append(len(audio))
+        return self.real.encode(audio)
+
+
+def test_a_long_utterance_is_decoded_sooner_in_its_final_pause_with_the_same_final(
+    whisper_engine: FasterWhisperEngine,
+) -> None:
+    # The clip's last utterance holds about 6 s of speech: past early_decode_long_s (4 s) its decode starts once
+    # the pause reaches 100 ms (4 VAD chunks, 128 ms), not 200 ms; it keeps less of the pause and reads the same.
+    clip = Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"
+    audio = with_silence([telephone_path(read_wav_16k(clip))])
+    runs: dict[float, tuple[list[str], list[int], int]] = {}
+    for long_s in (30.0, 4.0):
+        recorder = RecordingEncoder(whisper_engine.decoder)
+        settings = AsrSettings(cpu_threads=1, workers=2, partial_interval_ms=10000, early_decode_long_s=long_s)
+        engine = FasterWhisperEngine(settings, decoder=recorder)  # type: ignore[arg-type]
+        try:
+
+            async def stream_it(engine: FasterWhisperEngine = engine) -> StreamRun:
+                return await run_stream(engine.open_stream("call-11/caller", "caller"), pcm_of(audio), speed=2.0)
+
+            texts = [s.text for s in asyncio.run(stream_it()).finals()]
+        finally:
+            engine.close()
+        runs[long_s] = (texts, recorder.encoded, engine.early_used)
+    (texts_200, encoded_200, used_200), (texts_100, encoded_100, used_100) = runs[30.0], runs[4.0]
+    assert texts_100 == texts_200 and texts_200
+    assert used_100 == used_200 >= 1  # the final took the early decode's result both times
+    # the early decode the final took: 200 ms of the pause kept before, 128 ms now
+    assert encoded_200[-1] - encoded_100[-1] == (200 - 128) * ASR_RATE // 1000
+
+
 def test_a_wider_beam_reads_whole_utterances_and_partials_stay_greedy(whisper_engine: FasterWhisperEngine) -> None:
     from asr.whisper_decoder import WhisperDecoder
 
@@ -442,3 +485,23 @@ def test_a_decode_from_the_encoder_output_of_an_earlier_one_reads_as_a_decode_fr
     hinted = decoder.prompt_tokens(["海淀区", "中关村街道"], whisper_engine.settings.hint_prompt_tokens)
     again = decoder.decode(clip, hinted, encoded=first.encoded)
     assert again.text and again == decoder.decode(clip, hinted)
+
+
+def test_a_line_is_scored_by_how_well_it_reads_the_audio(whisper_engine: FasterWhisperEngine) -> None:
+    # Whisper base hears this clip's 海淀区中关村街道 as 海电器中官村街等. The heard line with one span put right
+    # reads the audio nearly as well as the heard line itself; with another place there, far worse.
+    decoder = whisper_engine.decoder
+    clip = telephone_path(read_wav_16k(Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"))
+    prompt = decoder.prompt_tokens()
+    first = decoder.decode(clip, prompt)
+    heard = first.text
+    assert first.encoded is not None and "海电器" in heard and "中官村" in heard, heard
+    lines = [heard] + [
+        heard.replace(span, name)
+        for span, name in [("海电器", "海淀区"), ("海电器", "朝阳区"), ("中官村", "中关村"), ("中官村", "回龙观")]
+    ]
+    base, district, other_district, town, other_town = decoder.score(first.encoded, prompt, lines)
+    least = base - whisper_engine.settings.rescore_slack
+    assert district >= least > other_district, (base, district, other_district)
+    assert town >= least > other_town, (base, town, other_town)
+    assert decoder.score(first.encoded, prompt, [lines[3]])[0] == pytest.approx(town, abs=0.05)  # alone or batched

@@ -109,3 +109,17 @@ async def test_no_alternative_after_all_still_lets_finish_end() -> None:
     seq.follow_up(index, None)
     await asyncio.wait_for(finished, 5)
     assert [s.kind for s in await _drain(sink)] == ["final"]
+
+
+async def test_two_second_readings_follow_their_final_in_order() -> None:
+    seq, sink = _sequencer()
+    first, second = seq.close_utterance(), seq.close_utterance()
+    finished = seq.start_finish()
+    seq.deliver(second, seq.make("final", second, "二", 1000, 2000, 0.9), follow_up=True)
+    guided, scored = (seq.make("alternative", second, text, 1000, 2000, 0.9) for text in ("二'", "二''"))
+    seq.follow_up(second, guided, None, scored)  # held until its final is out, which waits for the first
+    seq.deliver(first, seq.make("final", first, "一", 0, 1000, 0.9))
+    seq.flushed()
+    await asyncio.wait_for(finished, 5)
+    out = [(s.kind, s.text) for s in await _drain(sink)]
+    assert out == [("final", "一"), ("final", "二"), ("alternative", "二'"), ("alternative", "二''")]

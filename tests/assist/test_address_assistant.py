@@ -171,6 +171,23 @@ async def test_a_line_after_a_second_reading_keeps_the_place_that_reading_found(
     assert last.data["segment_id"] == "c9:caller:2" and last.data["candidates"][0]["town"] == "月坛街道"
 
 
+async def test_a_suggested_reading_after_a_guided_one_that_added_nothing_still_deepens_the_line(
+    bus_and_assistant: tuple[EventBus, AddressAssistant],
+) -> None:
+    bus, _ = bus_and_assistant
+    heard = "使挖屯村这边有人占指消防通道停车。"  # 密云区西田各庄镇水洼屯村, as heard on the phone: no place
+    with bus.subscribed() as events:
+        bus.publish(final("c11", "c11:caller:1", heard))
+        about = {"segment_id": "c11:caller:1", "speaker": "caller", "start_ms": 0, "end_ms": 900, "confidence": 0.8}
+        guided = {**about, "text": "是挖土村这边有人占着消防通道停车。", "caller_number": "1", "language": "zh"}
+        bus.publish(CallEvent.loose("transcript.alternative", "c11", guided))  # names no place either
+        scored = {**guided, "text": "水洼屯村这边有人占指消防通道停车。", "suggested": True}
+        bus.publish(CallEvent.loose("transcript.alternative", "c11", scored))
+        (card,) = await candidates(events, 1)
+    assert card.data["segment_id"] == "c11:caller:1" and card.data["text"] == heard
+    assert card.data["candidates"][0]["community"] == "水洼屯村"
+
+
 def partial(call_id: str, segment_id: str, text: str) -> CallEvent:
     data = {"segment_id": segment_id, "speaker": "caller", "start_ms": 0, "text": text}
     return CallEvent.loose("transcript.partial", call_id, {**data, "caller_number": "13800138000", "language": "zh"})

@@ -72,8 +72,9 @@ def replay_card(
     *,
     alternatives: bool = True,
 ) -> CardOutcome:
-    """`segments`: (kind, text, segment id) in the order the recogniser gave them, kind "final" or "alternative"
-    (a second reading of the final with the same id, which may come after the next final)."""
+    """`segments`: (kind, text, segment id) in the order the recogniser gave them, kind "final", "alternative" (a
+    second reading of the final with the same id, which may come after the next final) or "suggested" (a second
+    reading that is the final with one span put right, scored rather than decoded)."""
     card: AddressCandidate | None = None
     times: list[float] = []
     finals: list[str] = []
@@ -91,7 +92,10 @@ def replay_card(
         elif alternatives and segment_id in position:
             n = position[segment_id]
             context = read[max(0, n - CONTEXT_LINES) : n]
-            better = extractor.extract_alternative(finals[n], text, f"{case.id}-{n}", context=context)
+            suggested = kind == "suggested"
+            better = extractor.extract_alternative(
+                finals[n], text, f"{case.id}-{n}", context=context, suggested=suggested
+            )
             if better is None:
                 continue
             found = better

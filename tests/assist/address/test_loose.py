@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assist.address.extract import AddressExtractor
-from assist.address.hints import MAX_ANYWHERE, PlaceHints
+from assist.address.hints import MAX_ANYWHERE, MAX_READINGS, PlaceHints
 from assist.address.loose import NEAR_HEARD, NEAR_INITIAL, LooseMatcher, loose_syllable
 from assist.address.phonetic import FUZZY
 
@@ -236,3 +236,53 @@ def test_a_community_named_alone_is_found_by_sound_when_its_suffix_was_heard(ext
         "帅气社期",  # a stem of two not written right, and the suffix as the phone makes it: not 帅府社区
     ]:
         assert extractor.extract(plain, "s").candidates == [], plain
+
+
+def test_a_community_a_second_reading_names_counts_where_the_heard_line_echoes_it(extractor: AddressExtractor) -> None:
+    # 海淀区永定路街道金沟河社区 as Whisper base heard it on the phone; the heard line gives the street only
+    heard = "海电汽有电路街道金钩和射器有远占纸消防通道停车。"
+    first = extractor.extract(heard, "s").top
+    assert first is not None and first.level == "town"
+    better = extractor.extract_alternative(heard, "海电汽有电路街道金沟河社区有远占纸消防通道停车。", "s")
+    assert better is not None and better.top is not None
+    assert (better.top.town, better.top.community, better.top.level) == ("永定路街道", "金沟河社区", "community")
+    community = next(m for m in better.top.mentions if m.level == "community")
+    assert community.text == "金钩和射器" and heard[community.start : community.end] == community.text
+    # a community of the street the heard line has no trace of: the card stays at the street
+    other = extractor.extract_alternative(heard, "海电汽有电路街道永定路社区有远占纸消防通道停车。", "s")
+    assert other is None or other.top is None or other.top.community is None
+    # a line naming no place: a village the second reading names, echoed by three of its four syllables
+    alone = extractor.extract_alternative("使挖屯村这边有人占指消防通道停车", "水洼屯村这边有人占指消防通道停车", "s")
+    assert alone is not None and alone.top is not None
+    assert (alone.top.district, alone.top.community) == ("密云区", "水洼屯村")
+    assert alone.span is not None and alone.span.text == "使挖屯村"
+    assert (
+        extractor.extract_alternative("我们这边有人占着消防通道停车", "水洼屯村这边有人占着消防通道停车", "s") is None
+    )
+
+
+def test_a_line_gets_the_readings_with_its_misheard_place_put_right(extractor: AddressExtractor) -> None:
+    hints = PlaceHints(extractor)
+    # a district alone (朝阳区 as 朝阳七): its streets that sound like part of the line, in place of that part
+    readings = hints.readings_for("朝阳七九零零桥街道这边晚上工地师工作樱特别大")
+    assert "朝阳七九酒仙桥街道这边晚上工地师工作樱特别大" in readings and len(readings) <= MAX_READINGS
+    # no place at all: places and communities anywhere
+    assert "水洼屯村这边有人占指消防通道停车" in hints.readings_for("使挖屯村这边有人占指消防通道停车")
+    assert "我家在佛子庄乡楼上路水把我家天花板泡了" in hints.readings_for("我家在福祠中香楼上路水把我家天花板泡了")
+    # a line naming its street right, and a line like no place, get none
+    assert hints.readings_for("我家在海淀区中关村街道,楼上漏水") == []
+    assert hints.readings_for("对不起我打错了") == []
+
+
+def test_a_suggested_reading_counts_only_where_its_place_stands_as_a_place(extractor: AddressExtractor) -> None:
+    # A suggested line sounds like the heard one by construction: its name must have its suffix heard or a place
+    # word beside it. A real clip of Sichuanese that names no place: 和品质 scored nearly as well as 和平里.
+    heard = "是不是捷人干了个的是中国的允设业和社会的生活和品质的情况呢?"
+    suggested = "是不是捷人干了个的是中国的允设业和社会的生活和平里的情况呢?"
+    assert extractor.extract_alternative(heard, suggested, "s", suggested=True) is None
+    for heard, suggested, town in [
+        ("我家在福祠中香楼上路水", "我家在佛子庄乡楼上路水", "佛子庄乡"),  # 乡 heard as 香
+        ("你好,我是西丹那边的居民", "你好,我是西单那边的居民", "西长安街街道"),  # a place word after it
+    ]:
+        better = extractor.extract_alternative(heard, suggested, "s", suggested=True)
+        assert better is not None and better.top is not None and better.top.town == town, (heard, better)
