@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from asr.engine import AsrStream, Segment, SegmentKind, StreamState
@@ -195,9 +195,16 @@ class RemoteStream(AsrStream):
         index = attached.base_index + message.index
         start = attached.base_sample + message.start_ms * self.sample_rate // 1000
         end = attached.base_sample + message.end_ms * self.sample_rate // 1000
-        segment = self._make(message.kind, index, message.text, start, end, message.confidence, error=message.error)
-        if message.suggested:
-            segment = replace(segment, suggested=True)
+        segment = self._make(
+            message.kind,
+            index,
+            message.text,
+            start,
+            end,
+            message.confidence,
+            error=message.error,
+            suggested=message.suggested,
+        )
         self._next_index = max(self._next_index, index + 1)
         if message.kind == "partial":
             self._shown_partial = index
@@ -231,6 +238,7 @@ class RemoteStream(AsrStream):
         *,
         error: str | None = None,
         status: StreamState | None = None,
+        suggested: bool = False,
     ) -> Segment:
         return Segment(
             kind=kind,
@@ -243,6 +251,7 @@ class RemoteStream(AsrStream):
             confidence=confidence,
             error=error,
             status=status,
+            suggested=suggested,
         )
 
     def _emit_new(self, kind: SegmentKind, start: int, end: int, *, error: str) -> None:

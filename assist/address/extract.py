@@ -273,15 +273,15 @@ class AddressExtractor:
         """Districts, streets/towns and colloquial areas of all Beijing that sound most like part of `text`."""
         return self._anywhere.sounding_like(normalize(text), HINT_ANYWHERE, limit)
 
-    def readings_sounding_like(self, text: str, limit: int) -> list[str]:
+    def readings_sounding_like(self, text: str, top: AddressCandidate | None, limit: int) -> list[str]:
         """The heard line with one span put right: the place name that span sounds like, as a caller says it (the
         name, its stem, 白纸坊街 for 白纸坊街道), best sound-alike first. The recogniser scores them against the
         audio, which can tell 酒仙桥 from 青龙桥 for 零零桥 where the sound of the text alone cannot. Which names
         depends on what the line already gives: a place anywhere in Beijing (or a community) for a line that names
         none, the district's streets for a district alone; none for a line naming a street (scoring its
-        communities cost 60 % of the scoring's CPU and gained nothing on the held-out lines: bench/README.md)."""
+        communities cost 60 % of the scoring's CPU and gained nothing on the held-out lines: bench/README.md).
+        `top`: the card the line itself gives (`extract(text).top`)."""
         norm = normalize(text)
-        top = self.extract(text, "hint").top
         hits: list[LooseHit] = []
         if top is None or self.unsure_street_by_sound(top):
             hits += [hit for hit, _ in self._anywhere.scan(norm, HINT_ANYWHERE)]
@@ -366,11 +366,10 @@ class AddressExtractor:
         stand as a place there, with its division suffix heard or a place word beside it (生活和品质的情况 is not
         和平里)."""
         norm = normalize(heard)
-        placed: Callable[[LooseHit], bool] = (
-            (lambda hit: hit.surface.endswith(_SUFFIXES) or _has_place_word(norm, hit.start, hit.end))
-            if suggested
-            else (lambda hit: True)
-        )
+
+        def placed(hit: LooseHit) -> bool:
+            return not suggested or hit.surface.endswith(_SUFFIXES) or _has_place_word(norm, hit.start, hit.end)
+
         for second in read:
             community = self._community_echo(heard, second)
             if community is not None and second.community is not None and placed(community):

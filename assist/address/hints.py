@@ -12,9 +12,11 @@ A second reading only ever counts where it agrees with the first (see AddressExt
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from assist.address.extract import AddressExtractor
+from events.address import AddressCandidate
 
 MAX_PHRASES = 24
 MAX_ANYWHERE = 8  # few: every name in the prompt is one more the recogniser may write for a sound-alike
@@ -25,9 +27,14 @@ class PlaceHints:
     def __init__(self, extractor: AddressExtractor, max_phrases: int = MAX_PHRASES) -> None:
         self.extractor = extractor
         self.max_phrases = max_phrases
+        # The recogniser asks for phrases and readings of the same final, one after the other: read it once.
+        self._heard = functools.lru_cache(maxsize=16)(self._read)
+
+    def _read(self, text: str) -> AddressCandidate | None:
+        return self.extractor.extract(text, "hint").top
 
     def phrases_for(self, text: str) -> Sequence[str]:
-        top = self.extractor.extract(text, "hint").top
+        top = self._heard(text)
         if top is None or self.extractor.unsure_street_by_sound(top):
             return self.extractor.places_sounding_like(text, min(MAX_ANYWHERE, self.max_phrases))
         if top.level != "district" or top.district_code is None or top.district is None:
@@ -36,4 +43,4 @@ class PlaceHints:
         return [top.district, *towns]
 
     def readings_for(self, text: str) -> Sequence[str]:
-        return self.extractor.readings_sounding_like(text, MAX_READINGS)
+        return self.extractor.readings_sounding_like(text, self._heard(text), MAX_READINGS)

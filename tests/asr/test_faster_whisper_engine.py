@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from asr.audio import ASR_RATE, float_to_pcm16, read_wav_16k, resample
+from asr.engine import Segment
 from asr.faster_whisper_engine import FasterWhisperEngine
 from asr.settings import AsrSettings
 from asr.telephone import TELEPHONE_RATE, g711_roundtrip, telephone_path
@@ -399,19 +400,24 @@ def test_an_early_decode_the_caller_spoke_past_stops_after_the_encoder(whisper_e
         slow = SlowEncoder(whisper_engine.decoder)
         settings = AsrSettings(cpu_threads=1, workers=2, partial_interval_ms=10000, early_decode_ms=early_ms)
         engine = FasterWhisperEngine(settings, decoder=slow)  # type: ignore[arg-type]
-        try:
-
-            async def stream_it(engine: FasterWhisperEngine = engine) -> StreamRun:
-                return await run_stream(engine.open_stream("call-10/caller", "caller"), pcm_of(audio), speed=2.0)
-
-            finals = asyncio.run(stream_it()).finals()
-        finally:
-            engine.close()
+        finals = stream_and_close(engine, "call-10/caller", audio)
         texts[early_ms] = [s.text for s in finals]
     assert engine.early_stopped >= 1, (engine.early_decodes, engine.early_stopped)
     # the decoder ran for the early decodes still wanted and the finals that had none
     assert slow.decoder_runs <= engine.early_decodes - engine.early_stopped + len(finals) - engine.early_used
     assert texts[200] == texts[0] and texts[0]
+
+
+def stream_and_close(engine: FasterWhisperEngine, stream_id: str, audio: Any) -> list[Segment]:
+    """The finals of `audio` streamed through `engine` at twice real time; the engine is closed after."""
+    try:
+
+        async def stream_it() -> StreamRun:
+            return await run_stream(engine.open_stream(stream_id, "caller"), pcm_of(audio), speed=2.0)
+
+        return asyncio.run(stream_it()).finals()
+    finally:
+        engine.close()
 
 
 class RecordingEncoder(SlowEncoder):
@@ -438,14 +444,7 @@ def test_a_long_utterance_is_decoded_sooner_in_its_final_pause_with_the_same_fin
         recorder = RecordingEncoder(whisper_engine.decoder)
         settings = AsrSettings(cpu_threads=1, workers=2, partial_interval_ms=10000, early_decode_long_s=long_s)
         engine = FasterWhisperEngine(settings, decoder=recorder)  # type: ignore[arg-type]
-        try:
-
-            async def stream_it(engine: FasterWhisperEngine = engine) -> StreamRun:
-                return await run_stream(engine.open_stream("call-11/caller", "caller"), pcm_of(audio), speed=2.0)
-
-            texts = [s.text for s in asyncio.run(stream_it()).finals()]
-        finally:
-            engine.close()
+        texts = [s.text for s in stream_and_close(engine, "call-11/caller", audio)]
         runs[long_s] = (texts, recorder.encoded, engine.early_used)
     (texts_200, encoded_200, used_200), (texts_100, encoded_100, used_100) = runs[30.0], runs[4.0]
     assert texts_100 == texts_200 and texts_200
