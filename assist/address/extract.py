@@ -107,6 +107,10 @@ ALTERNATIVE_FACTOR = 0.9  # a place read only on the second, guided decode
 # its second decode, and a place that decode writes must sound at least ALTERNATIVE_ECHO_ANYWHERE like the heard
 # text (there is no district to narrow the choice, so more than ALTERNATIVE_ECHO).
 HINT_ANYWHERE = 0.6
+# A place found only where its suffix is heard loosely (渤海镇 as 我海镜, anywhere.SUFFIX_HEARD_LOOSELY), put into a
+# line the audio then scores; a suggested line naming it is believed only if it is found so again.
+HINT_LOOSELY = 0.6
+LOOSE_ECHO_FACTOR = 0.85  # ... and is worth less than one echoed by the heard line itself: never shown as sure
 ALTERNATIVE_ECHO_ANYWHERE = 0.7  # 大师驻 for 大石窝, 小区门 for 小红门: one syllable of three wrong is ordinary speech
 ALTERNATIVE_ECHO_DROPPED = 0.8  # the same with a syllable of the name not heard at all (北章阵 is not 北臧村镇)
 # A community a second reading names must sound this much like part of the heard text, two syllables of it heard
@@ -283,13 +287,22 @@ class AddressExtractor:
         `top`: the card the line itself gives (`extract(text).top`)."""
         norm = normalize(text)
         hits: list[LooseHit] = []
+        loose: list[LooseHit] = []
         if top is None or self.unsure_street_by_sound(top):
             hits += [hit for hit, _ in self._anywhere.scan(norm, HINT_ANYWHERE)]
             hits += self._communities_anywhere.scan(norm, HINT_ANYWHERE)
+            loose += [hit for hit, _ in self._anywhere.scan_loosely(norm, HINT_LOOSELY)]
+            loose += self._communities_anywhere.scan_loosely(norm, HINT_LOOSELY)
         elif top.level == "district" and top.district_code is not None:
             hits += self._town_matcher(top.district_code).scan(norm, HINT_ANYWHERE)
+            loose += [
+                hit
+                for hit, place in self._anywhere.scan_loosely(norm, HINT_LOOSELY)
+                if place.town_codes and top.district_code in place.district_codes
+            ]
         lines: list[str] = []
-        for hit in sorted(hits, key=lambda h: -h.score):
+        # The names that sound like the line first; then those found only by a suffix heard loosely.
+        for hit in [*sorted(hits, key=lambda h: -h.score), *sorted(loose, key=lambda h: -h.score)]:
             line = text[: hit.start] + hit.surface + text[hit.end :]
             if line != text and line not in lines:
                 lines.append(line)
@@ -344,6 +357,17 @@ class AddressExtractor:
         confidence = min(second.confidence, first.confidence + AGREEMENT_BONUS) * ALTERNATIVE_FACTOR
         return _as_heard(heard, segment_id, second, mentions, confidence)
 
+    def _community_echo_loosely(self, norm: str, card: AddressCandidate) -> LooseHit | None:
+        """Where the heard line (normalised) has the community a suggested reading names with its suffix heard
+        loosely: the span the suggestion was made from."""
+        if card.level != "community" or card.community_code is None:
+            return None
+        loose = self._communities_anywhere.scan_loosely(norm, HINT_LOOSELY)
+        echo = next((h for h in loose if h.key == card.community_code), None)
+        if echo is None or _names_a_thing(norm, norm[echo.start : echo.end], echo.end):
+            return None
+        return echo
+
     def _community_echo(self, heard: str, card: AddressCandidate) -> LooseHit | None:
         """Where the heard line sounds like the community a second reading names (among its town's), if it does."""
         if card.level != "community" or card.community_code is None or card.town_code is None:
@@ -371,13 +395,21 @@ class AddressExtractor:
             return not suggested or hit.surface.endswith(_SUFFIXES) or _has_place_word(norm, hit.start, hit.end)
 
         for second in read:
-            community = self._community_echo(heard, second)
+            community, factor = self._community_echo(heard, second), ALTERNATIVE_FACTOR
+            if community is None and suggested:
+                community, factor = self._community_echo_loosely(norm, second), ALTERNATIVE_FACTOR * LOOSE_ECHO_FACTOR
             if community is not None and second.community is not None and placed(community):
                 mention = _echo_mention(heard, community, "community", second.community)
-                return _as_heard(heard, segment_id, second, [mention], second.confidence * ALTERNATIVE_FACTOR)
+                return _as_heard(heard, segment_id, second, [mention], second.confidence * factor)
+        echoes = [
+            (hit, place, ALTERNATIVE_FACTOR) for hit, place in self._anywhere.scan(norm, ALTERNATIVE_ECHO_ANYWHERE)
+        ]
+        if suggested:
+            loose = ALTERNATIVE_FACTOR * LOOSE_ECHO_FACTOR
+            echoes += [(hit, place, loose) for hit, place in self._anywhere.scan_loosely(norm, HINT_LOOSELY)]
         hits = [
-            (hit, place)
-            for hit, place in self._anywhere.scan(norm, ALTERNATIVE_ECHO_ANYWHERE)
+            (hit, place, factor)
+            for hit, place, factor in echoes
             if (not hit.dropped or hit.score >= ALTERNATIVE_ECHO_DROPPED)
             and not _names_a_thing(norm, norm[hit.start : hit.end], hit.end)  # heard 东风快递: a firm, not 东风乡
             and placed(hit)
@@ -385,17 +417,18 @@ class AddressExtractor:
         for second in read:
             if second.town_code is None or second.town is None:
                 continue
-            echo = next((h for h, place in hits if second.town_code in place.town_codes), None)
-            if echo is not None:
-                mention = _echo_mention(heard, echo, "town", second.town)
-                return _as_heard(heard, segment_id, second, [mention], second.confidence * ALTERNATIVE_FACTOR)
+            town = next(((h, f) for h, place, f in hits if second.town_code in place.town_codes), None)
+            if town is not None:
+                mention = _echo_mention(heard, town[0], "town", second.town)
+                return _as_heard(heard, segment_id, second, [mention], second.confidence * town[1])
         second = read[0]
-        echo = next(
-            (h for h, place in hits if not place.town_codes and second.district_code in place.district_codes),
+        district_echo = next(
+            ((h, f) for h, place, f in hits if not place.town_codes and second.district_code in place.district_codes),
             None,
         )
-        if echo is None or second.district_code is None:
+        if district_echo is None or second.district_code is None:
             return None
+        echo, factor = district_echo
         district = self.gazetteer.districts[second.district_code]
         mention = _echo_mention(heard, echo, "district", district.name)
         card = second.model_copy(
@@ -409,7 +442,7 @@ class AddressExtractor:
                 "bbox": district.bbox,
             }
         )
-        return _as_heard(heard, segment_id, card, [mention], second.confidence * ALTERNATIVE_FACTOR)
+        return _as_heard(heard, segment_id, card, [mention], second.confidence * factor)
 
     # ---- mentions -----------------------------------------------------------------------------------------
 
