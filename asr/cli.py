@@ -154,6 +154,7 @@ def serve_command(
     Prints `listening on ws://HOST:PORT` once ready. Needs HOTLINE_ASR__SERVICE__TOKEN.
     """
     import asyncio
+    import gc
     import logging
 
     from asr.engine import create_local_engine
@@ -175,6 +176,8 @@ def serve_command(
     async def run() -> None:
         worker = AsrWorker(engine, service, name)
         await worker.start()
+        gc.collect()  # the start's garbage; what is left (the gazetteer's indexes) stays for good, so the
+        gc.freeze()  # collector's full passes need not walk it on the event loop (bench/gc_pause.py)
         scheme = worker.scheme
         click.echo(
             f"listening on {scheme}://{service.host}:{worker.port} ({engine.name}, {service.max_streams} streams)"

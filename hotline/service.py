@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import sys
@@ -207,6 +208,11 @@ class GatewayService:
         if "desk" in parts and self.flows is None:  # the admin flow API; the voice side runs the flows
             self.flows = self._flow_components()
         await self._start_http()
+        # What is loaded by now (gazetteer, indexes, flows) lives as long as the process: keep it out of the
+        # collector's full passes, which otherwise walk it all on the event loop (bench/gc_pause.py). The
+        # start's own garbage goes first, or it would stay for good.
+        gc.collect()
+        gc.freeze()
         log.info("service.started", role=self.role, http=f"http://{s.http.host}:{s.http.port}")
 
     async def _share_operators(self, routing: RoutingServices) -> None:

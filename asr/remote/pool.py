@@ -43,6 +43,8 @@ from config.paths import resolve
 
 log = logging.getLogger(__name__)
 
+LATE_TIMER_S = 0.1  # a stall timer this late says our loop, not the worker, was held up
+
 
 class WorkerLink:
     """This gateway's connection to one worker; reconnects until the pool closes."""
@@ -148,11 +150,7 @@ class WorkerLink:
         writer = asyncio.create_task(self._write(ws, out))
         try:
             while True:
-                try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel that stops the link
-                    async with asyncio.timeout(stall):
-                        frame = await ws.recv()
-                except TimeoutError:
-                    raise TimeoutError(f"silent for {self.pool.settings.stall_ms} ms") from None
+                frame = await self._next_frame(ws, stall)
                 message = parse_worker(frame)
                 if isinstance(message, Hello):
                     self._out = out
@@ -168,6 +166,25 @@ class WorkerLink:
                     writer.result()  # the writer failed: the connection is gone
         finally:
             writer.cancel()
+
+    async def _next_frame(self, ws: ClientConnection, stall: float) -> str | bytes:
+        """The worker's next frame, or TimeoutError when it has said nothing for `stall` seconds. If the timer
+        went off late, this process's own loop was held up (a garbage-collector pass, a slow callback): what the
+        worker sent meanwhile is buffered (a cancelled recv loses nothing), so look once more before calling it
+        lost. Otherwise a pause of the gateway would move every stream of a healthy worker."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + stall
+        try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel that stops the link
+            async with asyncio.timeout_at(deadline):
+                return await ws.recv()
+        except TimeoutError:
+            if loop.time() - deadline < LATE_TIMER_S:
+                raise TimeoutError(f"silent for {self.pool.settings.stall_ms} ms") from None
+        try:
+            async with asyncio.timeout(LATE_TIMER_S):
+                return await ws.recv()
+        except TimeoutError:
+            raise TimeoutError(f"silent for {self.pool.settings.stall_ms} ms") from None
 
     @staticmethod
     async def _write(ws: ClientConnection, out: asyncio.Queue[str | bytes]) -> None:
