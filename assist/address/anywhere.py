@@ -38,7 +38,7 @@ SUFFIX_AS_ITSELF: dict[str, frozenset[str]] = {
 # 四和唐生, 方庄街道 as 方中接的.
 SUFFIX_HEARD_LOOSELY: dict[str, frozenset[str]] = {
     "区": frozenset({"qu", "qi", "ju", "xu"}),
-    "镇": frozenset({"zhen", "zheng", "zen", "chen", "jing", "jin"}),
+    "镇": frozenset({"zhen", "zheng", "zen", "chen", "jing", "jin", "jian"}),
     "乡": frozenset({"xiang", "xian"}),
     "街": frozenset({"jie"}),
     "道": frozenset({"dao", "deng", "de", "dou"}),

@@ -406,6 +406,13 @@ class AddressExtractor:
         ]
         if suggested:
             loose = ALTERNATIVE_FACTOR * LOOSE_ECHO_FACTOR
+            # The audio bore out a name of which the heard line has every syllable but one exactly (回龙君 for
+            # 回龙观, 街海湖 for 金海湖): worth a card, never a sure one.
+            echoes += [
+                (hit, place, loose)
+                for hit, place in self._anywhere.scan(norm, HINT_ANYWHERE)
+                if hit.score < ALTERNATIVE_ECHO_ANYWHERE and not hit.dropped and sum(s < 1.0 for s in hit.sims) == 1
+            ]
             echoes += [(hit, place, loose) for hit, place in self._anywhere.scan_loosely(norm, HINT_LOOSELY)]
         hits = [
             (hit, place, factor)

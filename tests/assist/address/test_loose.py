@@ -298,6 +298,7 @@ def test_a_place_with_its_suffix_heard_loosely_is_suggested_for_the_audio_to_jud
         ("我就在推村陈,有言似大段限", "我就在崔村镇,有言似大段限"),
         ("成艳社区这边一颗大树道了", "诚苑社区这边一颗大树道了"),
         ("你好,我是四和唐生的居民", "你好,我是四合堂村的居民"),
+        ("今首见折编晚上工地施工造因特别大", "兴寿镇折编晚上工地施工造因特别大"),  # 镇 as 见
     ]:
         readings = hints.readings_for(heard)
         assert reading in readings and len(readings) <= MAX_READINGS, (heard, readings)
@@ -318,3 +319,24 @@ def test_a_suggested_reading_found_by_a_loosely_heard_suffix_counts_but_is_never
         assert better.span.text == span and better.top.confidence < SURE
         # a guided decode that wrote the name is not believed on so loose an echo
         assert extractor.extract_alternative(heard, suggested, "s") is None
+
+
+def test_a_suggested_reading_with_one_syllable_of_its_place_unheard_counts_but_is_never_sure(
+    extractor: AddressExtractor,
+) -> None:
+    # Dev lines: 回龙观 heard as 回龙君, 金海湖 as 街海湖 (every syllable but one exactly); the audio bore the
+    # suggested line out, so it may give a card, below sure.
+    for heard, suggested, place, span in [
+        ("回龙君那边自来水缓缓不能喝", "回龙观那边自来水缓缓不能喝", ("昌平区", "回龙观街道"), "回龙君"),
+        ("我家在街海湖中有言四当乱件", "我家在金海湖中有言四当乱件", ("平谷区", "金海湖镇"), "街海湖"),
+    ]:
+        better = extractor.extract_alternative(heard, suggested, "s", suggested=True)
+        assert better is not None and better.top is not None and better.span is not None
+        assert (better.top.district, better.top.town) == place
+        assert better.span.text == span and better.top.confidence < SURE
+        assert extractor.extract_alternative(heard, suggested, "s") is None  # a guided decode: not on so little
+    # two syllables off (沙 for 三, and 下 for 街): 西三旗 not heard
+    assert (
+        extractor.extract_alternative("我就要是萤西沙漆下水道堵了", "我就要是萤西三旗下水道堵了", "s", suggested=True)
+        is None
+    )
