@@ -157,9 +157,12 @@ class NodeWatch:
         self.nodes[name] = _Node(self.clock(), {call for call in calls if call not in self._ended})
 
     async def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = min(0.5, self.lost_after_s / 4)
         away = False
         while True:
-            await asyncio.sleep(min(0.5, self.lost_after_s / 4))
+            due = loop.time() + interval
+            await asyncio.sleep(interval)
             if not self.link.connected:  # we hear no beacons either: silence says nothing about the nodes
                 away = True
                 continue
@@ -168,6 +171,12 @@ class NodeWatch:
                 now = self.clock()
                 for node in self.nodes.values():
                     node.last_seen = now
+            # Woken late, this process was held up (CPU starved, a long callback) and the beacons of that time
+            # wait unread behind this check: a node's silence counts only while the watch could hear it.
+            late = loop.time() - due
+            if late > 0:
+                for node in self.nodes.values():
+                    node.last_seen += late
             self.sweep()
 
     def sweep(self) -> None:

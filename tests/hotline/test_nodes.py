@@ -4,6 +4,8 @@ side's bus, with the caller's fields; a node that leaves cleanly, or a call that
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 from events.bus import CallEvent, EventBus
 from hotline.nodes import NodeBeacon, NodeWatch
@@ -62,3 +64,41 @@ async def test_the_calls_of_a_silent_node_end_as_node_lost(nats_server: NatsServ
     first = next(e for e in lost if e.call_id == "a-1")
     assert (first.body.caller_number, first.body.language) == ("13800138000", "zh")  # the desk files it right
     assert watch.lost == 1 and watch.nodes == {}
+
+
+async def test_a_pause_of_the_desk_is_not_taken_for_silent_nodes(nats_server: NatsServer) -> None:
+    """The desk's own loop held up longer than lost_after_s while a node goes on sending beacons (from another
+    thread's loop here, as from another process): the node's calls go on."""
+    stop = threading.Event()
+
+    def node() -> None:
+        async def run() -> None:
+            async with linked(nats_server, "node-p") as link:
+                beacon = NodeBeacon(link, lambda: ["p-1"], interval_s=0.1)
+                await beacon.start()
+                while not stop.is_set():
+                    await asyncio.sleep(0.05)
+                await beacon.stop()
+
+        asyncio.run(run())
+
+    sender = threading.Thread(target=node, name="node-p")
+    sender.start()
+    bus = EventBus()
+    try:
+        async with linked(nats_server, "desk") as desk:
+            watch = NodeWatch(desk, bus, lost_after_s=0.6)
+            await watch.start()
+            await desk.subscribed()
+            for _ in range(100):
+                if "node-p" in watch.nodes:
+                    break
+                await asyncio.sleep(0.05)
+            assert watch.nodes["node-p"].calls == {"p-1"}
+            time.sleep(1.5)  # blocks the desk's loop: the node's beacons wait in the socket meanwhile
+            await asyncio.sleep(0.5)
+            assert watch.lost == 0 and "node-p" in watch.nodes
+            await watch.stop()
+    finally:
+        stop.set()
+        sender.join(10)
