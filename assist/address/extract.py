@@ -25,7 +25,7 @@ from typing import Literal
 
 from pypinyin.constants import PHRASES_DICT
 
-from assist.address.anywhere import DIVISION_SUFFIXES, CommunitiesAnywhere, PlacesAnywhere, heard_town_names
+from assist.address.anywhere import DIVISION_SUFFIXES, CommunitiesAnywhere, Place, PlacesAnywhere, heard_town_names
 from assist.address.calibration import SURE, shown_confidence
 from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
@@ -401,18 +401,16 @@ class AddressExtractor:
             if community is not None and second.community is not None and placed(community):
                 mention = _echo_mention(heard, community, "community", second.community)
                 return _as_heard(heard, segment_id, second, [mention], second.confidence * factor)
-        echoes = [
-            (hit, place, ALTERNATIVE_FACTOR) for hit, place in self._anywhere.scan(norm, ALTERNATIVE_ECHO_ANYWHERE)
-        ]
+        loose = ALTERNATIVE_FACTOR * LOOSE_ECHO_FACTOR
+        echoes: list[tuple[LooseHit, Place, float]] = []
+        for hit, place in self._anywhere.scan(norm, HINT_ANYWHERE if suggested else ALTERNATIVE_ECHO_ANYWHERE):
+            if hit.score >= ALTERNATIVE_ECHO_ANYWHERE:
+                echoes.append((hit, place, ALTERNATIVE_FACTOR))
+            elif not hit.dropped and sum(s < 1.0 for s in hit.sims) == 1:
+                # The audio bore out a name of which the heard line has every syllable but one exactly (回龙君 for
+                # 回龙观, 街海湖 for 金海湖): worth a card, never a sure one.
+                echoes.append((hit, place, loose))
         if suggested:
-            loose = ALTERNATIVE_FACTOR * LOOSE_ECHO_FACTOR
-            # The audio bore out a name of which the heard line has every syllable but one exactly (回龙君 for
-            # 回龙观, 街海湖 for 金海湖): worth a card, never a sure one.
-            echoes += [
-                (hit, place, loose)
-                for hit, place in self._anywhere.scan(norm, HINT_ANYWHERE)
-                if hit.score < ALTERNATIVE_ECHO_ANYWHERE and not hit.dropped and sum(s < 1.0 for s in hit.sims) == 1
-            ]
             echoes += [(hit, place, loose) for hit, place in self._anywhere.scan_loosely(norm, HINT_LOOSELY)]
         hits = [
             (hit, place, factor)
@@ -1070,14 +1068,24 @@ def _sounds_like(heard: str, wanted: str) -> bool:
 
 
 def _names_a_thing(text: str, surface: str, end: int) -> bool:
-    """A bare name (no division suffix) followed by a firm's or product's word: 东风快递, 延庆卡."""
+    """A bare name (no division suffix) followed by a firm's or product's word, or by a homophone of a word of two
+    characters as the recogniser writes it: 东风快递 and 东风快地, 延庆卡."""
     if surface.endswith(DIVISION_SUFFIXES):
         return False
     for word in THING_WORDS:
-        if text.startswith(word, end):
+        if _written_or_heard(text, end, word):
             after = text[end + len(word) : end + len(word) + 1]
             return not after or after not in THING_PLACES
     return False
+
+
+def _written_or_heard(text: str, at: int, word: str) -> bool:
+    piece = text[at : at + len(word)]
+    if piece == word:
+        return True
+    if len(word) < 2 or len(piece) != len(word):
+        return False
+    return all(readings(a) & readings(b) for a, b in zip(piece, word, strict=True))
 
 
 def _inside(hit: LooseHit, outer: LooseHit) -> bool:

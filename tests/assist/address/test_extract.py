@@ -102,8 +102,13 @@ def test_no_address_no_candidates(extractor: AddressExtractor) -> None:
 
 
 def test_a_bare_name_before_a_firm_or_card_is_not_a_place(extractor: AddressExtractor) -> None:
-    # 我在 would support 东风 as 东风乡; 延庆卡 is how Whisper heard 燃气卡
-    for text in ("我在东风快递寄的包裹丢了", "家里的延庆卡充不进去钱", "我在光明乳业买的牛奶坏了"):
+    # 我在 would support 东风 as 东风乡; 延庆卡 is how Whisper heard 燃气卡; 快地 is how it heard 快递 on one call
+    for text in (
+        "我在东风快递寄的包裹丢了",
+        "家里的延庆卡充不进去钱",
+        "我在光明乳业买的牛奶坏了",
+        "我在东风快地迹的包裹丢了",
+    ):
         assert extractor.extract(text, "s").candidates == [], text
     for text, town in (("东风地区的快递丢了", "东风乡"), ("望京快递站把我的件弄丢了", "望京街道")):
         top = extractor.extract(text, "s").top
