@@ -178,13 +178,12 @@ class WorkerLink:
             async with asyncio.timeout_at(deadline):
                 return await ws.recv()
         except TimeoutError:
-            if loop.time() - deadline < LATE_TIMER_S:
-                raise TimeoutError(f"silent for {self.pool.settings.stall_ms} ms") from None
-        try:
-            async with asyncio.timeout(LATE_TIMER_S):
-                return await ws.recv()
-        except TimeoutError:
-            raise TimeoutError(f"silent for {self.pool.settings.stall_ms} ms") from None
+            late = loop.time() - deadline >= LATE_TIMER_S
+        if late:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LATE_TIMER_S):
+                    return await ws.recv()
+        raise TimeoutError(f"silent for {self.pool.settings.stall_ms} ms")
 
     @staticmethod
     async def _write(ws: ClientConnection, out: asyncio.Queue[str | bytes]) -> None:

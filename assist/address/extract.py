@@ -1085,7 +1085,7 @@ def _written_or_heard(text: str, at: int, word: str) -> bool:
         return True
     if len(word) < 2 or len(piece) != len(word):
         return False
-    return all(readings(a) & readings(b) for a, b in zip(piece, word, strict=True))
+    return all(_sounds_like(heard, wanted) for heard, wanted in zip(piece, word, strict=True))
 
 
 def _inside(hit: LooseHit, outer: LooseHit) -> bool:
