@@ -337,6 +337,10 @@ class AddressExtractor:
             # The guided reading writes the street the heard line only sounded like (太平潮街道, then 太平桥街道):
             # as sure as a street it finds in a line that sounded like no place.
             return _as_heard(heard, segment_id, first, list(first.mentions), confirmed)
+        if suggested and self.unsure_street_by_sound(first):
+            chosen = _chosen_by_audio(heard, alternative, first, second)
+            if chosen is not None:
+                return _as_heard(heard, segment_id, second, [chosen], confirmed * LOOSE_ECHO_FACTOR)
         if second.town_code is None or second.town is None or first.district_code is None:
             return None
         if second.district_code != first.district_code or DEPTH[second.level] <= DEPTH[first.level]:
@@ -1107,6 +1111,49 @@ def _has_place_word(text: str, start: int, end: int) -> bool:
     after = text[end : end + 2]
     before = text[max(0, start - 2) : start]
     return any(after.startswith(w) for w in PLACE_WORDS_AFTER) or any(before.endswith(w) for w in PLACE_WORDS_BEFORE)
+
+
+def _chosen_by_audio(heard: str, suggested: str, first: AddressCandidate, second: AddressCandidate) -> Mention | None:
+    """The street a suggested reading writes over the whole span from which the heard line's own street was only a
+    sound-alike: the audio chose between two sound-alikes of that span (南校见 sounds most like 南窖乡, but Whisper
+    scored the line with 南邵镇 above the one with 南窖乡). None when the reading put right something else, or only
+    a piece of that span (张建 → 张镇 inside 季葛张建, heard for 巨各庄镇)."""
+    if second.town is None or second.town_code in (None, first.town_code):
+        return None
+    start, heard_end = _respelled(heard, suggested)
+    own = [m for m in first.mentions if m.level == "town"]
+    named = [m for m in second.mentions if m.level == "town"]
+    if len(own) != 1 or len(named) != 1:
+        return None
+    was, now = own[0], named[0]
+    # the same stretch of the line in both (the reading may be longer or shorter after it), put right inside it
+    if now.start != was.start or len(suggested) - now.end != len(heard) - was.end:
+        return None
+    if start < was.start or heard_end > was.end:
+        return None
+    span = heard[was.start : was.end]
+    hit = next(iter(LooseMatcher([(now.text, "")]).scan(span, 0.0)), None)
+    return Mention(
+        text=span,
+        start=was.start,
+        end=was.end,
+        source="final",
+        level="town",
+        name=second.town,
+        kind="phonetic",
+        score=round(hit.score, 3) if hit is not None else 0.0,
+    )
+
+
+def _respelled(heard: str, suggested: str) -> tuple[int, int]:
+    """Where in the heard line a suggested reading differs from it (the two share all before and after)."""
+    start = 0
+    while start < min(len(heard), len(suggested)) and heard[start] == suggested[start]:
+        start += 1
+    tail = 0
+    while tail < min(len(heard), len(suggested)) - start and heard[-1 - tail] == suggested[-1 - tail]:
+        tail += 1
+    return start, len(heard) - tail
 
 
 def _echo_mention(heard: str, echo: LooseHit, level: Level, name: str) -> Mention:
