@@ -31,7 +31,7 @@ from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
 from assist.address.lexicon import LexEntry, Lexicon
 from assist.address.loose import LooseHit, LooseMatcher
-from assist.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex, is_han, readings
+from assist.address.phonetic import FUNCTION_CHARS, FUZZY, PhoneticHit, PhoneticIndex, is_han, readings
 from assist.address.settings import AddressSettings
 from events.address import (
     AddressCandidate,
@@ -67,6 +67,7 @@ RIVAL_DISTRICTS = 0.6
 # A community named with neither its street nor its district: many names recur in other forms (第四社区, 土门村
 # for 北土门村), so the card is not shown as sure (measured on the address speech set's dev lines).
 LONE_COMMUNITY_FACTOR = 0.9
+MAX_CLIPPED = 2  # characters a community's name may have lost at its start (对土门村 for 北土门村)
 # Loose sound-alikes (assist.address.loose), only where the context has narrowed the names in play.
 LOOSE_DISTRICT = 0.7  # mean syllable similarity of a district name (三 syllables: 潮洋区, 大星期)
 LOOSE_TOWN = 0.6  # a street/town of the district the caller named
@@ -151,6 +152,9 @@ class _Found:
     score: float = 1.0  # phonetic similarity (1.0 for exact characters)
     phonetic: bool = False
     needs_hierarchy: bool = False  # a place word nearby is not enough: a parent or child must be named
+    # Communities elsewhere whose longer name this one ends, with the line holding a name's character right before
+    # it (对土门村: 北土门村 and 南土门村 are as likely as 土门村, its first syllable misheard).
+    clipped: int = 0
 
     def overlaps(self, start: int, end: int) -> bool:
         return self.start < end and start < self.end
@@ -206,6 +210,9 @@ class AddressExtractor:
         self._communities_anywhere = CommunitiesAnywhere(gazetteer, COMMUNITY_SUFFIX_HEARD)
         self._towns_of: dict[str, LooseMatcher] = {}
         self._communities_of: dict[str, LooseMatcher] = {}
+        self._longer_communities = _longer_names(
+            [name for c in gazetteer.communities.values() for name in (c.name, *c.aliases) if len(name) >= 3]
+        )
         for code in gazetteer.towns:
             self._community_matcher(code)
         for code in gazetteer.districts:
@@ -467,7 +474,10 @@ class AddressExtractor:
             strong_entries = [e for e in entries if not e.weak]
             weak_entries = [e for e in entries if e.weak]
             if strong_entries and t.free(start, end):
-                t.chosen.append(_Found(start, end, t.raw[start:end], t.source, strong_entries))
+                found = _Found(start, end, t.raw[start:end], t.source, strong_entries)
+                if any(e.level == "community" for e in strong_entries):
+                    found.clipped = self._clipped(t.norm, start, surface)
+                t.chosen.append(found)
             if weak_entries:
                 weak.append((t, _Found(start, end, t.raw[start:end], t.source, weak_entries)))
         if self.settings.phonetic:
@@ -482,6 +492,17 @@ class AddressExtractor:
                 elif not strong:
                     weak.append((t, candidate))  # a sound-alike counts where the context says "a place"
         return weak
+
+    def _clipped(self, norm: str, start: int, surface: str) -> int:
+        """How many longer community names end with `surface` and begin with as many characters as the line has
+        right before it (characters of a name: not punctuation, not 是, 在, 我 ...)."""
+        before = 0
+        while before < MAX_CLIPPED and start - before > 0:
+            ch = norm[start - before - 1]
+            if not is_han(ch) or ch in FUNCTION_CHARS:
+                break
+            before += 1
+        return sum(self._longer_communities.get((surface, k), 0) for k in range(1, before + 1))
 
     def _judge_phonetic(self, hit: PhoneticHit, t: _Text) -> tuple[_Found, bool] | None:
         """A district/street sound-alike → (mention, strong?), or None when it is too loose to use.
@@ -817,6 +838,8 @@ class AddressExtractor:
             district = g.towns[town].district_code
             conflicts = self._community_conflicts(code, towns, districts)
             agree = (town in towns) + (district in districts)
+            if not agree:
+                ambiguity += n.found.clipped  # nothing else named says which of them
             results.append(self._candidate("community", code, n, ambiguity, agree, conflicts, named))
             if not conflicts:
                 covered_towns.add(town)
@@ -964,6 +987,16 @@ class AddressExtractor:
         if entry.level == "town":
             return g.towns[entry.code].name
         return g.communities[entry.code].name
+
+
+def _longer_names(names: Sequence[str]) -> dict[tuple[str, int], int]:
+    """(name, k) → how many distinct names are that name with k more characters before it."""
+    longer: dict[tuple[str, int], int] = {}
+    for name in set(names):
+        for k in range(1, MAX_CLIPPED + 1):
+            if len(name) - k >= 3:
+                longer[(name[k:], k)] = longer.get((name[k:], k), 0) + 1
+    return longer
 
 
 def _ambiguity(found: _Found, level: Level, code: str, fits: Callable[[str], bool]) -> int | None:
