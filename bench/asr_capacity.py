@@ -10,8 +10,8 @@ Wyoming server (wyoming-faster-whisper from PyPI, the same model and cores) behi
 Each level runs N concurrent streams of real Mandarin speech (../shared/speech-zh through the telephone path,
 a program of sentences with pauses per stream, started staggered) pushed in 20 ms frames at real time. From
 outside the engine, on the wall clock:
-- final latency: from the end of the utterance (the final's end_ms: speech end + the VAD's 200 ms pad) to the
-  final's arrival in the client;
+- final latency: from the end of the utterance (the final's end_ms: where the VAD heard the speech end; the audio
+  decoded goes 200 ms further) to the final's arrival in the client; the 500 ms endpoint is its floor;
 - partial lag: from the end of the audio a partial covers to its arrival; partials per final says how many
   partials survived (they are skipped, never queued, under load).
 A level holds when final p95 <= --final-p95 (0.8 s), partial p95 <= --partial-p95 (1.0 s) and no stream had a
