@@ -324,15 +324,7 @@ def test_a_final_the_hints_know_is_decoded_again_and_the_second_reading_follows_
 
     decoder._encode = counted  # type: ignore[method-assign]
     engine = FasterWhisperEngine(settings, decoder=decoder, hints=hints)
-    try:
-        audio = with_silence([telephone_path(read_wav_16k(clip))])
-
-        async def stream_it() -> StreamRun:
-            return await run_stream(engine.open_stream("call-9/caller", "caller"), pcm_of(audio), speed=8.0)
-
-        run = asyncio.run(stream_it())
-    finally:
-        engine.close()
+    run = run_and_close(engine, "call-9/caller", with_silence([telephone_path(read_wav_16k(clip))]), speed=8.0)
     finals = run.finals()
     assert finals, run.segments
     assert hints.asked == [s.text for s in finals]  # asked once per final, with its text
@@ -356,14 +348,7 @@ def test_a_final_decoded_while_its_end_was_confirmed_still_gets_its_second_readi
     settings = AsrSettings(cpu_threads=1, workers=1, partial_interval_ms=10000)
     engine = FasterWhisperEngine(settings, decoder=whisper_engine.decoder, hints=hints)
     audio = with_silence([telephone_path(read_wav_16k(clip))], tail_s=0.3)
-    try:
-
-        async def stream_it() -> StreamRun:
-            return await run_stream(engine.open_stream("call-13/caller", "caller"), pcm_of(audio), speed=0.5)
-
-        run = asyncio.run(stream_it())
-    finally:
-        engine.close()
+    run = run_and_close(engine, "call-13/caller", audio, speed=0.5)
     finals = run.finals()
     assert finals and engine.early_used >= 1
     assert hints.asked == [s.text for s in finals] and engine.second_decodes == len(finals)
@@ -439,12 +424,17 @@ def test_an_early_decode_the_caller_spoke_past_stops_after_the_encoder(whisper_e
 
 def stream_and_close(engine: FasterWhisperEngine, stream_id: str, audio: Any) -> list[Segment]:
     """The finals of `audio` streamed through `engine` at twice real time; the engine is closed after."""
+    return run_and_close(engine, stream_id, audio, speed=2.0).finals()
+
+
+def run_and_close(engine: FasterWhisperEngine, stream_id: str, audio: Any, speed: float) -> StreamRun:
+    """`audio` streamed through `engine` at `speed` x real time, to the end; the engine is closed after."""
     try:
 
         async def stream_it() -> StreamRun:
-            return await run_stream(engine.open_stream(stream_id, "caller"), pcm_of(audio), speed=2.0)
+            return await run_stream(engine.open_stream(stream_id, "caller"), pcm_of(audio), speed=speed)
 
-        return asyncio.run(stream_it()).finals()
+        return asyncio.run(stream_it())
     finally:
         engine.close()
 
