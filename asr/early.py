@@ -80,8 +80,8 @@ class EarlyDecode:
             return self.result
 
     def claim(self, key: tuple[int, int]) -> Decoded | None:
-        """Pool thread, for the final of utterance `key`: the early result if it is for the same audio (waiting for
-        a decode already running; a queued one is dropped: the final decodes itself, as soon)."""
+        """Pool thread, for the final of utterance `key` that `adopt` did not take: the early result if it is for the
+        same audio (waiting for one still running); a decode that has not started is dropped."""
         with self._lock:
             if self.key != key or self.state in ("queued", "dropped"):
                 self.state = "dropped" if self.state == "queued" else self.state

@@ -303,8 +303,8 @@ class FasterWhisperStream(LaneStream):
             return
         done = early.done_for(key) if early is not None else None
         if done is not None:
-            # Decoded already: the final goes out now. Queued behind the decodes of other streams, it waited
-            # 0.1-0.5 s for a thread at 8 streams on 2 cores (bench/README.md); only its follow-ups need one.
+            # Decoded already: the final goes out now. Queued behind the decodes of other streams, it waited up to
+            # 1 s for a thread at 8 streams on 2 cores (bench/README.md); only its follow-ups need one.
             self._release(index, utterance, offset, done)
             self._engine.pool.submit(
                 PRIORITY_FINAL, functools.partial(self._follow_ups, index, utterance, offset, done)
