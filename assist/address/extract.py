@@ -1154,8 +1154,8 @@ def _chosen_by_audio(heard: str, suggested: str, first: AddressCandidate, second
     if second.town is None or second.town_code in (None, first.town_code):
         return None
     start, heard_end = _respelled(heard, suggested)
-    own = [m for m in first.mentions if m.level == "town"]
-    named = [m for m in second.mentions if m.level == "town"]
+    own = [m for m in first.mentions if m.level == "town" and m.source == "final"]
+    named = [m for m in second.mentions if m.level == "town" and m.source == "final"]
     if len(own) != 1 or len(named) != 1:
         return None
     was, now = own[0], named[0]
