@@ -11,10 +11,8 @@ and bench/asr_eval.py). Most of that cost is avoided: the encoder runs first, an
 has not spoken again meanwhile (`wanted`); pauses inside a sentence are mostly 0.3-0.45 s, so the speech often
 comes back during the encoder.
 
-A final whose early decode is still running, or still queued, is finished by that decode's thread (`adopt`), not
-by a second pool job: a thread waiting for it is a decode slot the next utterance cannot use, and a job queued after
-it starts later (bench/asr_capacity.py). One whose early decode is done goes out at the endpoint (`done_for`),
-without waiting for a pool thread.
+A final whose early decode is still running is finished by that decode's thread (`adopt`), not by a second pool
+thread waiting for it: a waiting thread is a decode slot the next utterance cannot use (bench/asr_capacity.py).
 """
 
 from __future__ import annotations
@@ -61,27 +59,18 @@ class EarlyDecode:
             then(self.result if self.error is None else None)
 
     def adopt(self, key: tuple[int, int], then: Callable[[Decoded | None], None]) -> bool:
-        """For the final of utterance `key`: True when this decode is queued or running for it and will call
-        `then` with its result (None if it failed) on its own thread once done (queued earlier than a job of the
-        final's own would be, it also starts sooner); False when the final needs a job of its own (`done_for`
-        gives it the result of a decode already done)."""
+        """For the final of utterance `key`: True when this decode is running for it and will call `then` with
+        its result (None if it failed) on its own thread once done; False when the final needs a job of its own
+        (then `claim` gives it the result of a decode already done)."""
         with self._lock:
-            if self.key == key and self.state in ("queued", "running"):
+            if self.key == key and self.state == "running":
                 self._then = then
                 return True
             return False
 
-    def done_for(self, key: tuple[int, int]) -> Decoded | None:
-        """At the endpoint, without waiting: the result when this decode of utterance `key` is done (None when it
-        is for other audio, not done, or failed)."""
-        with self._lock:
-            if self.key != key or self.state != "done" or self.error is not None:
-                return None
-            return self.result
-
     def claim(self, key: tuple[int, int]) -> Decoded | None:
-        """Pool thread, for the final of utterance `key` that `adopt` did not take: the early result if it is for the
-        same audio (waiting for one still running); a decode that has not started is dropped."""
+        """Pool thread, for the final of utterance `key`: the early result if it is for the same audio (waiting for
+        a decode already running; a queued one is dropped: the final decodes itself, as soon)."""
         with self._lock:
             if self.key != key or self.state in ("queued", "dropped"):
                 self.state = "dropped" if self.state == "queued" else self.state

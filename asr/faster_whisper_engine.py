@@ -301,15 +301,6 @@ class FasterWhisperStream(LaneStream):
         key = (offset + utterance.start, offset + utterance.end)
         if early is not None and early.adopt(key, functools.partial(self._adopted, index, utterance, offset)):
             return
-        done = early.done_for(key) if early is not None else None
-        if done is not None:
-            # Decoded already: the final goes out now. Queued behind the decodes of other streams, it waited up to
-            # 1 s for a thread at 8 streams on 2 cores (bench/README.md); only its follow-ups need one.
-            self._release(index, utterance, offset, done)
-            self._engine.pool.submit(
-                PRIORITY_FINAL, functools.partial(self._follow_ups, index, utterance, offset, done)
-            )
-            return
         job = functools.partial(self._decode_final, index, utterance, offset, early)
         self._engine.pool.submit(PRIORITY_FINAL, job)
 
@@ -326,56 +317,44 @@ class FasterWhisperStream(LaneStream):
 
     # --- pool threads ---
     def _decode_final(self, index: int, utterance: Utterance, offset: int, early: EarlyDecode | None) -> None:
+        start, end = _ms(offset + utterance.start), _ms(offset + utterance.end)
         if self._seq.closed:
             if early is not None:
                 early.drop()
             self._seq.deliver(index, None)
             return
         ready = early.claim((offset + utterance.start, offset + utterance.end)) if early is not None else None
-        self._finish_final(index, utterance, offset, ready)
+        self._finish_final(index, utterance, start, end, ready)
 
     def _adopted(self, index: int, utterance: Utterance, offset: int, ready: Decoded | None) -> None:
         """The early decode's thread, done: the final of the utterance it decoded (decoded again if it failed)."""
+        start, end = _ms(offset + utterance.start), _ms(offset + utterance.end)
         if self._seq.closed:
             self._seq.deliver(index, None)
             return
-        self._finish_final(index, utterance, offset, ready)
+        self._finish_final(index, utterance, start, end, ready)
 
-    def _finish_final(self, index: int, utterance: Utterance, offset: int, ready: Decoded | None) -> None:
-        result = ready
-        if result is None:
-            try:
-                result = self._engine.decode(utterance.audio, self._prompt)
-            except Exception as exc:
-                start, end = _ms(offset + utterance.start), _ms(offset + utterance.end)
-                log.exception("asr stream %s: decode failed (gap %d-%d ms)", self.stream_id, start, end)
-                self._seq.deliver(index, self._seq.make("gap", index, "", start, end, 0.0, error=repr(exc)))
-                return
-        self._release(index, utterance, offset, result, early=ready is not None)
-        self._follow_ups(index, utterance, offset, result)
-
-    def _release(self, index: int, utterance: Utterance, offset: int, result: Decoded, *, early: bool = True) -> None:
-        """The final of a decoded utterance out to the stream; its follow-ups (if it gets any) are awaited."""
-        if early:
+    def _finish_final(self, index: int, utterance: Utterance, start: int, end: int, ready: Decoded | None) -> None:
+        if ready is not None:
             with self._engine._lock:
                 self._engine.early_used += 1
-        start, end = _ms(offset + utterance.start), _ms(offset + utterance.end)
+        try:
+            result = ready or self._engine.decode(utterance.audio, self._prompt)
+        except Exception as exc:
+            log.exception("asr stream %s: decode failed (gap %d-%d ms)", self.stream_id, start, end)
+            self._seq.deliver(index, self._seq.make("gap", index, "", start, end, 0.0, error=repr(exc)))
+            return
         segment = None
         if result.text:
             segment = self._seq.make("final", index, result.text, start, end, round(result.confidence, 3))
-        self._seq.deliver(index, segment, follow_up=self._engine.hints is not None and bool(result.text))
-
-    def _follow_ups(self, index: int, utterance: Utterance, offset: int, result: Decoded) -> None:
-        """Pool thread: the second readings of a final the hints find something in (none: nothing follows)."""
-        if self._engine.hints is None or not result.text:
-            return
-        start, end = _ms(offset + utterance.start), _ms(offset + utterance.end)
         phrases, readings = self._hints(result.text)
-        second = self._second_reading(index, utterance, start, end, result, phrases) if phrases else None
-        rescored = self._rescored(index, start, end, result, readings) if readings else None
-        if rescored is not None and second is not None and rescored.text == second.text:
-            rescored = None
-        self._seq.follow_up(index, second, rescored)
+        self._seq.deliver(index, segment, follow_up=bool(phrases or readings))
+        if phrases or readings:
+            second = self._second_reading(index, utterance, start, end, result, phrases) if phrases else None
+            rescored = self._rescored(index, start, end, result, readings)
+            if rescored is not None and second is not None and rescored.text == second.text:
+                rescored = None
+            self._seq.follow_up(index, second, rescored)
 
     def _hints(self, text: str) -> tuple[Sequence[str], Sequence[str]]:
         """Phrases for a guided decode and lines to score, from the decode hints (none without them)."""

@@ -93,17 +93,13 @@ def test_a_running_early_decode_finishes_the_final_on_its_own_thread() -> None:
     assert got == [(RESULT, "decode-thread")]
 
 
-def test_only_a_queued_or_running_decode_of_the_same_stretch_is_adopted() -> None:
+def test_only_a_running_decode_of_the_same_stretch_is_adopted() -> None:
     queued = EarlyDecode((100, 900))
-    got: list[Decoded | None] = []
-    assert queued.adopt((100, 900), got.append)  # queued before any job of the final's own: it goes first
-    queued.run(lambda: RESULT)
-    assert got == [RESULT]
+    assert not queued.adopt((100, 900), lambda _: None)  # not started: the final decodes itself at once
     done = EarlyDecode((100, 900))
     done.run(lambda: RESULT)
     assert not done.adopt((100, 900), lambda _: None)
-    assert done.done_for((100, 900)) is RESULT  # the final goes out at once, no pool job
-    assert done.done_for((100, 1500)) is None
+    assert done.claim((100, 900)) is RESULT  # the final's own job takes the result without waiting
     other = EarlyDecode((100, 900))
     running = RunningDecode(other)
     assert not other.adopt((100, 1500), lambda _: None)  # the caller went on: a longer utterance closed
@@ -117,7 +113,6 @@ def test_an_adopted_decode_that_fails_hands_over_nothing() -> None:
     assert early.adopt((100, 900), got.append)
     running.finish()
     assert got == [None]  # the final then decodes the utterance itself
-    assert early.done_for((100, 900)) is None
 
 
 def test_a_running_decode_the_caller_spoke_past_is_no_longer_wanted() -> None:

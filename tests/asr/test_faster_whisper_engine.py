@@ -17,7 +17,6 @@ from asr.faster_whisper_engine import FasterWhisperEngine
 from asr.settings import AsrSettings
 from asr.telephone import TELEPHONE_RATE, g711_roundtrip, telephone_path
 from asr.whisper_decoder import Decoded
-from asr.workers import PRIORITY_FINAL
 from tests.asr.support import StreamRun, pcm_of, run_stream, with_silence
 from tools.asr_eval.cer import corpus_cer
 from tools.asr_eval.corpus import load_set
@@ -324,7 +323,15 @@ def test_a_final_the_hints_know_is_decoded_again_and_the_second_reading_follows_
 
     decoder._encode = counted  # type: ignore[method-assign]
     engine = FasterWhisperEngine(settings, decoder=decoder, hints=hints)
-    run = run_and_close(engine, "call-9/caller", with_silence([telephone_path(read_wav_16k(clip))]), speed=8.0)
+    try:
+        audio = with_silence([telephone_path(read_wav_16k(clip))])
+
+        async def stream_it() -> StreamRun:
+            return await run_stream(engine.open_stream("call-9/caller", "caller"), pcm_of(audio), speed=8.0)
+
+        run = asyncio.run(stream_it())
+    finally:
+        engine.close()
     finals = run.finals()
     assert finals, run.segments
     assert hints.asked == [s.text for s in finals]  # asked once per final, with its text
@@ -336,27 +343,6 @@ def test_a_final_the_hints_know_is_decoded_again_and_the_second_reading_follows_
         if kind == "alternative":  # right after its own final, never in place of it
             assert ("final", segment_id) in kinds[:n]
     assert all(s.text for s in run.segments if s.kind == "alternative")
-
-
-def test_a_final_decoded_while_its_end_was_confirmed_still_gets_its_second_reading(
-    whisper_engine: FasterWhisperEngine,
-) -> None:
-    # At half real time each early decode is done before the endpoint closes: the final goes out at once and the
-    # second reading follows it from a pool thread; a hang-up (finish) still waits for it.
-    clip = Path(__file__).parents[1] / "voice" / "data" / "caller-address-zh.wav"
-    hints = _DistrictHints()
-    settings = AsrSettings(cpu_threads=1, workers=1, partial_interval_ms=10000)
-    engine = FasterWhisperEngine(settings, decoder=whisper_engine.decoder, hints=hints)
-    audio = with_silence([telephone_path(read_wav_16k(clip))], tail_s=0.3)
-    run = run_and_close(engine, "call-13/caller", audio, speed=0.5)
-    finals = run.finals()
-    assert finals and engine.early_used >= 1
-    assert hints.asked == [s.text for s in finals] and engine.second_decodes == len(finals)
-    kinds = [(s.kind, s.segment_id) for s in run.segments if s.kind in ("final", "alternative")]
-    assert {segment_id for kind, segment_id in kinds if kind == "alternative"} <= {s.segment_id for s in finals}
-    for n, (kind, segment_id) in enumerate(kinds):
-        if kind == "alternative":
-            assert ("final", segment_id) in kinds[:n]
 
 
 def test_an_utterance_decoded_while_its_end_is_confirmed_gives_the_same_final(
@@ -424,17 +410,12 @@ def test_an_early_decode_the_caller_spoke_past_stops_after_the_encoder(whisper_e
 
 def stream_and_close(engine: FasterWhisperEngine, stream_id: str, audio: Any) -> list[Segment]:
     """The finals of `audio` streamed through `engine` at twice real time; the engine is closed after."""
-    return run_and_close(engine, stream_id, audio, speed=2.0).finals()
-
-
-def run_and_close(engine: FasterWhisperEngine, stream_id: str, audio: Any, speed: float) -> StreamRun:
-    """`audio` streamed through `engine` at `speed` x real time, to the end; the engine is closed after."""
     try:
 
         async def stream_it() -> StreamRun:
-            return await run_stream(engine.open_stream(stream_id, "caller"), pcm_of(audio), speed=speed)
+            return await run_stream(engine.open_stream(stream_id, "caller"), pcm_of(audio), speed=2.0)
 
-        return asyncio.run(stream_it())
+        return asyncio.run(stream_it()).finals()
     finally:
         engine.close()
 
@@ -470,73 +451,6 @@ def test_a_long_utterance_is_decoded_sooner_in_its_final_pause_with_the_same_fin
     assert used_100 == used_200 >= 1  # the final took the early decode's result both times
     # the early decode the final took: 200 ms of the pause kept before, 128 ms now
     assert encoded_200[-1] - encoded_100[-1] == (200 - 128) * ASR_RATE // 1000
-
-
-class HoldsThePoolAfterTheWholeLine(SlowEncoder):
-    """The real decoder. Once it has decoded the whole line (an early decode: the endpoint has not closed yet), a
-    burst of other streams' decodes takes the engine's only decode thread, until the line's final is out or 10 s
-    have passed."""
-
-    def __init__(self, real: Any, line_samples: int) -> None:
-        super().__init__(real)
-        self.engine: FasterWhisperEngine | None = None
-        self.line_samples = line_samples
-        self.final_out = threading.Event()
-        self.held: list[bool] = []  # per hold: whether the final came out while it held the thread
-
-    def encode(self, audio: Any) -> Any:
-        return self.real.encode(audio)
-
-    def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None, encoded: Any = None) -> Decoded:
-        result = super().decode(audio, prompt, min_input_s, encoded)
-        if self.engine is not None and not self.held and len(audio) >= self.line_samples:
-            self.held.append(False)
-            self.engine.pool.submit(PRIORITY_FINAL, self._hold)
-        return result
-
-    def _hold(self) -> None:
-        self.held[0] = self.final_out.wait(10)
-
-
-def test_a_final_decoded_while_its_end_was_confirmed_goes_out_while_every_decode_thread_is_busy(
-    whisper_engine: FasterWhisperEngine, speech_root: Path
-) -> None:
-    clip = load_set("thchs30-d4", speech_root)[2]  # one sentence, one final (its short pauses: early decodes wasted)
-    line = telephone_path(clip.audio())
-    audio = with_silence([line])
-    holder = HoldsThePoolAfterTheWholeLine(whisper_engine.decoder, int(0.85 * len(line)))  # the line less its edges
-    settings = AsrSettings(cpu_threads=1, workers=1, partial_interval_ms=10000)  # one decode thread, no partials
-    engine = FasterWhisperEngine(settings, decoder=holder)  # type: ignore[arg-type]
-    holder.engine = engine
-
-    async def stream_it() -> list[Segment]:
-        # At half real time the early decode (0.2 s into the pause) is done well before the endpoint (0.5 s).
-        stream = engine.open_stream("call-12/caller", "caller")
-        pcm = pcm_of(audio)
-
-        async def push() -> None:
-            for offset in range(0, len(pcm), 640):  # 20 ms frames, one every 40 ms
-                stream.push(pcm[offset : offset + 640])
-                await asyncio.sleep(0.04)
-
-        finals: list[Segment] = []
-        pusher = asyncio.create_task(push())
-        async for segment in stream.segments():
-            if segment.kind == "final":
-                finals.append(segment)
-                holder.final_out.set()
-                break
-        pusher.cancel()
-        return finals
-
-    try:
-        finals = asyncio.run(stream_it())
-    finally:
-        holder.final_out.set()
-        engine.close()
-    assert finals and finals[0].text
-    assert holder.held == [True]  # the final did not wait for the thread the burst held
-    assert engine.early_used == 1
 
 
 def test_a_wider_beam_reads_whole_utterances_and_partials_stay_greedy(whisper_engine: FasterWhisperEngine) -> None:
