@@ -12,7 +12,8 @@ Several desk API instances (a cluster) share one log: one instance writes it (el
 the bus's kept events (events.replay) from the position it stores in the same transaction (bus_position.py);
 the others follow: they read the rows stored after the last one they delivered (by id, every 50 ms) and hand
 those to their own listeners, keeping their counters and open calls from them. A follower that becomes the writer
-delivers what is stored first, then reloads the state from the database and reads on from the stored position.
+claims the stored position first (from then on the last writer can store nothing), then delivers what is stored,
+reloads the state from the database and reads on from that position.
 
 `desktop_epoch` names the database the numbering lives in: a new or replaced database gets a new epoch, and the
 in-memory counters never go down, so a connected desk never sees a seq go backwards.
@@ -354,17 +355,21 @@ class EventLog:
 
     async def lead(self, stream: EventStream) -> None:
         """Become the writer of a log several desk API instances share (agent_desktop_api.leadership chose this
-        one): deliver what the last writer stored, take the state from the database, and read the bus's stream
-        from the position stored with it. WriterReplaced: another instance claimed the position first."""
+        one): claim the position stored with the log, deliver what the last writer stored, take the state from
+        the database, and read the bus's stream from that position. WriterReplaced: another instance stored or
+        claimed since we read the position."""
         await self._cancel_task()
-        if self.mode == "follower":
-            await self._tail()  # everything the last writer stored reaches our sockets first
-        self._loaded = False
-        await self.load()
         stored = await asyncio.to_thread(read_position, self.engine)
         start = await stream.start_after(stored)
         writer = uuid.uuid4().hex
         await asyncio.to_thread(claim_position, self.engine, writer, stored, start)
+        # Claimed: the last writer stores nothing more (its next store fails its check), and a store of its that
+        # was still open when we claimed had to commit before the claim could. So a tail read now ends with its
+        # last row: every row it stored reaches our sockets, and the state loaded next includes them.
+        if self.mode == "follower":
+            await self._tail()
+        self._loaded = False
+        await self.load()
         self._position, self._writer_id = start, writer
         self.mode = "writer"
         log.info("desktop.writing", stream=start.stream, after_seq=start.seq)
@@ -375,7 +380,7 @@ class EventLog:
         """Deliver what another instance's writer stores: tail the events table from where we are (a desk API
         instance of several, not the writer now)."""
         await self._cancel_task()
-        if self.mode != "writer":
+        if self.mode == "idle":
             self._tail_id = None  # from the newest row on (what came before, a desk replays from the table)
         self._last_seq = dict(self._stored_seq)  # numbered but not stored: another writer numbers them now
         self.mode = "follower"

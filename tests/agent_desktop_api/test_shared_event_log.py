@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 import pytest
 import sqlalchemy as sa
 
+from agent_desktop_api import event_log as event_log_module
 from agent_desktop_api.event_log import EventLog, Message, desktop_events
 from agent_desktop_api.leadership import Leadership
 from config.database import DatabaseSettings, create_engine
 from events.bus import CallEvent, EventBus
 from events.nats_link import BusBridge, NatsLink
-from events.replay import EventStream
+from events.replay import EventStream, StreamPosition
 from hotline import schema
 from hotline.cluster.servers import NatsServer
 from tests.support.nats import jetstream_server, linked
@@ -180,3 +181,53 @@ async def test_a_writer_that_was_replaced_without_knowing_stores_nothing_more(
     await asyncio.sleep(0.3)
     assert [text for _, text in stored_lines(database)] == [f"第{n}句" for n in range(1, 12)]
     assert not a.leadership.leading
+
+
+async def test_a_line_the_old_writer_stores_just_before_the_takeover_reaches_the_new_writers_sockets(
+    database: str, jetstream_server: NatsServer, stack: AsyncExitStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old writer's last store commits while the new one takes over (after its last read of the table):
+    that line must still reach the new writer's sockets, once, before the lines it numbers itself."""
+    bus = await start_caller_side(stack, jetstream_server)
+    a, a_stream = await start_log(stack, "a", database, jetstream_server)
+    await a.lead(a_stream)
+    b, b_stream = await start_log(stack, "b", database, jetstream_server)
+    await b.follow()
+    await wait_until(lambda: b.following)
+    delivered: list[Message] = []
+    b.listeners.append(delivered.extend)
+    bus.publish(CallEvent.loose("call.answered", "c1", {"operator_id": OPERATOR}))
+    bus.publish(line(1))
+    await wait_until(lambda: [m.seq for m in delivered] == [1, 2])
+
+    loop = asyncio.get_running_loop()
+    real_read_position = event_log_module.read_position
+
+    async def a_stores_one_more_line() -> None:
+        bus.publish(line(2))
+        await wait_until(lambda: a.last_seq(OPERATOR) == 3)
+
+    def read_position_after_a_stored(engine: sa.Engine) -> StreamPosition | None:
+        asyncio.run_coroutine_threadsafe(a_stores_one_more_line(), loop).result(timeout=10)
+        return real_read_position(engine)
+
+    monkeypatch.setattr(event_log_module, "read_position", read_position_after_a_stored)
+    await b.lead(b_stream)  # B takes over while A's store of line 2 commits
+    monkeypatch.setattr(event_log_module, "read_position", real_read_position)
+    for n in range(3, 6):
+        bus.publish(line(n))
+    await wait_until(lambda: b.last_seq(OPERATOR) == 6)
+    assert [m.seq for m in delivered if m.operator_id == OPERATOR] == [1, 2, 3, 4, 5, 6]
+    assert [text for _, text in stored_lines(database)] == [f"第{n}句" for n in range(1, 6)]
+
+
+async def start_log(stack: AsyncExitStack, name: str, url: str, server: NatsServer) -> tuple[EventLog, EventStream]:
+    """A desk API instance's event log alone: the test says when it writes or follows (no election)."""
+    engine = create_engine(DatabaseSettings(url=url))
+    stack.callback(engine.dispose)
+    link = await stack.enter_async_context(linked(server, f"desk-{name}", replay_s=REPLAY_S))
+    stream = EventStream(link, REPLAY_S)
+    log = EventLog(engine)
+    stack.push_async_callback(log.stop)
+    stack.push_async_callback(stream.close)
+    return log, stream
