@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -117,6 +118,7 @@ ALTERNATIVE_ECHO_DROPPED = 0.8  # the same with a syllable of the name not heard
 # A community a second reading names must sound this much like part of the heard text, two syllables of it heard
 # right (金钩和射器 for 金沟河社区), to be shown at that depth; otherwise the card stops at its street/town.
 ALTERNATIVE_ECHO_COMMUNITY = 0.7
+LINES_KEPT = 1024  # lines read lately (each with its context), for their second readings: a few hundred calls' worth
 
 
 def _starts_word(text: str, i: int) -> bool:
@@ -208,6 +210,8 @@ class AddressExtractor:
         )
         self._anywhere = PlacesAnywhere(gazetteer, SUFFIX_HEARD)
         self._communities_anywhere = CommunitiesAnywhere(gazetteer, COMMUNITY_SUFFIX_HEARD)
+        # Thread-safe: the recogniser's decode threads read lines too (asr hints), beside the map assistant.
+        self._read_line = functools.lru_cache(maxsize=LINES_KEPT)(self._extract)
         self._towns_of: dict[str, LooseMatcher] = {}
         self._communities_of: dict[str, LooseMatcher] = {}
         self._longer_communities = _longer_names(
@@ -229,7 +233,13 @@ class AddressExtractor:
         context: Sequence[str] = (),
     ) -> AddressCandidates:
         """Candidates for a final segment; `partial` (the running partial after it) and `context` (earlier
-        final segments of the same caller) only help complete and check the hierarchy."""
+        final segments of the same caller) only help complete and check the hierarchy. The same line is read
+        again for each second reading of it (extract_alternative), so recent results are kept: what this returns
+        is shared, to be copied (model_copy), never changed in place."""
+        found = self._read_line(text, partial, tuple(context))
+        return found.model_copy(update={"segment_id": segment_id}) if segment_id else found
+
+    def _extract(self, text: str, partial: str | None, context: tuple[str, ...]) -> AddressCandidates:
         texts = [_Text("final", text, normalize(text))]
         if partial:
             texts.append(_Text("partial", partial, normalize(partial)))
@@ -258,9 +268,7 @@ class AddressExtractor:
             if finals:
                 start, end = min(m.start for m in finals), max(m.end for m in finals)
                 span = TextSpan(start=start, end=end, text=text[start:end])
-        return AddressCandidates(
-            segment_id=segment_id, text=text, span=span, candidates=candidates, conflicts=conflicts
-        )
+        return AddressCandidates(segment_id="", text=text, span=span, candidates=candidates, conflicts=conflicts)
 
     def towns_sounding_like(self, text: str, district_code: str, limit: int) -> list[str]:
         """The district's current streets/towns, those that sound most like part of `text` first."""

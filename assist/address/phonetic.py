@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
 from pypinyin import Style, pinyin
 
 _INITIALS = (
@@ -162,7 +164,7 @@ class PhoneticIndex:
     def __init__(self, surfaces: Iterable[str], threshold: float = 0.75) -> None:
         self.threshold = threshold
         self._entries: list[_Entry] = []
-        self._index: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        index: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for surface in dict.fromkeys(surfaces):
             chars = tuple(readings(ch) for ch in surface)
             if len(chars) < 2 or not all(chars):
@@ -171,7 +173,11 @@ class PhoneticIndex:
             self._entries.append(_Entry(surface, chars))
             for pos, options in enumerate(chars):
                 for key in {fuzzy(s) for s in options}:
-                    self._index[key].append((n, pos))
+                    index[key].append((n, pos))
+        # Per fuzzy syllable, the names holding it and where, as arrays: a line's votes are counted in bulk.
+        self._index = {key: np.array(postings, dtype=np.int64).T.copy() for key, postings in index.items()}
+        self._lengths = np.array([len(e.chars) for e in self._entries], dtype=np.int64)
+        self._needed = np.array([_needed(len(e.chars)) for e in self._entries], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -183,20 +189,10 @@ class PhoneticIndex:
     def match(self, text: str, chars: Sequence[frozenset[str]] | None = None) -> list[PhoneticHit]:
         """Windows of the text that sound like an indexed name (exact character matches excluded)."""
         chars = chars if chars is not None else self.text_readings(text)
-        votes: dict[tuple[int, int], set[int]] = defaultdict(set)
-        for i, options in enumerate(chars):
-            keys = {fuzzy(s) for s in options}
-            for key in keys:
-                for entry_id, pos in self._index.get(key, ()):
-                    start = i - pos
-                    if start >= 0:
-                        votes[(entry_id, start)].add(pos)
         hits: list[PhoneticHit] = []
-        for (entry_id, start), positions in votes.items():
+        for entry_id, start in self._voted(chars):
             entry = self._entries[entry_id]
             n = len(entry.chars)
-            if len(positions) < _needed(n) or start + n > len(chars):
-                continue
             if text[start : start + n] == entry.surface:
                 continue
             window = text[start : start + n]
@@ -222,6 +218,38 @@ class PhoneticIndex:
             hits.append(PhoneticHit(start, start + n, entry.surface, round(score, 3), near, tuple(sims)))
         hits.sort(key=lambda h: (h.start, -(h.end - h.start), -h.score))
         return hits
+
+    def _voted(self, chars: Sequence[frozenset[str]]) -> list[tuple[int, int]]:
+        """(name, start) of the windows where enough of a name's syllables are fuzzy-equal to the text's, in the
+        order their first such syllable comes in the text."""
+        ids: list[npt.NDArray[np.int64]] = []
+        starts: list[npt.NDArray[np.int64]] = []
+        at: list[npt.NDArray[np.int64]] = []
+        for i, options in enumerate(chars):
+            for key in _fuzzy_keys(options):
+                postings = self._index.get(key)
+                if postings is not None:
+                    ids.append(postings[0])
+                    starts.append(i - postings[1])
+                    at.append(np.full(postings.shape[1], i, dtype=np.int64))
+        if not ids:
+            return []
+        width = len(chars) + 1
+        vote_start = np.concatenate(starts)
+        inside = vote_start >= 0
+        window = np.concatenate(ids)[inside] * width + vote_start[inside]
+        # One vote per syllable of the text: a character with two readings may reach the same name's syllable twice.
+        votes = np.unique(window * width + np.concatenate(at)[inside])
+        windows, first, counts = np.unique(votes // width, return_index=True, return_counts=True)
+        entry, start = windows // width, windows % width
+        kept = (counts >= self._needed[entry]) & (start + self._lengths[entry] <= len(chars))
+        order = np.lexsort((-start[kept], entry[kept], votes[first[kept]] % width))
+        return list(zip(entry[kept][order].tolist(), start[kept][order].tolist(), strict=True))
+
+
+@lru_cache(maxsize=65536)
+def _fuzzy_keys(options: frozenset[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(fuzzy(s) for s in sorted(options)))
 
 
 def _needed(n: int) -> int:
