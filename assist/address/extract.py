@@ -236,10 +236,12 @@ class AddressExtractor:
         final segments of the same caller) only help complete and check the hierarchy. The same line is read
         again for each second reading of it (extract_alternative), so recent results are kept: what this returns
         is shared, to be copied (model_copy), never changed in place."""
-        found = self._read_line(text, partial, tuple(context))
+        lines = tuple(context)
+        # A line still being spoken is read once: its readings would crowd out the finals'.
+        found = self._extract(text, lines, partial) if partial else self._read_line(text, lines)
         return found.model_copy(update={"segment_id": segment_id}) if segment_id else found
 
-    def _extract(self, text: str, partial: str | None, context: tuple[str, ...]) -> AddressCandidates:
+    def _extract(self, text: str, context: tuple[str, ...], partial: str | None = None) -> AddressCandidates:
         texts = [_Text("final", text, normalize(text))]
         if partial:
             texts.append(_Text("partial", partial, normalize(partial)))
