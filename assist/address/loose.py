@@ -16,10 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
+
 from assist.address.phonetic import (
     FUNCTION_CHARS,
     FUZZY,
     fuzzy,
+    fuzzy_keys,
     fuzzy_parts,
     is_han,
     primary,
@@ -125,13 +129,15 @@ class LooseMatcher:
             for surface, key in dict.fromkeys(names)
             if len(surface) >= 2
         ]
-        self._anchors: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        anchors: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for n, name in enumerate(self._names):
             for pos, options in enumerate(name.chars):
                 if name.surface[pos] in unanchored:
                     continue
                 for syllable in {fuzzy(s) for s in options}:
-                    self._anchors[syllable].append((n, pos))
+                    anchors[syllable].append((n, pos))
+        # Per fuzzy syllable, the names holding it and where, as arrays: a line's votes are counted in bulk.
+        self._anchors = {key: np.array(postings, dtype=np.int64).T.copy() for key, postings in anchors.items()}
 
     def scan(
         self,
@@ -150,23 +156,14 @@ class LooseMatcher:
         han = [i for i, ch in enumerate(text) if is_han(ch)]
         chars = [primary(text[i]) for i in han]  # what the recogniser most likely meant by the character
         plain = [text[i] in FUNCTION_CHARS and not function_chars for i in han]
-        votes: dict[int, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
-        for i, options in enumerate(chars):
-            for syllable in {fuzzy(s) for s in options}:
-                for n, pos in self._anchors.get(syllable, ()):
-                    votes[n][i - pos].add(pos)
-                    votes[n][i - pos + 1].add(pos)  # a syllable before it was dropped
         hits: list[LooseHit] = []
-        for name_id, by_start in votes.items():
-            candidates = [start for start, seen in by_start.items() if len(seen) >= anchors]
-            if not candidates:
-                continue
+        for name_id, candidates in self._voted(chars, anchors):
             name = self._names[name_id]
             best: LooseHit | None = None
             n = len(name.chars)
             for length in (n, n - 1) if n >= 4 else (n,):
-                for start in sorted(candidates):
-                    if start < 0 or start + length > len(chars):
+                for start in candidates:
+                    if start + length > len(chars):
                         continue
                     sims = _align(chars[start : start + length], name.chars)
                     if any(plain[start : start + length]) and (length < n or _plain_misfit(plain[start:], sims)):
@@ -183,6 +180,44 @@ class LooseMatcher:
                 hits.append(best)
         hits.sort(key=lambda h: -h.score)
         return hits
+
+    def _voted(self, chars: Sequence[frozenset[str]], anchors: int) -> list[tuple[int, list[int]]]:
+        """Per name, the starts (>= 0, ascending) of the windows with at least `anchors` of its syllables heard
+        right where they fall, the window also taken one later (a syllable before it dropped); the names in the
+        order the text first reaches them."""
+        names: list[npt.NDArray[np.int64]] = []
+        positions: list[npt.NDArray[np.int64]] = []
+        at: list[npt.NDArray[np.int64]] = []
+        for i, options in enumerate(chars):
+            for syllable in fuzzy_keys(options):
+                postings = self._anchors.get(syllable)
+                if postings is not None:
+                    names.append(postings[0])
+                    positions.append(postings[1])
+                    at.append(np.full(postings.shape[1], i, dtype=np.int64))
+        if not names:
+            return []
+        name, pos, char_at = np.concatenate(names), np.concatenate(positions), np.concatenate(at)
+        width, deepest = len(chars) + 2, int(pos.max()) + 1
+        start = np.concatenate([char_at - pos, char_at - pos + 1])  # as heard, and with a syllable before it dropped
+        name, pos = np.concatenate([name, name]), np.concatenate([pos, pos])
+        inside = start >= 0
+        window = name[inside] * width + start[inside]
+        # Each syllable of the name counts once per window (two readings, or both alignments, may reach it).
+        votes = np.unique(window * deepest + pos[inside])
+        windows, counts = np.unique(votes // deepest, return_counts=True)
+        kept = windows[counts >= anchors]
+        if not len(kept):
+            return []
+        kept_names, kept_starts = (kept // width).tolist(), (kept % width).tolist()
+        by_name: dict[int, list[int]] = {}
+        for name_id, first in zip(kept_names, kept_starts, strict=True):
+            by_name.setdefault(name_id, []).append(first)
+        # The first character of the text that votes for each name (a window at -1 counts too: it did before).
+        reached = np.unique(name[: len(char_at)] * width + char_at)
+        first_at = dict(zip(*np.unique(reached // width, return_index=True), strict=True))
+        order = sorted(by_name, key=lambda n: (int(reached[first_at[n]] % width), n))
+        return [(n, by_name[n]) for n in order]
 
 
 def _plain_misfit(plain: Sequence[bool], sims: Sequence[float]) -> bool:

@@ -226,7 +226,7 @@ class PhoneticIndex:
         starts: list[npt.NDArray[np.int64]] = []
         at: list[npt.NDArray[np.int64]] = []
         for i, options in enumerate(chars):
-            for key in _fuzzy_keys(options):
+            for key in fuzzy_keys(options):
                 postings = self._index.get(key)
                 if postings is not None:
                     ids.append(postings[0])
@@ -248,7 +248,8 @@ class PhoneticIndex:
 
 
 @lru_cache(maxsize=65536)
-def _fuzzy_keys(options: frozenset[str]) -> tuple[str, ...]:
+def fuzzy_keys(options: frozenset[str]) -> tuple[str, ...]:
+    """The fuzzy syllables of a character's readings, each once, in a fixed order."""
     return tuple(dict.fromkeys(fuzzy(s) for s in sorted(options)))
 
 
