@@ -185,3 +185,18 @@ def test_settings_limit_candidates_and_phonetic(extractor: AddressExtractor) -> 
     narrow = AddressExtractor(extractor.gazetteer, AddressSettings(max_candidates=1, phonetic=False))
     assert len(narrow.extract("八里庄那边有人占道", "s").candidates) == 1
     assert narrow.extract("海边区中官分界那边路灯坏了", "s").candidates == []
+
+
+def test_a_line_read_again_gives_the_same_card_under_each_segment_and_context(extractor: AddressExtractor) -> None:
+    """A line is read again for each second reading of it: the answer is the first one, under the segment asked
+    for, and a line read with other context is read afresh."""
+    line = "我在孙河乡这边，楼下的垃圾好几天没人清了"
+    first = extractor.extract(line, "seg-1")
+    again = extractor.extract(line, "seg-2")
+    assert (first.segment_id, again.segment_id) == ("seg-1", "seg-2")
+    assert again.top == first.top and again.span == first.span
+    with_district = extractor.extract(line, "seg-3", context=["我是朝阳区的"])
+    assert with_district.top is not None and first.top is not None
+    assert with_district.top.district == first.top.district == "朝阳区"
+    assert with_district.top.confidence > first.top.confidence  # the district said before firms the street up
+    assert extractor.extract(line, "seg-4").top == first.top  # and the line alone still reads as it did
