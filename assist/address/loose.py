@@ -229,11 +229,15 @@ def _align(window: Sequence[frozenset[str]], name: Sequence[frozenset[str]]) -> 
     leaves the best sum counts 0."""
     if len(window) == len(name):
         return [loose_char(w, c) for w, c in zip(window, name, strict=True)]
+    # Each window syllable against the name's syllable at its place (a dropped one after it) or the next one (a
+    # dropped one before it): every choice of the dropped syllable is made of these two rows.
+    before = [loose_char(w, c) for w, c in zip(window, name, strict=False)]
+    after = [loose_char(w, c) for w, c in zip(window, name[1:], strict=True)]
     best: list[float] = []
+    best_sum = 0.0
     for skip in range(len(name)):
-        rest = [*name[:skip], *name[skip + 1 :]]
-        sims = [loose_char(w, c) for w, c in zip(window, rest, strict=True)]
-        sims.insert(skip, DROPPED)
-        if sum(sims) > sum(best):
-            best = sims
+        sims = [*before[:skip], DROPPED, *after[skip:]]
+        total = sum(sims)  # summed in this order, so that ties fall as they always have
+        if total > best_sum:
+            best, best_sum = sims, total
     return best
