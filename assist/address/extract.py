@@ -1147,7 +1147,13 @@ def _community_suffix_heard(hit: LooseHit) -> bool:
     """A community's whole name, its suffix heard as itself or as the phone makes it (射器 for 社区; not 快递急 for
     苑社区)."""
     suffix = next((x for x in ("社区", "村") if hit.surface.endswith(x)), "")
-    return bool(suffix) and min(hit.sims[-len(suffix) :]) >= FUZZY
+    if not suffix:
+        return False
+    if min(hit.sims[-len(suffix) :]) >= FUZZY:
+        return True
+    # 社 heard and every syllable of the stem, 区 lost on the line (三合中李社轻 for 三合中里社区): the name is there.
+    stem = hit.sims[: -len(suffix)]
+    return suffix == "社区" and not hit.dropped and len(stem) >= 2 and min(*stem, hit.sims[-2]) >= FUZZY
 
 
 def _has_place_word(text: str, start: int, end: int) -> bool:

@@ -262,6 +262,21 @@ def test_a_community_a_second_reading_names_counts_where_the_heard_line_echoes_i
     )
 
 
+def test_a_community_whose_last_syllable_the_line_lost_counts_where_the_rest_is_heard(
+    extractor: AddressExtractor,
+) -> None:
+    # 大兴区三合中里社区 as Whisper base heard it on the phone: 区 came out as 轻, so the line alone names nothing
+    heard = "喂,我这儿是三合中李社轻,颜气有苦未而。"
+    assert extractor.extract(heard, "s").top is None
+    better = extractor.extract_alternative(heard, "为,我这儿是三核中理社区,颜气有苦未而。", "s")
+    assert better is not None and better.top is not None
+    assert (better.top.district, better.top.community) == ("大兴区", "三合中里社区")
+    assert better.span is not None and better.span.text == "三合中李社轻"
+    # a syllable of the stem not heard right, or 社 not heard either: not an echo of the name
+    for other in ("喂,我这儿是三合中米社轻,颜气有苦未而。", "喂,我这儿是三合中李吃轻,颜气有苦未而。"):
+        assert extractor.extract_alternative(other, "为,我这儿是三核中理社区,颜气有苦未而。", "s") is None
+
+
 def test_a_line_gets_the_readings_with_its_misheard_place_put_right(extractor: AddressExtractor) -> None:
     hints = PlaceHints(extractor)
     # a district alone (朝阳区 as 朝阳七): its streets that sound like part of the line, in place of that part
