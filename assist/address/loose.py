@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import numpy.typing as npt
 
 from assist.address.phonetic import (
     FUNCTION_CHARS,
     FUZZY,
+    SyllablePostings,
     fuzzy,
-    fuzzy_keys,
     fuzzy_parts,
     is_han,
     primary,
@@ -136,8 +135,7 @@ class LooseMatcher:
                     continue
                 for syllable in {fuzzy(s) for s in options}:
                     anchors[syllable].append((n, pos))
-        # Per fuzzy syllable, the names holding it and where, as arrays: a line's votes are counted in bulk.
-        self._anchors = {key: np.array(postings, dtype=np.int64).T.copy() for key, postings in anchors.items()}
+        self._anchors = SyllablePostings(anchors)
 
     def scan(
         self,
@@ -185,19 +183,10 @@ class LooseMatcher:
         """Per name, the starts (>= 0, ascending) of the windows with at least `anchors` of its syllables heard
         right where they fall, the window also taken one later (a syllable before it dropped); the names in the
         order the text first reaches them."""
-        names: list[npt.NDArray[np.int64]] = []
-        positions: list[npt.NDArray[np.int64]] = []
-        at: list[npt.NDArray[np.int64]] = []
-        for i, options in enumerate(chars):
-            for syllable in fuzzy_keys(options):
-                postings = self._anchors.get(syllable)
-                if postings is not None:
-                    names.append(postings[0])
-                    positions.append(postings[1])
-                    at.append(np.full(postings.shape[1], i, dtype=np.int64))
-        if not names:
+        found = self._anchors.found(chars)
+        if found is None:
             return []
-        name, pos, char_at = np.concatenate(names), np.concatenate(positions), np.concatenate(at)
+        name, pos, char_at = found
         width, deepest = len(chars) + 2, int(pos.max()) + 1
         start = np.concatenate([char_at - pos, char_at - pos + 1])  # as heard, and with a syllable before it dropped
         name, pos = np.concatenate([name, name]), np.concatenate([pos, pos])

@@ -174,8 +174,7 @@ class PhoneticIndex:
             for pos, options in enumerate(chars):
                 for key in {fuzzy(s) for s in options}:
                     index[key].append((n, pos))
-        # Per fuzzy syllable, the names holding it and where, as arrays: a line's votes are counted in bulk.
-        self._index = {key: np.array(postings, dtype=np.int64).T.copy() for key, postings in index.items()}
+        self._index = SyllablePostings(index)
         self._lengths = np.array([len(e.chars) for e in self._entries], dtype=np.int64)
         self._needed = np.array([_needed(len(e.chars)) for e in self._entries], dtype=np.int64)
 
@@ -222,29 +221,49 @@ class PhoneticIndex:
     def _voted(self, chars: Sequence[frozenset[str]]) -> list[tuple[int, int]]:
         """(name, start) of the windows where enough of a name's syllables are fuzzy-equal to the text's, in the
         order their first such syllable comes in the text."""
-        ids: list[npt.NDArray[np.int64]] = []
-        starts: list[npt.NDArray[np.int64]] = []
-        at: list[npt.NDArray[np.int64]] = []
-        for i, options in enumerate(chars):
-            for key in fuzzy_keys(options):
-                postings = self._index.get(key)
-                if postings is not None:
-                    ids.append(postings[0])
-                    starts.append(i - postings[1])
-                    at.append(np.full(postings.shape[1], i, dtype=np.int64))
-        if not ids:
+        found = self._index.found(chars)
+        if found is None:
             return []
+        ids, positions, at = found
         width = len(chars) + 1
-        vote_start = np.concatenate(starts)
+        vote_start = at - positions
         inside = vote_start >= 0
-        window = np.concatenate(ids)[inside] * width + vote_start[inside]
+        window = ids[inside] * width + vote_start[inside]
         # One vote per syllable of the text: a character with two readings may reach the same name's syllable twice.
-        votes = np.unique(window * width + np.concatenate(at)[inside])
+        votes = np.unique(window * width + at[inside])
         windows, first, counts = np.unique(votes // width, return_index=True, return_counts=True)
         entry, start = windows // width, windows % width
         kept = (counts >= self._needed[entry]) & (start + self._lengths[entry] <= len(chars))
         order = np.lexsort((-start[kept], entry[kept], votes[first[kept]] % width))
         return list(zip(entry[kept][order].tolist(), start[kept][order].tolist(), strict=True))
+
+
+Postings = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
+
+
+class SyllablePostings:
+    """Per fuzzy syllable, the names holding it and where, as arrays, so that a line's votes are counted in bulk
+    (numpy) rather than one (name, position) at a time."""
+
+    def __init__(self, index: dict[str, list[tuple[int, int]]]) -> None:
+        self._arrays = {key: np.array(postings, dtype=np.int64).T.copy() for key, postings in index.items()}
+
+    def found(self, chars: Sequence[frozenset[str]]) -> Postings | None:
+        """(name, its syllable, the text's character) for every syllable of `chars` that a name holds; None when
+        no name holds any."""
+        names: list[npt.NDArray[np.int64]] = []
+        positions: list[npt.NDArray[np.int64]] = []
+        at: list[npt.NDArray[np.int64]] = []
+        for i, options in enumerate(chars):
+            for key in fuzzy_keys(options):
+                postings = self._arrays.get(key)
+                if postings is not None:
+                    names.append(postings[0])
+                    positions.append(postings[1])
+                    at.append(np.full(postings.shape[1], i, dtype=np.int64))
+        if not names:
+            return None
+        return np.concatenate(names), np.concatenate(positions), np.concatenate(at)
 
 
 @lru_cache(maxsize=65536)
