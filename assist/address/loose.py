@@ -202,7 +202,7 @@ class LooseMatcher:
         by_name: dict[int, list[int]] = {}
         for name_id, first in zip(kept_names, kept_starts, strict=True):
             by_name.setdefault(name_id, []).append(first)
-        # The first character of the text that votes for each name (a window at -1 counts too: it did before).
+        # The first character of the text that votes for each name, whichever window it votes for.
         reached = np.unique(name[: len(char_at)] * width + char_at)
         first_at = dict(zip(*np.unique(reached // width, return_index=True), strict=True))
         order = sorted(by_name, key=lambda n: (int(reached[first_at[n]] % width), n))
@@ -226,7 +226,7 @@ def _align(window: Sequence[frozenset[str]], name: Sequence[frozenset[str]]) -> 
     best_sum = 0.0
     for skip in range(len(name)):
         sims = [*before[:skip], DROPPED, *after[skip:]]
-        total = sum(sims)  # summed in this order, so that ties fall as they always have
+        total = sum(sims)  # left to right as the list reads: of equal sums, the earliest choice stays
         if total > best_sum:
             best, best_sum = sims, total
     return best
