@@ -188,6 +188,10 @@ class LooseMatcher:
             return []
         name, pos, char_at = found
         width, deepest = len(chars) + 2, int(pos.max()) + 1
+        # The names' order: the first character of the text that votes for each, whichever window it votes for.
+        reached = np.unique(name * width + char_at)
+        names_reached, first = np.unique(reached // width, return_index=True)
+        first_char = dict(zip(names_reached.tolist(), (reached[first] % width).tolist(), strict=True))
         start = np.concatenate([char_at - pos, char_at - pos + 1])  # as heard, and with a syllable before it dropped
         name, pos = np.concatenate([name, name]), np.concatenate([pos, pos])
         inside = start >= 0
@@ -202,11 +206,7 @@ class LooseMatcher:
         by_name: dict[int, list[int]] = {}
         for name_id, first in zip(kept_names, kept_starts, strict=True):
             by_name.setdefault(name_id, []).append(first)
-        # The first character of the text that votes for each name, whichever window it votes for.
-        reached = np.unique(name[: len(char_at)] * width + char_at)
-        first_at = dict(zip(*np.unique(reached // width, return_index=True), strict=True))
-        order = sorted(by_name, key=lambda n: (int(reached[first_at[n]] % width), n))
-        return [(n, by_name[n]) for n in order]
+        return [(n, by_name[n]) for n in sorted(by_name, key=lambda n: (first_char[n], n))]
 
 
 def _plain_misfit(plain: Sequence[bool], sims: Sequence[float]) -> bool:

@@ -59,19 +59,26 @@ async def stack() -> AsyncIterator[AsyncExitStack]:
         yield stack
 
 
-async def start_desk(stack: AsyncExitStack, name: str, url: str, server: NatsServer) -> Desk:
+async def start_log(stack: AsyncExitStack, name: str, url: str, server: NatsServer) -> tuple[EventLog, EventStream]:
+    """A desk API instance's event log alone: the test says when it writes or follows (no election)."""
     engine = create_engine(DatabaseSettings(url=url))
     stack.callback(engine.dispose)
     link = await stack.enter_async_context(linked(server, f"desk-{name}", replay_s=REPLAY_S))
     stream = EventStream(link, REPLAY_S)
     log = EventLog(engine)
-    leadership = Leadership(engine, lambda: log.lead(stream), log.follow, check_s=0.1)
+    stack.push_async_callback(log.stop)
+    stack.push_async_callback(stream.close)
+    return log, stream
+
+
+async def start_desk(stack: AsyncExitStack, name: str, url: str, server: NatsServer) -> Desk:
+    log, stream = await start_log(stack, name, url, server)
+    leadership = Leadership(log.engine, lambda: log.lead(stream), log.follow, check_s=0.1)
     log.replaced_listeners.append(leadership.resign)
     desk = Desk(name, log, leadership)
     log.listeners.append(desk.delivered.extend)
     leadership.start()
     stack.push_async_callback(leadership.stop, log.stop)
-    stack.push_async_callback(stream.close)
     return desk
 
 
@@ -219,15 +226,3 @@ async def test_a_line_the_old_writer_stores_just_before_the_takeover_reaches_the
     await wait_until(lambda: b.last_seq(OPERATOR) == 6)
     assert [m.seq for m in delivered if m.operator_id == OPERATOR] == [1, 2, 3, 4, 5, 6]
     assert [text for _, text in stored_lines(database)] == [f"第{n}句" for n in range(1, 6)]
-
-
-async def start_log(stack: AsyncExitStack, name: str, url: str, server: NatsServer) -> tuple[EventLog, EventStream]:
-    """A desk API instance's event log alone: the test says when it writes or follows (no election)."""
-    engine = create_engine(DatabaseSettings(url=url))
-    stack.callback(engine.dispose)
-    link = await stack.enter_async_context(linked(server, f"desk-{name}", replay_s=REPLAY_S))
-    stream = EventStream(link, REPLAY_S)
-    log = EventLog(engine)
-    stack.push_async_callback(log.stop)
-    stack.push_async_callback(stream.close)
-    return log, stream
