@@ -212,6 +212,9 @@ def main() -> int:
             f"CPU {cpu / audio_s:.3f} s per audio second"
         )
     keys = {c.id: key for c, key, _ in items}
+    # The decode hints read every final with `extractor`, which keeps what it read: the cards are scored (and
+    # their resolution timed) by an extractor that has read none of them yet.
+    extractor = AddressExtractor(gazetteer, settings.address)
     scores = []
     for name, members in groups.items():
         score = SetScore(name)
