@@ -8,9 +8,17 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.asterisk_fixture import asterisk, asterisk_factory, asterisk_install
-from tests.support.gazetteer import built, extractor, gazetteer
+from tests.support.gazetteer import built, extractor, gazetteer, second_readings
 
-__all__ = ["asterisk", "asterisk_factory", "asterisk_install", "built", "extractor", "gazetteer"]
+__all__ = [
+    "asterisk",
+    "asterisk_factory",
+    "asterisk_install",
+    "built",
+    "extractor",
+    "gazetteer",
+    "second_readings",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
 """Address resolution for Beijing 12345 calls: a gazetteer built from registry data, extraction of spoken
 addresses (exact, alias, colloquial and pinyin matches) with hierarchy checks, and an optional online geocoder.
 
-Entry points: ``AddressResolver`` (service), ``AddressExtractor`` (local extraction), ``Gazetteer`` (data),
+Entry points: ``AddressResolver`` (service), ``AddressExtractor`` (local extraction), ``SecondReadings`` (what a
+second reading of a final adds), ``PlaceHints`` (the recogniser's decode hints), ``Gazetteer`` (data),
 ``gazetteer_group`` in ``cli`` (``hotline-tools gazetteer build|info|resolve``), ``AddressSettings``.
 """
 

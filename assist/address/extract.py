@@ -18,21 +18,27 @@ from __future__ import annotations
 
 import functools
 import math
-import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pypinyin.constants import PHRASES_DICT
-
-from assist.address.anywhere import DIVISION_SUFFIXES, CommunitiesAnywhere, Place, PlacesAnywhere, heard_town_names
+from assist.address.anywhere import DIVISION_SUFFIXES, CommunitiesAnywhere, PlacesAnywhere, heard_town_names
 from assist.address.calibration import SURE, shown_confidence
 from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
+from assist.address.heard_text import (
+    COMMUNITY_SUFFIX_HEARD,
+    DISTRICT_HEARD,
+    SUFFIX_HEARD,
+    has_place_word,
+    names_a_thing,
+    normalize,
+    sounds_like,
+    starts_word,
+)
 from assist.address.lexicon import LexEntry, Lexicon
 from assist.address.loose import LooseHit, LooseMatcher
-from assist.address.phonetic import FUNCTION_CHARS, FUZZY, PhoneticHit, PhoneticIndex, is_han, readings
+from assist.address.phonetic import FUNCTION_CHARS, FUZZY, PhoneticHit, PhoneticIndex, is_han
 from assist.address.settings import AddressSettings
 from events.address import (
     AddressCandidate,
@@ -44,16 +50,6 @@ from events.address import (
     TextSpan,
 )
 
-PLACE_WORDS_AFTER: tuple[str, ...] = (
-    *("那边", "这边", "附近", "一带", "那块", "这块", "那里", "这里", "那儿", "这儿", "周边", "周围"),
-    *("地区", "街道", "乡", "镇", "小区", "社区", "村"),
-)
-PLACE_WORDS_BEFORE = ("住在", "家在", "位于", "我在", "就在", "搬到", "来到", "是在", "地址")
-# A bare name right before one of these names a firm, brand or card, not where the caller is: 东风快递, 东风汽车,
-# 北京银行, 延庆卡 (a 燃气卡 as Whisper heard it). Hospitals, shops and hotels are left out: they are usually where
-# their name says (朝阳医院 is in 朝阳区), as are a thing's stations (望京快递站, 马驹桥物流园).
-THING_WORDS = ("快递", "物流", "公司", "集团", "银行", "汽车", "书店", "乳业", "卡")
-THING_PLACES = "站柜点园"
 COMMA = "\uff0c"  # the full-width comma of Chinese text
 PHONETIC_FACTOR = 0.8  # a pinyin match is worth less than the same name written right
 WEAK_FACTOR = 0.75  # a short bare name that needed its context
@@ -82,66 +78,7 @@ LOOSE_ANYWHERE_ONE_LOST = 0.75  # the same with one syllable of a stem of three 
 # A community of anywhere, heard with its suffix, when nothing else is named: the recogniser's versions of the
 # communities named on the dev lines scored 0.9-1.0 (what keeps random text out is the suffix rule, _suffix_heard).
 LOOSE_COMMUNITY_ANYWHERE = 0.9
-# What the recogniser writes for a division suffix on the phone (区 as 七, 期, 去, 机; 街道 as 街等; 镇 as 正, 阵).
-SUFFIX_HEARD: dict[str, frozenset[str]] = {
-    "区": frozenset({"qu", "qi", "ju", "ji", "xu", "xi"}),
-    "道": frozenset({"dao", "deng", "dang"}),
-    "镇": frozenset({"zhen", "zheng", "zhan", "jian"}),
-    "乡": frozenset({"xiang", "xian"}),
-}
-# What the recogniser writes for a district name's character on the phone, where the sound alone is too far or
-# the character is one of ordinary speech (`bench/address_audio_bench.py --confusions dev`: 柔 as 有 7 times, 密 as
-# 命 6, 顺 as 睡 7): 怀有七 is 怀柔区, 命运区 密云区.
-DISTRICT_HEARD: dict[str, frozenset[str]] = {
-    "柔": frozenset({"you"}),
-    "密": frozenset({"ming"}),
-    "顺": frozenset({"shui"}),
-}
-# 社区 heard as 设计, 社期, 射器, 市区; 村 as 分, 春, 尊.
-COMMUNITY_SUFFIX_HEARD: dict[str, frozenset[str]] = {
-    "社": frozenset({"she", "shi"}),
-    "区": SUFFIX_HEARD["区"],
-    "村": frozenset({"cun", "fen", "chun", "zun"}),
-}
-ALTERNATIVE_ECHO = 0.5  # how much a street named by the guided reading must sound like part of the heard text
-ALTERNATIVE_FACTOR = 0.9  # a place read only on the second, guided decode
-# A line that named no place at all: the places sounding at least this much like part of it go into the prompt of
-# its second decode, and a place that decode writes must sound at least ALTERNATIVE_ECHO_ANYWHERE like the heard
-# text (there is no district to narrow the choice, so more than ALTERNATIVE_ECHO).
-HINT_ANYWHERE = 0.6
-# A place found only where its suffix is heard loosely (渤海镇 as 我海镜, anywhere.SUFFIX_HEARD_LOOSELY), put into a
-# line the audio then scores; a suggested line naming it is believed only if it is found so again.
-HINT_LOOSELY = 0.6
-LOOSE_ECHO_FACTOR = 0.85  # ... and is worth less than one echoed by the heard line itself: never shown as sure
-ALTERNATIVE_ECHO_ANYWHERE = 0.7  # 大师驻 for 大石窝, 小区门 for 小红门: one syllable of three wrong is ordinary speech
-ALTERNATIVE_ECHO_DROPPED = 0.8  # the same with a syllable of the name not heard at all (北章阵 is not 北臧村镇)
-# A community a second reading names must sound this much like part of the heard text, two syllables of it heard
-# right (金钩和射器 for 金沟河社区), to be shown at that depth; otherwise the card stops at its street/town.
-ALTERNATIVE_ECHO_COMMUNITY = 0.7
 LINES_KEPT = 1024  # lines read lately (each with its context), for their second readings: a few hundred calls' worth
-
-
-def _starts_word(text: str, i: int) -> bool:
-    """The character at `i`, written for a suffix the phone blurred (区 as 其), begins a word with the next one
-    (命运其实: 其实 is a word, not 密云区 + 实)."""
-    return text[i] != "区" and text[i : i + 2] in PHRASES_DICT
-
-
-_NUMERALS = "零一二三四五六七八九"
-_TENS = re.compile(r"(?<![0-9])[1-9]0(?![0-9])")  # 70: said 七十
-
-
-def normalize(text: str) -> str:
-    """Full-width → half-width and upper-case Latin, digits as the numerals they were heard as, character by
-    character (offsets are kept). Whisper writes numbers it hears in place names as digits (房山70度镜 for 房山区十渡镇,
-    6例纯 for 六里屯, 第2社区): a digit becomes its numeral (760 → 七六零), the 0 of a round two-digit number 十
-    (70 → 七十), so the names are matched by sound like any other word."""
-    out = []
-    for ch in text:
-        folded = unicodedata.normalize("NFKC", ch)
-        out.append(folded.upper() if len(folded) == 1 else ch)
-    tens = {match.end() - 1 for match in _TENS.finditer("".join(out))}
-    return "".join(("十" if i in tens else _NUMERALS[int(ch)]) if "0" <= ch <= "9" else ch for i, ch in enumerate(out))
 
 
 @dataclass
@@ -208,8 +145,8 @@ class AddressExtractor:
             alike=SUFFIX_HEARD,
             unanchored=frozenset("街道镇乡地区"),
         )
-        self._anywhere = PlacesAnywhere(gazetteer, SUFFIX_HEARD)
-        self._communities_anywhere = CommunitiesAnywhere(gazetteer, COMMUNITY_SUFFIX_HEARD)
+        self.anywhere = PlacesAnywhere(gazetteer, SUFFIX_HEARD)
+        self.communities_anywhere = CommunitiesAnywhere(gazetteer, COMMUNITY_SUFFIX_HEARD)
         # Thread-safe: the recogniser's decode threads read lines too (asr hints), beside the map assistant.
         self._read_line = functools.lru_cache(maxsize=LINES_KEPT)(self._extract)
         self._towns_of: dict[str, LooseMatcher] = {}
@@ -218,9 +155,9 @@ class AddressExtractor:
             [name for c in gazetteer.communities.values() for name in (c.name, *c.aliases) if len(name) >= 3]
         )
         for code in gazetteer.towns:
-            self._community_matcher(code)
+            self.community_matcher(code)
         for code in gazetteer.districts:
-            self._town_matcher(code)  # built now: the first call of a district must not pay for it
+            self.town_matcher(code)  # built now: the first call of a district must not pay for it
 
     # ---- public -------------------------------------------------------------------------------------------
 
@@ -234,8 +171,8 @@ class AddressExtractor:
     ) -> AddressCandidates:
         """Candidates for a final segment; `partial` (the running partial after it) and `context` (earlier
         final segments of the same caller) only help complete and check the hierarchy. The same line is read
-        again for each second reading of it (extract_alternative), so recent results are kept: what this returns
-        is shared, to be copied (model_copy), never changed in place."""
+        again for each second reading of it (second_reading.SecondReadings), so recent results are kept: what this
+        returns is shared, to be copied (model_copy), never changed in place."""
         lines = tuple(context)
         # A line still being spoken is read once: its readings would crowd out the finals'.
         found = self._extract(text, lines, partial) if partial else self._read_line(text, lines)
@@ -272,13 +209,6 @@ class AddressExtractor:
                 span = TextSpan(start=start, end=end, text=text[start:end])
         return AddressCandidates(segment_id="", text=text, span=span, candidates=candidates, conflicts=conflicts)
 
-    def towns_sounding_like(self, text: str, district_code: str, limit: int) -> list[str]:
-        """The district's current streets/towns, those that sound most like part of `text` first."""
-        ranked = self._town_matcher(district_code).scan(normalize(text), 0.0)
-        names = list(dict.fromkeys(self.gazetteer.towns[h.key].name for h in ranked))
-        rest = sorted(t.name for t in self.gazetteer.towns.values() if t.district_code == district_code and t.current)
-        return list(dict.fromkeys([*names, *rest]))[:limit]
-
     @staticmethod
     def unsure_street_by_sound(card: AddressCandidate) -> bool:
         """A street/town card below SURE whose every name was a sound-alike in the final itself (nothing written
@@ -290,186 +220,6 @@ class AddressExtractor:
             and all(m.kind == "phonetic" and m.source == "final" for m in card.mentions)
         )
 
-    def places_sounding_like(self, text: str, limit: int) -> list[str]:
-        """Districts, streets/towns and colloquial areas of all Beijing that sound most like part of `text`."""
-        return self._anywhere.sounding_like(normalize(text), HINT_ANYWHERE, limit)
-
-    def readings_sounding_like(self, text: str, top: AddressCandidate | None, limit: int) -> list[str]:
-        """The heard line with one span put right: the place name that span sounds like, as a caller says it (the
-        name, its stem, 白纸坊街 for 白纸坊街道), best sound-alike first. The recogniser scores them against the
-        audio, which can tell 酒仙桥 from 青龙桥 for 零零桥 where the sound of the text alone cannot. Which names
-        depends on what the line already gives: a place anywhere in Beijing (or a community) for a line that names
-        none, the district's streets for a district alone; none for a line naming a street (scoring its
-        communities cost 60 % of the scoring's CPU and gained nothing on the held-out lines: bench/README.md).
-        `top`: the card the line itself gives (`extract(text).top`)."""
-        norm = normalize(text)
-        hits: list[LooseHit] = []
-        loose: list[LooseHit] = []
-        if top is None or self.unsure_street_by_sound(top):
-            hits += [hit for hit, _ in self._anywhere.scan(norm, HINT_ANYWHERE)]
-            hits += self._communities_anywhere.scan(norm, HINT_ANYWHERE)
-            loose += [hit for hit, _ in self._anywhere.scan_loosely(norm, HINT_LOOSELY)]
-            loose += self._communities_anywhere.scan_loosely(norm, HINT_LOOSELY)
-        elif top.level == "district" and top.district_code is not None:
-            hits += self._town_matcher(top.district_code).scan(norm, HINT_ANYWHERE)
-            loose += [
-                hit
-                for hit, place in self._anywhere.scan_loosely(norm, HINT_LOOSELY)
-                if place.town_codes and top.district_code in place.district_codes
-            ]
-        lines: list[str] = []
-        # The names that sound like the line first; then those found only by a suffix heard loosely.
-        for hit in [*sorted(hits, key=lambda h: -h.score), *sorted(loose, key=lambda h: -h.score)]:
-            line = text[: hit.start] + hit.surface + text[hit.end :]
-            if line != text and line not in lines:
-                lines.append(line)
-            if len(lines) >= limit:
-                break
-        return lines
-
-    def extract_alternative(
-        self,
-        heard: str,
-        alternative: str,
-        segment_id: str = "",
-        *,
-        context: Sequence[str] = (),
-        suggested: bool = False,
-    ) -> AddressCandidates | None:
-        """What a second, guided reading of a final adds: a deeper place than the heard text gave (in the same
-        district, when the heard text named one), which also sounds like part of the heard text (the recogniser is
-        steered towards the names in its prompt, so a name that the first reading has no trace of is not believed).
-        The result is in the heard text's terms (its span, its mentions), so the transcript can show the name over
-        what was heard. None when the alternative adds nothing. `suggested`: the alternative is the heard line with
-        one span put right, scored against the audio rather than decoded."""
-        first = self.extract(heard, segment_id, context=context).top
-        read = self.extract(alternative, segment_id, context=context).candidates
-        if not read:
-            return None
-        if first is None:
-            return self._alternative_anywhere(heard, read, segment_id, suggested=suggested)
-        second = read[0]
-        confirmed = second.confidence * ALTERNATIVE_FACTOR
-        if self.unsure_street_by_sound(first) and second.town_code == first.town_code and confirmed > first.confidence:
-            # The guided reading writes the street the heard line only sounded like (太平潮街道, then 太平桥街道):
-            # as sure as a street it finds in a line that sounded like no place.
-            return _as_heard(heard, segment_id, first, list(first.mentions), confirmed)
-        if suggested and self.unsure_street_by_sound(first):
-            chosen = _chosen_by_audio(heard, alternative, first, second)
-            if chosen is not None:
-                return _as_heard(heard, segment_id, second, [chosen], confirmed * LOOSE_ECHO_FACTOR)
-        if second.town_code is None or second.town is None or first.district_code is None:
-            return None
-        if second.district_code != first.district_code or DEPTH[second.level] <= DEPTH[first.level]:
-            return None
-        town = self._town_matcher(first.district_code).scan(normalize(heard), ALTERNATIVE_ECHO, function_chars=True)
-        echo = next((h for h in town if h.key == second.town_code), None)
-        if echo is None:
-            return None
-        mentions = [m for m in first.mentions if m.source == "final" and m.level == "district"]
-        mentions.append(_echo_mention(heard, echo, "town", second.town))
-        community = self._community_echo(heard, second)
-        if (
-            community is not None
-            and second.community is not None
-            and (community.start >= echo.end or community.end <= echo.start)
-        ):
-            mentions.append(_echo_mention(heard, community, "community", second.community))
-        confidence = min(second.confidence, first.confidence + AGREEMENT_BONUS) * ALTERNATIVE_FACTOR
-        return _as_heard(heard, segment_id, second, mentions, confidence)
-
-    def _community_echo_loosely(self, norm: str, card: AddressCandidate) -> LooseHit | None:
-        """Where the heard line (normalised) has the community a suggested reading names with its suffix heard
-        loosely: the span the suggestion was made from."""
-        if card.level != "community" or card.community_code is None:
-            return None
-        loose = self._communities_anywhere.scan_loosely(norm, HINT_LOOSELY)
-        echo = next((h for h in loose if h.key == card.community_code), None)
-        if echo is None or _names_a_thing(norm, norm[echo.start : echo.end], echo.end):
-            return None
-        return echo
-
-    def _community_echo(self, heard: str, card: AddressCandidate) -> LooseHit | None:
-        """Where the heard line sounds like the community a second reading names (among its town's), if it does."""
-        if card.level != "community" or card.community_code is None or card.town_code is None:
-            return None
-        norm = normalize(heard)
-        hits = self._community_matcher(card.town_code).scan(norm, ALTERNATIVE_ECHO_COMMUNITY, anchors=2)
-        echo = next((h for h in hits if h.key == card.community_code and _community_suffix_heard(h)), None)
-        if echo is None or _names_a_thing(norm, norm[echo.start : echo.end], echo.end):
-            return None
-        return echo
-
-    def _alternative_anywhere(
-        self, heard: str, read: Sequence[AddressCandidate], segment_id: str, *, suggested: bool = False
-    ) -> AddressCandidates | None:
-        """The heard line named no place and its second reading does: believed at the deepest level (street/town,
-        else district) whose name, or a colloquial area of it, sounds like part of the heard line. The reading's
-        best candidate first, then the others: the prompt may have put in a name with no trace in what was heard
-        (小红门 for 小区门) next to the one that was said (西单 for 西丹). A `suggested` reading (the heard line with
-        one span put right, which the audio bore out) sounds like the heard line by construction: its name must also
-        stand as a place there, with its division suffix heard or a place word beside it (生活和品质的情况 is not
-        和平里)."""
-        norm = normalize(heard)
-
-        def placed(hit: LooseHit) -> bool:
-            return not suggested or hit.surface.endswith(_SUFFIXES) or _has_place_word(norm, hit.start, hit.end)
-
-        for second in read:
-            community, factor = self._community_echo(heard, second), ALTERNATIVE_FACTOR
-            if community is None and suggested:
-                community, factor = self._community_echo_loosely(norm, second), ALTERNATIVE_FACTOR * LOOSE_ECHO_FACTOR
-            if community is not None and second.community is not None and placed(community):
-                mention = _echo_mention(heard, community, "community", second.community)
-                return _as_heard(heard, segment_id, second, [mention], second.confidence * factor)
-        loose = ALTERNATIVE_FACTOR * LOOSE_ECHO_FACTOR
-        echoes: list[tuple[LooseHit, Place, float]] = []
-        for hit, place in self._anywhere.scan(norm, HINT_ANYWHERE if suggested else ALTERNATIVE_ECHO_ANYWHERE):
-            if hit.score >= ALTERNATIVE_ECHO_ANYWHERE:
-                echoes.append((hit, place, ALTERNATIVE_FACTOR))
-            elif not hit.dropped and sum(s < 1.0 for s in hit.sims) == 1:
-                # The audio bore out a name of which the heard line has every syllable but one exactly (回龙君 for
-                # 回龙观, 街海湖 for 金海湖): worth a card, never a sure one.
-                echoes.append((hit, place, loose))
-        if suggested:
-            echoes += [(hit, place, loose) for hit, place in self._anywhere.scan_loosely(norm, HINT_LOOSELY)]
-        hits = [
-            (hit, place, factor)
-            for hit, place, factor in echoes
-            if (not hit.dropped or hit.score >= ALTERNATIVE_ECHO_DROPPED)
-            and not _names_a_thing(norm, norm[hit.start : hit.end], hit.end)  # heard 东风快递: a firm, not 东风乡
-            and placed(hit)
-        ]
-        for second in read:
-            if second.town_code is None or second.town is None:
-                continue
-            town = next(((h, f) for h, place, f in hits if second.town_code in place.town_codes), None)
-            if town is not None:
-                mention = _echo_mention(heard, town[0], "town", second.town)
-                return _as_heard(heard, segment_id, second, [mention], second.confidence * town[1])
-        second = read[0]
-        district_echo = next(
-            ((h, f) for h, place, f in hits if not place.town_codes and second.district_code in place.district_codes),
-            None,
-        )
-        if district_echo is None or second.district_code is None:
-            return None
-        echo, factor = district_echo
-        district = self.gazetteer.districts[second.district_code]
-        mention = _echo_mention(heard, echo, "district", district.name)
-        card = second.model_copy(
-            update={
-                "level": "district",
-                "town": None,
-                "town_code": None,
-                "lng": district.lng,
-                "lat": district.lat,
-                "coord_level": "district",
-                "bbox": district.bbox,
-            }
-        )
-        return _as_heard(heard, segment_id, card, [mention], second.confidence * factor)
-
     # ---- mentions -----------------------------------------------------------------------------------------
 
     def _strong_mentions(self, t: _Text) -> list[tuple[_Text, _Found]]:
@@ -478,7 +228,7 @@ class AddressExtractor:
         weak: list[tuple[_Text, _Found]] = []
         exact = sorted(self.lexicon.iter_exact(t.norm), key=lambda m: (m[0] - m[1], m[0]))
         for start, end, surface in exact:
-            if _names_a_thing(t.norm, surface, end):
+            if names_a_thing(t.norm, surface, end):
                 continue
             entries = self.lexicon.entries[surface]
             strong_entries = [e for e in entries if not e.weak]
@@ -523,7 +273,7 @@ class AddressExtractor:
         everything else needs support from the context (a place word, or the place's parent or child named).
         """
         entries = self.lexicon.phonetic_entries(hit.surface)
-        if not entries or _names_a_thing(t.norm, hit.surface, hit.end):
+        if not entries or names_a_thing(t.norm, hit.surface, hit.end):
             return None
         suffix = _division_suffix(hit.surface)
         stem_len = len(hit.surface) - len(suffix)
@@ -581,7 +331,7 @@ class AddressExtractor:
         self, f: _Found, t: _Text, districts: set[str], towns: set[str], neighbours: list[LexEntry]
     ) -> list[LexEntry]:
         g = self.gazetteer
-        place_word = _has_place_word(t.norm, f.start, f.end) and not f.needs_hierarchy
+        place_word = has_place_word(t.norm, f.start, f.end) and not f.needs_hierarchy
         near_districts = {self._district_of(e) for e in neighbours}
         near_towns = {self._town_of(e) for e in neighbours} - {None}
         kept: list[LexEntry] = []
@@ -635,7 +385,7 @@ class AddressExtractor:
                     or hit.least < LOOSE_LEAST
                     or not suffix_heard
                     or (street_named and hit.end not in street_starts)
-                    or _starts_word(t.norm, hit.end - 1)
+                    or starts_word(t.norm, hit.end - 1)
                     or not t.free(hit.start, hit.end)
                 ):
                     continue
@@ -687,7 +437,7 @@ class AddressExtractor:
         for t in texts:
             if named and named[0][0] is not t:
                 continue
-            found = self._communities_anywhere.scan(t.norm, LOOSE_COMMUNITY_ANYWHERE - LOOSE_MARGIN)
+            found = self.communities_anywhere.scan(t.norm, LOOSE_COMMUNITY_ANYWHERE - LOOSE_MARGIN)
             hits = [h for h in found if not h.dropped and _suffix_heard(h, t.norm)]
             if not hits:
                 continue
@@ -719,7 +469,7 @@ class AddressExtractor:
         for district in sorted(self._named(texts, "district")):
             if any(g.towns[c].district_code == district for c in towns):
                 continue
-            matcher = self._town_matcher(district)
+            matcher = self.town_matcher(district)
             elsewhere = self._town_elsewhere(district)
             hits = [
                 (t, hit)
@@ -749,7 +499,7 @@ class AddressExtractor:
         for town in sorted(self._named(texts, "town")):
             if any(g.communities[c].town_code == town for c in named):
                 continue
-            matcher = self._community_matcher(town)
+            matcher = self.community_matcher(town)
             hits = [
                 (t, hit)
                 for t in texts
@@ -764,7 +514,7 @@ class AddressExtractor:
             t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
             t.chosen.append(self._loose_found(t, hit, LexEntry("community", hit.key, "name", False, 1.0)))
 
-    def _community_matcher(self, town: str) -> LooseMatcher:
+    def community_matcher(self, town: str) -> LooseMatcher:
         matcher = self._communities_of.get(town)
         if matcher is None:
             g = self.gazetteer
@@ -777,7 +527,7 @@ class AddressExtractor:
             self._communities_of[town] = matcher
         return matcher
 
-    def _town_matcher(self, district: str) -> LooseMatcher:
+    def town_matcher(self, district: str) -> LooseMatcher:
         matcher = self._towns_of.get(district)
         if matcher is None:
             names: list[tuple[str, str]] = []
@@ -1105,142 +855,11 @@ def _over_heard_suffix(m: Mention, text: str) -> Mention:
         return m
     heard = text[m.end : m.end + missing]
     wanted = m.name[-missing:]
-    if len(heard) < missing or not all(_sounds_like(h, w) for h, w in zip(heard, wanted, strict=True)):
+    if len(heard) < missing or not all(sounds_like(h, w) for h, w in zip(heard, wanted, strict=True)):
         return m
     return m.model_copy(update={"end": m.end + missing, "text": m.text + heard})
-
-
-def _sounds_like(heard: str, wanted: str) -> bool:
-    return heard == wanted or bool(readings(heard) & (SUFFIX_HEARD.get(wanted, frozenset()) | readings(wanted)))
-
-
-def _names_a_thing(text: str, surface: str, end: int) -> bool:
-    """A bare name (no division suffix) followed by a firm's or product's word, or by a homophone of a word of two
-    characters as the recogniser writes it: 东风快递 and 东风快地, 延庆卡."""
-    if surface.endswith(DIVISION_SUFFIXES):
-        return False
-    for word in THING_WORDS:
-        if _written_or_heard(text, end, word):
-            after = text[end + len(word) : end + len(word) + 1]
-            return not after or after not in THING_PLACES
-    return False
-
-
-def _written_or_heard(text: str, at: int, word: str) -> bool:
-    piece = text[at : at + len(word)]
-    if piece == word:
-        return True
-    if len(word) < 2 or len(piece) != len(word):
-        return False
-    return all(_sounds_like(heard, wanted) for heard, wanted in zip(piece, word, strict=True))
 
 
 def _inside(hit: LooseHit, outer: LooseHit) -> bool:
     """`hit` covers a strictly shorter part of what `outer` covers."""
     return outer.start <= hit.start and hit.end <= outer.end and hit.end - hit.start < outer.end - outer.start
-
-
-_SUFFIXES = (*DIVISION_SUFFIXES, "街", "社区", "村")
-
-
-def _community_suffix_heard(hit: LooseHit) -> bool:
-    """A community's whole name, its suffix heard as itself or as the phone makes it (射器 for 社区; not 快递急 for
-    苑社区)."""
-    suffix = next((x for x in ("社区", "村") if hit.surface.endswith(x)), "")
-    if not suffix:
-        return False
-    if min(hit.sims[-len(suffix) :]) >= FUZZY:
-        return True
-    # 社 heard and every syllable of the stem, 区 lost on the line (三合中李社轻 for 三合中里社区): the name is there.
-    stem = hit.sims[: -len(suffix)]
-    return suffix == "社区" and not hit.dropped and len(stem) >= 2 and min(*stem, hit.sims[-2]) >= FUZZY
-
-
-def _has_place_word(text: str, start: int, end: int) -> bool:
-    after = text[end : end + 2]
-    before = text[max(0, start - 2) : start]
-    return any(after.startswith(w) for w in PLACE_WORDS_AFTER) or any(before.endswith(w) for w in PLACE_WORDS_BEFORE)
-
-
-def _chosen_by_audio(heard: str, suggested: str, first: AddressCandidate, second: AddressCandidate) -> Mention | None:
-    """The street a suggested reading writes over the whole span from which the heard line's own street was only a
-    sound-alike: the audio chose between two sound-alikes of that span (南校见 sounds most like 南窖乡, but Whisper
-    scored the line with 南邵镇 above the one with 南窖乡). None when the reading put right something else, or only
-    a piece of that span (张建 → 张镇 inside 季葛张建, heard for 巨各庄镇)."""
-    if second.town is None or second.town_code in (None, first.town_code):
-        return None
-    start, heard_end = _respelled(heard, suggested)
-    own = [m for m in first.mentions if m.level == "town" and m.source == "final"]
-    named = [m for m in second.mentions if m.level == "town" and m.source == "final"]
-    if len(own) != 1 or len(named) != 1:
-        return None
-    was, now = own[0], named[0]
-    # the same stretch of the line in both (the reading may be longer or shorter after it), put right inside it
-    if now.start != was.start or len(suggested) - now.end != len(heard) - was.end:
-        return None
-    if start < was.start or heard_end > was.end:
-        return None
-    span = heard[was.start : was.end]
-    hit = next(iter(LooseMatcher([(now.text, "")]).scan(span, 0.0)), None)
-    return Mention(
-        text=span,
-        start=was.start,
-        end=was.end,
-        source="final",
-        level="town",
-        name=second.town,
-        kind="phonetic",
-        score=round(hit.score, 3) if hit is not None else 0.0,
-    )
-
-
-def _respelled(heard: str, suggested: str) -> tuple[int, int]:
-    """Where in the heard line a suggested reading differs from it (the two share all before and after)."""
-    start = 0
-    while start < min(len(heard), len(suggested)) and heard[start] == suggested[start]:
-        start += 1
-    tail = 0
-    while tail < min(len(heard), len(suggested)) - start and heard[-1 - tail] == suggested[-1 - tail]:
-        tail += 1
-    return start, len(heard) - tail
-
-
-def _echo_mention(heard: str, echo: LooseHit, level: Level, name: str) -> Mention:
-    return Mention(
-        text=heard[echo.start : echo.end],
-        start=echo.start,
-        end=echo.end,
-        source="final",
-        level=level,
-        name=name,
-        kind="phonetic",
-        score=round(echo.score, 3),
-    )
-
-
-def _as_heard(
-    heard: str, segment_id: str, card: AddressCandidate, mentions: list[Mention], confidence: float
-) -> AddressCandidates:
-    """A card read on the second decode, given in the heard line's terms: as deep as `mentions` go (a community
-    only where the heard line echoes it)."""
-    mentions.sort(key=lambda m: m.start)
-    update: dict[str, object] = {
-        "mentions": mentions,
-        "confidence": round(confidence, 3),
-        "source": "gazetteer+phonetic",
-    }
-    if not (card.level == "community" and any(m.level == "community" for m in mentions)):
-        update |= {
-            "level": "town" if card.level == "community" else card.level,
-            "community": None,
-            "community_code": None,
-            "adcode": card.town_code or card.district_code,
-        }
-    card = card.model_copy(update=update)
-    start, end = mentions[0].start, mentions[-1].end
-    return AddressCandidates(
-        segment_id=segment_id,
-        text=heard,
-        span=TextSpan(start=start, end=end, text=heard[start:end]),
-        candidates=[card],
-    )

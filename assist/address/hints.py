@@ -7,7 +7,7 @@ have in its prompt.
   streets/towns and colloquial areas of all Beijing that sound like part of it (梁香 → 良乡镇, 王平这 → 王平镇); a
   line with nothing like a place name gets no second decode.
 
-A second reading only ever counts where it agrees with the first (see AddressExtractor.extract_alternative).
+A second reading only ever counts where it agrees with the first (see second_reading.SecondReadings).
 """
 
 from __future__ import annotations
@@ -16,14 +16,25 @@ import functools
 from collections.abc import Sequence
 
 from assist.address.extract import AddressExtractor
+from assist.address.heard_text import normalize
+from assist.address.loose import LooseHit
 from events.address import AddressCandidate
 
+# A line that named no place at all: the places sounding at least this much like part of it go into the prompt of
+# its second decode (a place that decode writes must then sound at least second_reading.ALTERNATIVE_ECHO_ANYWHERE
+# like the heard text: there is no district to narrow the choice).
+HINT_ANYWHERE = 0.6
+# A place found only where its suffix is heard loosely (渤海镇 as 我海镜, anywhere.SUFFIX_HEARD_LOOSELY), put into a
+# line the audio then scores; a suggested line naming it is believed only if it is found so again.
+HINT_LOOSELY = 0.6
 MAX_PHRASES = 24
 MAX_ANYWHERE = 8  # few: every name in the prompt is one more the recogniser may write for a sound-alike
 MAX_READINGS = 6  # lines scored against the audio in one batch (each costs about 45 ms of one core)
 
 
 class PlaceHints:
+    """The phrases for a final's guided decode, and the lines to score against its audio."""
+
     def __init__(self, extractor: AddressExtractor, max_phrases: int = MAX_PHRASES) -> None:
         self.extractor = extractor
         self.max_phrases = max_phrases
@@ -36,11 +47,57 @@ class PlaceHints:
     def phrases_for(self, text: str) -> Sequence[str]:
         top = self._heard(text)
         if top is None or self.extractor.unsure_street_by_sound(top):
-            return self.extractor.places_sounding_like(text, min(MAX_ANYWHERE, self.max_phrases))
+            return self.places_sounding_like(text, min(MAX_ANYWHERE, self.max_phrases))
         if top.level != "district" or top.district_code is None or top.district is None:
             return ()
-        towns = self.extractor.towns_sounding_like(text, top.district_code, self.max_phrases - 1)
+        towns = self.towns_sounding_like(text, top.district_code, self.max_phrases - 1)
         return [top.district, *towns]
 
     def readings_for(self, text: str) -> Sequence[str]:
-        return self.extractor.readings_sounding_like(text, self._heard(text), MAX_READINGS)
+        return self.readings_sounding_like(text, self._heard(text), MAX_READINGS)
+
+    def towns_sounding_like(self, text: str, district_code: str, limit: int) -> list[str]:
+        """The district's current streets/towns, those that sound most like part of `text` first."""
+        ranked = self.extractor.town_matcher(district_code).scan(normalize(text), 0.0)
+        names = list(dict.fromkeys(self.extractor.gazetteer.towns[h.key].name for h in ranked))
+        rest = sorted(
+            t.name for t in self.extractor.gazetteer.towns.values() if t.district_code == district_code and t.current
+        )
+        return list(dict.fromkeys([*names, *rest]))[:limit]
+
+    def places_sounding_like(self, text: str, limit: int) -> list[str]:
+        """Districts, streets/towns and colloquial areas of all Beijing that sound most like part of `text`."""
+        return self.extractor.anywhere.sounding_like(normalize(text), HINT_ANYWHERE, limit)
+
+    def readings_sounding_like(self, text: str, top: AddressCandidate | None, limit: int) -> list[str]:
+        """The heard line with one span put right: the place name that span sounds like, as a caller says it (the
+        name, its stem, 白纸坊街 for 白纸坊街道), best sound-alike first. The recogniser scores them against the
+        audio, which can tell 酒仙桥 from 青龙桥 for 零零桥 where the sound of the text alone cannot. Which names
+        depends on what the line already gives: a place anywhere in Beijing (or a community) for a line that names
+        none, the district's streets for a district alone; none for a line naming a street (scoring its
+        communities cost 60 % of the scoring's CPU and gained nothing on the held-out lines: bench/README.md).
+        `top`: the card the line itself gives (`extractor.extract(text).top`)."""
+        norm = normalize(text)
+        hits: list[LooseHit] = []
+        loose: list[LooseHit] = []
+        if top is None or self.extractor.unsure_street_by_sound(top):
+            hits += [hit for hit, _ in self.extractor.anywhere.scan(norm, HINT_ANYWHERE)]
+            hits += self.extractor.communities_anywhere.scan(norm, HINT_ANYWHERE)
+            loose += [hit for hit, _ in self.extractor.anywhere.scan_loosely(norm, HINT_LOOSELY)]
+            loose += self.extractor.communities_anywhere.scan_loosely(norm, HINT_LOOSELY)
+        elif top.level == "district" and top.district_code is not None:
+            hits += self.extractor.town_matcher(top.district_code).scan(norm, HINT_ANYWHERE)
+            loose += [
+                hit
+                for hit, place in self.extractor.anywhere.scan_loosely(norm, HINT_LOOSELY)
+                if place.town_codes and top.district_code in place.district_codes
+            ]
+        lines: list[str] = []
+        # The names that sound like the line first; then those found only by a suffix heard loosely.
+        for hit in [*sorted(hits, key=lambda h: -h.score), *sorted(loose, key=lambda h: -h.score)]:
+            line = text[: hit.start] + hit.surface + text[hit.end :]
+            if line != text and line not in lines:
+                lines.append(line)
+            if len(lines) >= limit:
+                break
+        return lines

@@ -13,6 +13,7 @@ import structlog
 from assist.address.extract import AddressExtractor
 from assist.address.gazetteer import Gazetteer
 from assist.address.geocoder import Geocoder, GeocoderError, make_geocoder
+from assist.address.second_reading import SecondReadings
 from assist.address.settings import AddressSettings
 from events.address import AddressCandidate, AddressCandidates
 
@@ -29,6 +30,7 @@ class AddressResolver:
         settings: AddressSettings | None = None,
     ) -> None:
         self.extractor = extractor
+        self.second_readings = SecondReadings(extractor)
         self.geocoder = geocoder
         self.settings = settings or extractor.settings
 
@@ -58,10 +60,8 @@ class AddressResolver:
     async def resolve_alternative(
         self, heard: str, alternative: str, segment_id: str, *, context: Sequence[str] = (), suggested: bool = False
     ) -> AddressCandidates | None:
-        """A deeper place from a second reading of a final, or None (see extract_alternative)."""
-        result = self.extractor.extract_alternative(
-            heard, alternative, segment_id, context=context, suggested=suggested
-        )
+        """A deeper place from a second reading of a final, or None (see SecondReadings.extract)."""
+        result = self.second_readings.extract(heard, alternative, segment_id, context=context, suggested=suggested)
         return None if result is None else await self._placed(result)
 
     async def _placed(self, result: AddressCandidates) -> AddressCandidates:

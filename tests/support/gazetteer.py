@@ -8,6 +8,7 @@ import pytest
 
 from assist.address.extract import AddressExtractor
 from assist.address.gazetteer import Gazetteer
+from assist.address.second_reading import SecondReadings
 from assist.address.settings import AddressSettings
 from tools.gazetteer.builder import BuildResult, build_gazetteer
 from tools.gazetteer.sources import SourceMissing
@@ -35,3 +36,8 @@ def gazetteer(built: BuildResult) -> Gazetteer:
 @pytest.fixture(scope="session")
 def extractor(gazetteer: Gazetteer) -> AddressExtractor:
     return AddressExtractor(gazetteer)
+
+
+@pytest.fixture(scope="session")
+def second_readings(extractor: AddressExtractor) -> SecondReadings:
+    return SecondReadings(extractor)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from assist.address.calibration import SURE
 from assist.address.extract import AddressExtractor
+from assist.address.second_reading import SecondReadings
 from assist.address_assistant import CONTEXT_LINES
 from events.address import AddressCandidate
 from tools.address_speech.sentences import SpeechCase
@@ -75,6 +76,7 @@ def replay_card(
     """`segments`: (kind, text, segment id) in the order the recogniser gave them, kind "final", "alternative" (a
     second reading of the final with the same id, which may come after the next final) or "suggested" (a second
     reading that is the final with one span put right, scored rather than decoded)."""
+    second_readings = SecondReadings(extractor)
     card: AddressCandidate | None = None
     times: list[float] = []
     finals: list[str] = []
@@ -93,9 +95,7 @@ def replay_card(
             n = position[segment_id]
             context = read[max(0, n - CONTEXT_LINES) : n]
             suggested = kind == "suggested"
-            better = extractor.extract_alternative(
-                finals[n], text, f"{case.id}-{n}", context=context, suggested=suggested
-            )
+            better = second_readings.extract(finals[n], text, f"{case.id}-{n}", context=context, suggested=suggested)
             if better is None:
                 continue
             found = better

@@ -14,6 +14,7 @@ from asr.settings import AsrSettings
 from asr.telephone import telephone_path
 from assist.address.extract import AddressExtractor
 from assist.address.hints import PlaceHints
+from assist.address.second_reading import SecondReadings
 from tests.asr.support import StreamRun, pcm_of, run_stream, with_silence
 from tools.address_speech.audio import read_wav
 
@@ -26,6 +27,7 @@ CLIP = Path(__file__).parent / "data" / "misheard-beiqijia.wav"
 
 def test_a_line_whose_place_was_misheard_beyond_recognition_gets_it_from_the_second_decode(
     extractor: AddressExtractor,
+    second_readings: SecondReadings,
 ) -> None:
     engine = FasterWhisperEngine(AsrSettings(cpu_threads=1, workers=1), hints=PlaceHints(extractor))
     try:
@@ -41,7 +43,7 @@ def test_a_line_whose_place_was_misheard_beyond_recognition_gets_it_from_the_sec
     alternatives = [s for s in run.segments if s.kind == "alternative"]
     assert finals and alternatives, run.segments
     assert all(extractor.extract(text, "s").top is None for text in finals.values()), finals  # no place as heard
-    cards = [extractor.extract_alternative(finals[a.segment_id], a.text, a.segment_id) for a in alternatives]
+    cards = [second_readings.extract(finals[a.segment_id], a.text, a.segment_id) for a in alternatives]
     card = next((c.top for c in cards if c is not None and c.top is not None), None)
     assert card is not None, (finals, [a.text for a in alternatives])
     assert (card.district, card.town) == ("昌平区", "北七家镇")
