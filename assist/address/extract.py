@@ -5,8 +5,9 @@
    sounds the same and the division suffix is written right, 沙和镇); then, repeatedly, the weak ones — bare
    names that are also ordinary words (东风, 光明, 和谐家园) and the other sound-alikes — where the context
    supports them: the parent or child named (also by another weak mention right next to it: 海边区 + 中官分界),
-   or, for exact bare names and same-sounding ones, a place word (那边, 附近, 小区 …); finally pinyin matches of
-   the named streets' communities.
+   or, for exact bare names and same-sounding ones, a place word (那边, 附近, 小区 …); finally the sound-alikes
+   the context narrows the names to (sound_alikes.py: loose districts, streets and communities, pinyin matches of
+   the named streets' communities). Second readings of a final are judged in second_reading.py.
 2. Candidates: each named community, street/town or district with its parents filled in; an ambiguous name
    (八里庄街道 is in 朝阳 and 海淀) keeps the readings consistent with the other levels named; a community (or
    street) that is not in the street (or district) the caller named is still a candidate, with a conflict.
@@ -19,41 +20,34 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from assist.address.anywhere import DIVISION_SUFFIXES, CommunitiesAnywhere, PlacesAnywhere, heard_town_names
 from assist.address.calibration import SURE, shown_confidence
+from assist.address.found import Found, Text, codes_named
 from assist.address.gazetteer import Gazetteer
 from assist.address.geometry import BBox
 from assist.address.heard_text import (
-    COMMUNITY_SUFFIX_HEARD,
-    DISTRICT_HEARD,
-    SUFFIX_HEARD,
+    division_suffix,
     has_place_word,
     names_a_thing,
     normalize,
     sounds_like,
-    starts_word,
 )
 from assist.address.lexicon import LexEntry, Lexicon
-from assist.address.loose import LooseHit, LooseMatcher
-from assist.address.phonetic import FUNCTION_CHARS, FUZZY, PhoneticHit, PhoneticIndex, is_han
+from assist.address.phonetic import FUNCTION_CHARS, FUZZY, PhoneticHit, is_han
 from assist.address.settings import AddressSettings
+from assist.address.sound_alikes import SoundAlikes
 from events.address import (
     AddressCandidate,
     AddressCandidates,
     Conflict,
     Level,
     Mention,
-    TextSource,
     TextSpan,
 )
 
 COMMA = "\uff0c"  # the full-width comma of Chinese text
-PHONETIC_FACTOR = 0.8  # a pinyin match is worth less than the same name written right
-WEAK_FACTOR = 0.75  # a short bare name that needed its context
-SOURCE_FACTOR: dict[str, float] = {"final": 1.0, "partial": 0.95, "context": 0.9}
 DEPTH: dict[str, int] = {"district": 0, "town": 1, "community": 2}
 BASE_WEIGHT = 0.85
 AGREEMENT_BONUS = 0.07
@@ -65,64 +59,13 @@ RIVAL_DISTRICTS = 0.6
 # for 北土门村), so the card is not shown as sure (measured on the address speech set's dev lines).
 LONE_COMMUNITY_FACTOR = 0.9
 MAX_CLIPPED = 2  # characters a community's name may have lost at its start (对土门村 for 北土门村)
-# Loose sound-alikes (assist.address.loose), only where the context has narrowed the names in play.
-LOOSE_DISTRICT = 0.7  # mean syllable similarity of a district name (三 syllables: 潮洋区, 大星期)
-LOOSE_TOWN = 0.6  # a street/town of the district the caller named
-LOOSE_MARGIN = 0.05  # over the next best street/town of that district
-LOOSE_LEAST = 0.6  # every syllable of a loose district, or of a street's two-syllable stem, at least this close
-LOOSE_FACTOR = 0.85  # a loose match is worth less again than a phonetic one
-LOOSE_COMMUNITY = 0.7  # a community of the street/town the caller named
-LOOSE_ANYWHERE = 0.85  # a street/town of anywhere, heard with its suffix, when nothing else is named
-LOOSE_ANYWHERE_MARGIN = 0.1  # over the next best street/town of Beijing
-LOOSE_ANYWHERE_ONE_LOST = 0.75  # the same with one syllable of a stem of three or more lost, the others exact
-# A community of anywhere, heard with its suffix, when nothing else is named: the recogniser's versions of the
-# communities named on the dev lines scored 0.9-1.0 (what keeps random text out is the suffix rule, _suffix_heard).
-LOOSE_COMMUNITY_ANYWHERE = 0.9
 LINES_KEPT = 1024  # lines read lately (each with its context), for their second readings: a few hundred calls' worth
-
-
-@dataclass
-class _Found:
-    start: int
-    end: int
-    text: str
-    source: TextSource
-    entries: list[LexEntry]
-    score: float = 1.0  # phonetic similarity (1.0 for exact characters)
-    phonetic: bool = False
-    needs_hierarchy: bool = False  # a place word nearby is not enough: a parent or child must be named
-    # Communities elsewhere whose longer name this one ends, with the line holding a name's character right before
-    # it (对土门村: 北土门村 and 南土门村 are as likely as 土门村, its first syllable misheard).
-    clipped: int = 0
-
-    def overlaps(self, start: int, end: int) -> bool:
-        return self.start < end and start < self.end
-
-    def quality(self, entry: LexEntry) -> float:
-        length = min(1.0, 0.75 + 0.08 * (self.end - self.start))
-        q = entry.quality * length * SOURCE_FACTOR[self.source]
-        if self.phonetic:
-            q *= self.score * PHONETIC_FACTOR
-        if entry.weak:
-            q *= WEAK_FACTOR
-        return q
-
-
-@dataclass
-class _Text:
-    source: TextSource
-    raw: str
-    norm: str
-    chosen: list[_Found] = field(default_factory=list)
-
-    def free(self, start: int, end: int) -> bool:
-        return not any(f.overlaps(start, end) for f in self.chosen)
 
 
 @dataclass
 class _Named:
     quality: float
-    found: _Found
+    found: Found
     entry: LexEntry
 
 
@@ -134,30 +77,12 @@ class AddressExtractor:
         self.settings = settings or AddressSettings()
         self.gazetteer = gazetteer
         self.lexicon = Lexicon(gazetteer, self.settings.phonetic_threshold)
-        # Full names only: a loose two-syllable short name (大刑 for 大兴) is too often ordinary speech.
-        self._districts = LooseMatcher(
-            [(d.name, d.code) for d in gazetteer.districts.values()],
-            alike={"区": SUFFIX_HEARD["区"], **DISTRICT_HEARD},
-            unanchored=frozenset("区"),
-        )
-        self._all_towns = LooseMatcher(
-            [(t.name, t.code) for t in gazetteer.towns.values() if t.current and _division_suffix(t.name)],
-            alike=SUFFIX_HEARD,
-            unanchored=frozenset("街道镇乡地区"),
-        )
-        self.anywhere = PlacesAnywhere(gazetteer, SUFFIX_HEARD)
-        self.communities_anywhere = CommunitiesAnywhere(gazetteer, COMMUNITY_SUFFIX_HEARD)
+        self.sound_alikes = SoundAlikes(gazetteer, self.lexicon)
         # Thread-safe: the recogniser's decode threads read lines too (asr hints), beside the map assistant.
         self._read_line = functools.lru_cache(maxsize=LINES_KEPT)(self._extract)
-        self._towns_of: dict[str, LooseMatcher] = {}
-        self._communities_of: dict[str, LooseMatcher] = {}
         self._longer_communities = _longer_names(
             [name for c in gazetteer.communities.values() for name in (c.name, *c.aliases) if len(name) >= 3]
         )
-        for code in gazetteer.towns:
-            self.community_matcher(code)
-        for code in gazetteer.districts:
-            self.town_matcher(code)  # built now: the first call of a district must not pay for it
 
     # ---- public -------------------------------------------------------------------------------------------
 
@@ -179,21 +104,16 @@ class AddressExtractor:
         return found.model_copy(update={"segment_id": segment_id}) if segment_id else found
 
     def _extract(self, text: str, context: tuple[str, ...], partial: str | None = None) -> AddressCandidates:
-        texts = [_Text("final", text, normalize(text))]
+        texts = [Text("final", text, normalize(text))]
         if partial:
-            texts.append(_Text("partial", partial, normalize(partial)))
-        texts += [_Text("context", c, normalize(c)) for c in context if c]
-        weak_pool: list[tuple[_Text, _Found]] = []
+            texts.append(Text("partial", partial, normalize(partial)))
+        texts += [Text("context", c, normalize(c)) for c in context if c]
+        weak_pool: list[tuple[Text, Found]] = []
         for t in texts:
             weak_pool += self._strong_mentions(t)
         self._add_weak(texts, weak_pool)
         if self.settings.phonetic:
-            self._add_loose_district(texts)
-            self._add_loose_town_anywhere(texts)
-            self._add_loose_community_anywhere(texts)
-            self._add_loose_towns(texts)
-            self._add_community_phonetic(texts)
-            self._add_loose_communities(texts)
+            self.sound_alikes.add(texts)
         found = [f for t in texts for f in t.chosen]
         candidates = [_over_heard_suffixes(c, text) for c in self._candidates(found)]
         conflicts: list[Conflict] = []
@@ -222,10 +142,10 @@ class AddressExtractor:
 
     # ---- mentions -----------------------------------------------------------------------------------------
 
-    def _strong_mentions(self, t: _Text) -> list[tuple[_Text, _Found]]:
+    def _strong_mentions(self, t: Text) -> list[tuple[Text, Found]]:
         """Select non-overlapping strong exact matches (longest first), then strong phonetic ones; return the
         weak exact and phonetic matches for the context check."""
-        weak: list[tuple[_Text, _Found]] = []
+        weak: list[tuple[Text, Found]] = []
         exact = sorted(self.lexicon.iter_exact(t.norm), key=lambda m: (m[0] - m[1], m[0]))
         for start, end, surface in exact:
             if names_a_thing(t.norm, surface, end):
@@ -234,12 +154,12 @@ class AddressExtractor:
             strong_entries = [e for e in entries if not e.weak]
             weak_entries = [e for e in entries if e.weak]
             if strong_entries and t.free(start, end):
-                found = _Found(start, end, t.raw[start:end], t.source, strong_entries)
+                found = Found(start, end, t.raw[start:end], t.source, strong_entries)
                 if any(e.level == "community" for e in strong_entries):
                     found.clipped = self._clipped(t.norm, start, surface)
                 t.chosen.append(found)
             if weak_entries:
-                weak.append((t, _Found(start, end, t.raw[start:end], t.source, weak_entries)))
+                weak.append((t, Found(start, end, t.raw[start:end], t.source, weak_entries)))
         if self.settings.phonetic:
             hits = self.lexicon.phonetic.match(t.norm)
             for hit in sorted(hits, key=lambda h: (-(h.end - h.start) * h.score, h.start)):
@@ -264,7 +184,7 @@ class AddressExtractor:
             before += 1
         return sum(self._longer_communities.get((surface, k), 0) for k in range(1, before + 1))
 
-    def _judge_phonetic(self, hit: PhoneticHit, t: _Text) -> tuple[_Found, bool] | None:
+    def _judge_phonetic(self, hit: PhoneticHit, t: Text) -> tuple[Found, bool] | None:
         """A district/street sound-alike → (mention, strong?), or None when it is too loose to use.
 
         The division suffix (区, 街道, 镇, 乡, 地区) says little: the stem must carry the match. A stem of two
@@ -275,7 +195,7 @@ class AddressExtractor:
         entries = self.lexicon.phonetic_entries(hit.surface)
         if not entries or names_a_thing(t.norm, hit.surface, hit.end):
             return None
-        suffix = _division_suffix(hit.surface)
+        suffix = division_suffix(hit.surface)
         stem_len = len(hit.surface) - len(suffix)
         stem_sims = hit.sims[:stem_len] if hit.sims else ()
         stem_sure = bool(stem_sims) and min(stem_sims) >= FUZZY
@@ -289,23 +209,20 @@ class AddressExtractor:
             if not any(a == b for a, b in zip(t.norm[hit.start : hit.end], hit.surface, strict=True)):
                 return None  # two syllables and no character right: 语法 is not 榆垡
             entries = [LexEntry(e.level, e.code, e.kind, True, e.quality) for e in entries]
-        found = _Found(hit.start, hit.end, t.raw[hit.start : hit.end], t.source, entries, hit.score, phonetic=True)
+        found = Found(hit.start, hit.end, t.raw[hit.start : hit.end], t.source, entries, hit.score, phonetic=True)
         found.needs_hierarchy = hit.near > 0
         strong = stem_sure and suffix_written and stem_len >= 2 and not short
         return found, strong
 
-    def _named(self, texts: list[_Text], level: Level) -> set[str]:
-        return {e.code for t in texts for f in t.chosen for e in f.entries if e.level == level}
-
-    def _add_weak(self, texts: list[_Text], pool: list[tuple[_Text, _Found]]) -> None:
+    def _add_weak(self, texts: list[Text], pool: list[tuple[Text, Found]]) -> None:
         """Accept pooled mentions that the context supports, repeatedly: one accepted (中官分界 next to 那边)
         can support another (海边区, the district of 中关村街道)."""
         pending = sorted(pool, key=lambda p: (p[1].start - p[1].end, p[1].phonetic))
         changed = True
         while changed and pending:
             changed = False
-            districts = self._named(texts, "district")
-            towns = self._named(texts, "town")
+            districts = codes_named(texts, "district")
+            towns = codes_named(texts, "town")
             for item in list(pending):
                 t, f = item
                 if not t.free(f.start, f.end):
@@ -328,7 +245,7 @@ class AddressExtractor:
                     changed = True
 
     def _supported(
-        self, f: _Found, t: _Text, districts: set[str], towns: set[str], neighbours: list[LexEntry]
+        self, f: Found, t: Text, districts: set[str], towns: set[str], neighbours: list[LexEntry]
     ) -> list[LexEntry]:
         g = self.gazetteer
         place_word = has_place_word(t.norm, f.start, f.end) and not f.needs_hierarchy
@@ -369,205 +286,9 @@ class AddressExtractor:
             return self.gazetteer.communities[e.code].town_code
         return None
 
-    def _add_loose_district(self, texts: list[_Text]) -> None:
-        """No district named: the best loose sound-alike of one of the 16 districts, if any; where a street was
-        named, only one said right before it (风台七星分街道: 丰台区, then the street), the order a caller says them
-        in, which then checks the street against it."""
-        if self._named(texts, "district"):
-            return
-        street_named = bool(self._named(texts, "town"))
-        for t in texts:
-            street_starts = {f.start for f in t.chosen if any(e.level == "town" for e in f.entries)}
-            for hit in self._districts.scan(t.norm, LOOSE_DISTRICT, least_syllable=LOOSE_LEAST):
-                suffix_heard = hit.sims[-1] >= 1.0 if hit.surface.endswith("区") else True
-                if (
-                    hit.end - hit.start <= 2
-                    or hit.least < LOOSE_LEAST
-                    or not suffix_heard
-                    or (street_named and hit.end not in street_starts)
-                    or starts_word(t.norm, hit.end - 1)
-                    or not t.free(hit.start, hit.end)
-                ):
-                    continue
-                entry = LexEntry("district", hit.key, "name", False, 1.0)
-                t.chosen.append(self._loose_found(t, hit, entry))
-                return
-
-    def _add_loose_town_anywhere(self, texts: list[_Text]) -> None:
-        """Nothing named at all: a street/town of anywhere in Beijing, heard with its division suffix (白纸方街等 for
-        白纸坊街道), whose stem sounds nearly the same and stands clear of every other street's."""
-        if self._named(texts, "district") or self._named(texts, "town"):
-            return
-        for t in texts:
-            found = self._all_towns.scan(t.norm, LOOSE_ANYWHERE_ONE_LOST - LOOSE_ANYWHERE_MARGIN, anchors=2)
-            # Whole, unbroken names only: 平房，下 is not 平房乡.
-            hits = [h for h in found if not h.dropped and all(is_han(ch) for ch in t.norm[h.start : h.end])]
-            if not hits:
-                continue
-            best = hits[0]
-            runner_up = next((h.score for h in hits[1:] if h.key != best.key), 0.0)
-            suffix = len(_division_suffix(best.surface))
-            stem, heard_suffix = best.sims[:-suffix], best.sims[-suffix:]
-            sure_syllables = sum(1 for s in stem if s >= FUZZY)
-            # 天海湖阵 for 金海湖镇: one syllable of a long stem lost, every other one heard right
-            one_lost = len(stem) >= 3 and sure_syllables == len(stem) - 1
-            if (
-                best.score < (LOOSE_ANYWHERE_ONE_LOST if one_lost else LOOSE_ANYWHERE)
-                or best.score - runner_up < LOOSE_ANYWHERE_MARGIN
-                or (min(stem) < LOOSE_LEAST and not one_lost)
-                or min(heard_suffix) < 1.0  # the suffix as written or as the phone makes it (SUFFIX_HEARD)
-                or sure_syllables < 2
-                or not t.free(best.start, best.end)
-            ):
-                continue
-            t.chosen.append(self._loose_found(t, best, LexEntry("town", best.key, "name", False, 1.0)))
-            return
-
-    def _add_loose_community_anywhere(self, texts: list[_Text]) -> None:
-        """Nothing named at all: a community of anywhere in Beijing, heard with its suffix (意打李社区 for 义达里社区,
-        厚石洋分 for 后石羊村), every syllable of its stem close, standing clear of every other community's name. A
-        name several towns have is every one of them (the candidates weigh the ambiguity). What was named may only
-        be a piece of it: 新华 (新华街道's stem) in 新华元社区 for 新华园社区, which is in another street."""
-        named = [(t, f) for t in texts for f in t.chosen]
-        if len({id(t) for t, _ in named}) > 1 or any(
-            not _replaceable(f) or any(e.level == "district" for e in f.entries) for _, f in named
-        ):
-            return
-        g = self.gazetteer
-        for t in texts:
-            if named and named[0][0] is not t:
-                continue
-            found = self.communities_anywhere.scan(t.norm, LOOSE_COMMUNITY_ANYWHERE - LOOSE_MARGIN)
-            hits = [h for h in found if not h.dropped and _suffix_heard(h, t.norm)]
-            if not hits:
-                continue
-            hits.sort(key=lambda h: (-h.score, h.start - h.end))  # of names heard alike, the longest
-            best = hits[0]
-            name = g.communities[best.key].name
-            # A shorter name inside the best one is no rival: 第二社区 is part of 和义东里第二社区 as heard.
-            rival = next(
-                (h for h in hits[1:] if g.communities[h.key].name != name and not _inside(h, best)),
-                None,
-            )
-            clear = rival is None or best.score - rival.score >= LOOSE_MARGIN or _written_closer(best, rival, t.norm)
-            if best.score < LOOSE_COMMUNITY_ANYWHERE or not clear:
-                continue
-            if any(f.start < best.start or best.end < f.end for f in t.chosen):
-                continue  # something named outside the community's name (what lies inside it may be replaced)
-            codes = [h.key for h in hits if g.communities[h.key].name == name and h.score == best.score]
-            entries = [LexEntry("community", code, "name", False, 1.0) for code in codes]
-            found_at = self._loose_found(t, best, entries[0])
-            found_at.entries = entries
-            t.chosen = [found_at]
-            return
-
-    def _add_loose_towns(self, texts: list[_Text]) -> None:
-        """A district is named and none of its streets/towns: the best loose sound-alike among them, when it
-        stands clear of the next best."""
-        towns = self._named(texts, "town")
-        g = self.gazetteer
-        for district in sorted(self._named(texts, "district")):
-            if any(g.towns[c].district_code == district for c in towns):
-                continue
-            matcher = self.town_matcher(district)
-            elsewhere = self._town_elsewhere(district)
-            hits = [
-                (t, hit)
-                for t in texts
-                for hit in matcher.scan(t.norm, LOOSE_TOWN - LOOSE_MARGIN)
-                # a two-syllable stem: both syllables close, one of them right (理研 = 梨园, 医院 ≠ 梨园)
-                if _clear_for(t, hit, elsewhere)
-                and (len(hit.surface) > 2 or (hit.least >= LOOSE_LEAST and hit.score >= 0.8))
-            ]
-            chosen = _standing_out(hits, LOOSE_TOWN, LOOSE_MARGIN)
-            if chosen is None:
-                continue
-            t, hit = chosen
-            t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
-            t.chosen.append(self._loose_found(t, hit, LexEntry("town", hit.key, "name", False, 1.0)))
-
-    def _town_elsewhere(self, district: str) -> Callable[[LexEntry], bool]:
-        """研镇 within 理研镇, in 通州区: a piece of the name that is a street/town of another district."""
-        g = self.gazetteer
-        return lambda e: e.level == "town" and g.towns[e.code].district_code != district
-
-    def _add_loose_communities(self, texts: list[_Text]) -> None:
-        """A street/town is named and none of its communities: the best loose sound-alike among them (新城闭四社区
-        for 星城第四社区, 西水一村 for 西水峪村), clear of the next best."""
-        g = self.gazetteer
-        named = self._named(texts, "community")
-        for town in sorted(self._named(texts, "town")):
-            if any(g.communities[c].town_code == town for c in named):
-                continue
-            matcher = self.community_matcher(town)
-            hits = [
-                (t, hit)
-                for t in texts
-                for hit in matcher.scan(t.norm, LOOSE_COMMUNITY - LOOSE_MARGIN, anchors=2)
-                # 新城 (a sound-alike of the street's own stem) inside 新城闭四社区 is a piece of the community
-                if hit.least >= LOOSE_LEAST - 0.1 and _clear_for(t, hit, lambda e: e.level == "town")
-            ]
-            chosen = _standing_out(hits, LOOSE_COMMUNITY, LOOSE_MARGIN)
-            if chosen is None:
-                continue
-            t, hit = chosen
-            t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
-            t.chosen.append(self._loose_found(t, hit, LexEntry("community", hit.key, "name", False, 1.0)))
-
-    def community_matcher(self, town: str) -> LooseMatcher:
-        matcher = self._communities_of.get(town)
-        if matcher is None:
-            g = self.gazetteer
-            names = []
-            for code in g.communities_by_town.get(town, []):
-                community = g.communities[code]
-                names.append((community.name, code))
-                names += [(alias, code) for alias in community.aliases if len(alias) >= 3]
-            matcher = LooseMatcher(names, alike=COMMUNITY_SUFFIX_HEARD, unanchored=frozenset("社区村"))
-            self._communities_of[town] = matcher
-        return matcher
-
-    def town_matcher(self, district: str) -> LooseMatcher:
-        matcher = self._towns_of.get(district)
-        if matcher is None:
-            names: list[tuple[str, str]] = []
-            for town in self.gazetteer.towns.values():
-                if town.district_code != district or not town.current:
-                    continue
-                names += [(heard, town.code) for heard in heard_town_names(town)]
-            matcher = self._towns_of[district] = LooseMatcher(names)
-        return matcher
-
-    @staticmethod
-    def _loose_found(t: _Text, hit: LooseHit, entry: LexEntry) -> _Found:
-        score = hit.score * LOOSE_FACTOR
-        return _Found(hit.start, hit.end, t.raw[hit.start : hit.end], t.source, [entry], score, phonetic=True)
-
-    def _add_community_phonetic(self, texts: list[_Text]) -> None:
-        towns = self._named(texts, "town")
-        named_communities = self._named(texts, "community")
-        for town in sorted(towns):
-            if any(self.gazetteer.communities[c].town_code == town for c in named_communities):
-                continue
-            index: PhoneticIndex = self.lexicon.community_index(town)
-            for t in texts:
-                hits: list[PhoneticHit] = index.match(t.norm)
-                for hit in sorted(hits, key=lambda h: (-(h.end - h.start) * h.score, h.start)):
-                    if not t.free(hit.start, hit.end):
-                        continue
-                    entries = [
-                        e
-                        for e in self.lexicon.entries.get(hit.surface, [])
-                        if e.level == "community" and self.gazetteer.communities[e.code].town_code == town
-                    ]
-                    if entries:
-                        t.chosen.append(
-                            _Found(hit.start, hit.end, t.raw[hit.start : hit.end], t.source, entries, hit.score, True)
-                        )
-
     # ---- candidates ---------------------------------------------------------------------------------------
 
-    def _candidates(self, found: list[_Found]) -> list[AddressCandidate]:
+    def _candidates(self, found: list[Found]) -> list[AddressCandidate]:
         g = self.gazetteer
         named: dict[Level, dict[str, _Named]] = {"district": {}, "town": {}, "community": {}}
         for f in found:
@@ -759,7 +480,7 @@ def _longer_names(names: Sequence[str]) -> dict[tuple[str, int], int]:
     return longer
 
 
-def _ambiguity(found: _Found, level: Level, code: str, fits: Callable[[str], bool]) -> int | None:
+def _ambiguity(found: Found, level: Level, code: str, fits: Callable[[str], bool]) -> int | None:
     """How many readings of this mention, at this level, are as good as `code` — among those that fit the
     other levels named, if any does; None when `code` does not fit but another reading does."""
     quality: dict[str, float] = {}
@@ -774,71 +495,6 @@ def _ambiguity(found: _Found, level: Level, code: str, fits: Callable[[str], boo
     return sum(1 for c in pool if quality[c] >= mine - 1e-9)
 
 
-def _standing_out(hits: Sequence[tuple[_Text, LooseHit]], least: float, margin: float) -> tuple[_Text, LooseHit] | None:
-    """The best hit if it scores at least `least` and by `margin` over the best hit of any other name."""
-    if not hits:
-        return None
-    t, best = max(hits, key=lambda item: item[1].score)
-    runner_up = max((h.score for _, h in hits if h.key != best.key), default=0.0)
-    if best.score < least or best.score - runner_up < margin:
-        return None
-    return t, best
-
-
-def _replaceable(f: _Found) -> bool:
-    """A mention short or sound-alike enough that a longer name over it may take its place."""
-    return f.phonetic or f.end - f.start <= 2
-
-
-def _clear_for(t: _Text, hit: LooseHit, replaceable: Callable[[LexEntry], bool]) -> bool:
-    """The hit's span is free, or what lies inside it is only short or sound-alike mentions that `replaceable`
-    says a longer name may take over."""
-    for f in t.chosen:
-        if not f.overlaps(hit.start, hit.end):
-            continue
-        inside = hit.start <= f.start and f.end <= hit.end and _replaceable(f)
-        if not (inside and all(replaceable(e) for e in f.entries)):
-            return False
-    return True
-
-
-def _suffix_heard(hit: LooseHit, text: str) -> bool:
-    """A community's suffix (社区, 村) heard, and its stem's every syllable close (天花板 is not 莲花瓣). The suffix
-    as the phone makes it (射器, 设计, 分) counts only after a stem of three syllables or more: a word of two
-    followed by 分 or 世洗 is too often ordinary speech (种姓分, 养存世洗 in random text)."""
-    suffix = next((x for x in ("社区", "村") if hit.surface.endswith(x)), "")
-    if not suffix or len(hit.sims) <= len(suffix):
-        return False
-    stem = hit.sims[: -len(suffix)]
-    if min(hit.sims[-len(suffix) :]) < 1.0 or min(stem) < LOOSE_LEAST:
-        return False
-    if text[hit.end - len(suffix) : hit.end] == suffix or len(stem) >= 3:
-        return True
-    # 帅府社期 for 帅府社区: a stem of two written right, and the suffix's first character
-    return text[hit.start : hit.end - len(suffix) + 1] == hit.surface[: len(stem) + 1]
-
-
-def _written_closer(best: LooseHit, rival: LooseHit, text: str) -> bool:
-    """`best` sounds exactly like what was heard and more of its characters are written right than of `rival`,
-    which only sounds nearly alike: 新华元社区 is 新华园社区, not 兴华园社区 (新 xin, 兴 xing)."""
-    return best.score == 1.0 and rival.score < 1.0 and _written_right(best, text) > _written_right(rival, text)
-
-
-def _written_right(hit: LooseHit, text: str) -> int:
-    heard = text[hit.start : hit.end]
-    if len(heard) != len(hit.surface):
-        return 0
-    return sum(1 for a, b in zip(heard, hit.surface, strict=True) if a == b)
-
-
-def _division_suffix(surface: str) -> str:
-    """区, 街道, 镇, 乡 or 地区 when the name ends in one after a stem of two or more characters, else ''."""
-    for suffix in DIVISION_SUFFIXES:
-        if surface.endswith(suffix) and len(surface) > len(suffix) + 1:
-            return suffix
-    return ""
-
-
 def _over_heard_suffixes(candidate: AddressCandidate, text: str) -> AddressCandidate:
     """The candidate with each sound-alike mention of the final widened over the division suffix heard after it
     (海电|器 is 海淀区, 中官村接|等 中关村街道): the desk and the ticket write the official name over all of it."""
@@ -849,7 +505,7 @@ def _over_heard_suffixes(candidate: AddressCandidate, text: str) -> AddressCandi
 
 
 def _over_heard_suffix(m: Mention, text: str) -> Mention:
-    suffix = _division_suffix(m.name)
+    suffix = division_suffix(m.name)
     missing = len(m.name) - (m.end - m.start)
     if not suffix or not 0 < missing <= len(suffix):
         return m
@@ -858,8 +514,3 @@ def _over_heard_suffix(m: Mention, text: str) -> Mention:
     if len(heard) < missing or not all(sounds_like(h, w) for h, w in zip(heard, wanted, strict=True)):
         return m
     return m.model_copy(update={"end": m.end + missing, "text": m.text + heard})
-
-
-def _inside(hit: LooseHit, outer: LooseHit) -> bool:
-    """`hit` covers a strictly shorter part of what `outer` covers."""
-    return outer.start <= hit.start and hit.end <= outer.end and hit.end - hit.start < outer.end - outer.start

@@ -97,3 +97,11 @@ def has_place_word(text: str, start: int, end: int) -> bool:
     after = text[end : end + 2]
     before = text[max(0, start - 2) : start]
     return any(after.startswith(w) for w in PLACE_WORDS_AFTER) or any(before.endswith(w) for w in PLACE_WORDS_BEFORE)
+
+
+def division_suffix(surface: str) -> str:
+    """区, 街道, 镇, 乡 or 地区 when the name ends in one after a stem of two or more characters, else ''."""
+    for suffix in DIVISION_SUFFIXES:
+        if surface.endswith(suffix) and len(surface) > len(suffix) + 1:
+            return suffix
+    return ""

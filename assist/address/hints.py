@@ -38,6 +38,7 @@ class PlaceHints:
     def __init__(self, extractor: AddressExtractor, max_phrases: int = MAX_PHRASES) -> None:
         self.extractor = extractor
         self.max_phrases = max_phrases
+        self.sound_alikes = extractor.sound_alikes
         # The recogniser asks for phrases and readings of the same final, one after the other: read it once.
         self._heard = functools.lru_cache(maxsize=16)(self._read)
 
@@ -58,7 +59,7 @@ class PlaceHints:
 
     def towns_sounding_like(self, text: str, district_code: str, limit: int) -> list[str]:
         """The district's current streets/towns, those that sound most like part of `text` first."""
-        ranked = self.extractor.town_matcher(district_code).scan(normalize(text), 0.0)
+        ranked = self.sound_alikes.town_matcher(district_code).scan(normalize(text), 0.0)
         names = list(dict.fromkeys(self.extractor.gazetteer.towns[h.key].name for h in ranked))
         rest = sorted(
             t.name for t in self.extractor.gazetteer.towns.values() if t.district_code == district_code and t.current
@@ -67,7 +68,7 @@ class PlaceHints:
 
     def places_sounding_like(self, text: str, limit: int) -> list[str]:
         """Districts, streets/towns and colloquial areas of all Beijing that sound most like part of `text`."""
-        return self.extractor.anywhere.sounding_like(normalize(text), HINT_ANYWHERE, limit)
+        return self.sound_alikes.anywhere.sounding_like(normalize(text), HINT_ANYWHERE, limit)
 
     def readings_sounding_like(self, text: str, top: AddressCandidate | None, limit: int) -> list[str]:
         """The heard line with one span put right: the place name that span sounds like, as a caller says it (the
@@ -81,15 +82,15 @@ class PlaceHints:
         hits: list[LooseHit] = []
         loose: list[LooseHit] = []
         if top is None or self.extractor.unsure_street_by_sound(top):
-            hits += [hit for hit, _ in self.extractor.anywhere.scan(norm, HINT_ANYWHERE)]
-            hits += self.extractor.communities_anywhere.scan(norm, HINT_ANYWHERE)
-            loose += [hit for hit, _ in self.extractor.anywhere.scan_loosely(norm, HINT_LOOSELY)]
-            loose += self.extractor.communities_anywhere.scan_loosely(norm, HINT_LOOSELY)
+            hits += [hit for hit, _ in self.sound_alikes.anywhere.scan(norm, HINT_ANYWHERE)]
+            hits += self.sound_alikes.communities_anywhere.scan(norm, HINT_ANYWHERE)
+            loose += [hit for hit, _ in self.sound_alikes.anywhere.scan_loosely(norm, HINT_LOOSELY)]
+            loose += self.sound_alikes.communities_anywhere.scan_loosely(norm, HINT_LOOSELY)
         elif top.level == "district" and top.district_code is not None:
-            hits += self.extractor.town_matcher(top.district_code).scan(norm, HINT_ANYWHERE)
+            hits += self.sound_alikes.town_matcher(top.district_code).scan(norm, HINT_ANYWHERE)
             loose += [
                 hit
-                for hit, place in self.extractor.anywhere.scan_loosely(norm, HINT_LOOSELY)
+                for hit, place in self.sound_alikes.anywhere.scan_loosely(norm, HINT_LOOSELY)
                 if place.town_codes and top.district_code in place.district_codes
             ]
         lines: list[str] = []

@@ -40,6 +40,7 @@ class SecondReadings:
     def __init__(self, extractor: AddressExtractor) -> None:
         self.extractor = extractor
         self.gazetteer = extractor.gazetteer
+        self.sound_alikes = extractor.sound_alikes
 
     def extract(
         self,
@@ -80,7 +81,7 @@ class SecondReadings:
             return None
         if second.district_code != first.district_code or DEPTH[second.level] <= DEPTH[first.level]:
             return None
-        town = self.extractor.town_matcher(first.district_code).scan(
+        town = self.sound_alikes.town_matcher(first.district_code).scan(
             normalize(heard), ALTERNATIVE_ECHO, function_chars=True
         )
         echo = next((h for h in town if h.key == second.town_code), None)
@@ -103,7 +104,7 @@ class SecondReadings:
         loosely: the span the suggestion was made from."""
         if card.level != "community" or card.community_code is None:
             return None
-        loose = self.extractor.communities_anywhere.scan_loosely(norm, HINT_LOOSELY)
+        loose = self.sound_alikes.communities_anywhere.scan_loosely(norm, HINT_LOOSELY)
         echo = next((h for h in loose if h.key == card.community_code), None)
         if echo is None or names_a_thing(norm, norm[echo.start : echo.end], echo.end):
             return None
@@ -114,7 +115,7 @@ class SecondReadings:
         if card.level != "community" or card.community_code is None or card.town_code is None:
             return None
         norm = normalize(heard)
-        hits = self.extractor.community_matcher(card.town_code).scan(norm, ALTERNATIVE_ECHO_COMMUNITY, anchors=2)
+        hits = self.sound_alikes.community_matcher(card.town_code).scan(norm, ALTERNATIVE_ECHO_COMMUNITY, anchors=2)
         echo = next((h for h in hits if h.key == card.community_code and _community_suffix_heard(h)), None)
         if echo is None or names_a_thing(norm, norm[echo.start : echo.end], echo.end):
             return None
@@ -144,7 +145,9 @@ class SecondReadings:
                 return _as_heard(heard, segment_id, second, [mention], second.confidence * factor)
         loose = ALTERNATIVE_FACTOR * LOOSE_ECHO_FACTOR
         echoes: list[tuple[LooseHit, Place, float]] = []
-        for hit, place in self.extractor.anywhere.scan(norm, HINT_ANYWHERE if suggested else ALTERNATIVE_ECHO_ANYWHERE):
+        for hit, place in self.sound_alikes.anywhere.scan(
+            norm, HINT_ANYWHERE if suggested else ALTERNATIVE_ECHO_ANYWHERE
+        ):
             if hit.score >= ALTERNATIVE_ECHO_ANYWHERE:
                 echoes.append((hit, place, ALTERNATIVE_FACTOR))
             elif not hit.dropped and sum(s < 1.0 for s in hit.sims) == 1:
@@ -152,7 +155,9 @@ class SecondReadings:
                 # 回龙观, 街海湖 for 金海湖): worth a card, never a sure one.
                 echoes.append((hit, place, loose))
         if suggested:
-            echoes += [(hit, place, loose) for hit, place in self.extractor.anywhere.scan_loosely(norm, HINT_LOOSELY)]
+            echoes += [
+                (hit, place, loose) for hit, place in self.sound_alikes.anywhere.scan_loosely(norm, HINT_LOOSELY)
+            ]
         hits = [
             (hit, place, factor)
             for hit, place, factor in echoes
