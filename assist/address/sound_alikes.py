@@ -19,6 +19,7 @@ from assist.address.heard_text import (
 from assist.address.lexicon import LexEntry, Lexicon
 from assist.address.loose import LooseHit, LooseMatcher
 from assist.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex, is_han
+from events.address import Level
 
 # How alike a loose sound-alike must be, by what the context has narrowed the names in play to.
 LOOSE_DISTRICT = 0.7  # mean syllable similarity of a district name (三 syllables: 潮洋区, 大星期)
@@ -184,9 +185,7 @@ class SoundAlikes:
             chosen = _standing_out(hits, LOOSE_TOWN, LOOSE_MARGIN)
             if chosen is None:
                 continue
-            t, hit = chosen
-            t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
-            t.chosen.append(self._loose_found(t, hit, LexEntry("town", hit.key, "name", False, 1.0)))
+            self._put_over(*chosen, "town")
 
     def _town_elsewhere(self, district: str) -> Callable[[LexEntry], bool]:
         """研镇 within 理研镇, in 通州区: a piece of the name that is a street/town of another district."""
@@ -212,9 +211,7 @@ class SoundAlikes:
             chosen = _standing_out(hits, LOOSE_COMMUNITY, LOOSE_MARGIN)
             if chosen is None:
                 continue
-            t, hit = chosen
-            t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
-            t.chosen.append(self._loose_found(t, hit, LexEntry("community", hit.key, "name", False, 1.0)))
+            self._put_over(*chosen, "community")
 
     def community_matcher(self, town: str) -> LooseMatcher:
         matcher = self._communities_of.get(town)
@@ -239,6 +236,11 @@ class SoundAlikes:
                 names += [(heard, town.code) for heard in heard_town_names(town)]
             matcher = self._towns_of[district] = LooseMatcher(names)
         return matcher
+
+    def _put_over(self, t: Text, hit: LooseHit, level: Level) -> None:
+        """The hit's place takes its span, over whatever was found there."""
+        t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
+        t.chosen.append(self._loose_found(t, hit, LexEntry(level, hit.key, "name", False, 1.0)))
 
     @staticmethod
     def _loose_found(t: Text, hit: LooseHit, entry: LexEntry) -> Found:
