@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from agent_desktop_api.login_guard import LoginGuard
 from agent_desktop_api.settings import AuthSettings
-from config.database import create_tables, metadata
+from config.database import as_utc, create_tables, metadata
 
 Role = Literal["operator", "supervisor", "admin"]
 ROLES: tuple[Role, ...] = ("operator", "supervisor", "admin")
@@ -100,10 +100,6 @@ class IssuedToken:
     token: str
     user: User
     expires_at: datetime
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # SQLite drops the zone; we write UTC
 
 
 def token_hash(token: str) -> str:
@@ -233,7 +229,7 @@ class AuthService:
         )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
-        if row is None or row.disabled or _utc(row.expires_at) <= self.clock():
+        if row is None or row.disabled or as_utc(row.expires_at) <= self.clock():
             return None
         return User(row.id, row.name, cast(Role, row.role))
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 from starlette.concurrency import run_in_threadpool
 
 from agent_desktop_api.auth import OVERSEERS, User, require_role
+from agent_desktop_api.call_info import CallInfo
 from agent_desktop_api.desktop_models import (
     CALL_ERRORS,
     ERRORS,
@@ -35,7 +36,6 @@ from agent_desktop_api.desktop_models import (
     TransferRequest,
 )
 from agent_desktop_api.desktop_runtime import CallControl, ControlUnavailable, Desktop
-from agent_desktop_api.event_log import CallInfo
 from events.contract import AddressConfirmed
 from voice.gateway import CallNotFound
 

@@ -29,7 +29,7 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from agent_desktop_api.settings import DispatchSettings
-from config.database import create_tables, metadata
+from config.database import as_utc, create_tables, metadata
 from events.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
@@ -238,8 +238,4 @@ _SHOWN = [c for c in ticket_deliveries.c if c.name != "payload"]  # what admins 
 
 
 def _shown(row: sa.RowMapping) -> dict[str, Any]:
-    return {key: _utc(value) if isinstance(value, datetime) else value for key, value in row.items()}
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return {key: as_utc(value) if isinstance(value, datetime) else value for key, value in row.items()}

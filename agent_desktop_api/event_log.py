@@ -40,27 +40,24 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from nats.errors import Error as NatsError
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from agent_desktop_api.bus_position import WriterReplaced, claim_position, move_position, read_position
+from agent_desktop_api.call_info import CALL_FACT_TYPES, CALL_FACTS, CallInfo, operator_named
+from agent_desktop_api.event_sources import BusSource, EventSource, StreamSource
+from agent_desktop_api.event_tables import TABLES, desktop_calls, desktop_epoch, desktop_events, desktop_streams, upsert
 from agent_desktop_api.settings import DesktopSettings
-from config.database import create_tables, metadata
+from config.database import as_utc_or_none, create_tables
 from events.bus import CallEvent, EventBus, Subscription
 from events.contract import (
-    AddressConfirmed,
     CallAnswered,
     CallEnded,
-    CallEventModel,
     CallOffered,
     CallTransferred,
-    InterpreterFailed,
-    InterpreterJoined,
-    InterpreterLeft,
 )
 from events.replay import EventStream, StreamPosition
 from events.tasks import cancel_and_wait
@@ -69,65 +66,13 @@ log = structlog.get_logger(__name__)
 
 UNROUTED = ""  # stream of events whose call has no operator (yet): stored, served to nobody
 ENDED_CALLS_KEPT = 10_000  # a few hours of the hotline's calls
-CALL_FACTS = (CallOffered, CallAnswered, CallTransferred, CallEnded)  # the events that change a call's record
-CALL_FACT_TYPES = frozenset(str(model.model_fields["type"].default) for model in CALL_FACTS)
 FOLLOW_INTERVAL_S = 0.05  # how often an instance that is not the writer reads what the writer stored
 TAIL_PAGE = 2000
-
-desktop_events = sa.Table(
-    "desktop_events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("operator_id", sa.String(80), nullable=False),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("call_id", sa.String(128), nullable=False, index=True),
-    sa.Column("type", sa.String(64), nullable=False),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("body", sa.Text, nullable=False),  # the message exactly as sent (JSON)
-    sa.UniqueConstraint("operator_id", "seq"),  # also the index that resume reads by
-    sa.Index("ix_desktop_events_type_ts", "type", "ts"),  # pruning partials
-)
-
-desktop_streams = sa.Table(
-    "desktop_streams",
-    metadata,
-    sa.Column("operator_id", sa.String(80), primary_key=True),
-    sa.Column("last_seq", sa.Integer, nullable=False),
-)
-
-desktop_epoch = sa.Table(
-    "desktop_epoch",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("epoch", sa.String(32), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-desktop_calls = sa.Table(
-    "desktop_calls",
-    metadata,
-    sa.Column("call_id", sa.String(128), primary_key=True),
-    sa.Column("operator_id", sa.String(80), nullable=True),  # current operator; the last one once ended
-    sa.Column("caller_number", sa.String(64), nullable=True),
-    sa.Column("language", sa.String(16), nullable=True),
-    sa.Column("queue", sa.String(64), nullable=True),
-    sa.Column("ivr_path", sa.Text, nullable=False, default="[]"),
-    sa.Column("interpreter_language", sa.String(16), nullable=True),
-    sa.Column("offered_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("reason", sa.String(64), nullable=True),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, index=True),
-)
 
 
 def desktop_settings(settings: object) -> DesktopSettings:
     value = getattr(settings, "desktop", None)
     return value if isinstance(value, DesktopSettings) else DesktopSettings()
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @dataclass(frozen=True)
@@ -141,147 +86,11 @@ class Message:
 
 
 @dataclass
-class CallInfo:
-    call_id: str
-    operator_id: str | None = None
-    caller_number: str | None = None
-    language: str | None = None
-    queue: str | None = None
-    ivr_path: list[str] = field(default_factory=list)
-    interpreter_language: str | None = None
-    offered_at: datetime | None = None
-    answered_at: datetime | None = None
-    ended_at: datetime | None = None
-    reason: str | None = None
-
-    def row(self, now: datetime) -> dict[str, Any]:
-        return {
-            "call_id": self.call_id,
-            "operator_id": self.operator_id,
-            "caller_number": self.caller_number,
-            "language": self.language,
-            "queue": self.queue,
-            "ivr_path": json.dumps(self.ivr_path, ensure_ascii=False),
-            "interpreter_language": self.interpreter_language,
-            "offered_at": self.offered_at,
-            "answered_at": self.answered_at,
-            "ended_at": self.ended_at,
-            "reason": self.reason,
-            "updated_at": now,
-        }
-
-    @classmethod
-    def from_row(cls, row: Any) -> CallInfo:
-        return cls(
-            call_id=row.call_id,
-            operator_id=row.operator_id,
-            caller_number=row.caller_number,
-            language=row.language,
-            queue=row.queue,
-            ivr_path=list(json.loads(row.ivr_path or "[]")),
-            interpreter_language=row.interpreter_language,
-            offered_at=_utc(row.offered_at),
-            answered_at=_utc(row.answered_at),
-            ended_at=_utc(row.ended_at),
-            reason=row.reason,
-        )
-
-    def absorb(self, event: CallEvent) -> None:
-        """Take the call facts an event carries (later values win, missing ones keep what we had)."""
-        body = event.body
-        self.caller_number = body.caller_number or self.caller_number
-        self.language = body.language or self.language
-        match body:
-            case CallOffered() | CallAnswered():
-                self.queue = body.queue or self.queue
-                self.interpreter_language = body.interpreter_language or self.interpreter_language
-                if "ivr_path" in body.model_fields_set:
-                    self.ivr_path = list(body.ivr_path)
-                if isinstance(body, CallAnswered):
-                    self.answered_at = event.ts
-                elif self.offered_at is None:
-                    self.offered_at = event.ts
-            case CallEnded():
-                self.ended_at = event.ts
-                self.reason = body.reason or None
-
-
-def _operator_named(body: CallEventModel) -> str | None:
-    """The operator an event names as the call's (now), if any."""
-    match body:
-        case (
-            CallOffered()
-            | CallAnswered()
-            | CallTransferred()
-            | InterpreterJoined()
-            | InterpreterFailed()
-            | InterpreterLeft()
-            | AddressConfirmed()
-        ):
-            return body.operator_id or None
-    return None
-
-
-@dataclass
 class _Batch:
     messages: list[Message] = field(default_factory=list)
     calls: dict[str, CallInfo] = field(default_factory=dict)
     streams: dict[str, int] = field(default_factory=dict)
     position: StreamPosition | None = None  # read from the bus's stream: where the writer is after this batch
-
-
-@dataclass(frozen=True)
-class Pulled:
-    """What a source gave the writer: events, where it is in the bus's stream after them (None: the in-process
-    bus, which has no positions), and how many the bus dropped before them."""
-
-    events: list[CallEvent]
-    position: StreamPosition | None = None
-    dropped: int = 0
-
-
-class EventSource(Protocol):
-    """Where the writer reads events: the in-process bus, or the bus's stream from a stored position."""
-
-    async def pull(self, timeout: float) -> Pulled | None: ...  # None: nothing within `timeout`
-
-
-class BusSource:
-    """The in-process bus: a subscription made when the log starts (one process, or one desk API instance)."""
-
-    def __init__(self, subscription: Subscription) -> None:
-        self.subscription = subscription
-
-    async def pull(self, timeout: float) -> Pulled | None:
-        try:
-            first = await asyncio.wait_for(self.subscription.get(), timeout)
-        except TimeoutError:
-            return None
-        events = [first]
-        while self.subscription.pending() and len(events) < 1000:
-            events.append(await self.subscription.get())  # queued already: returns without suspending
-        dropped, self.subscription.dropped = self.subscription.dropped, 0
-        return Pulled(events, dropped=dropped)
-
-
-class StreamSource:
-    """The bus's JetStream stream from a position on (a desk API instance of several; see events.replay)."""
-
-    def __init__(self, stream: EventStream, position: StreamPosition) -> None:
-        self.stream = stream
-        self.position = position
-
-    async def pull(self, timeout: float) -> Pulled | None:
-        try:
-            delivered = await self.stream.read(self.position.seq)
-        except NatsError as exc:  # disconnected or the server restarting: try again shortly
-            log.warning("desktop.bus_read_failed", error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(min(timeout, 1.0))
-            return None
-        if not delivered:
-            return None
-        self.position = StreamPosition(self.position.stream, delivered[-1].seq)
-        return Pulled([d.event for d in delivered if d.event is not None], self.position)
 
 
 Listener = Callable[[Sequence[Message]], None]
@@ -479,7 +288,9 @@ class EventLog:
 
     def _apply_tail(self, rows: list[Any], calls: list[CallInfo]) -> None:
         messages = [
-            Message(row.operator_id, int(row.seq), row.call_id, row.type, _utc(row.ts) or self.clock(), row.body)
+            Message(
+                row.operator_id, int(row.seq), row.call_id, row.type, as_utc_or_none(row.ts) or self.clock(), row.body
+            )
             for row in rows
         ]
         for message in messages:
@@ -571,7 +382,7 @@ class EventLog:
 
     def _route(self, event: CallEvent, batch: _Batch) -> None:
         body = event.body
-        named = _operator_named(body)
+        named = operator_named(body)
         info = self._open.get(event.call_id)
         current = info.operator_id if info is not None else self._ended.get(event.call_id)
         is_call_fact = isinstance(body, CALL_FACTS)
@@ -693,9 +504,9 @@ class EventLog:
                     known,
                 )
             for op in new:  # rare (once per operator and process): upsert, the row may exist already
-                _upsert(conn, desktop_streams, desktop_streams.c.operator_id, op, {"last_seq": batch.streams[op]})
+                upsert(conn, desktop_streams, desktop_streams.c.operator_id, op, {"last_seq": batch.streams[op]})
             for info in batch.calls.values():
-                _upsert(conn, desktop_calls, desktop_calls.c.call_id, info.call_id, info.row(now))
+                upsert(conn, desktop_calls, desktop_calls.c.call_id, info.call_id, info.row(now))
             if batch.position is not None:  # ours: nobody else inserts while we hold the position's row lock
                 last_id = conn.execute(sa.select(sa.func.max(desktop_events.c.id))).scalar_one()
         known_ids.update(batch.streams)  # committed: these rows exist now
@@ -813,13 +624,3 @@ class EventLog:
         with self.engine.connect() as conn:
             body = conn.execute(query).scalar_one_or_none()
         return json.loads(body) if body is not None else None
-
-
-TABLES = (desktop_events, desktop_streams, desktop_calls, desktop_epoch)
-
-
-def _upsert(conn: Connection, table: sa.Table, key: sa.Column[Any], value: str, row: dict[str, Any]) -> None:
-    """Portable update-or-insert (SQLite and PostgreSQL); one writer (the consumer) makes it race-free."""
-    values = {k: v for k, v in row.items() if k != key.name}
-    if conn.execute(sa.update(table).where(key == value).values(**values)).rowcount == 0:
-        conn.execute(sa.insert(table).values({key.name: value, **values}))

@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from agent_desktop_api.tickets import tickets
-from config.database import create_tables, insert_unless_taken, metadata
+from config.database import as_utc_or_none, create_tables, insert_unless_taken, metadata
 from events.bus import BusReader, CallEvent, EventBus
 from events.contract import (
     AddressCandidatesEvent,
@@ -393,7 +393,7 @@ class CallArchive:
         a = recording_access.c
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(a.user, a.role, a.at).where(a.call_id == call_id).order_by(a.id)).mappings()
-            return [{"user": row["user"], "role": row["role"], "at": _utc(row["at"])} for row in rows]
+            return [{"user": row["user"], "role": row["role"], "at": as_utc_or_none(row["at"])} for row in rows]
 
 
 def _summary(row: sa.RowMapping) -> dict[str, Any]:
@@ -406,9 +406,9 @@ def _summary(row: sa.RowMapping) -> dict[str, Any]:
         "operator_id": row["operator_id"],
         "queue": row["queue"],
         "ivr_path": json.loads(row["ivr_path"]),
-        "started_at": _utc(row["started_at"]),
-        "answered_at": _utc(row["answered_at"]),
-        "ended_at": _utc(row["ended_at"]),
+        "started_at": as_utc_or_none(row["started_at"]),
+        "answered_at": as_utc_or_none(row["answered_at"]),
+        "ended_at": as_utc_or_none(row["ended_at"]),
         "reason": row["reason"],
         "place": {
             "district": row["district"],
@@ -428,7 +428,7 @@ def _summary(row: sa.RowMapping) -> dict[str, Any]:
             "district": (ticket or {}).get("district"),
             "summary": (ticket or {}).get("summary"),
             "response": (ticket or {}).get("response"),
-            "submitted_at": _utc(row["submitted_at"]),
+            "submitted_at": as_utc_or_none(row["submitted_at"]),
         }
         if row["status"] == "submitted"
         else None,
@@ -441,9 +441,3 @@ def _upsert(conn: Connection, row: dict[str, Any]) -> None:
         return  # else another desk instance inserted the same call this very moment: update its row
     values = {k: v for k, v in row.items() if k != "started_at"}  # the first desk to see the call set it
     conn.execute(sa.update(call_records).where(call_records.c.call_id == row["call_id"]).values(**values))
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite drops the zone

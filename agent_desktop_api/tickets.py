@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from agent_desktop_api.dispatch import enqueue, ticket_deliveries
-from config.database import create_tables, metadata
+from config.database import as_utc, as_utc_or_none, create_tables, metadata
 from events.ticket import TicketDraft, TicketFields
 
 REQUIRED = ("category_code", "district", "summary")  # what a dispatcher cannot route a ticket without
@@ -104,7 +104,7 @@ class TicketStore:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(tickets).where(tickets.c.call_id == call_id)).mappings().first()
             changes = [
-                Change(c["field"], _load(c["old"]), _load(c["new"]), c["changed_by"], _utc(c["changed_at"]))
+                Change(c["field"], _load(c["old"]), _load(c["new"]), c["changed_by"], as_utc(c["changed_at"]))
                 for c in conn.execute(
                     sa.select(ticket_changes).where(ticket_changes.c.call_id == call_id).order_by(ticket_changes.c.id)
                 ).mappings()
@@ -116,7 +116,7 @@ class TicketStore:
             fields = TicketFields.model_validate_json(row["ticket"])
         else:
             fields = merge(draft, edits)
-        submitted_at = _utc(row["submitted_at"]) if row["submitted_at"] is not None else None
+        submitted_at = as_utc_or_none(row["submitted_at"])
         return TicketState(
             call_id, row["status"], fields, sorted(edits), draft, row["submitted_by"], submitted_at, changes
         )
@@ -221,7 +221,7 @@ class TicketStore:
                     "caller_number": row["caller_number"],
                     "operator_id": row["operator_id"],
                     "submitted_by": row["submitted_by"],
-                    "submitted_at": _utc(row["submitted_at"]),
+                    "submitted_at": as_utc(row["submitted_at"]),
                     "fields": json.loads(row["ticket"]),
                 }
                 for row in conn.execute(query).mappings()
@@ -256,7 +256,3 @@ def _write(
 
 def _load(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite drops the zone

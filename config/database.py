@@ -96,6 +96,11 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def as_utc_or_none(value: datetime | None) -> datetime | None:
+    """`as_utc` of a timestamp column that may be empty."""
+    return None if value is None else as_utc(value)
+
+
 def insert_unless_taken(conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> bool:
     """Insert `row`; False if a unique key of it is taken. On PostgreSQL in a savepoint, so the transaction goes on
     (several desk instances store the same call at once); SQLite has one writing process, and pysqlite's

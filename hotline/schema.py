@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 import agent_desktop_api.auth
 import agent_desktop_api.confirmations
 import agent_desktop_api.dispatch
-import agent_desktop_api.event_log
+import agent_desktop_api.event_tables
 import agent_desktop_api.history
 import agent_desktop_api.tickets  # noqa: F401
 import assist.ticket.versions  # noqa: F401

@@ -15,7 +15,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from agent_desktop_api.auth import AuthService
 from agent_desktop_api.desktop import Desktop
-from agent_desktop_api.event_log import desktop_events
+from agent_desktop_api.event_tables import desktop_events
 from tests.agent_desktop_api.desktop_support import (
     FakeGateway,
     FakeService,

@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from agent_desktop_api import event_log as event_log_module
-from agent_desktop_api.event_log import EventLog, Message, desktop_events
+from agent_desktop_api.event_log import EventLog, Message
+from agent_desktop_api.event_tables import desktop_events
 from agent_desktop_api.leadership import Leadership
 from config.database import DatabaseSettings, create_engine
 from events.bus import CallEvent, EventBus
