@@ -46,6 +46,23 @@ SUFFIX_HEARD_LOOSELY: dict[str, frozenset[str]] = {
     "社": frozenset({"she", "shi", "se"}),
     "村": frozenset({"cun", "fen", "chun", "zun", "sheng", "cheng", "zhen", "chen"}),
 }
+# ... with either initial of a flat/retroflex pair (z/zh, c/ch, s/sh), which telephone Mandarin blurs: 四合堂村
+# heard as 死和唐僧 (seng for sheng) counts as 四和唐生 does.
+_FLAT_RETROFLEX = (("zh", "z"), ("ch", "c"), ("sh", "s"))
+
+
+def _either_initial(syllable: str) -> frozenset[str]:
+    for retroflex, flat in _FLAT_RETROFLEX:
+        if syllable.startswith(retroflex):
+            return frozenset({syllable, flat + syllable[2:]})
+        if syllable.startswith(flat):
+            return frozenset({syllable, retroflex + syllable[1:]})
+    return frozenset({syllable})
+
+
+_SUFFIX_HEARD_LOOSELY_EITHER = {
+    ch: frozenset().union(*map(_either_initial, heard)) for ch, heard in SUFFIX_HEARD_LOOSELY.items()
+}
 LOOSE_STEM_LEAST = 0.3  # every syllable of the stem of a place found so at least this close (多 for 窦 is not)
 
 
@@ -246,7 +263,7 @@ class LooselySuffixed:
         for suffix in self._suffixes:
             n = len(suffix)
             for first in range(1, len(chars) - n + 1):  # the suffix's first character, a stem before it
-                if not all(chars[first + k] & SUFFIX_HEARD_LOOSELY[ch] for k, ch in enumerate(suffix)):
+                if not all(chars[first + k] & _SUFFIX_HEARD_LOOSELY_EITHER[ch] for k, ch in enumerate(suffix)):
                     continue
                 for name in self._named_before(suffix, chars, first):
                     sims = [loose_char(chars[first - len(name.stem) + k], c) for k, c in enumerate(name.stem)]

@@ -152,13 +152,15 @@ def test_a_line_gets_the_readings_with_its_misheard_place_put_right(extractor: A
 
 def test_a_place_with_its_suffix_heard_loosely_is_suggested_for_the_audio_to_judge(extractor: AddressExtractor) -> None:
     # Dev lines as Whisper base heard them on the phone: 镇 as 镜 and 陈, 社区 heard right around a misheard stem,
-    # 村 as 生. The suffix as heard is no proof of a place, so the names go to the audio as lines to score.
+    # 村 as 生 (and 僧: the flat initial for the retroflex). The suffix as heard is no proof of a place, so the names
+    # go to the audio as lines to score.
     hints = PlaceHints(extractor)
     for heard, reading in [
         ("我海镜这边路都坏了好几根", "渤海镇这边路都坏了好几根"),
         ("我就在推村陈,有言似大段限", "我就在崔村镇,有言似大段限"),
         ("成艳社区这边一颗大树道了", "诚苑社区这边一颗大树道了"),
         ("你好,我是四和唐生的居民", "你好,我是四合堂村的居民"),
+        ("你好,我是死和唐僧的居民", "你好,我是四合堂村的居民"),  # 村 as 僧: seng for sheng, s for sh
         ("今首见折编晚上工地施工造因特别大", "兴寿镇折编晚上工地施工造因特别大"),  # 镇 as 见
     ]:
         readings = hints.readings_for(heard)
