@@ -28,6 +28,8 @@ CALL_FACT_TYPES = frozenset(str(model.model_fields["type"].default) for model in
 
 @dataclass
 class CallInfo:
+    """A call's record as the desk keeps it (one row of `desktop_calls`)."""
+
     call_id: str
     operator_id: str | None = None
     caller_number: str | None = None

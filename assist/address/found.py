@@ -15,6 +15,8 @@ SOURCE_FACTOR: dict[str, float] = {"final": 1.0, "partial": 0.95, "context": 0.9
 
 @dataclass
 class Found:
+    """A place name found in a line: its span, the gazetteer entries it may be, and how it was found."""
+
     start: int
     end: int
     text: str
@@ -42,6 +44,9 @@ class Found:
 
 @dataclass
 class Text:
+    """A line being read (the final, the partial after it, or an earlier final as context), normalised, and the
+    names chosen in it so far."""
+
     source: TextSource
     raw: str
     norm: str

@@ -69,6 +69,7 @@ def normalize(text: str) -> str:
 
 
 def sounds_like(heard: str, wanted: str) -> bool:
+    """One character as heard sounds like the wanted one (a reading shared, or a suffix as the phone makes it)."""
     return heard == wanted or bool(readings(heard) & (SUFFIX_HEARD.get(wanted, frozenset()) | readings(wanted)))
 
 
@@ -85,6 +86,7 @@ def names_a_thing(text: str, surface: str, end: int) -> bool:
 
 
 def written_or_heard(text: str, at: int, word: str) -> bool:
+    """`word` stands at `at`, written or (a word of two characters or more) as its homophones."""
     piece = text[at : at + len(word)]
     if piece == word:
         return True
@@ -94,6 +96,7 @@ def written_or_heard(text: str, at: int, word: str) -> bool:
 
 
 def has_place_word(text: str, start: int, end: int) -> bool:
+    """A place word right after the span (那边, 小区 …) or right before it (住在, 家在 …)."""
     after = text[end : end + 2]
     before = text[max(0, start - 2) : start]
     return any(after.startswith(w) for w in PLACE_WORDS_AFTER) or any(before.endswith(w) for w in PLACE_WORDS_BEFORE)
