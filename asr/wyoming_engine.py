@@ -69,7 +69,8 @@ class WyomingEngine(AsrEngine):
         self._slots = asyncio.Semaphore(self.config.max_requests)
         self.in_flight = 0  # written on the loop, read by ingest lanes (an int: no lock needed)
         self.requests = 0
-        self.failures = 0
+        self.failures = 0  # utterances a final was asked for and not given (each one a gap on the desk)
+        self.partials_skipped = 0  # partial requests that failed: previews only, their final follows anyway
         self._registry = StreamRegistry()
 
     @property
@@ -92,8 +93,9 @@ class WyomingEngine(AsrEngine):
         """Whether a partial may be sent now: one slot stays for the next final."""
         return self.in_flight < self.config.max_requests - 1
 
-    async def transcribe(self, audio: FloatArray) -> str:
-        """One utterance (16 kHz float) to text: one request, bounded by `timeout_s`."""
+    async def transcribe(self, audio: FloatArray, *, partial: bool = False) -> str:
+        """One utterance (16 kHz float) to text: one request, bounded by `timeout_s`. `partial`: the open utterance
+        so far, for a preview (its failure is counted apart)."""
         pcm = float_to_pcm16(audio)
         language = self.settings.language
 
@@ -115,7 +117,10 @@ class WyomingEngine(AsrEngine):
             try:
                 return await _exchange(self.config, exchange)
             except WyomingError:
-                self.failures += 1
+                if partial:
+                    self.partials_skipped += 1
+                else:
+                    self.failures += 1
                 raise
             finally:
                 self.in_flight -= 1
@@ -239,7 +244,7 @@ class WyomingStream(LaneStream):
         try:
             if not self._seq.is_open(index):
                 return
-            text = await self._engine.transcribe(audio)
+            text = await self._engine.transcribe(audio, partial=True)
             if text:
                 self._seq.partial(index, snap, self._seq.make("partial", index, text, _ms(start), _ms(end), 0.0))
         except Exception as exc:  # a partial is only a preview: its final follows anyway

@@ -72,6 +72,7 @@ def test_real_speech_comes_back_as_partials_and_finals(server: WyomingServer, sp
     assert not run.gaps() and not [s for s in run.segments if s.kind == "status"]
     cer = corpus_cer([("".join(c.reference for c in clips), run.final_text())]).cer
     assert cer <= CER_BOUND_THCHS30, (cer, run.final_text())
+    # Every final was given; a partial may time out behind others on a busy server (a preview only: not a gap).
     assert engine.failures == 0 and engine.requests >= len(finals)
 
 
