@@ -51,7 +51,7 @@ from agent_desktop_api.call_info import CALL_FACT_TYPES, CALL_FACTS, CallInfo, o
 from agent_desktop_api.event_sources import BusSource, EventSource, StreamSource
 from agent_desktop_api.event_tables import TABLES, desktop_calls, desktop_epoch, desktop_events, desktop_streams, upsert
 from agent_desktop_api.settings import DesktopSettings
-from config.database import as_utc_or_none, create_tables
+from config.database import as_utc, create_tables
 from events.bus import CallEvent, EventBus, Subscription
 from events.contract import (
     CallAnswered,
@@ -288,10 +288,7 @@ class EventLog:
 
     def _apply_tail(self, rows: list[Any], calls: list[CallInfo]) -> None:
         messages = [
-            Message(
-                row.operator_id, int(row.seq), row.call_id, row.type, as_utc_or_none(row.ts) or self.clock(), row.body
-            )
-            for row in rows
+            Message(row.operator_id, int(row.seq), row.call_id, row.type, as_utc(row.ts), row.body) for row in rows
         ]
         for message in messages:
             op = message.operator_id

@@ -70,7 +70,6 @@ class WyomingEngine(AsrEngine):
         self.in_flight = 0  # written on the loop, read by ingest lanes (an int: no lock needed)
         self.requests = 0
         self.failures = 0  # utterances a final was asked for and not given (each one a gap on the desk)
-        self.partials_skipped = 0  # partial requests that failed: previews only, their final follows anyway
         self._registry = StreamRegistry()
 
     @property
@@ -95,7 +94,7 @@ class WyomingEngine(AsrEngine):
 
     async def transcribe(self, audio: FloatArray, *, partial: bool = False) -> str:
         """One utterance (16 kHz float) to text: one request, bounded by `timeout_s`. `partial`: the open utterance
-        so far, for a preview (its failure is counted apart)."""
+        so far, for a preview (its failure is not counted in `failures`)."""
         pcm = float_to_pcm16(audio)
         language = self.settings.language
 
@@ -117,9 +116,7 @@ class WyomingEngine(AsrEngine):
             try:
                 return await _exchange(self.config, exchange)
             except WyomingError:
-                if partial:
-                    self.partials_skipped += 1
-                else:
+                if not partial:  # a failed partial is only a preview skipped (logged by its stream)
                     self.failures += 1
                 raise
             finally:

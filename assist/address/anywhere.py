@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from assist.address.gazetteer import Gazetteer, Town
 from assist.address.loose import LooseHit, LooseMatcher, loose_char
-from assist.address.phonetic import FUZZY, fuzzy, is_han, primary
+from assist.address.phonetic import FUZZY, either_initial, fuzzy, is_han, primary
 
 # Two of a name's syllables heard right (fuzzy-equal), the others close: 王平这 for 王平镇, 李弦强 for 礼贤镇.
 ANCHORS = 2
@@ -48,20 +48,8 @@ SUFFIX_HEARD_LOOSELY: dict[str, frozenset[str]] = {
 }
 # ... with either initial of a flat/retroflex pair (z/zh, c/ch, s/sh), which telephone Mandarin blurs: 四合堂村
 # heard as 死和唐僧 (seng for sheng) counts as 四和唐生 does.
-_FLAT_RETROFLEX = (("zh", "z"), ("ch", "c"), ("sh", "s"))
-
-
-def _either_initial(syllable: str) -> frozenset[str]:
-    for retroflex, flat in _FLAT_RETROFLEX:
-        if syllable.startswith(retroflex):
-            return frozenset({syllable, flat + syllable[2:]})
-        if syllable.startswith(flat):
-            return frozenset({syllable, retroflex + syllable[1:]})
-    return frozenset({syllable})
-
-
 _SUFFIX_HEARD_LOOSELY_EITHER = {
-    ch: frozenset().union(*map(_either_initial, heard)) for ch, heard in SUFFIX_HEARD_LOOSELY.items()
+    ch: frozenset().union(*map(either_initial, heard)) for ch, heard in SUFFIX_HEARD_LOOSELY.items()
 }
 LOOSE_STEM_LEAST = 0.3  # every syllable of the stem of a place found so at least this close (多 for 窦 is not)
 

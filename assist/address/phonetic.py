@@ -106,6 +106,19 @@ def split(syllable: str) -> tuple[str, str]:
     return "", syllable
 
 
+_FLAT_OF = {retroflex: flat for retroflex, flat in _FUZZY_INITIAL.items() if retroflex != "n"}  # zh → z …
+_RETROFLEX_OF = {flat: retroflex for retroflex, flat in _FLAT_OF.items()}
+
+
+def either_initial(syllable: str) -> frozenset[str]:
+    """The syllable with either initial of its flat/retroflex pair (seng, sheng), the blur of telephone Mandarin
+    that `fuzzy` also folds; itself alone when it has neither."""
+    initial, final = split(syllable)
+    flat = _FLAT_OF.get(initial, initial)
+    retroflex = _RETROFLEX_OF.get(flat)
+    return frozenset({syllable}) if retroflex is None else frozenset({flat + final, retroflex + final})
+
+
 @lru_cache(maxsize=8192)
 def fuzzy_parts(syllable: str) -> tuple[str, str]:
     initial, final = split(syllable)
