@@ -78,7 +78,8 @@ class LoginBusy(RuntimeError):
 
 
 @contextmanager
-def _database() -> Iterator[None]:
+def database_errors() -> Iterator[None]:
+    """SQLAlchemy's errors, but a constraint's, as DatabaseUnavailable (an answer of 503 and a retry)."""
     try:
         yield
     except IntegrityError:
@@ -188,7 +189,7 @@ class AuthService:
         self._hashing.shutdown(wait=False, cancel_futures=True)
 
     def login(self, name: str, password: str) -> IssuedToken | None:
-        with _database():
+        with database_errors():
             return self._login(name, password)
 
     def _login(self, name: str, password: str) -> IssuedToken | None:
@@ -218,7 +219,7 @@ class AuthService:
         return IssuedToken(token, user, now + self.token_ttl)
 
     def authenticate(self, token: str) -> User | None:
-        with _database():
+        with database_errors():
             return self._authenticate(token)
 
     def _authenticate(self, token: str) -> User | None:
@@ -234,7 +235,7 @@ class AuthService:
         return User(row.id, row.name, cast(Role, row.role))
 
     def logout(self, token: str) -> None:
-        with _database(), self.engine.begin() as conn:
+        with database_errors(), self.engine.begin() as conn:
             conn.execute(sa.delete(auth_tokens).where(auth_tokens.c.token_hash == token_hash(token)))
 
     def still_valid(self, token_hashes: Iterable[str]) -> set[str]:
@@ -252,7 +253,7 @@ class AuthService:
                 auth_tokens.c.expires_at > self.clock(),
             )
         )
-        with _database(), self.engine.connect() as conn:
+        with database_errors(), self.engine.connect() as conn:
             return {str(row.token_hash) for row in conn.execute(query)}
 
     def set_disabled(self, name: str, disabled: bool) -> None:

@@ -9,9 +9,9 @@ database instead, so a slow browser costs memory only up to that bound.
 Auth: the socket is accepted and then closed with 4401 (no, bad or expired token) or 4403 (not an operator)
 before any message is sent, and closed with 4401 within a second once its login ends (logout, a new password, the
 user disabled, the token expired) — a close code browsers can see, unlike a refused handshake. A malformed `after`
-closes with 4400. Client messages: `{"type": "resume", "after": N}` (replay from N again; several sent before
-the first is served count as one, the last `after` wins), `{"type": "pong"}`; a frame over 4 KiB closes with 1009,
-anything else is ignored.
+closes with 4400, and a database that cannot be read (so the stored seq is unknown) with 1013. Client messages:
+`{"type": "resume", "after": N}` (replay from N again; several sent before the first is served count as one, the
+last `after` wins), `{"type": "pong"}`; a frame over 4 KiB closes with 1009, anything else is ignored.
 Every `ping_interval_s` of silence the server sends `{"type": "ping", "ts": ...}` (no seq: not part of a stream).
 
 Durability: messages are sent only once stored. While the database refuses writes the socket gets
@@ -41,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 CLOSE_BAD_TOKEN, CLOSE_WRONG_ROLE, CLOSE_BAD_REQUEST = 4401, 4403, 4400
 CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
+CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later": the database cannot be read now
 MAX_CLIENT_FRAME = 4096  # a client sends only {"type": "resume", "after": N} and pongs
 REPLAY_PAGE = 500
 MAX_SEQ = 2**63 - 1  # the database's integer range
@@ -201,7 +202,12 @@ async def events(websocket: WebSocket) -> None:
     epoch = websocket.query_params.get("epoch") or None
     connection = hub.register(user.name, token_hash(token))
     hub.watch_sessions(auth)
-    await hub.log.caught_up()  # an instance that follows another's writer reads what is stored by now
+    try:
+        await hub.log.caught_up()  # the stored counters (a follower: what another instance's writer stored by now)
+    except DatabaseUnavailable as exc:
+        hub.unregister(connection)
+        await websocket.close(CLOSE_TRY_AGAIN, str(exc))  # the page reconnects with backoff
+        return
     stored = hub.log.last_seq(user.name)
     if (epoch is not None and epoch != hub.log.epoch) or after > stored:
         # The desk numbered its messages from another database (replaced, restored, lost): it must reload what

@@ -46,6 +46,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 
+from agent_desktop_api.auth import database_errors
 from agent_desktop_api.bus_position import WriterReplaced, claim_position, move_position, read_position
 from agent_desktop_api.call_info import CALL_FACT_TYPES, CALL_FACTS, CallInfo, operator_named
 from agent_desktop_api.event_sources import BusSource, EventSource, StreamSource
@@ -98,6 +99,12 @@ StatusListener = Callable[[bool, str | None], None]  # stored (True) or waiting 
 RETRY_MAX_S = 2.0
 
 
+def _problem(exc: sa.exc.SQLAlchemyError) -> str:
+    """What the database said, as the desks are told it (the driver's error rather than SQLAlchemy's wrapper)."""
+    cause = getattr(exc, "orig", None) or exc
+    return f"{type(cause).__name__}: {cause}"
+
+
 class EventLog:
     def __init__(
         self,
@@ -123,6 +130,7 @@ class EventLog:
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._loaded = False
+        self._load_lock = asyncio.Lock()
         self._bus: EventBus | None = None
         self._offered_before = 0
         self._handled = 0  # events taken off the subscription and ingested (or dropped by the bus)
@@ -196,9 +204,13 @@ class EventLog:
         self._task = asyncio.get_running_loop().create_task(self._follow(), name="desktop-event-log-follow")
 
     async def caught_up(self) -> None:
-        """A follower reads what is stored now before answering (a desk resuming here saw it elsewhere)."""
-        if self.mode == "follower":
-            await self._tail()
+        """The stored state before a desk is answered: loaded (a desk may connect while a starting writer still
+        reads it; its counters would say 0), and for a follower, what is stored by now (a desk resuming here saw
+        it elsewhere). DatabaseUnavailable: the database cannot be read now (the desk retries)."""
+        with database_errors():
+            await self.load()
+            if self.mode == "follower":
+                await self._tail()
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
         """Store what was published before this call (up to `drain_timeout`), then stop consuming. (Reading the
@@ -228,7 +240,7 @@ class EventLog:
                 await asyncio.sleep(0.002)
 
     async def _run(self, source: EventSource) -> None:
-        await self.load()
+        await self._load_retrying()
         await self._prune()
         next_prune = time.monotonic() + self.prune_every_s
         while True:
@@ -253,6 +265,25 @@ class EventLog:
             finally:
                 self._handled += len(pulled.events) + pulled.dropped
 
+    async def _load_retrying(self) -> None:
+        """The stored state, however long the database is away at start (events wait on the subscription; desks
+        are told the stream waits for the database, as when a store fails)."""
+        delay = 0.1
+        attempt = 0
+        while True:
+            try:
+                await self.load()
+                break
+            except sa.exc.SQLAlchemyError as exc:
+                attempt += 1
+                problem = _problem(exc)
+                if attempt == 2:
+                    self._set_storing(False, problem)
+                log.warning("desktop.load_retry", attempt=attempt, error=problem)
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX_S, delay * 2)
+        self._set_storing(True, None)
+
     # ---- following another writer ----
 
     async def _follow(self) -> None:
@@ -265,8 +296,7 @@ class EventLog:
                     self._tail_id = await loop.run_in_executor(self._writer, self._max_id)
                 await self._tail()
             except sa.exc.SQLAlchemyError as exc:
-                cause = getattr(exc, "orig", None) or exc
-                self._set_storing(False, f"{type(cause).__name__}: {cause}")
+                self._set_storing(False, _problem(exc))
                 delay = min(RETRY_MAX_S, delay * 2)
             else:
                 self._set_storing(True, None)
@@ -359,8 +389,7 @@ class EventLog:
                 break
             except sa.exc.SQLAlchemyError as exc:
                 attempt += 1
-                cause = getattr(exc, "orig", None) or exc
-                problem = f"{type(cause).__name__}: {cause}"
+                problem = _problem(exc)
                 if attempt == 2:  # one quick retry covers SQLite's busy timeouts; after that, say so
                     self._set_storing(False, problem)
                 log.warning("desktop.write_retry", attempt=attempt, error=problem, messages=len(batch.messages))
@@ -429,9 +458,13 @@ class EventLog:
     # ---- storage (worker threads) ----
 
     async def load(self) -> None:
-        """Stream counters and open calls from the database (once; applied on the loop, read in a thread)."""
-        if self._loaded:
-            return
+        """Stream counters and open calls from the database (once; applied on the loop, read in a thread). One
+        read at a time: a second one begun before a store could bring back a call that store just ended."""
+        async with self._load_lock:
+            if not self._loaded:
+                await self._load()
+
+    async def _load(self) -> None:
         streams, calls, ended = await asyncio.to_thread(self._read_state)
         for operator_id, last in streams.items():
             self._last_seq[operator_id] = max(last, self._last_seq.get(operator_id, 0))

@@ -4,16 +4,23 @@ and the WebSocket's exactly-once replay."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from starlette.websockets import WebSocketDisconnect
 
 from agent_desktop_api import desktop_stream
+from agent_desktop_api.auth import AuthService
 from agent_desktop_api.desktop_stream import Connection, _Resume
 from agent_desktop_api.event_log import UNROUTED, EventLog, Message
 from agent_desktop_api.settings import DesktopSettings
@@ -21,6 +28,7 @@ from events.bus import CallEvent
 from tests.agent_desktop_api.desktop_support import (
     FakeGateway,
     FakeService,
+    bearer,
     build_app,
     make_engine,
     on_loop,
@@ -269,3 +277,79 @@ def test_a_malformed_after_closes_with_4400(tmp_path: Path, after: str) -> None:
         ):
             ws.receive_text()
         assert closed.value.code == 4400
+
+
+# ---- a desk connecting while a restarted gateway reads its database ----
+
+
+def _stored_call(engine: Engine) -> str:
+    """A first gateway process stores an offered and answered call for op1002 (seq 1 and 2); its epoch."""
+    service = FakeService(engine)
+    assert service.gateway is not None
+    app, desktop, auth = build_app(service)
+    with TestClient(app) as client:
+        token(client, auth, "op1002")
+        on_loop(client, service.gateway.offer, "c1", "op1002")
+        on_loop(client, service.gateway.answer, "c1", "op1002")
+        settle(client, desktop)
+        return desktop.log.epoch
+
+
+def _restarted(engine: Engine) -> tuple[FastAPI, FakeGateway, AuthService]:
+    gateway = FakeGateway()
+    gateway.live["c1"] = {"call_id": "c1", "operator_id": "op1002"}
+    app, _desktop, auth = build_app(FakeService(engine, gateway=gateway))
+    return app, gateway, auth
+
+
+def test_a_desk_connecting_while_the_restarted_gateway_still_reads_its_database_resumes_where_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(tmp_path / "db.sqlite")
+    epoch = _stored_call(engine)
+    read_state = EventLog._read_state
+
+    def slow_disk(log: EventLog) -> Any:
+        time.sleep(0.5)  # the desk's socket arrives before the counters are read
+        return read_state(log)
+
+    monkeypatch.setattr(EventLog, "_read_state", slow_disk)
+    app, gateway, auth = _restarted(engine)
+    with TestClient(app) as client:
+        op = token(client, auth, "op1002")
+        with client.websocket_connect(f"/api/events?token={op}&after=2&epoch={epoch}") as ws:
+            on_loop(client, gateway.final, "c1", "s1", "重启以后")
+            message = receive(ws, 1)[0]  # not a resync to 0: the desk's 2 is what the database holds
+            assert (message["type"], message["seq"], message["text"]) == ("transcript.final", 3, "重启以后")
+        assert client.get("/api/me", headers=bearer(op)).json()["last_seq"] == 3
+
+
+def test_a_database_unreadable_at_start_is_retried_and_the_desk_told_to_come_back_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(tmp_path / "db.sqlite")
+    epoch = _stored_call(engine)
+    read_state = EventLog._read_state
+    disk_away = threading.Event()
+    disk_away.set()
+
+    def failing_disk(log: EventLog) -> Any:
+        if disk_away.is_set():
+            raise sa.exc.OperationalError("SELECT", {}, sqlite3.OperationalError("disk I/O error"))
+        return read_state(log)
+
+    monkeypatch.setattr(EventLog, "_read_state", failing_disk)
+    app, gateway, auth = _restarted(engine)
+    with TestClient(app) as client:
+        op = token(client, auth, "op1002")
+        with client.websocket_connect(f"/api/events?token={op}&after=2&epoch={epoch}") as ws:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_text()
+            assert closed.value.code == 1013  # "try again later": the page reconnects with backoff
+        me = client.get("/api/me", headers=bearer(op))
+        assert me.status_code == 503 and "OperationalError" in me.json()["detail"]
+        on_loop(client, gateway.final, "c1", "s1", "磁盘回来之前")  # waits on the bus meanwhile
+        disk_away.clear()
+        with client.websocket_connect(f"/api/events?token={op}&after=2&epoch={epoch}") as ws:
+            message = receive(ws, 1)[0]
+            assert (message["type"], message["seq"], message["text"]) == ("transcript.final", 3, "磁盘回来之前")
