@@ -21,6 +21,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from agent_desktop_api import desktop_stream
 from agent_desktop_api.auth import AuthService
+from agent_desktop_api.desktop_runtime import Desktop
 from agent_desktop_api.desktop_stream import Connection, _Resume
 from agent_desktop_api.event_log import UNROUTED, EventLog, Message
 from agent_desktop_api.settings import DesktopSettings
@@ -295,11 +296,11 @@ def _stored_call(engine: Engine) -> str:
         return desktop.log.epoch
 
 
-def _restarted(engine: Engine) -> tuple[FastAPI, FakeGateway, AuthService]:
+def _restarted(engine: Engine) -> tuple[FastAPI, Desktop, FakeGateway, AuthService]:
     gateway = FakeGateway()
     gateway.live["c1"] = {"call_id": "c1", "operator_id": "op1002"}
-    app, _desktop, auth = build_app(FakeService(engine, gateway=gateway))
-    return app, gateway, auth
+    app, desktop, auth = build_app(FakeService(engine, gateway=gateway))
+    return app, desktop, gateway, auth
 
 
 def test_a_desk_connecting_while_the_restarted_gateway_still_reads_its_database_resumes_where_it_was(
@@ -314,7 +315,7 @@ def test_a_desk_connecting_while_the_restarted_gateway_still_reads_its_database_
         return read_state(log)
 
     monkeypatch.setattr(EventLog, "_read_state", slow_disk)
-    app, gateway, auth = _restarted(engine)
+    app, _desktop, gateway, auth = _restarted(engine)
     with TestClient(app) as client:
         op = token(client, auth, "op1002")
         with client.websocket_connect(f"/api/events?token={op}&after=2&epoch={epoch}") as ws:
@@ -339,7 +340,7 @@ def test_a_database_unreadable_at_start_is_retried_and_the_desk_told_to_come_bac
         return read_state(log)
 
     monkeypatch.setattr(EventLog, "_read_state", failing_disk)
-    app, gateway, auth = _restarted(engine)
+    app, desktop, gateway, auth = _restarted(engine)
     with TestClient(app) as client:
         op = token(client, auth, "op1002")
         with client.websocket_connect(f"/api/events?token={op}&after=2&epoch={epoch}") as ws:
@@ -349,7 +350,17 @@ def test_a_database_unreadable_at_start_is_retried_and_the_desk_told_to_come_bac
         me = client.get("/api/me", headers=bearer(op))
         assert me.status_code == 503 and "OperationalError" in me.json()["detail"]
         on_loop(client, gateway.final, "c1", "s1", "磁盘回来之前")  # waits on the bus meanwhile
+        deadline = time.monotonic() + 5
+        while desktop.log.storing and time.monotonic() < deadline:  # the second failed read says so
+            time.sleep(0.01)
         disk_away.clear()
         with client.websocket_connect(f"/api/events?token={op}&after=2&epoch={epoch}") as ws:
-            message = receive(ws, 1)[0]
-            assert (message["type"], message["seq"], message["text"]) == ("transcript.final", 3, "磁盘回来之前")
+            messages = receive(ws, 1)
+            while messages[-1]["type"] == "stream.status":
+                messages += receive(ws, 1)
+        line = messages[-1]
+        assert (line["type"], line["seq"], line["text"]) == ("transcript.final", 3, "磁盘回来之前")
+        # Whether the desk connected before the log's own retry read the database or after it, it is left "live".
+        states = [m["state"] for m in messages[:-1]]
+        assert states in ([], ["live"], ["waiting_for_database", "live"]), states
+        assert client.get("/api/me", headers=bearer(op)).json()["last_seq"] == 3
