@@ -276,12 +276,7 @@ class EventLog:
                 break
             except sa.exc.SQLAlchemyError as exc:
                 attempt += 1
-                problem = _problem(exc)
-                if attempt == 2:
-                    self._set_storing(False, problem)
-                log.warning("desktop.load_retry", attempt=attempt, error=problem)
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX_S, delay * 2)
+                delay = await self._wait_for_database(exc, attempt, delay, "desktop.load_retry")
         self._set_storing(True, None)
 
     # ---- following another writer ----
@@ -389,14 +384,23 @@ class EventLog:
                 break
             except sa.exc.SQLAlchemyError as exc:
                 attempt += 1
-                problem = _problem(exc)
-                if attempt == 2:  # one quick retry covers SQLite's busy timeouts; after that, say so
-                    self._set_storing(False, problem)
-                log.warning("desktop.write_retry", attempt=attempt, error=problem, messages=len(batch.messages))
                 self._stored_streams.clear()  # the database may be a new one: upsert the counters
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX_S, delay * 2)
+                delay = await self._wait_for_database(
+                    exc, attempt, delay, "desktop.write_retry", messages=len(batch.messages)
+                )
         self._set_storing(True, None)
+
+    async def _wait_for_database(
+        self, exc: sa.exc.SQLAlchemyError, attempt: int, delay: float, event: str, **fields: object
+    ) -> float:
+        """After a failed read or store: tell the desks from the second failure on (one quick retry covers
+        SQLite's busy timeouts), log, wait `delay`; the next delay."""
+        problem = _problem(exc)
+        if attempt == 2:
+            self._set_storing(False, problem)
+        log.warning(event, attempt=attempt, error=problem, **fields)
+        await asyncio.sleep(delay)
+        return min(RETRY_MAX_S, delay * 2)
 
     def _set_storing(self, storing: bool, problem: str | None) -> None:
         if storing == self.storing:
