@@ -48,6 +48,7 @@ from asr.engine import AsrEngine  # noqa: E402
 from asr.hints import DecodeHints  # noqa: E402
 from asr.settings import AsrSettings  # noqa: E402
 from asr.telephone import telephone_path  # noqa: E402
+from assist.address.calibration import SURE  # noqa: E402
 from assist.address.extract import AddressExtractor  # noqa: E402
 from assist.address.gazetteer import Gazetteer  # noqa: E402
 from assist.address.hints import PlaceHints  # noqa: E402
@@ -232,8 +233,15 @@ def main() -> int:
         wanted = next(s for s in scores if s.name == args.failures)
         for o in wanted.outcomes:
             if not o.right:
+                c = o.case
                 card = f"{o.card.district}/{o.card.town}/{o.card.community} {o.card.confidence}" if o.card else "-"
-                print(f"{o.case.id}: {o.case.text}\n    heard {' | '.join(o.finals)}\n    card {card}")
+                # A sure card (>= 80 %) with a wrong level is what the calibration promises will not happen.
+                sure_wrong = " SURE AND WRONG" if o.card and o.card.confidence >= SURE and not o.shown_right else ""
+                towns = "|".join(c.towns) if c.towns else None
+                print(
+                    f"{c.id}: {c.text}\n    heard {' | '.join(o.finals)}\n    card {card}{sure_wrong}"
+                    f"\n    want {c.district}/{towns}/{c.community}"
+                )
     return 0
 
 

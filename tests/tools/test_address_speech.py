@@ -14,13 +14,24 @@ import pytest
 from assist.address.gazetteer import Gazetteer
 from tools.address_speech.audio import degrade, read_wav
 from tools.address_speech.cases_file import read_cases
-from tools.address_speech.cli import CASES_FILE
+from tools.address_speech.cli import CASES_FILE, RETEST_CASES_FILE
 from tools.address_speech.confusions import count_confusions
-from tools.address_speech.sentences import SpeechCase, build_cases
+from tools.address_speech.sentences import RETEST, SpeechCase, build_cases
 
 
 def test_committed_lines_are_what_the_generator_writes(gazetteer: Gazetteer) -> None:
     assert read_cases(CASES_FILE) == build_cases(gazetteer)
+    assert read_cases(RETEST_CASES_FILE) == build_cases(gazetteer, RETEST)
+
+
+def test_the_retest_set_says_its_places_in_new_sentences_and_holds_out_the_same_streets() -> None:
+    original, retest = read_cases(CASES_FILE), read_cases(RETEST_CASES_FILE)
+    assert not {c.text for c in original} & {c.text for c in retest}
+    assert not {c.id for c in original} & {c.id for c in retest}
+    dev_streets = {c.towns[0] for c in original if c.set == "dev" and c.towns and c.tag != "colloquial"}
+    held_out_again = {c.towns[0] for c in retest if c.set == "holdout" and c.towns and c.tag != "colloquial"}
+    assert held_out_again and not held_out_again & dev_streets
+    assert sum(c.district is None for c in retest) == 40
 
 
 def test_lines_cover_the_districts_and_most_streets(gazetteer: Gazetteer) -> None:

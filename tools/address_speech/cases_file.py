@@ -18,7 +18,7 @@ HEADER = """\
 """
 
 
-def write_cases(cases: list[SpeechCase], path: Path) -> None:
+def write_cases(cases: list[SpeechCase], path: Path, note: str = "") -> None:
     rows = [
         {
             "id": c.id,
@@ -32,7 +32,7 @@ def write_cases(cases: list[SpeechCase], path: Path) -> None:
         for c in cases
     ]
     body = yaml.safe_dump({"cases": rows}, allow_unicode=True, sort_keys=False, width=200, default_flow_style=None)
-    path.write_text(HEADER + body, encoding="utf-8")
+    path.write_text(HEADER + "".join(f"# {line}\n" for line in note.splitlines()) + body, encoding="utf-8")
 
 
 def read_cases(path: Path) -> list[SpeechCase]:

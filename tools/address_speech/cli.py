@@ -9,11 +9,19 @@ import click
 from assist.address.gazetteer import Gazetteer
 from tools.address_speech.audio import build_audio
 from tools.address_speech.cases_file import read_cases, write_cases
-from tools.address_speech.sentences import build_cases
+from tools.address_speech.sentences import PHRASINGS, build_cases
 from tools.gazetteer.cli import address_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CASES_FILE = REPO_ROOT / "tests" / "assist" / "address" / "speech_cases.yaml"
+# The same places in other sentences, written after the tuning; never tuned on (see sentences.RETEST).
+RETEST_CASES_FILE = REPO_ROOT / "tests" / "assist" / "address" / "speech_cases_retest.yaml"
+CASES_FILES = {"original": CASES_FILE, "retest": RETEST_CASES_FILE}
+NOTES = {
+    "retest": "The retest set: the same kinds of places in sentences written after the tuning (other templates,\n"
+    "problems and lines naming no place, another seed). Nothing is tuned on any of it: its dev lines are the dev\n"
+    "streets in new sentences, its holdout lines held-out streets in new sentences.",
+}
 AUDIO_DIR = REPO_ROOT / "var" / "speech" / "address"
 
 
@@ -23,14 +31,22 @@ def address_speech_group() -> None:
 
 
 @address_speech_group.command("cases")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=CASES_FILE, show_default=True)
+@click.option(
+    "--phrasing",
+    type=click.Choice(sorted(PHRASINGS)),
+    default="original",
+    show_default=True,
+    help="original: the set tuned on (dev) and held out; retest: the same places in sentences never tuned on",
+)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="default: the set's committed file")
 @click.pass_context
-def cases_command(ctx: click.Context, out: Path) -> None:
+def cases_command(ctx: click.Context, phrasing: str, out: Path | None) -> None:
     """Write the labelled lines from the gazetteer (same seed, same lines)."""
     address = address_settings(ctx)
     gazetteer = Gazetteer.load(address.resolve(address.gazetteer_file))
-    cases = build_cases(gazetteer)
-    write_cases(cases, out)
+    cases = build_cases(gazetteer, PHRASINGS[phrasing])
+    out = out or CASES_FILES[phrasing]
+    write_cases(cases, out, NOTES.get(phrasing, ""))
     held = sum(c.set == "holdout" for c in cases)
     click.echo(f"{len(cases)} lines ({len(cases) - held} dev, {held} held out) → {out}")
 

@@ -113,6 +113,131 @@ COLLOQUIAL = (
 )
 
 
+# The retest set: the same places in sentences written after the extractor was tuned (other templates, problems,
+# endings, lines naming no place; another seed). Nothing is tuned on it: it tells whether the figures hold for
+# phrasing the matcher never saw.
+RETEST_PROBLEMS = (
+    "共享单车堆在路口没人管",
+    "楼道里堆满了杂物",
+    "路面塌了一个大坑",
+    "有人遛狗不拴绳",
+    "小广告贴得到处都是",
+    "垃圾站臭得不行",
+    "路边违章停车把路都堵死了",
+    "有工厂往河里排污水",
+    "楼下烧烤摊天天闹到半夜",
+    "地下室住了好多人",
+    "学校门口的红绿灯坏了",
+    "公园里的健身器材坏了",
+    "水管爆了水流了一地",
+    "供暖费收得不对",
+    "树枝压着电线了",
+    "有人在绿地里种菜",
+    "装修的天天一大早就砸墙",
+    "无障碍通道被锁上了",
+    "小区的门禁坏了谁都能进",
+    "路口有个井盖松了",
+)
+RETEST_ENDINGS = ("", "，谢谢", "，希望尽快处理", "，帮忙协调一下", "，我都打了好几次电话了")
+RETEST_TEMPLATES = (
+    "地址是{p}，{q}{e}。",
+    "就在{p}，{q}{e}。",
+    "你好，是这样的，我们{p}{q}{e}。",
+    "我想反映个事儿，{p}{q}{e}。",
+    "师傅您好，我在{p}住，{q}{e}。",
+    "我们小区在{p}，{q}{e}。",
+    "{p}，{q}{e}。",
+    "麻烦记一下，{p}，{q}{e}。",
+)
+# Many carry a word that is also part of a place's name (长城, 和平, 光明, 幸福, 胜利, 社区 ...).
+RETEST_NO_PLACE = (
+    "我想问一下长城宽带怎么退订",
+    "和平精英的充值能退吗",
+    "光大银行的理财亏了找谁",
+    "建设银行的房贷利率能不能调",
+    "我想问问长安汽车召回的事儿",
+    "红星美凯龙买的沙发有质量问题",
+    "我在永辉超市买的肉变质了",
+    "小米手机的售后不给修",
+    "中国移动的流量包乱扣费",
+    "我想咨询一下出国留学要办什么公证",
+    "美团上订的酒店不给退",
+    "我家孩子的疫苗本丢了怎么补",
+    "想问一下新能源车的补贴怎么领",
+    "我要投诉一个黑车司机",
+    "我的养老金这个月没到账",
+    "请问护照怎么加急办理",
+    "我想查一下我的社保缴了多少年",
+    "邻居家的狗天天叫，有什么办法吗",
+    "开发商延期交房了，我们怎么维权",
+    "我想咨询一下劳动仲裁怎么申请",
+    "我想问问结婚登记要不要预约",
+    "请问老年卡怎么办",
+    "我在网上借了钱，利息高得离谱",
+    "我想问问新生儿怎么上户口",
+    "你们这个电话怎么老是占线",
+    "我刚才的电话断了，接着说",
+    "我想表扬一下社区医院的大夫",
+    "那个，嗯，我想想怎么说",
+    "胜利油田的退休工资怎么领",
+    "幸福保险的理赔一直不给",
+    "我想问问交通罚款在哪儿交",
+    "我的信用卡被人盗刷了",
+    "有人冒充公安给我打电话",
+    "请问办营业执照需要什么材料",
+    "我想咨询一下退役军人的优待政策",
+    "东方航空的航班取消了不给退票",
+    "青年旅社的押金不退",
+    "我想问问养犬登记的规定",
+    "光明乳业的牛奶喝出了异物",
+    "我想问一下公积金贷款的额度",
+)
+
+
+@dataclass(frozen=True)
+class Phrasing:
+    """How the lines of one set are written: the sentences around the place, and the lines naming none."""
+
+    seed: int
+    id_prefix: str
+    problems: tuple[str, ...]
+    endings: tuple[str, ...]
+    templates: tuple[str, ...]
+    colloquial_tails: tuple[str, ...]
+    no_place: tuple[str, ...]
+    # A place ending in one of these is not given 这边 when a template opens with it.
+    place_tails: tuple[str, ...] = ("这边", "那边", "那块儿")
+
+
+ORIGINAL = Phrasing(
+    seed=SEED,
+    id_prefix="",
+    problems=PROBLEMS,
+    endings=ENDINGS,
+    templates=(
+        "你好，我是{p}的居民，{q}{e}。",
+        "我住在{p}，{q}{e}。",
+        "喂，我这儿是{p}，{q}{e}。",
+        "我要反映一下，{p}{q}{e}。",
+        "{p}{q}{e}。",
+        "我家在{p}，{q}{e}。",
+    ),
+    colloquial_tails=("这边", "那边", "附近"),
+    no_place=NO_PLACE,
+)
+RETEST = Phrasing(
+    seed=20261207,
+    id_prefix="retest-",
+    problems=RETEST_PROBLEMS,
+    endings=RETEST_ENDINGS,
+    templates=RETEST_TEMPLATES,
+    colloquial_tails=("附近", "这块儿", "那一片"),
+    no_place=RETEST_NO_PLACE,
+    place_tails=("这边", "那边", "那块儿", "附近", "这块儿", "那一片"),
+)
+PHRASINGS = {"original": ORIGINAL, "retest": RETEST}
+
+
 @dataclass(frozen=True)
 class SpeechCase:
     id: str
@@ -136,20 +261,11 @@ def _spoken_town(town: Town, rng: random.Random) -> str:
     return town.name
 
 
-def _line(place: str, rng: random.Random) -> str:
-    problem = rng.choice(PROBLEMS)
-    ending = rng.choice(ENDINGS)
-    template = rng.choice(
-        (
-            "你好，我是{p}的居民，{q}{e}。",
-            "我住在{p}，{q}{e}。",
-            "喂，我这儿是{p}，{q}{e}。",
-            "我要反映一下，{p}{q}{e}。",
-            "{p}{q}{e}。",
-            "我家在{p}，{q}{e}。",
-        )
-    )
-    if template.startswith("{p}") and not place.endswith(("这边", "那边", "那块儿")):
+def _line(place: str, rng: random.Random, phrasing: Phrasing) -> str:
+    problem = rng.choice(phrasing.problems)
+    ending = rng.choice(phrasing.endings)
+    template = rng.choice(phrasing.templates)
+    if template.startswith("{p}") and not place.endswith(phrasing.place_tails):
         place += "这边"
     return template.format(p=place, q=problem, e=ending)
 
@@ -166,8 +282,8 @@ def _unique_communities(g: Gazetteer) -> dict[str, list[Community]]:
     return out
 
 
-def build_cases(g: Gazetteer, seed: int = SEED) -> list[SpeechCase]:
-    rng = random.Random(seed)
+def build_cases(g: Gazetteer, phrasing: Phrasing = ORIGINAL) -> list[SpeechCase]:
+    rng = random.Random(phrasing.seed)
     communities = _unique_communities(g)
     towns = sorted((t for t in g.towns.values() if t.current), key=lambda t: t.code)
     cases: list[SpeechCase] = []
@@ -176,7 +292,7 @@ def build_cases(g: Gazetteer, seed: int = SEED) -> list[SpeechCase]:
         district = g.districts[town.district_code].name if town else None
         cases.append(
             SpeechCase(
-                id=f"{tag}-{len(cases):03d}",
+                id=f"{phrasing.id_prefix}{tag}-{len(cases):03d}",
                 text=text,
                 tag=tag,
                 district=district,
@@ -205,14 +321,14 @@ def build_cases(g: Gazetteer, seed: int = SEED) -> list[SpeechCase]:
         else:
             assert community is not None
             place = community.name
-        add(_line(place, rng), tag, town, community, town.code)
+        add(_line(place, rng, phrasing), tag, town, community, town.code)
     for name in COLLOQUIAL:
         entry = next(c for c in g.colloquial if c.name == name)
         main = g.towns[entry.town_codes[0]]
-        text = _line(name + rng.choice(("这边", "那边", "附近")), rng)
+        text = _line(name + rng.choice(phrasing.colloquial_tails), rng, phrasing)
         cases.append(
             SpeechCase(
-                id=f"colloquial-{len(cases):03d}",
+                id=f"{phrasing.id_prefix}colloquial-{len(cases):03d}",
                 text=text,
                 tag="colloquial",
                 district=g.districts[main.district_code].name,
@@ -221,10 +337,10 @@ def build_cases(g: Gazetteer, seed: int = SEED) -> list[SpeechCase]:
                 set="holdout" if _holdout("colloquial:" + name) else "dev",
             )
         )
-    for text in NO_PLACE:
+    for text in phrasing.no_place:
         cases.append(
             SpeechCase(
-                id=f"none-{len(cases):03d}",
+                id=f"{phrasing.id_prefix}none-{len(cases):03d}",
                 text=text + "。",
                 tag="none",
                 district=None,
