@@ -15,8 +15,8 @@ from assist.address.anywhere import DIVISION_SUFFIXES, Place
 from assist.address.extract import AGREEMENT_BONUS, DEPTH, AddressExtractor
 from assist.address.heard_text import has_place_word, names_a_thing, normalize
 from assist.address.hints import HINT_ANYWHERE, HINT_LOOSELY
-from assist.address.loose import LooseHit, LooseMatcher
-from assist.address.phonetic import FUZZY
+from assist.address.loose import NEAR_INITIAL, LooseHit, LooseMatcher
+from assist.address.phonetic import EXACT, FUZZY
 from events.address import AddressCandidate, AddressCandidates, Level, Mention, TextSpan
 
 ALTERNATIVE_ECHO = 0.5  # how much a street named by the guided reading must sound like part of the heard text
@@ -134,7 +134,9 @@ class SecondReadings:
         norm = normalize(heard)
 
         def placed(hit: LooseHit) -> bool:
-            return not suggested or hit.surface.endswith(_SUFFIXES) or has_place_word(norm, hit.start, hit.end)
+            if suggested:
+                return hit.surface.endswith(_SUFFIXES) or has_place_word(norm, hit.start, hit.end)
+            return _heard_as_itself(norm, hit)
 
         for second in read:
             community, factor = self._community_echo(heard, second), ALTERNATIVE_FACTOR
@@ -197,6 +199,15 @@ class SecondReadings:
 
 
 _SUFFIXES = (*DIVISION_SUFFIXES, "街", "社区", "村")
+
+
+def _heard_as_itself(norm: str, hit: LooseHit) -> bool:
+    """The heard span could be the name itself: a character of it written, every syllable heard exactly (梁香 for
+    良乡), or its suffix there. A guided reading writes the names in its prompt readily, so a span that is another
+    word only near in sound (麻烦 for 马坊, in 麻烦记一下) does not echo the name it wrote (马坊镇一下)."""
+    heard = norm[hit.start : hit.end]
+    suffix_heard = hit.surface.endswith(_SUFFIXES) and bool(hit.sims) and hit.sims[-1] >= NEAR_INITIAL
+    return bool(set(heard) & set(hit.surface)) or all(sim >= EXACT for sim in hit.sims) or suffix_heard
 
 
 def _community_suffix_heard(hit: LooseHit) -> bool:

@@ -77,6 +77,20 @@ def test_a_place_read_on_the_second_decode_of_a_line_naming_none_counts_where_it
     assert second.span is not None and second.span.text == "西丹"
 
 
+def test_an_everyday_word_near_a_name_in_sound_does_not_echo_the_name_a_guided_reading_wrote(
+    second_readings: SecondReadings,
+) -> None:
+    # 麻烦记一下 ("please note this down") as Whisper base heard it on the phone; decoded again with the places it
+    # sounds like, it came back as 马坊镇一下 (平谷区): 麻烦 is ma-fan, 马坊 ma-fang, no character of it written
+    for heard in ("麻烦去一下", "麻烦进一下", "麻烦听一下"):
+        assert second_readings.extract(heard, "马坊镇一下。", "s") is None, heard
+    # the name's own character (马方旧), or every syllable heard exactly (梁香 for 良乡), still echoes it
+    kept = second_readings.extract("喂,我这儿是马方旧,下水道堵了", "喂,我这儿是马坊镇,下水道堵了", "s")
+    assert kept is not None and kept.top is not None and kept.top.town == "马坊镇"
+    homophone = second_readings.extract("梁香这边路灯坏了", "良乡这边路灯坏了", "s")
+    assert homophone is not None and homophone.top is not None and homophone.top.town == "良乡镇"
+
+
 def test_a_street_heard_only_by_sound_is_confirmed_by_a_second_decode_that_writes_it(
     extractor: AddressExtractor,
     second_readings: SecondReadings,
