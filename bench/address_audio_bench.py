@@ -4,13 +4,17 @@
     .venv/bin/python bench/address_audio_bench.py                # engine path, all sets (ASR cached per setting)
     .venv/bin/python bench/address_audio_bench.py --fresh        # decode again even where a cached transcript exists
     .venv/bin/python bench/address_audio_bench.py --limit 40     # the first 40 lines of each set
+    .venv/bin/python bench/address_audio_bench.py --no-real --cases tests/assist/address/speech_cases_retest.yaml
+                                                                  # the retest set (first: `hotline-tools
+                                                                  # address-speech audio --cases` that file)
 
 The lines are tests/assist/address/speech_cases.yaml (dev: tuned on; holdout: never tuned on, other streets),
 as telephone audio made by `hotline-tools address-speech audio` (var/speech/address), plus the real Mandarin
-speech of ../shared/speech-zh as lines that name no place (set "real"). Each clip goes through the simulated
-phone line (8 kHz G.711 mu-law) into the streaming recogniser exactly as a call feeds it (20 ms frames, VAD
-endpoints, finals); the finals are replayed through the address extractor as the map assistant does (earlier
-finals as context) and the card's top candidate is scored:
+speech of ../shared/speech-zh as lines that name no place (set "real"). The retest set
+(speech_cases_retest.yaml) says the same kinds of places in sentences written after the tuning. Each clip goes
+through the simulated phone line (8 kHz G.711 mu-law) into the streaming recogniser exactly as a call feeds it
+(20 ms frames, VAD endpoints, finals); the finals are replayed through the address extractor as the map assistant
+does (earlier finals as context) and the card's top candidate is scored:
 
 - district / street / community: the card's district, street/town (any the line allows) and community (where
   the line names one) are right; no card counts as wrong;
