@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from assist.address.gazetteer import Gazetteer, Town
-from assist.address.loose import LooseHit, LooseMatcher, loose_char
-from assist.address.phonetic import FUZZY, either_initial, fuzzy, is_han, primary
+from assist.address.loose import NEAR_INITIAL, LooseHit, LooseMatcher, loose_char
+from assist.address.phonetic import EXACT, FUZZY, either_initial, fuzzy, is_han, primary
 
 # Two of a name's syllables heard right (fuzzy-equal), the others close: 王平这 for 王平镇, 李弦强 for 礼贤镇.
 ANCHORS = 2
 DIVISION_SUFFIXES = ("街道", "地区", "区", "镇", "乡")
+NAME_SUFFIXES = (*DIVISION_SUFFIXES, "街", "社区", "村")  # what ends a place's name as a caller says it
 # Or one of its stem and its division suffix, every syllable of the stem at least this close (艳颜街道 for 燕园街道,
 # 花香 for 花乡, 福祠中香 for 佛子庄乡): the suffix says a place was named, if it is heard as itself or as the
 # recogniser's commonest slip for it (区 as 期, 镇 as 阵, 街道 as 街等). Not as a syllable of everyday words (间,
@@ -110,8 +111,19 @@ class PlacesAnywhere:
         return [(hit, self.places[hit.key]) for hit in self._loosely.scan(text, least_score)]
 
     def sounding_like(self, text: str, least_score: float, limit: int) -> list[str]:
-        """The phrases of the places most like part of `text`, for a decode prompt."""
-        return list(dict.fromkeys(place.phrase for _, place in self.scan(text, least_score)))[:limit]
+        """The phrases of the places most like part of `text` that it could be the name of, for a decode prompt
+        (a place only near in sound to another word, 马坊 to 麻烦, would not be believed if the decode wrote it)."""
+        places = [place.phrase for hit, place in self.scan(text, least_score) if heard_as_the_name(text, hit)]
+        return list(dict.fromkeys(places))[:limit]
+
+
+def heard_as_the_name(text: str, hit: LooseHit) -> bool:
+    """The heard span could be the name itself: a character of it written, every syllable heard exactly (梁香 for
+    良乡), or its suffix heard (镇 as 阵, not as 进). A decode prompted with the name writes it readily, so a span
+    that is another word only near in sound (麻烦 for 马坊, in 麻烦记一下) does not echo the name it wrote."""
+    heard = text[hit.start : hit.end]
+    suffix_heard = hit.surface.endswith(NAME_SUFFIXES) and bool(hit.sims) and hit.sims[-1] >= NEAR_INITIAL
+    return bool(set(heard) & set(hit.surface)) or all(sim >= EXACT for sim in hit.sims) or suffix_heard
 
 
 class SuffixAnchored:

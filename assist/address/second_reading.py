@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from assist.address.anywhere import DIVISION_SUFFIXES, Place
+from assist.address.anywhere import NAME_SUFFIXES, Place, heard_as_the_name
 from assist.address.extract import AGREEMENT_BONUS, DEPTH, AddressExtractor
 from assist.address.heard_text import has_place_word, names_a_thing, normalize
 from assist.address.hints import HINT_ANYWHERE, HINT_LOOSELY
-from assist.address.loose import NEAR_INITIAL, LooseHit, LooseMatcher
-from assist.address.phonetic import EXACT, FUZZY
+from assist.address.loose import LooseHit, LooseMatcher
+from assist.address.phonetic import FUZZY
 from events.address import AddressCandidate, AddressCandidates, Level, Mention, TextSpan
 
 ALTERNATIVE_ECHO = 0.5  # how much a street named by the guided reading must sound like part of the heard text
@@ -135,8 +135,8 @@ class SecondReadings:
 
         def placed(hit: LooseHit) -> bool:
             if suggested:
-                return hit.surface.endswith(_SUFFIXES) or has_place_word(norm, hit.start, hit.end)
-            return _heard_as_itself(norm, hit)
+                return hit.surface.endswith(NAME_SUFFIXES) or has_place_word(norm, hit.start, hit.end)
+            return heard_as_the_name(norm, hit)
 
         for second in read:
             community, factor = self._community_echo(heard, second), ALTERNATIVE_FACTOR
@@ -196,18 +196,6 @@ class SecondReadings:
             }
         )
         return _as_heard(heard, segment_id, card, [mention], second.confidence * factor)
-
-
-_SUFFIXES = (*DIVISION_SUFFIXES, "街", "社区", "村")
-
-
-def _heard_as_itself(norm: str, hit: LooseHit) -> bool:
-    """The heard span could be the name itself: a character of it written, every syllable heard exactly (梁香 for
-    良乡), or its suffix there. A guided reading writes the names in its prompt readily, so a span that is another
-    word only near in sound (麻烦 for 马坊, in 麻烦记一下) does not echo the name it wrote (马坊镇一下)."""
-    heard = norm[hit.start : hit.end]
-    suffix_heard = hit.surface.endswith(_SUFFIXES) and bool(hit.sims) and hit.sims[-1] >= NEAR_INITIAL
-    return bool(set(heard) & set(hit.surface)) or all(sim >= EXACT for sim in hit.sims) or suffix_heard
 
 
 def _community_suffix_heard(hit: LooseHit) -> bool:

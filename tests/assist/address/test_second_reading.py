@@ -82,8 +82,10 @@ def test_an_everyday_word_near_a_name_in_sound_does_not_echo_the_name_a_guided_r
 ) -> None:
     # 麻烦记一下 ("please note this down") as Whisper base heard it on the phone; decoded again with the places it
     # sounds like, it came back as 马坊镇一下 (平谷区): 麻烦 is ma-fan, 马坊 ma-fang, no character of it written
+    hints = PlaceHints(second_readings.extractor)
     for heard in ("麻烦去一下", "麻烦进一下", "麻烦听一下"):
         assert second_readings.extract(heard, "马坊镇一下。", "s") is None, heard
+        assert hints.phrases_for(heard) == [], heard  # nor is the line decoded again for it
     # the name's own character (马方旧), or every syllable heard exactly (梁香 for 良乡), still echoes it
     kept = second_readings.extract("喂,我这儿是马方旧,下水道堵了", "喂,我这儿是马坊镇,下水道堵了", "s")
     assert kept is not None and kept.top is not None and kept.top.town == "马坊镇"
