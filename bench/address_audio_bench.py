@@ -205,8 +205,11 @@ def main() -> int:
     started = time.monotonic()
     cache_file = CACHE / f"{key}.json"
     finals: dict[str, Segments] = {}
-    if cache_file.exists() and not args.fresh:
+    if cache_file.exists():
         finals = {k: [(a, b, c) for a, b, c in v] for k, v in json.loads(cache_file.read_text("utf-8")).items()}
+    if args.fresh:  # these clips decoded again; other sets' transcripts stay cached
+        for _, clip, _ in items:
+            finals.pop(clip, None)
     phrases = [d.name for d in gazetteer.districts.values()] if asr.bias_place_names else []  # as hotline/service.py
     cpu, audio_s = asyncio.run(transcribe(asr, items, finals, PlaceHints(extractor), phrases))
     cache_file.parent.mkdir(parents=True, exist_ok=True)
