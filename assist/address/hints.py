@@ -4,8 +4,8 @@ have in its prompt.
 - A final that names a district but none of its streets/towns: the district and its streets, most alike first (by
   loose sound-alike score against the heard text), so the likeliest stay inside the prompt's token budget.
 - A final that names no place at all, or only a street/town by sound alone and not surely (太平潮街道): the districts,
-  streets/towns and colloquial areas of all Beijing that sound like part of it (梁香 → 良乡镇, 王平这 → 王平镇); a
-  line with nothing like a place name gets no second decode.
+  streets/towns and colloquial areas of all Beijing that sound like part of it and that part could be the name of
+  (梁香 → 良乡镇, 王平这 → 王平镇; not 麻烦 → 马坊镇); a line with nothing like a place name gets no second decode.
 
 A second reading only ever counts where it agrees with the first (see second_reading.SecondReadings).
 """
