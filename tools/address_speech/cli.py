@@ -14,13 +14,14 @@ from tools.gazetteer.cli import address_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CASES_FILE = REPO_ROOT / "tests" / "assist" / "address" / "speech_cases.yaml"
-# The same places in other sentences, written after the tuning; never tuned on (see sentences.RETEST).
+# The same places in other sentences, written after the tuning (see sentences.RETEST); its held-out lines are
+# never looked at.
 RETEST_CASES_FILE = REPO_ROOT / "tests" / "assist" / "address" / "speech_cases_retest.yaml"
 CASES_FILES = {"original": CASES_FILE, "retest": RETEST_CASES_FILE}
 NOTES = {
     "retest": "The retest set: the same kinds of places in sentences written after the tuning (other templates,\n"
-    "problems and lines naming no place, another seed). Nothing is tuned on any of it: its dev lines are the dev\n"
-    "streets in new sentences, its holdout lines held-out streets in new sentences.",
+    "problems and lines naming no place, another seed). Its dev lines (the dev streets in new sentences) may be\n"
+    "looked at while tuning; its holdout lines (held-out streets in new sentences) never are.",
 }
 AUDIO_DIR = REPO_ROOT / "var" / "speech" / "address"
 
@@ -36,7 +37,7 @@ def address_speech_group() -> None:
     type=click.Choice(sorted(PHRASINGS)),
     default="original",
     show_default=True,
-    help="original: the set tuned on (dev) and held out; retest: the same places in sentences never tuned on",
+    help="original: the set tuned on (dev) and held out; retest: the same places in sentences written later",
 )
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="default: the set's committed file")
 @click.pass_context
