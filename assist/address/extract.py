@@ -162,7 +162,7 @@ class AddressExtractor:
                 weak.append((t, Found(start, end, t.raw[start:end], t.source, weak_entries)))
         if self.settings.phonetic:
             hits = self.lexicon.phonetic.match(t.norm)
-            for hit in sorted(hits, key=lambda h: (-(h.end - h.start) * h.score, h.start)):
+            for hit in sorted(hits, key=lambda h: (-(h.end - h.start) * h.score, -h.plain, h.start)):
                 judged = self._judge_phonetic(hit, t)
                 if judged is None:
                     continue

@@ -163,6 +163,9 @@ class PhoneticHit:
     score: float  # mean syllable similarity
     near: int  # syllables that were only near (below fuzzy-equal)
     sims: tuple[float, ...] = ()  # per syllable
+    # Mean similarity with the commonest reading of each character on both sides: what tells apart names that tie
+    # on `score` through a rare reading (园 can be read wan, so 隐合弯 is 运河园 as much as 运河湾 by `score`).
+    plain: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +230,8 @@ class PhoneticIndex:
             least = 0.9 if n == 2 else SAME_FINAL if n == 3 else CLOSE_FINAL
             if near > (0 if n == 2 else 1) or min(sims) < least or score < self.threshold:
                 continue
-            hits.append(PhoneticHit(start, start + n, entry.surface, round(score, 3), near, tuple(sims)))
+            plain = sum(char_similarity(primary(ch), primary(entry.surface[k])) for k, ch in enumerate(window)) / n
+            hits.append(PhoneticHit(start, start + n, entry.surface, round(score, 3), near, tuple(sims), plain))
         hits.sort(key=lambda h: (h.start, -(h.end - h.start), -h.score))
         return hits
 

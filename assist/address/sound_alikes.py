@@ -256,7 +256,7 @@ class SoundAlikes:
             index: PhoneticIndex = self.lexicon.community_index(town)
             for t in texts:
                 hits: list[PhoneticHit] = index.match(t.norm)
-                for hit in sorted(hits, key=lambda h: (-(h.end - h.start) * h.score, h.start)):
+                for hit in sorted(hits, key=lambda h: (-(h.end - h.start) * h.score, -h.plain, h.start)):
                     if not t.free(hit.start, hit.end):
                         continue
                     entries = [

@@ -202,3 +202,15 @@ def test_a_line_read_again_gives_the_same_card_under_each_segment_and_context(ex
     assert with_district.top.district == first.top.district == "朝阳区"
     assert with_district.top.confidence > first.top.confidence  # the district said before firms the street up
     assert extractor.extract(line, "seg-4").top == first.top  # and the line alone still reads as it did
+
+
+def test_of_two_communities_alike_through_a_rare_reading_the_one_heard_in_common_readings_wins(
+    extractor: AddressExtractor,
+) -> None:
+    # 通运街道运河湾社区 as Whisper base heard it on the phone. 园 can also be read wan, so 运河园社区 (a neighbour in
+    # the same street) sounded exactly as much like 隐合弯社区, and came first in the index: a sure card, and wrong.
+    heard = "麻烦记一下,通周期通运街道隐合弯社区公园里的建生器裁坏了,帮忙协调一下。"
+    top = extractor.extract(heard, "s").top
+    assert top is not None and (top.town, top.community) == ("通运街道", "运河湾社区")
+    written = extractor.extract("通运街道运河园社区的路灯坏了", "s").top  # the other one, said, is still itself
+    assert written is not None and written.community == "运河园社区"
