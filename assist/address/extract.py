@@ -35,7 +35,7 @@ from assist.address.heard_text import (
     sounds_like,
 )
 from assist.address.lexicon import LexEntry, Lexicon
-from assist.address.phonetic import FUNCTION_CHARS, FUZZY, PhoneticHit, is_han
+from assist.address.phonetic import FUNCTION_CHARS, FUZZY, PhoneticHit, is_han, strongest_first
 from assist.address.settings import AddressSettings
 from assist.address.sound_alikes import SoundAlikes
 from events.address import (
@@ -162,7 +162,7 @@ class AddressExtractor:
                 weak.append((t, Found(start, end, t.raw[start:end], t.source, weak_entries)))
         if self.settings.phonetic:
             hits = self.lexicon.phonetic.match(t.norm)
-            for hit in sorted(hits, key=lambda h: (-(h.end - h.start) * h.score, -h.plain, h.start)):
+            for hit in sorted(hits, key=strongest_first):
                 judged = self._judge_phonetic(hit, t)
                 if judged is None:
                     continue

@@ -168,6 +168,12 @@ class PhoneticHit:
     plain: float = 0.0
 
 
+def strongest_first(hit: PhoneticHit) -> tuple[float, float, int]:
+    """Sort key for choosing among hits: the longest match times its score, then the commonest readings' likeness
+    (`plain`), then the earliest."""
+    return (-(hit.end - hit.start) * hit.score, -hit.plain, hit.start)
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     surface: str

@@ -18,7 +18,7 @@ from assist.address.heard_text import (
 )
 from assist.address.lexicon import LexEntry, Lexicon
 from assist.address.loose import LooseHit, LooseMatcher
-from assist.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex, is_han
+from assist.address.phonetic import FUZZY, PhoneticHit, PhoneticIndex, is_han, strongest_first
 from events.address import Level
 
 # How alike a loose sound-alike must be, by what the context has narrowed the names in play to.
@@ -256,7 +256,7 @@ class SoundAlikes:
             index: PhoneticIndex = self.lexicon.community_index(town)
             for t in texts:
                 hits: list[PhoneticHit] = index.match(t.norm)
-                for hit in sorted(hits, key=lambda h: (-(h.end - h.start) * h.score, -h.plain, h.start)):
+                for hit in sorted(hits, key=strongest_first):
                     if not t.free(hit.start, hit.end):
                         continue
                     entries = [
