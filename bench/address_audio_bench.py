@@ -57,7 +57,7 @@ from assist.address.extract import AddressExtractor  # noqa: E402
 from assist.address.gazetteer import Gazetteer  # noqa: E402
 from assist.address.hints import PlaceHints  # noqa: E402
 from hotline.settings import load_settings  # noqa: E402
-from tools.address_speech.audio import clip_name, read_wav  # noqa: E402
+from tools.address_speech.audio import DEFAULT_VOICE, VOICES, clip_name, read_wav  # noqa: E402
 from tools.address_speech.cases_file import read_cases  # noqa: E402
 from tools.address_speech.cli import AUDIO_DIR, CASES_FILE  # noqa: E402
 from tools.address_speech.confusions import count_confusions  # noqa: E402
@@ -157,6 +157,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=Path, default=CASES_FILE)
     parser.add_argument("--audio", type=Path, default=AUDIO_DIR)
+    parser.add_argument(
+        "--voice", choices=VOICES, default=DEFAULT_VOICE, help="who says the lines (see address-speech audio)"
+    )
     parser.add_argument("--limit", type=int, default=0, help="lines per set (0: all)")
     parser.add_argument("--fresh", action="store_true", help="decode again, ignoring cached transcripts")
     parser.add_argument("--streams", type=int, default=2, help="clips decoded at once (one worker each)")
@@ -177,16 +180,20 @@ def main() -> int:
     extractor = AddressExtractor(gazetteer, settings.address)
 
     cases = read_cases(args.cases)
-    missing = [c.id for c in cases if not (args.audio / clip_name(c)).exists()]
+    missing = [c.id for c in cases if not (args.audio / clip_name(c, args.voice)).exists()]
     if missing:
-        sys.exit(f"{len(missing)} clips missing under {args.audio}: run `hotline-tools address-speech audio`")
+        sys.exit(
+            f"{len(missing)} clips missing under {args.audio}: run "
+            f"`hotline-tools address-speech audio --cases {args.cases} --voice {args.voice}`"
+        )
     groups: dict[str, list[SpeechCase]] = {"dev": [], "holdout": [], "none": []}
     for case in cases:
         groups["none" if case.district is None else case.set].append(case)
     items: list[Item] = []
     for name in groups:
         members = groups[name] = groups[name][: args.limit or None]
-        items += [(c, clip_name(c), resample(read_wav(args.audio / clip_name(c)), 8000, ASR_RATE)) for c in members]
+        clips = [(c, clip_name(c, args.voice)) for c in members]
+        items += [(c, clip, resample(read_wav(args.audio / clip), 8000, ASR_RATE)) for c, clip in clips]
     if not args.no_real:
         real = real_speech_cases()[: args.limit or None]
         groups["real"] = [c for c, _, _ in real]

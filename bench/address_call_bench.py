@@ -59,7 +59,7 @@ from tests.support.asterisk_fixture import free_ports, make_settings  # noqa: E4
 from tests.voice.conftest import attach_settings, entry_uri, registered  # noqa: E402
 from tests.voice.test_routing import routing_handler  # noqa: E402
 from tests.voice.test_transcription import telephone_clip  # noqa: E402
-from tools.address_speech.audio import clip_name  # noqa: E402
+from tools.address_speech.audio import DEFAULT_VOICE, VOICES, clip_name  # noqa: E402
 from tools.address_speech.cases_file import read_cases  # noqa: E402
 from tools.address_speech.cli import AUDIO_DIR, CASES_FILE  # noqa: E402
 from tools.address_speech.score import CardOutcome, SetScore, table  # noqa: E402
@@ -228,7 +228,7 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
             for name, cases in groups.items():
                 results[name] = []
                 for n, case in enumerate(cases, 1):
-                    wav = telephone_clip(args.audio / clip_name(case), workdir / "clip.wav")
+                    wav = telephone_clip(args.audio / clip_name(case, args.voice), workdir / "clip.wav")
                     audio_s += _seconds(wav)
                     r = await one_call(caller, uri, events, desk, case, wav, args.timeout)
                     results[name].append(r)
@@ -324,6 +324,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="lines per set (0: all)")
     parser.add_argument("--cases", type=Path, default=CASES_FILE)
     parser.add_argument("--audio", type=Path, default=AUDIO_DIR)
+    parser.add_argument(
+        "--voice", choices=VOICES, default=DEFAULT_VOICE, help="who says the lines (see address-speech audio)"
+    )
     parser.add_argument("--timeout", type=float, default=15.0, help="longest wait for finals after the clip (s)")
     parser.add_argument("--no-second-pass", action="store_true")
     parser.add_argument("--early-decode-ms", type=int, default=None, help="0: decode only at the endpoint")
@@ -340,9 +343,12 @@ def main() -> int:
     for name in args.sets.split(","):
         members = [c for c in cases if (c.district is None) == (name == "none") and (name == "none" or c.set == name)]
         groups[name] = members[: args.limit or None]
-    missing = [c.id for g in groups.values() for c in g if not (args.audio / clip_name(c)).exists()]
+    missing = [c.id for g in groups.values() for c in g if not (args.audio / clip_name(c, args.voice)).exists()]
     if missing:
-        sys.exit(f"{len(missing)} clips missing under {args.audio}: run `hotline-tools address-speech audio`")
+        sys.exit(
+            f"{len(missing)} clips missing under {args.audio}: run "
+            f"`hotline-tools address-speech audio --cases {args.cases} --voice {args.voice}`"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="address-call-bench-"))
     try:
         return asyncio.run(run(args, groups, workdir))

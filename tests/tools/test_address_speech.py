@@ -3,6 +3,7 @@ clip sounds like a phone line."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import wave
@@ -12,11 +13,13 @@ import numpy as np
 import pytest
 
 from assist.address.gazetteer import Gazetteer
-from tools.address_speech.audio import degrade, read_wav
+from ivr_flows.prompt_texts import PromptError
+from tools.address_speech.audio import PIPELINE, clip_name, degrade, read_wav, speaker
 from tools.address_speech.cases_file import read_cases
 from tools.address_speech.cli import CASES_FILE, RETEST_CASES_FILE
 from tools.address_speech.confusions import count_confusions
 from tools.address_speech.sentences import RETEST, SpeechCase, build_cases
+from tools.prompts import TTSKIT_SPEAKERS, TtskitEngine
 
 
 def test_committed_lines_are_what_the_generator_writes(gazetteer: Gazetteer) -> None:
@@ -87,3 +90,30 @@ def test_confusions_count_what_was_written_for_a_named_place_s_syllables() -> No
     found = count_confusions([(case, ["我家在怀有区庙城镇,", "物业不管。"]), (other, ["喂,我这儿是怀有区,我也不管。"])])
     assert [(c.char, c.heard, c.count) for c in found] == [("柔", "you", 2)]  # 物业 -> 我也: not a place
     assert found[0].line() == "柔 rou -> you: 2 (similarity 0.60)"
+
+
+def test_other_voices_say_each_line_as_one_speaker_drawn_from_its_id_into_a_clip_of_its_own() -> None:
+    cases = read_cases(RETEST_CASES_FILE)
+    drawn = [speaker(c, "ttskit") for c in cases]
+    assert set(drawn) <= set(TTSKIT_SPEAKERS)
+    assert len(set(drawn)) == len(TTSKIT_SPEAKERS)  # 403 lines reach every speaker
+    assert max(drawn.count(s) for s in TTSKIT_SPEAKERS) < 3 * len(cases) / len(TTSKIT_SPEAKERS)
+    assert drawn == [speaker(c, "ttskit") for c in read_cases(RETEST_CASES_FILE)]  # a rebuild: the same speakers
+    names = {clip_name(c) for c in cases}
+    other = {clip_name(c, "ttskit") for c in cases}
+    assert len(names) == len(other) == len(cases) and not names & other
+    # the tuned voice's clips keep the names their cached transcripts are filed under
+    first = cases[0]
+    assert (
+        clip_name(first)
+        == f"{first.id}-{hashlib.sha256(f'{PIPELINE}|{first.text}|{first.id}'.encode()).hexdigest()[:10]}.wav"
+    )
+    with pytest.raises(ValueError, match="unknown voice"):
+        speaker(first, "espeak")
+
+
+def test_a_speaker_whose_lines_the_recogniser_cannot_read_is_refused(tmp_path: Path) -> None:
+    engine = TtskitEngine(tmp_path)
+    assert engine.install_steps({"Aicheng", "biaobei"})[1] == ["--no-deps", "ttskit==0.3.8"]
+    with pytest.raises(PromptError, match="unknown speaker Xiaowei"):
+        engine.install_steps({"Aicheng", "Xiaowei"})  # ttskit has it, but Whisper reads 98 % of its characters wrong

