@@ -167,6 +167,8 @@ class AddressExtractor:
                 if judged is None:
                     continue
                 candidate, strong = judged
+                if strong and _heard_over(hit, t):
+                    t.chosen = [f for f in t.chosen if not f.overlaps(hit.start, hit.end)]
                 if strong and t.free(hit.start, hit.end):
                     t.chosen.append(candidate)
                 elif not strong:
@@ -468,6 +470,16 @@ class AddressExtractor:
         if entry.level == "town":
             return g.towns[entry.code].name
         return g.communities[entry.code].name
+
+
+def _heard_over(hit: PhoneticHit, t: Text) -> bool:
+    """A longer name heard whole by sound, suffix written, over the shorter names written inside it, replaces
+    them (巴宝山街道 is 八宝山街道, not 宝山镇 with the wrong suffix; 长杨镇 is 长阳镇, not 杨镇): the longer
+    name accounts for every syllable heard, the shorter one leaves a syllable of the name unexplained."""
+    inside = [f for f in t.chosen if f.overlaps(hit.start, hit.end)]
+    if not inside or any(f.phonetic or f.start < hit.start or f.end > hit.end for f in inside):
+        return False
+    return all(f.end - f.start < hit.end - hit.start for f in inside)
 
 
 def _longer_names(names: Sequence[str]) -> dict[tuple[str, int], int]:
