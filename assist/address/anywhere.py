@@ -122,8 +122,13 @@ def heard_as_the_name(text: str, hit: LooseHit) -> bool:
     良乡), or its suffix heard (镇 as 阵, not as 进). A decode prompted with the name writes it readily, so a span
     that is another word only near in sound (麻烦 for 马坊, in 麻烦记一下) does not echo the name it wrote."""
     heard = text[hit.start : hit.end]
-    suffix_heard = hit.surface.endswith(NAME_SUFFIXES) and bool(hit.sims) and hit.sims[-1] >= NEAR_INITIAL
-    return bool(set(heard) & set(hit.surface)) or all(sim >= EXACT for sim in hit.sims) or suffix_heard
+    return bool(set(heard) & set(hit.surface)) or all(sim >= EXACT for sim in hit.sims) or suffix_heard(hit)
+
+
+def suffix_heard(hit: LooseHit) -> bool:
+    """The name has a division or community suffix and the line has it where the name ends, as itself or as the
+    phone makes it (镇 as 阵; 望京街 over 望景快 has no 街 heard)."""
+    return hit.surface.endswith(NAME_SUFFIXES) and bool(hit.sims) and hit.sims[-1] >= NEAR_INITIAL
 
 
 class SuffixAnchored:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from assist.address.anywhere import NAME_SUFFIXES, Place, heard_as_the_name
+from assist.address.anywhere import Place, heard_as_the_name, suffix_heard
 from assist.address.extract import AGREEMENT_BONUS, DEPTH, AddressExtractor
 from assist.address.heard_text import has_place_word, names_a_thing, normalize
 from assist.address.hints import HINT_ANYWHERE, HINT_LOOSELY
@@ -130,12 +130,12 @@ class SecondReadings:
         (小红门 for 小区门) next to the one that was said (西单 for 西丹). A `suggested` reading (the heard line with
         one span put right, which the audio bore out) sounds like the heard line by construction: its name must also
         stand as a place there, with its division suffix heard or a place word beside it (生活和品质的情况 is not
-        和平里)."""
+        和平里; 希望景快处理, "please deal with it soon", is not 望京街)."""
         norm = normalize(heard)
 
         def placed(hit: LooseHit) -> bool:
             if suggested:
-                return hit.surface.endswith(NAME_SUFFIXES) or has_place_word(norm, hit.start, hit.end)
+                return suffix_heard(hit) or has_place_word(norm, hit.start, hit.end)
             return heard_as_the_name(norm, hit)
 
         for second in read:

@@ -182,6 +182,10 @@ def test_a_suggested_reading_counts_only_where_its_place_stands_as_a_place(
     heard = "是不是捷人干了个的是中国的允设业和社会的生活和品质的情况呢?"
     suggested = "是不是捷人干了个的是中国的允设业和社会的生活和平里的情况呢?"
     assert second_readings.extract(heard, suggested, "s", suggested=True) is None
+    # 希望尽快处理 ("please see to it soon") heard as 希望景快处理: 望景 is 望京 by sound, and 望京街 ends in a
+    # suffix, but nothing was heard for its 街 (快 is not 街): not a place.
+    heard = "是这样的,我们找少云满足相路口有个景带松了,希望景快处理。"
+    assert second_readings.extract(heard, heard.replace("希望景快", "希望京快"), "s", suggested=True) is None
     for heard, suggested, town in [
         ("我家在福祠中香楼上路水", "我家在佛子庄乡楼上路水", "佛子庄乡"),  # 乡 heard as 香
         ("你好,我是西丹那边的居民", "你好,我是西单那边的居民", "西长安街街道"),  # a place word after it
