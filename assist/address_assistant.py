@@ -120,6 +120,9 @@ class AddressAssistant:
         lines: dict[str, str] = {}
         # The last few finals (a second reading may come after the next final) and the context each had.
         heard: dict[str, tuple[str, list[str]]] = {}
+        # How sure the card a line's second reading gave was: a line may have two (a guided decode, a line put
+        # right and scored), and a later, less sure one does not replace the first.
+        reread: dict[str, float] = {}
         try:
             while (line := await worker.queue.get()) is not None:
                 context = list(lines.values())
@@ -129,13 +132,18 @@ class AddressAssistant:
                             await self._glimpse(worker, line, context)
                         continue
                     if isinstance(line, TranscriptAlternative):
-                        first = heard.get(line.segment_id)  # a line may have two second readings
-                        if first is not None and await self._reconsider(worker, line, *first):
+                        first = heard.get(line.segment_id)
+                        if first is None:
+                            continue
+                        surer = await self._reconsider(worker, line, *first, beaten=reread.get(line.segment_id, 0.0))
+                        if surer is not None:
                             lines[line.segment_id] = line.text
+                            reread[line.segment_id] = surer
                         continue
                     worker.latest_partial = None  # the line is over: its partials are stale
                     heard[line.segment_id] = (line.text, context)
                     if len(heard) > CONTEXT_LINES:
+                        reread.pop(next(iter(heard)), None)
                         del heard[next(iter(heard))]
                     await self._resolve(worker, line, context)
                 except Exception:  # one bad line must not end the call's assistant
@@ -165,16 +173,17 @@ class AddressAssistant:
             self._send(worker, line, found)
 
     async def _reconsider(
-        self, worker: _CallWorker, line: TranscriptAlternative, heard: str, context: Sequence[str]
-    ) -> bool:
-        """Whether the second reading changed the card."""
+        self, worker: _CallWorker, line: TranscriptAlternative, heard: str, context: Sequence[str], beaten: float
+    ) -> float | None:
+        """The confidence of the card the second reading gave, if it gave one surer than `beaten` (what an earlier
+        second reading of the line gave), and so changed the card."""
         found = await self.finder.resolve_alternative(
             heard, line.text, line.segment_id, context=context, suggested=line.suggested
         )
-        if found is None or not found.candidates:
-            return False
+        if found is None or found.top is None or found.top.confidence <= beaten:
+            return None
         self._send(worker, line, found)
-        return True
+        return found.top.confidence
 
     def _send(self, worker: _CallWorker, line: Line, found: AddressCandidates) -> None:
         worker.card = found.top.adcode if found.top is not None else None

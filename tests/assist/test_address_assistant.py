@@ -244,3 +244,43 @@ async def test_when_a_partial_place_is_taken_back_the_card_of_the_line_before_re
     assert settled.data["candidates"][0]["district"] == "海淀区"
     assert passing.data["candidates"][0]["district"] == "朝阳区"
     assert back.data["segment_id"] == "c7:caller:4" and back.data["candidates"] == settled.data["candidates"]
+
+
+@pytest.mark.parametrize(
+    ("heard", "guided", "scored", "town", "not_town"),
+    [
+        # As Whisper base heard them on the phone; the line put right and scored came after the guided decode and
+        # wrote another, less sure place, which replaced the right one on the card.
+        (
+            "大星期北章村建这边水管爆了水流了一地我都打了好几次电话了",
+            "大兴区北臧村镇这边,水管暴了水流了一地,我都打了好几次电话了。",
+            "大星期北黄村建这边水管爆了水流了一地我都打了好几次电话了",
+            "北臧村镇",
+            "黄村镇",
+        ),
+        (
+            "中共官村附近,地下时住了好多人。",
+            "中关村附近,地下时住了好多人。",
+            "中东关村附近,地下时住了好多人。",
+            "中关村街道",
+            "拱辰街道",
+        ),
+    ],
+)
+async def test_of_two_second_readings_of_a_line_the_surer_stands(
+    bus_and_assistant: tuple[EventBus, AddressAssistant], heard: str, guided: str, scored: str, town: str, not_town: str
+) -> None:
+    bus, _ = bus_and_assistant
+    about = {"segment_id": "c12:caller:1", "speaker": "caller", "start_ms": 0, "end_ms": 900, "confidence": 0.8}
+    with bus.subscribed() as events:
+        bus.publish(final("c12", "c12:caller:1", heard))
+        reading = {**about, "text": guided, "caller_number": "1", "language": "zh"}
+        bus.publish(CallEvent.loose("transcript.alternative", "c12", reading))
+        bus.publish(CallEvent.loose("transcript.alternative", "c12", {**reading, "text": scored, "suggested": True}))
+        bus.publish(final("c12", "c12:caller:2", "物业什么都不管。"))  # read with the first line as it stands
+        shown: list[CallEvent] = []
+        while not shown or shown[-1].data["segment_id"] != "c12:caller:2":
+            shown += await candidates(events, 1)
+    towns = [event.data["candidates"][0]["town"] for event in shown]
+    assert town in towns and not_town not in towns
+    assert towns[-1] == town

@@ -82,6 +82,7 @@ def replay_card(
     finals: list[str] = []
     read: list[str] = []  # the finals as context: a second reading that deepened the card replaces its line
     position: dict[str, int] = {}
+    reread: dict[str, float] = {}  # as the assistant: of a line's second readings, a later, less sure one is not taken
     for kind, text, segment_id in segments:
         if not text.strip():
             continue
@@ -96,8 +97,9 @@ def replay_card(
             context = read[max(0, n - CONTEXT_LINES) : n]
             suggested = kind == "suggested"
             better = second_readings.extract(finals[n], text, f"{case.id}-{n}", context=context, suggested=suggested)
-            if better is None:
+            if better is None or better.top is None or better.top.confidence <= reread.get(segment_id, 0.0):
                 continue
+            reread[segment_id] = better.top.confidence
             found = better
             read[n] = text
         else:
