@@ -65,14 +65,16 @@ class SecondReadings:
             return self._alternative_anywhere(heard, read, segment_id, suggested=suggested)
         second = read[0]
         confirmed = second.confidence * ALTERNATIVE_FACTOR
+        # The guided reading writes the street the heard line only sounded like (太平潮街道, then 太平桥街道): as
+        # sure as a street it finds in a line that sounded like no place. A suggested reading was made from that very
+        # sound-alike, so it is a weaker witness, never a sure one (such cards were right 9 times in 11 on dev).
+        confirming = confirmed * LOOSE_ECHO_FACTOR if suggested else confirmed
         if (
             self.extractor.unsure_street_by_sound(first)
             and second.town_code == first.town_code
-            and confirmed > first.confidence
+            and confirming > first.confidence
         ):
-            # The guided reading writes the street the heard line only sounded like (太平潮街道, then 太平桥街道):
-            # as sure as a street it finds in a line that sounded like no place.
-            return _as_heard(heard, segment_id, first, list(first.mentions), confirmed)
+            return _as_heard(heard, segment_id, first, list(first.mentions), confirming)
         if suggested and self.extractor.unsure_street_by_sound(first):
             chosen = _chosen_by_audio(heard, alternative, first, second)
             if chosen is not None:
