@@ -143,8 +143,9 @@ class AddressAssistant:
                     worker.latest_partial = None  # the line is over: its partials are stale
                     heard[line.segment_id] = (line.text, context)
                     if len(heard) > CONTEXT_LINES:
-                        reread.pop(next(iter(heard)), None)
-                        del heard[next(iter(heard))]
+                        oldest = next(iter(heard))
+                        del heard[oldest]
+                        reread.pop(oldest, None)
                     await self._resolve(worker, line, context)
                 except Exception:  # one bad line must not end the call's assistant
                     log.exception("address.resolve_failed", call_id=call_id, segment=line.segment_id)
