@@ -205,8 +205,10 @@ class SoundAlikes:
                 (t, hit)
                 for t in texts
                 for hit in matcher.scan(t.norm, LOOSE_COMMUNITY - LOOSE_MARGIN, anchors=2)
-                # 新城 (a sound-alike of the street's own stem) inside 新城闭四社区 is a piece of the community
-                if hit.least >= LOOSE_LEAST - 0.1 and _clear_for(t, hit, lambda e: e.level == "town")
+                # 新城 (a sound-alike of the street's own stem) inside 新城闭四社区 is a piece of the community; a
+                # street heard as closely is not (掌心电 is 长辛店街道, not its village 长辛店村; 来广阴箱 is 来广营乡;
+                # but 韩村和村 is 韩村河村 more than 韩村河镇)
+                if hit.least >= LOOSE_LEAST - 0.1 and _clear_for(t, hit, lambda e: e.level == "town", within=True)
             ]
             chosen = _standing_out(hits, LOOSE_COMMUNITY, LOOSE_MARGIN)
             if chosen is None:
@@ -286,13 +288,15 @@ def _replaceable(f: Found) -> bool:
     return f.phonetic or f.end - f.start <= 2
 
 
-def _clear_for(t: Text, hit: LooseHit, replaceable: Callable[[LexEntry], bool]) -> bool:
+def _clear_for(t: Text, hit: LooseHit, replaceable: Callable[[LexEntry], bool], *, within: bool = False) -> bool:
     """The hit's span is free, or what lies inside it is only short or sound-alike mentions that `replaceable`
-    says a longer name may take over."""
+    says a longer name may take over; `within`: a mention spanning the whole hit only if the hit sounds closer."""
     for f in t.chosen:
         if not f.overlaps(hit.start, hit.end):
             continue
-        inside = hit.start <= f.start and f.end <= hit.end and _replaceable(f)
+        whole = f.start <= hit.start and hit.end <= f.end
+        closer = f.phonetic and hit.score * LOOSE_FACTOR > f.score
+        inside = hit.start <= f.start and f.end <= hit.end and _replaceable(f) and (closer or not (within and whole))
         if not (inside and all(replaceable(e) for e in f.entries)):
             return False
     return True
