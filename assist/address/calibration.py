@@ -26,3 +26,14 @@ def shown_confidence(raw: float) -> float:
         if raw <= x1:
             return round(y0 + (y1 - y0) * (raw - x0) / (x1 - x0), 3)
     return POINTS[-1][1]
+
+
+def raw_score(shown: float) -> float:
+    """The raw score a shown confidence came from (the map rises strictly), so that the map can be refitted from
+    the cards the desk showed."""
+    if shown <= POINTS[0][1]:
+        return POINTS[0][0]
+    for (x0, y0), (x1, y1) in itertools.pairwise(POINTS):
+        if shown <= y1:
+            return round(x0 + (x1 - x0) * (shown - y0) / (y1 - y0), 3)
+    return POINTS[-1][0]

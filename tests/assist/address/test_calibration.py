@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assist.address.calibration import shown_confidence
+from assist.address.calibration import raw_score, shown_confidence
 from assist.address.extract import AddressExtractor
 
 
@@ -19,3 +19,8 @@ def test_an_exact_street_is_shown_sure_and_a_lone_sound_alike_is_not(extractor: 
     assert exact is not None and exact.confidence >= 0.9
     slip = extractor.extract("喂,我这儿是白纸方街等,晚上工地施工噪音特别大", "s").top  # 白纸坊街道, heard
     assert slip is not None and slip.town == "白纸坊街道" and slip.confidence < 0.8
+
+
+def test_a_shown_confidence_leads_back_to_its_raw_score() -> None:
+    for raw in (0.0, 0.2, 0.45, 0.6, 0.667, 0.75, 0.9, 1.0):
+        assert abs(raw_score(shown_confidence(raw)) - raw) < 0.002
