@@ -40,6 +40,7 @@ from asr.workers import PRIORITY_FINAL, PRIORITY_PARTIAL, Lanes, PriorityPool
 
 log = logging.getLogger(__name__)
 
+SPOKEN_S = 1.0  # an utterance this long that decodes to nothing is counted and logged: words may be lost
 _RESTART_AFTER_FAILURES = 3
 _T = TypeVar("_T")
 
@@ -66,6 +67,7 @@ class FasterWhisperEngine(AsrEngine):
         self.early_decodes = 0  # started
         self.early_used = 0  # that became the final
         self.early_stopped = 0  # stopped after the encoder: the caller had spoken again
+        self.silent_finals = 0  # utterances of SPOKEN_S or more that decoded to no text: speech the desk never saw
         self._base_dir = base_dir
         self.decoder = decoder or WhisperDecoder(load_whisper_model(settings, base_dir), settings)
         self.vad = SileroVad()
@@ -347,6 +349,17 @@ class FasterWhisperStream(LaneStream):
         segment = None
         if result.text:
             segment = self._seq.make("final", index, result.text, start, end, round(result.confidence, 3))
+        elif end - start >= SPOKEN_S * 1000:
+            with self._engine._lock:
+                self._engine.silent_finals += 1
+            log.info(
+                "asr stream %s: %d-%d ms decoded to no text (no-speech %.2f, confidence %.2f)",
+                self.stream_id,
+                start,
+                end,
+                result.no_speech_prob,
+                result.confidence,
+            )
         phrases, readings = self._hints(result.text)
         self._seq.deliver(index, segment, follow_up=bool(phrases or readings))
         if phrases or readings:

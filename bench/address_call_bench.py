@@ -4,6 +4,7 @@
     .venv/bin/python bench/address_call_bench.py                       # held-out and no-place lines (~25 min)
     .venv/bin/python bench/address_call_bench.py --sets dev --limit 40  # 40 dev lines
     .venv/bin/python bench/address_call_bench.py --no-second-pass       # without the guided second decode
+    .venv/bin/python bench/address_call_bench.py --sets dev --ids town-086,full-148 -v   # these lines only
 
 In this process: a private Asterisk and the gateway (live transcription, the map assistant, the desk), a registered
 auto-answering operator phone op1002 and a desk login for op1002 following its event stream over the WebSocket
@@ -311,10 +312,11 @@ def report(results: dict[str, list[CallResult]], seconds: float, service: Gatewa
         )
     engine = service.asr_engine
     second, rescored = getattr(engine, "second_decodes", 0), getattr(engine, "rescored", 0)
+    silent = getattr(engine, "silent_finals", 0)
     calls = sum(len(c) for c in results.values())
     print(
         f"calls: {calls} in {seconds:.0f} s; second readings: {rescored} suggested lines borne out, {second} guided "
-        f"decodes; load average {os.getloadavg()[0]:.2f}"
+        f"decodes; {silent} utterances of 1 s or more decoded to no text; load average {os.getloadavg()[0]:.2f}"
     )
 
 
@@ -322,6 +324,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="holdout,none", help="dev, holdout, none (comma-separated)")
     parser.add_argument("--limit", type=int, default=0, help="lines per set (0: all)")
+    parser.add_argument("--ids", default="", help="only these lines (comma-separated ids)")
     parser.add_argument("--cases", type=Path, default=CASES_FILE)
     parser.add_argument("--audio", type=Path, default=AUDIO_DIR)
     parser.add_argument(
@@ -342,6 +345,8 @@ def main() -> int:
     groups: dict[str, list[SpeechCase]] = {}
     for name in args.sets.split(","):
         members = [c for c in cases if (c.district is None) == (name == "none") and (name == "none" or c.set == name)]
+        if args.ids:
+            members = [c for c in members if c.id in args.ids.split(",")]
         groups[name] = members[: args.limit or None]
     missing = [c.id for g in groups.values() for c in g if not (args.audio / clip_name(c, args.voice)).exists()]
     if missing:

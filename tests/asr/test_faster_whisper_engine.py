@@ -194,6 +194,25 @@ async def test_no_partial_is_decoded_once_the_speech_pauses(
         assert partial.end_ms <= finals[partial.segment_id].end_ms, (partial, finals[partial.segment_id])
 
 
+class BlankDecoder(InstantDecoder):
+    """Reads every utterance as nothing (what the no-speech rule makes of speech it doubts)."""
+
+    def decode(self, audio: Any, prompt: Any, min_input_s: float | None = None, encoded: Any = None) -> Decoded:
+        return Decoded(text="", confidence=0.2, no_speech_prob=0.7, tokens=0)
+
+
+async def test_speech_decoded_to_nothing_is_counted(whisper_engine: FasterWhisperEngine, speech_root: Path) -> None:
+    clips = load_set("thchs30-d4", speech_root)
+    engine = FasterWhisperEngine(AsrSettings(), decoder=BlankDecoder(whisper_engine.decoder))  # type: ignore[arg-type]
+    try:
+        audio = with_silence([telephone_path(clips[1].audio()), telephone_path(clips[3].audio())], gap_s=1.5)
+        run = await run_stream(engine.open_stream("call-9/caller", "caller"), pcm_of(audio), speed=8.0)
+    finally:
+        engine.close()
+    assert not [s for s in run.finals() if s.text]
+    assert engine.silent_finals >= 2  # two sentences of several seconds each: words the desk never saw
+
+
 async def test_repeated_failures_restart_the_decoder(speech_root: Path) -> None:
     clip = load_set("thchs30-d4", speech_root)[1]
     engine = FasterWhisperEngine(AsrSettings(partial_interval_ms=10000, early_decode_ms=0))
