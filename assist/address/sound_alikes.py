@@ -205,15 +205,37 @@ class SoundAlikes:
                 (t, hit)
                 for t in texts
                 for hit in matcher.scan(t.norm, LOOSE_COMMUNITY - LOOSE_MARGIN, anchors=2)
-                # 新城 (a sound-alike of the street's own stem) inside 新城闭四社区 is a piece of the community; a
-                # street heard as closely is not (掌心电 is 长辛店街道, not its village 长辛店村; 来广阴箱 is 来广营乡;
-                # but 韩村和村 is 韩村河村 more than 韩村河镇)
-                if hit.least >= LOOSE_LEAST - 0.1 and _clear_for(t, hit, lambda e: e.level == "town", within=True)
+                if hit.least >= LOOSE_LEAST - 0.1 and self._clear_for_community(t, hit, town)
             ]
             chosen = _standing_out(hits, LOOSE_COMMUNITY, LOOSE_MARGIN)
             if chosen is None:
                 continue
             self._put_over(*chosen, "community")
+
+    def _clear_for_community(self, t: Text, hit: LooseHit, town: str) -> bool:
+        """Whether a community of `town` heard at `hit` may take its span. What lies there may be a piece of it:
+        a sound-alike of the street's stem (新城 in 新城闭四社区), or a shorter community of another street (马庄村 in
+        洋服马庄村, for 杨驸马庄村). But not a street heard whole, its suffix where the hit ends, unless the hit
+        sounds closer there: 掌心电 is 长辛店街道 (not its village 长辛店村), 起摘糖震 斋堂镇 (not 西斋堂村); 韩村和村
+        is 韩村河村 more than 韩村河镇."""
+        g = self.gazetteer
+        for f in t.chosen:
+            if not f.overlaps(hit.start, hit.end):
+                continue
+            if f.start < hit.start or hit.end < f.end:
+                return False
+            closer = f.phonetic and hit.score * LOOSE_FACTOR > f.score
+            for e in f.entries:
+                if e.level == "town" and _replaceable(f) and (f.end < hit.end or closer):
+                    continue
+                if (
+                    e.level == "community"
+                    and g.communities[e.code].town_code != town
+                    and f.end - f.start < hit.end - hit.start
+                ):
+                    continue
+                return False
+        return True
 
     def community_matcher(self, town: str) -> LooseMatcher:
         matcher = self._communities_of.get(town)
@@ -288,15 +310,13 @@ def _replaceable(f: Found) -> bool:
     return f.phonetic or f.end - f.start <= 2
 
 
-def _clear_for(t: Text, hit: LooseHit, replaceable: Callable[[LexEntry], bool], *, within: bool = False) -> bool:
+def _clear_for(t: Text, hit: LooseHit, replaceable: Callable[[LexEntry], bool]) -> bool:
     """The hit's span is free, or what lies inside it is only short or sound-alike mentions that `replaceable`
-    says a longer name may take over; `within`: a mention spanning the whole hit only if the hit sounds closer."""
+    says a longer name may take over."""
     for f in t.chosen:
         if not f.overlaps(hit.start, hit.end):
             continue
-        whole = f.start <= hit.start and hit.end <= f.end
-        closer = f.phonetic and hit.score * LOOSE_FACTOR > f.score
-        inside = hit.start <= f.start and f.end <= hit.end and _replaceable(f) and (closer or not (within and whole))
+        inside = hit.start <= f.start and f.end <= hit.end and _replaceable(f)
         if not (inside and all(replaceable(e) for e in f.entries)):
             return False
     return True

@@ -113,12 +113,16 @@ def test_a_street_heard_whole_is_not_taken_for_its_village_of_the_same_name(extr
         ("继继是风台曲掌心电这边,功能飞收的部队", "长辛店街道"),  # not its village 长辛店村
         ("朝阳区来广阴箱这边,拉机站臭得不行。", "来广营乡"),  # 箱 is 乡 more than 村
         ("地址是海电区西北望阵,学校门头的红绿灯坏了", "西北旺镇"),
+        ("麻烦记一下,闻头勾起摘糖震,楼下烧烤摊天天烙到半夜", "斋堂镇"),  # not 西斋堂村 (起 was 区)
     ]:
         top = extractor.extract(text, "s").top
         assert top is not None and (top.town, top.community) == (town, None), text
     # the village said with its 村, which sounds closer than the town's suffix there, is the village
     top = extractor.extract("你好,我是防山期韩村和正韩村和村的基民", "s").top
     assert top is not None and (top.town, top.community) == ("韩村河镇", "韩村河村")
+    # a village elsewhere (马庄村) inside the named town's village as heard is a piece of it
+    top = extractor.extract("房山区使楼阵洋服马庄村这边楼下烧烤谈天天漏到半夜", "s").top
+    assert top is not None and (top.town, top.community) == ("石楼镇", "杨驸马庄村")
 
 
 def test_a_community_named_alone_is_found_by_sound_when_its_suffix_was_heard(extractor: AddressExtractor) -> None:
