@@ -17,6 +17,7 @@ from assist.address.heard_text import has_place_word, names_a_thing, normalize
 from assist.address.hints import HINT_ANYWHERE, HINT_LOOSELY
 from assist.address.loose import LooseHit, LooseMatcher
 from assist.address.phonetic import FUZZY
+from assist.address.sound_alikes import LOOSE_MARGIN
 from events.address import AddressCandidate, AddressCandidates, Level, Mention, TextSpan
 
 ALTERNATIVE_ECHO = 0.5  # how much a street named by the guided reading must sound like part of the heard text
@@ -123,6 +124,16 @@ class SecondReadings:
             return None
         return echo
 
+    def _sounds_like_another(self, norm: str, echo: LooseHit, name: str) -> bool:
+        """Another community's name sounds about as much like the heard span (月元社区: 月苑社区 and 阅园社区 are both
+        yue yuan; 皮革中三村: 中山村 and 皮各庄三村). The audio that bore out a line with one of them put in cannot
+        tell such names apart, so the one suggested is not sure."""
+        g = self.gazetteer
+        scanned = self.sound_alikes.communities_anywhere.scan(norm, HINT_ANYWHERE)
+        hits = [h for h in scanned if h.start < echo.end and echo.start < h.end]
+        own = max((h.score for h in hits if g.communities[h.key].name == name), default=echo.score)
+        return any(g.communities[h.key].name != name and h.score >= own - LOOSE_MARGIN for h in hits)
+
     def _alternative_anywhere(
         self, heard: str, read: Sequence[AddressCandidate], segment_id: str, *, suggested: bool = False
     ) -> AddressCandidates | None:
@@ -145,6 +156,8 @@ class SecondReadings:
             if community is None and suggested:
                 community, factor = self._community_echo_loosely(norm, second), ALTERNATIVE_FACTOR * LOOSE_ECHO_FACTOR
             if community is not None and second.community is not None and placed(community):
+                if suggested and self._sounds_like_another(norm, community, second.community):
+                    factor *= LOOSE_ECHO_FACTOR
                 mention = _echo_mention(heard, community, "community", second.community)
                 return _as_heard(heard, segment_id, second, [mention], second.confidence * factor)
         loose = ALTERNATIVE_FACTOR * LOOSE_ECHO_FACTOR

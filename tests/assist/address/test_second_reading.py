@@ -265,3 +265,20 @@ def test_a_suggested_reading_does_not_make_a_street_heard_only_by_sound_sure(
     assert first is not None and first.town == "张镇" and first.confidence < SURE
     put_right = second_readings.extract(heard, heard.replace("紧张正紧", "紧张镇紧"), "s", suggested=True)
     assert put_right is None or put_right.top is None or put_right.top.confidence < SURE
+
+
+def test_a_suggested_community_with_a_namesake_in_sound_is_shown_but_not_sure(second_readings: SecondReadings) -> None:
+    for heard, suggested, community, span in [
+        # 月苑社区 and 阅园社区 are both yue yuan: the audio cannot tell which one the line put in
+        ("大家好 我是月元社区的金鸣有人站着", "大家好 我是月苑社区的金鸣有人站着", "月苑社区", "月元社区"),
+        # 中山村, or 皮各庄三村 over 皮革中三村
+        ("皮革中三村小居里的充电终于执用不了。", "皮革中山村小居里的充电终于执用不了。", "中山村", "中三村"),
+    ]:
+        better = second_readings.extract(heard, suggested, "s", suggested=True)
+        assert better is not None and better.top is not None and better.span is not None
+        assert better.top.community == community and better.span.text == span
+        assert 0.5 < better.top.confidence < SURE
+    # with no namesake in sound the suggestion is sure as before
+    sure = second_readings.extract("我家在金鱼记社区门口", "我家在金鱼池社区门口", "s", suggested=True)
+    assert sure is not None and sure.top is not None and sure.top.community == "金鱼池社区"
+    assert sure.top.confidence >= SURE
