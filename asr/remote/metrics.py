@@ -29,6 +29,12 @@ class WorkerMetrics:
         self.rtf = Gauge(
             "hotline_asr_worker_real_time_factor", "Decode time over audio time, all decodes so far.", registry=r
         )
+        # A count since the worker started, read from the engine when scraped (the engine counts it in its threads).
+        self.silent_finals = Gauge(
+            "hotline_asr_worker_silent_finals",
+            "Utterances of 1 s or more decoded to no text since the worker started: words the desk may have lost.",
+            registry=r,
+        )
         self._lock = threading.Lock()
         self._audio_s = 0.0
         self._decode_s = 0.0

@@ -217,6 +217,8 @@ class AsrWorker:
         self._idle.set()
         if hasattr(engine, "on_decode"):
             engine.on_decode = self.metrics.decoded
+        if hasattr(engine, "silent_finals"):
+            self.metrics.silent_finals.set_function(lambda: float(getattr(engine, "silent_finals", 0)))
 
     # ---- state ----
     def opened(self, delta: int) -> None:
