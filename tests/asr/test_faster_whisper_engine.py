@@ -523,3 +523,16 @@ def test_a_line_is_scored_by_how_well_it_reads_the_audio(whisper_engine: FasterW
     assert district >= least > other_district, (base, district, other_district)
     assert town >= least > other_town, (base, town, other_town)
     assert decoder.score(first.encoded, prompt, [lines[3]])[0] == pytest.approx(town, abs=0.05)  # alone or batched
+
+
+def test_a_long_utterance_whisper_doubts_is_kept_and_a_short_one_dropped(whisper_engine: FasterWhisperEngine) -> None:
+    from types import SimpleNamespace
+
+    decoder = whisper_engine.decoder
+    text = "门头沟区军庄镇"
+    doubted = SimpleNamespace(
+        sequences_ids=[decoder.tokenizer.encode(text)], scores=[-1.9], no_speech_prob=0.65
+    )  # what Whisper gave 7.5 s of a caller's address through a call: its partials had the place right
+    kept = decoder._read(doubted, 100, 7.5)
+    assert kept.text == text and kept.confidence < 0.2  # shown, with the little confidence it has
+    assert decoder._read(doubted, 100, 1.2).text == ""  # a blip the VAD let through: read in noise
