@@ -148,6 +148,7 @@ async def transcribe(
             decoder = engine.decoder
             print(f"  decodes that looped, done again with a beam of 2: {decoder.loop_retries}", flush=True)
             print(f"  decodes that stopped early, done again without the prompt: {decoder.short_retries}", flush=True)
+            print(f"  utterances of 1 s or more decoded to no text: {engine.silent_finals}", flush=True)
         finally:
             engine.close()
     return cpu, audio_s
