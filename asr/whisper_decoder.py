@@ -176,8 +176,8 @@ class WhisperDecoder:
             if not again.looped:
                 decoded[i] = again
         if min_input_s is None:  # a whole utterance (a partial is replaced by its final anyway)
-            for i, (audio, _) in enumerate(items):
-                if stopped_early(decoded[i].text, len(audio) / ASR_RATE, settings.vad.speech_pad_ms / 1000):
+            for i, audio_s in enumerate(seconds):
+                if stopped_early(decoded[i].text, audio_s, settings.vad.speech_pad_ms / 1000):
                     self.short_retries += 1
                     again = self._read(
                         self._generate(states[i : i + 1], [self._unprompted], max_length, 1)[0], bounds[i], seconds[i]

@@ -49,6 +49,7 @@ from asr_eval import stream_segments  # noqa: E402  (bench/, the script's folder
 
 from asr.audio import ASR_RATE, FloatArray, resample  # noqa: E402
 from asr.engine import AsrEngine  # noqa: E402
+from asr.faster_whisper_engine import SPOKEN_S  # noqa: E402
 from asr.hints import DecodeHints  # noqa: E402
 from asr.settings import AsrSettings  # noqa: E402
 from asr.telephone import telephone_path  # noqa: E402
@@ -148,7 +149,7 @@ async def transcribe(
             decoder = engine.decoder
             print(f"  decodes that looped, done again with a beam of 2: {decoder.loop_retries}", flush=True)
             print(f"  decodes that stopped early, done again without the prompt: {decoder.short_retries}", flush=True)
-            print(f"  utterances of 1 s or more decoded to no text: {engine.silent_finals}", flush=True)
+            print(f"  utterances of {SPOKEN_S:g} s or more decoded to no text: {engine.silent_finals}", flush=True)
         finally:
             engine.close()
     return cpu, audio_s

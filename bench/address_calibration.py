@@ -82,7 +82,7 @@ def fit(cards: list[Card]) -> int:
             print(
                 f"{step:>6.2f}{shown_confidence(step):>7.2f}{len(above):>7}{shares[step]:>8.1%}{above.count(False):>7}"
             )
-    steady = [step for step in shares if all(share >= TARGET for above, share in shares.items() if above >= step)]
+    steady = [step for step in shares if all(share >= TARGET for higher, share in shares.items() if higher >= step)]
     if steady:
         print(
             f"from raw {min(steady):.2f} up the cards stay right >= {TARGET:.0%}; sure starts now at raw "

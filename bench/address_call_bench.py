@@ -50,6 +50,7 @@ from address_audio_bench import cpu_seconds  # noqa: E402  (bench/, the script's
 from asr_call_eval import TAIL_S, answered_call, next_event, pct, play_clip  # noqa: E402
 
 from agent_desktop_api.auth import AuthService  # noqa: E402
+from asr.faster_whisper_engine import SPOKEN_S  # noqa: E402
 from events.address import AddressCandidate  # noqa: E402
 from events.bus import Subscription  # noqa: E402
 from hotline.logging_setup import configure_logging  # noqa: E402
@@ -316,7 +317,8 @@ def report(results: dict[str, list[CallResult]], seconds: float, service: Gatewa
     calls = sum(len(c) for c in results.values())
     print(
         f"calls: {calls} in {seconds:.0f} s; second readings: {rescored} suggested lines borne out, {second} guided "
-        f"decodes; {silent} utterances of 1 s or more decoded to no text; load average {os.getloadavg()[0]:.2f}"
+        f"decodes; {silent} utterances of {SPOKEN_S:g} s or more decoded to no text; "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
 
 
