@@ -9,7 +9,9 @@ What keeps Whisper base sane on short telephone utterances (measured on ../share
   is decoded once more with a beam of two, which leaves the loop where greedy search fell into it (measured on
   the address speech set: bench/address_audio_bench.py prints how many);
 - a whole utterance read as far fewer characters than its speech holds (Whisper ended the line after its first
-  clause) is decoded once more without the prompt, and the longer reading is kept;
+  clause), or whose reading, aligned to the audio, leaves over 1.5 s of its speech without a word (Whisper
+  skipped the first clause, or ended early: asr.coverage), is decoded again (without the prompt; for the latter
+  also with a beam of 5), and the longest reading is kept;
 - book-title marks 《》 are never written (nobody says them on the phone, and a line Whisper opens with 《 is
   where it loops: "《《《《…" for a whole sentence);
 - text is converted to simplified characters (the prompt steers to simplified, not always: 換 -> 换);
@@ -35,6 +37,7 @@ import numpy.typing as npt
 import zhconv  # type: ignore[import-untyped]
 
 from asr.audio import ASR_RATE, FloatArray
+from asr.coverage import token_starts, uncovered_s
 from asr.settings import AsrSettings
 
 if TYPE_CHECKING:
@@ -52,6 +55,13 @@ _LOOP_MIN_CHARS = 8
 # speech (its pads taken off) was cut short by the decoder and is read again without the prompt.
 _EARLY_STOP_CHARS_PER_S = 2.0
 _EARLY_STOP_MIN_S = 2.5
+# A whole utterance with this much speech or more is aligned to its reading; one whose reading takes more than
+# _UNCOVERED_S to move on by two tokens left speech out and is read again (asr.coverage).
+_COVERAGE_MIN_S = 2.0
+_UNCOVERED_S = 1.5
+# Such an utterance is read again twice: without the prompt (greedy) and with a beam of 5 (with it); each found lost
+# clauses the other did not (a skipped head, an early end).
+_UNCOVERED_BEAM = 5
 # Whisper's no-speech rule (no-speech probability > 0.6 and mean log-probability < -1) drops what it reads in noise
 # the VAD let through, which comes in short blips. It also dropped whole sentences of speech that Whisper read with
 # little confidence (7.5 s of a caller's address, its partials right; bench/README.md): from this long on, the
@@ -114,6 +124,7 @@ class WhisperDecoder:
         self._suppress = [-1, *(ids[0] for ids in marks if len(ids) == 1)]  # -1: Whisper's own non-speech set
         self.loop_retries = 0  # decodes done again because the first one looped (read by benches)
         self.short_retries = 0  # ... because the first one stopped early
+        self.uncovered_retries = 0  # ... because its words left part of the speech uncovered
         self._unprompted = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
 
     def prompt_tokens(self, phrases: Sequence[str] = (), budget: int | None = None) -> list[int]:
@@ -176,15 +187,29 @@ class WhisperDecoder:
             if not again.looped:
                 decoded[i] = again
         if min_input_s is None:  # a whole utterance (a partial is replaced by its final anyway)
-            for i, audio_s in enumerate(seconds):
-                if stopped_early(decoded[i].text, audio_s, settings.vad.speech_pad_ms / 1000):
+            pad_s = settings.vad.speech_pad_ms / 1000
+            for i, (audio, _) in enumerate(items):
+                state = states[i : i + 1]
+                if stopped_early(decoded[i].text, seconds[i], pad_s):
                     self.short_retries += 1
-                    again = self._read(
-                        self._generate(states[i : i + 1], [self._unprompted], max_length, 1)[0], bounds[i], seconds[i]
-                    )
+                    retries = [(self._unprompted, 1)]
+                elif self._leaves_out(state, prompts[i], decoded[i].text, len(audio), pad_s):
+                    self.uncovered_retries += 1
+                    retries = [(self._unprompted, 1), (prompts[i], _UNCOVERED_BEAM)]
+                else:
+                    continue
+                for prompt, beam in retries:
+                    again = self._read(self._generate(state, [prompt], max_length, beam)[0], bounds[i], seconds[i])
                     if not again.looped and _han(again.text) > _han(decoded[i].text):
                         decoded[i] = again
         return [replace(d, encoded=states[i : i + 1]) for i, d in enumerate(decoded)]
+
+    def _leaves_out(self, encoded: Encoded, prompt: Sequence[int], text: str, samples: int, pad_s: float) -> bool:
+        """The reading of a long enough utterance takes over _UNCOVERED_S to move on by two tokens (asr.coverage)."""
+        if not text or samples / ASR_RATE - 2 * pad_s < _COVERAGE_MIN_S:
+            return False
+        starts = token_starts(self.model, encoded, prompt, self.tokenizer.encode(text), samples)
+        return uncovered_s(starts, samples, pad_s) > _UNCOVERED_S
 
     def score(self, encoded: Encoded, prompt: Sequence[int], texts: Sequence[str]) -> list[float]:
         """How well each text reads this audio (its encoder output): the log-probability the model gives the text's

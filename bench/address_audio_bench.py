@@ -69,7 +69,7 @@ from tools.asr_eval.corpus import available_sets, load_set  # noqa: E402
 CACHE = ROOT / "var" / "cache" / "address_speech"
 # (kind, text, segment id) per clip; the suffix names the decode hints (which finals get a second decode, and with
 # what), which change the transcripts without any recogniser setting changing; the recogniser's code changes it too.
-CACHE_FORMAT = "segments-v2/hints-anywhere/loops/district-prompt/early-stop/town-one-lost/town-by-sound-unsure"
+CACHE_FORMAT = "segments-v2/hints-anywhere/loops/district-prompt/early-stop/town-one-lost/town-by-sound-unsure/coverage"
 NOT_OUTPUT = {"workers", "cpu_threads", "tap_port_start", "tap_port_count", "enabled"}
 
 
@@ -149,6 +149,11 @@ async def transcribe(
             decoder = engine.decoder
             print(f"  decodes that looped, done again with a beam of 2: {decoder.loop_retries}", flush=True)
             print(f"  decodes that stopped early, done again without the prompt: {decoder.short_retries}", flush=True)
+            print(
+                f"  decodes whose words left speech uncovered, done again (no prompt; beam 5): "
+                f"{decoder.uncovered_retries}",
+                flush=True,
+            )
             print(f"  utterances of {SPOKEN_S:g} s or more decoded to no text: {engine.silent_finals}", flush=True)
         finally:
             engine.close()

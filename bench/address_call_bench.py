@@ -314,11 +314,12 @@ def report(results: dict[str, list[CallResult]], seconds: float, service: Gatewa
     engine = service.asr_engine
     second, rescored = getattr(engine, "second_decodes", 0), getattr(engine, "rescored", 0)
     silent = getattr(engine, "silent_finals", 0)
+    uncovered = getattr(getattr(engine, "decoder", None), "uncovered_retries", 0)
     calls = sum(len(c) for c in results.values())
     print(
         f"calls: {calls} in {seconds:.0f} s; second readings: {rescored} suggested lines borne out, {second} guided "
-        f"decodes; {silent} utterances of {SPOKEN_S:g} s or more decoded to no text; "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"decodes; {silent} utterances of {SPOKEN_S:g} s or more decoded to no text; {uncovered} read again because "
+        f"their words left speech uncovered; load average {os.getloadavg()[0]:.2f}"
     )
 
 

@@ -1,0 +1,48 @@
+"""Where a reading's words fall in its audio (asr.coverage): real Whisper base on a real address line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr.audio import ASR_RATE, read_wav_16k
+from asr.coverage import token_starts, uncovered_s
+from asr.faster_whisper_engine import FasterWhisperEngine
+from asr.telephone import telephone_path
+
+CLIP = Path(__file__).parent / "data" / "address-district_town-100.wav"  # 丰台区王佐镇这边有人占着消防通道停车…
+PAD_S = 0.2
+
+
+def test_a_reading_that_covers_its_speech_leaves_no_long_stretch() -> None:
+    assert uncovered_s([0.0, 0.3, 0.7, 1.1, 1.6], int(2.0 * ASR_RATE), PAD_S) == pytest.approx(0.9)
+
+
+def test_a_skipped_head_shows_as_a_jump_and_an_early_end_as_speech_after_the_last_word() -> None:
+    assert uncovered_s([0.0, 0.06, 2.52, 2.7, 2.9, 3.2], int(3.6 * ASR_RATE), PAD_S) == pytest.approx(2.64)
+    assert uncovered_s([0.0, 0.82, 1.78, 1.9, 2.1], int(2.5 * ASR_RATE), PAD_S) == pytest.approx(1.78)
+    assert uncovered_s([0.0, 0.4, 0.8, 3.1], int(6.6 * ASR_RATE), PAD_S) == pytest.approx(5.6)
+    assert uncovered_s([], int(3.0 * ASR_RATE), PAD_S) == pytest.approx(2.6)
+
+
+@pytest.mark.slow
+def test_the_words_of_a_clause_left_out_leave_its_speech_uncovered(whisper_engine: FasterWhisperEngine) -> None:
+    audio = np.concatenate(
+        [np.zeros(int(PAD_S * ASR_RATE), np.float32), telephone_path(read_wav_16k(CLIP)), np.zeros(3200, np.float32)]
+    )
+    decoder = whisper_engine.decoder
+    prompt = decoder.prompt_tokens()
+    encoded = decoder.encode(audio)
+    reading = decoder.decode(audio, prompt, encoded=encoded).text
+    third = len(reading) // 3
+
+    def left_out(text: str) -> float:
+        return uncovered_s(
+            token_starts(decoder.model, encoded, prompt, decoder.tokenizer.encode(text), len(audio)), len(audio), PAD_S
+        )
+
+    assert left_out(reading) < 1.0, reading
+    assert left_out(reading[third:]) > 1.0, reading[third:]  # its first third skipped
+    assert left_out(reading[: 2 * third]) > 1.0, reading[: 2 * third]  # the line ended a third early
