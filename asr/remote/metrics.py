@@ -35,6 +35,12 @@ class WorkerMetrics:
             "Utterances of 1 s or more decoded to no text since the worker started: words the desk may have lost.",
             registry=r,
         )
+        self.uncovered_rereads = Gauge(
+            "hotline_asr_worker_uncovered_rereads",
+            "Utterances read again since the worker started because their first reading, aligned to the audio, "
+            "left a clause out.",
+            registry=r,
+        )
         self._lock = threading.Lock()
         self._audio_s = 0.0
         self._decode_s = 0.0

@@ -219,6 +219,9 @@ class AsrWorker:
             engine.on_decode = self.metrics.decoded
         if hasattr(engine, "silent_finals"):
             self.metrics.silent_finals.set_function(lambda: float(getattr(engine, "silent_finals", 0)))
+        if hasattr(engine, "decoder"):
+            decoder = engine.decoder
+            self.metrics.uncovered_rereads.set_function(lambda: float(getattr(decoder, "uncovered_retries", 0)))
 
     # ---- state ----
     def opened(self, delta: int) -> None:

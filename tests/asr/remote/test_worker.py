@@ -94,6 +94,7 @@ def test_health_is_open_and_the_rest_needs_the_token(worker: WorkerProcess) -> N
     metrics = httpx.get(f"{http}/metrics", headers=AUTH)
     assert metrics.status_code == 200 and "hotline_asr_worker_real_time_factor" in metrics.text
     assert "hotline_asr_worker_silent_finals 0.0" in metrics.text  # nothing decoded yet, so nothing lost
+    assert "hotline_asr_worker_uncovered_rereads 0.0" in metrics.text
 
     async def without_token() -> int:
         try:
