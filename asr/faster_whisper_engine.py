@@ -8,6 +8,9 @@ utterance are bounded (see whisper_decoder). A decode that raises yields a `gap`
 span; after three failures in a row the engine reloads its model ("restart"). If the ingest side raises, the
 stream's VAD and resampler are rebuilt and the lost span is reported as a gap. The call goes on either way.
 
+A final whose reading, aligned to its audio, leaves a clause out (asr.coverage: Whisper skipped the first clause or
+ended early) is read again before it goes out, and the longest reading is the final.
+
 With decode hints (asr.hints), a final whose text the hints find phrases for is decoded once more, right after the
 final went out, with those phrases in the prompt; the result follows as an `alternative` segment. The lines the hints
 suggest (the heard line with a misheard place name put right) are scored against the same audio; the best, if it
@@ -134,6 +137,10 @@ class FasterWhisperEngine(AsrEngine):
     def score(self, encoded: Encoded, prompt: Sequence[int], texts: Sequence[str]) -> list[float]:
         """Each text's log-probability as a reading of the audio behind `encoded` (WhisperDecoder.score)."""
         return self._accounted(lambda decoder: decoder.score(encoded, prompt, texts))
+
+    def reread_if_uncovered(self, audio: FloatArray, prompt: Sequence[int], first: Decoded) -> Decoded:
+        """A final's reading, read again where it left a clause out (WhisperDecoder.reread_if_uncovered)."""
+        return self._accounted(lambda decoder: decoder.reread_if_uncovered(audio, prompt, first))
 
     def decode_if_wanted(self, audio: FloatArray, prompt: Sequence[int], wanted: Callable[[], bool]) -> Decoded | None:
         """An early decode: the encoder, then the decoder only if `wanted()` still says so (None if not). With
@@ -346,6 +353,10 @@ class FasterWhisperStream(LaneStream):
             log.exception("asr stream %s: decode failed (gap %d-%d ms)", self.stream_id, start, end)
             self._seq.deliver(index, self._seq.make("gap", index, "", start, end, 0.0, error=repr(exc)))
             return
+        try:
+            result = self._engine.reread_if_uncovered(utterance.audio, self._prompt, result)
+        except Exception:  # the first reading still stands
+            log.warning("asr stream %s: the coverage check failed", self.stream_id, exc_info=True)
         segment = None
         if result.text:
             segment = self._seq.make("final", index, result.text, start, end, round(result.confidence, 3))

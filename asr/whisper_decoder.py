@@ -9,9 +9,10 @@ What keeps Whisper base sane on short telephone utterances (measured on ../share
   is decoded once more with a beam of two, which leaves the loop where greedy search fell into it (measured on
   the address speech set: bench/address_audio_bench.py prints how many);
 - a whole utterance read as far fewer characters than its speech holds (Whisper ended the line after its first
-  clause), or whose reading, aligned to the audio, leaves over 1.5 s of its speech without a word (Whisper
-  skipped the first clause, or ended early: asr.coverage), is decoded again (without the prompt; for the latter
-  also with a beam of 5), and the longest reading is kept;
+  clause) is decoded once more without the prompt, and the longer reading is kept;
+- a final whose reading, aligned to the audio, leaves over 1.5 s of its speech without a word (Whisper skipped
+  the first clause, or ended early: asr.coverage) is decoded again without the prompt and with a beam of 5, and
+  the longest reading is kept (`reread_if_uncovered`);
 - book-title marks 《》 are never written (nobody says them on the phone, and a line Whisper opens with 《 is
   where it loops: "《《《《…" for a whole sentence);
 - text is converted to simplified characters (the prompt steers to simplified, not always: 換 -> 换);
@@ -55,11 +56,11 @@ _LOOP_MIN_CHARS = 8
 # speech (its pads taken off) was cut short by the decoder and is read again without the prompt.
 _EARLY_STOP_CHARS_PER_S = 2.0
 _EARLY_STOP_MIN_S = 2.5
-# A whole utterance with this much speech or more is aligned to its reading; one whose reading takes more than
-# _UNCOVERED_S to move on by two tokens left speech out and is read again (asr.coverage).
+# A final with this much speech or more is aligned to its reading; one whose reading takes more than _UNCOVERED_S
+# to move on by two tokens left speech out and is read again (asr.coverage).
 _COVERAGE_MIN_S = 2.0
 _UNCOVERED_S = 1.5
-# Such an utterance is read again twice: without the prompt (greedy) and with a beam of 5 (with it); each found lost
+# Such a final is read again twice: without the prompt (greedy) and with a beam of 5 (with it); each found lost
 # clauses the other did not (a skipped head, an early end).
 _UNCOVERED_BEAM = 5
 # Whisper's no-speech rule (no-speech probability > 0.6 and mean log-probability < -1) drops what it reads in noise
@@ -187,29 +188,37 @@ class WhisperDecoder:
             if not again.looped:
                 decoded[i] = again
         if min_input_s is None:  # a whole utterance (a partial is replaced by its final anyway)
-            pad_s = settings.vad.speech_pad_ms / 1000
-            for i, (audio, _) in enumerate(items):
-                state = states[i : i + 1]
-                if stopped_early(decoded[i].text, seconds[i], pad_s):
+            for i, audio_s in enumerate(seconds):
+                if stopped_early(decoded[i].text, audio_s, settings.vad.speech_pad_ms / 1000):
                     self.short_retries += 1
-                    retries = [(self._unprompted, 1)]
-                elif self._leaves_out(state, prompts[i], decoded[i].text, len(audio), pad_s):
-                    self.uncovered_retries += 1
-                    retries = [(self._unprompted, 1), (prompts[i], _UNCOVERED_BEAM)]
-                else:
-                    continue
-                for prompt, beam in retries:
-                    again = self._read(self._generate(state, [prompt], max_length, beam)[0], bounds[i], seconds[i])
+                    again = self._read(
+                        self._generate(states[i : i + 1], [self._unprompted], max_length, 1)[0], bounds[i], seconds[i]
+                    )
                     if not again.looped and _han(again.text) > _han(decoded[i].text):
                         decoded[i] = again
         return [replace(d, encoded=states[i : i + 1]) for i, d in enumerate(decoded)]
 
-    def _leaves_out(self, encoded: Encoded, prompt: Sequence[int], text: str, samples: int, pad_s: float) -> bool:
-        """The reading of a long enough utterance takes over _UNCOVERED_S to move on by two tokens (asr.coverage)."""
-        if not text or samples / ASR_RATE - 2 * pad_s < _COVERAGE_MIN_S:
-            return False
-        starts = token_starts(self.model, encoded, prompt, self.tokenizer.encode(text), samples)
-        return uncovered_s(starts, samples, pad_s) > _UNCOVERED_S
+    def reread_if_uncovered(self, audio: FloatArray, prompt: Sequence[int], first: Decoded) -> Decoded:
+        """A final's reading (`first`, decoded from `audio` with `prompt`), or, when aligned to the audio its words
+        take over _UNCOVERED_S to move on by two tokens (asr.coverage: Whisper skipped a clause), the longest of it
+        and two more readings. Only finals pay for the alignment (a decode of the same audio costs 5-10 times as
+        much); the readings that are replaced anyway (partials, early decodes the caller spoke past) do not."""
+        samples, pad_s = len(audio), self.settings.vad.speech_pad_ms / 1000
+        encoded = first.encoded
+        if encoded is None or not first.text or samples / ASR_RATE - 2 * pad_s < _COVERAGE_MIN_S:
+            return first
+        starts = token_starts(self.model, encoded, prompt, self.tokenizer.encode(first.text), samples)
+        if uncovered_s(starts, samples, pad_s) <= _UNCOVERED_S:
+            return first
+        self.uncovered_retries += 1
+        bound = int(8 + self.settings.max_tokens_per_s * samples / ASR_RATE)
+        max_length = min(_MAX_LENGTH, len(prompt) + bound)
+        best = first
+        for again_prompt, beam in ((self._unprompted, 1), (list(prompt), _UNCOVERED_BEAM)):
+            again = self._read(self._generate(encoded, [again_prompt], max_length, beam)[0], bound, samples / ASR_RATE)
+            if not again.looped and _han(again.text) > _han(best.text):
+                best = replace(again, encoded=encoded)
+        return best
 
     def score(self, encoded: Encoded, prompt: Sequence[int], texts: Sequence[str]) -> list[float]:
         """How well each text reads this audio (its encoder output): the log-probability the model gives the text's
