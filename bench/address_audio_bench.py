@@ -69,7 +69,9 @@ from tools.asr_eval.corpus import available_sets, load_set  # noqa: E402
 CACHE = ROOT / "var" / "cache" / "address_speech"
 # (kind, text, segment id) per clip; the suffix names the decode hints (which finals get a second decode, and with
 # what), which change the transcripts without any recogniser setting changing; the recogniser's code changes it too.
-CACHE_FORMAT = "segments-v2/hints-anywhere/loops/district-prompt/early-stop/town-one-lost/town-by-sound-unsure/coverage"
+CACHE_FORMAT = (
+    "segments-v2/hints-anywhere/loops/district-prompt/early-stop/town-one-lost/town-by-sound-unsure/coverage-of-finals"
+)
 NOT_OUTPUT = {"workers", "cpu_threads", "tap_port_start", "tap_port_count", "enabled"}
 
 
