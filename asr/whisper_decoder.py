@@ -10,9 +10,9 @@ What keeps Whisper base sane on short telephone utterances (measured on ../share
   the address speech set: bench/address_audio_bench.py prints how many);
 - a whole utterance read as far fewer characters than its speech holds (Whisper ended the line after its first
   clause) is decoded once more without the prompt, and the longer reading is kept;
-- a final whose reading, aligned to the audio, leaves over 1.5 s of its speech without a word (Whisper skipped
-  the first clause, or ended early: asr.coverage) is decoded again without the prompt and with a beam of 5, and
-  the longest reading is kept (`reread_if_uncovered`);
+- a final whose reading, aligned to the audio, takes over 1.5 s to move on by two tokens (it left speech out:
+  Whisper skipped the first clause, or ended early; asr.coverage) is decoded again without the prompt and with a
+  beam of 5, and the longest reading is kept (`reread_if_uncovered`);
 - book-title marks 《》 are never written (nobody says them on the phone, and a line Whisper opens with 《 is
   where it loops: "《《《《…" for a whole sentence);
 - text is converted to simplified characters (the prompt steers to simplified, not always: 換 -> 换);
@@ -201,8 +201,8 @@ class WhisperDecoder:
     def reread_if_uncovered(self, audio: FloatArray, prompt: Sequence[int], first: Decoded) -> Decoded:
         """A final's reading (`first`, decoded from `audio` with `prompt`), or, when aligned to the audio its words
         take over _UNCOVERED_S to move on by two tokens (asr.coverage: Whisper skipped a clause), the longest of it
-        and two more readings. Only finals pay for the alignment (a decode of the same audio costs 5-10 times as
-        much); the readings that are replaced anyway (partials, early decodes the caller spoke past) do not."""
+        and two more readings. Only finals pay for the alignment (about 45 ms of CPU; a decode of the same audio costs
+        about ten times as much); readings replaced anyway (partials, early decodes the caller spoke past) do not."""
         samples, pad_s = len(audio), self.settings.vad.speech_pad_ms / 1000
         encoded = first.encoded
         if encoded is None or not first.text or samples / ASR_RATE - 2 * pad_s < _COVERAGE_MIN_S:
