@@ -8,7 +8,7 @@ seconds ahead (the warping spreads the jump over the first two or three), and th
 seconds before the speech does. Within one utterance the speaker never pauses as long as the endpoint
 (`asr.vad.min_silence_ms`) and a token is a syllable or two: readings of whole utterances take at most 1.3 s to
 move on by two tokens (254 finals of 2 s or more, address lines in 19 voices), those that left a clause out
-2.5 s and more.
+2.4 s and more.
 """
 
 from __future__ import annotations
