@@ -9,8 +9,7 @@ span; after three failures in a row the engine reloads its model ("restart"). If
 stream's VAD and resampler are rebuilt and the lost span is reported as a gap. The call goes on either way.
 
 A final whose reading, aligned to its audio, leaves a clause out (asr.coverage: Whisper skipped the first clause or
-ended early) is read again before it goes out, and the longest reading is the final. An early decode does that check
-itself, while the endpoint's silence is still being confirmed, so a final it finishes does not wait for it.
+ended early) is read again before it goes out, and the longest reading is the final.
 
 With decode hints (asr.hints), a final whose text the hints find phrases for is decoded once more, right after the
 final went out, with those phrases in the prompt; the result follows as an `alternative` segment. The lines the hints
@@ -144,9 +143,8 @@ class FasterWhisperEngine(AsrEngine):
         return self._accounted(lambda decoder: decoder.reread_if_uncovered(audio, prompt, first))
 
     def decode_if_wanted(self, audio: FloatArray, prompt: Sequence[int], wanted: Callable[[], bool]) -> Decoded | None:
-        """An early decode: the encoder, then the decoder only if `wanted()` still says so (None if not), then, if
-        still wanted, the coverage check (`reread_if_uncovered`), which would otherwise delay the final. With
-        batching, a batch encodes and decodes in one call, so it is decoded whole (its final does the check)."""
+        """An early decode: the encoder, then the decoder only if `wanted()` still says so (None if not). With
+        batching, a batch encodes and decodes in one call, so it is decoded whole."""
         if self.batcher is not None:
             return self.decode(audio, prompt)
         began = time.perf_counter()
@@ -157,11 +155,6 @@ class FasterWhisperEngine(AsrEngine):
             return None
         result = self._accounted(lambda decoder: decoder.decode(audio, prompt, None, encoded))
         self._decoded(audio, began)
-        if wanted():  # while the endpoint is still being confirmed, so the final need not wait for the check
-            try:
-                result = self.reread_if_uncovered(audio, prompt, result)
-            except Exception:  # the final checks it again
-                log.warning("asr: the coverage check of an early decode failed", exc_info=True)
         return result
 
     def _accounted(self, call: Callable[[WhisperDecoder], _T]) -> _T:

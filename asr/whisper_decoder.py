@@ -80,7 +80,6 @@ class Decoded:
     no_speech_prob: float
     tokens: int
     looped: bool = False  # most of the raw output was one unit repeated
-    checked: bool = False  # already through reread_if_uncovered (an early decode checks itself before the endpoint)
     encoded: Encoded | None = field(default=None, compare=False, repr=False)  # for a decode of the same audio
 
 
@@ -203,17 +202,14 @@ class WhisperDecoder:
         """A final's reading (`first`, decoded from `audio` with `prompt`), or, when aligned to the audio its words
         take over _UNCOVERED_S to move on by two tokens (asr.coverage: Whisper skipped a clause), the longest of it
         and two more readings. Only finals pay for the alignment (about 45 ms of CPU; a decode of the same audio costs
-        about ten times as much); readings replaced anyway (partials, early decodes the caller spoke past) do not.
-        The result is marked `checked`, and a checked reading is returned as it is."""
-        if first.checked:
-            return first
+        about ten times as much); readings replaced anyway (partials, early decodes the caller spoke past) do not."""
         samples, pad_s = len(audio), self.settings.vad.speech_pad_ms / 1000
         encoded = first.encoded
         if encoded is None or not first.text or samples / ASR_RATE - 2 * pad_s < _COVERAGE_MIN_S:
-            return replace(first, checked=True)
+            return first
         starts = token_starts(self.model, encoded, prompt, self.tokenizer.encode(first.text), samples)
         if uncovered_s(starts, samples, pad_s) <= _UNCOVERED_S:
-            return replace(first, checked=True)
+            return first
         self.uncovered_retries += 1
         bound = int(8 + self.settings.max_tokens_per_s * samples / ASR_RATE)
         max_length = min(_MAX_LENGTH, len(prompt) + bound)
@@ -222,7 +218,7 @@ class WhisperDecoder:
             again = self._read(self._generate(encoded, [again_prompt], max_length, beam)[0], bound, samples / ASR_RATE)
             if not again.looped and _han(again.text) > _han(best.text):
                 best = replace(again, encoded=encoded)
-        return replace(best, checked=True)
+        return best
 
     def score(self, encoded: Encoded, prompt: Sequence[int], texts: Sequence[str]) -> list[float]:
         """How well each text reads this audio (its encoder output): the log-probability the model gives the text's

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,35 +47,3 @@ def test_the_words_of_a_clause_left_out_leave_its_speech_uncovered(whisper_engin
     assert left_out(reading) < _UNCOVERED_S, reading
     assert left_out(reading[third:]) > _UNCOVERED_S, reading[third:]  # its first third skipped
     assert left_out(reading[: 2 * third]) > _UNCOVERED_S, reading[: 2 * third]  # the line ended a third early
-
-
-@pytest.mark.slow
-def test_an_early_decode_checks_its_reading_so_the_final_does_not_wait_for_the_check(
-    whisper_engine: FasterWhisperEngine,
-) -> None:
-    audio = np.concatenate(
-        [np.zeros(int(PAD_S * ASR_RATE), np.float32), telephone_path(read_wav_16k(CLIP)), np.zeros(3200, np.float32)]
-    )
-    prompt = whisper_engine.decoder.prompt_tokens()
-    early = whisper_engine.decode_if_wanted(audio, prompt, lambda: True)
-    assert early is not None and early.checked and early.text
-
-    # Checked already: the final's own check returns it as it is, with no alignment.
-    assert whisper_engine.reread_if_uncovered(audio, prompt, early) is early
-
-    # The caller spoke again once the decoder was done: the check is left to the final that will come.
-    asked: list[bool] = []
-
-    def wanted_once() -> bool:
-        asked.append(True)
-        return len(asked) == 1
-
-    spoken_past = whisper_engine.decode_if_wanted(audio, prompt, wanted_once)
-    assert spoken_past is not None and not spoken_past.checked
-
-    # A reading that left its head out is read again once, then is checked.
-    retries = whisper_engine.decoder.uncovered_retries
-    cut = replace(early, text=early.text[len(early.text) // 3 :], checked=False)
-    reread = whisper_engine.reread_if_uncovered(audio, prompt, cut)
-    assert reread.checked and len(reread.text) > len(cut.text), reread.text
-    assert whisper_engine.decoder.uncovered_retries == retries + 1
