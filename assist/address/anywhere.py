@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from assist.address.common_words import common_words, is_common_word
 from assist.address.gazetteer import Gazetteer, Town
 from assist.address.loose import NEAR_INITIAL, LooseHit, LooseMatcher, loose_char
 from assist.address.phonetic import EXACT, FUZZY, either_initial, fuzzy, is_han, primary
@@ -72,6 +73,7 @@ class Place:
 
 class PlacesAnywhere:
     def __init__(self, gazetteer: Gazetteer, alike: Mapping[str, frozenset[str]]) -> None:
+        common_words()  # read now, with the gazetteer, not by the first line heard
         places: dict[str, Place] = {}
         names: list[tuple[str, str]] = []  # (what is heard, the place's phrase)
         towns_by_name: dict[str, set[str]] = defaultdict(set)
@@ -119,10 +121,13 @@ class PlacesAnywhere:
 
 def heard_as_the_name(text: str, hit: LooseHit) -> bool:
     """The heard span could be the name itself: a character of it written, every syllable heard exactly (梁香 for
-    良乡), or its suffix heard (镇 as 阵, not as 进). A decode prompted with the name writes it readily, so a span
-    that is another word only near in sound (麻烦 for 马坊, in 麻烦记一下) does not echo the name it wrote."""
+    良乡) unless it is an everyday word (任何, "any", for 仁和), or its suffix heard (镇 as 阵, not as 进). A decode
+    prompted with the name writes it readily, so a span that is another word only near in sound (麻烦 for 马坊, in
+    麻烦记一下), or the same in sound, does not echo the name it wrote."""
     heard = text[hit.start : hit.end]
-    return bool(set(heard) & set(hit.surface)) or all(sim >= EXACT for sim in hit.sims) or suffix_heard(hit)
+    if set(heard) & set(hit.surface) or suffix_heard(hit):
+        return True
+    return all(sim >= EXACT for sim in hit.sims) and not is_common_word(heard)
 
 
 def suffix_heard(hit: LooseHit) -> bool:

@@ -93,6 +93,18 @@ def test_an_everyday_word_near_a_name_in_sound_does_not_echo_the_name_a_guided_r
     assert homophone is not None and homophone.top is not None and homophone.top.town == "良乡镇"
 
 
+def test_an_everyday_word_the_same_in_sound_as_a_name_does_not_echo_it(second_readings: SecondReadings) -> None:
+    # 运河滨江社区 (通州区) as Whisper base heard it through a call: 任何 ("any") is ren-he, as 仁和镇 (顺义区) is; the
+    # guided decode wrote 仁和, and the desk showed 顺义区仁和镇 as sure
+    heard = "我想反应歌试啊,任何冰江社去楼下少考摊天天闹到半夜,希望紧快处理。"
+    hints = PlaceHints(second_readings.extractor)
+    assert "仁和镇" not in hints.phrases_for(heard)
+    assert second_readings.extract(heard, "我想反映个事啊,仁和镇社区楼下烧烤摊天天闹到半夜,希望尽快处理。", "s") is None
+    # the same name heard as a span that is no word still echoes it
+    kept = second_readings.extract("我家在人河这边,路灯坏了", "我家在仁和这边,路灯坏了", "s")
+    assert kept is not None and kept.top is not None and kept.top.town == "仁和镇"
+
+
 def test_a_street_heard_only_by_sound_is_confirmed_by_a_second_decode_that_writes_it(
     extractor: AddressExtractor,
     second_readings: SecondReadings,
