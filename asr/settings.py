@@ -251,6 +251,13 @@ class AsrSettings(BaseModel):
         "rest of the endpoint's silence, so starting it sooner brings its final sooner (0: as early_decode_ms).",
     )
     early_decode_long_s: float = Field(4.0, ge=0, le=30, description="What early_decode_long_ms counts as long.")
+    reread_uncovered: bool = Field(
+        True,
+        description="Align each final of 2 s of speech or more to its audio and read it again where its words leave "
+        "speech uncovered (Whisper skipped a clause; asr.coverage). Before the final goes out: through calls on 2 CPU "
+        "cores it delays every such final by about 55 ms; it got a lost clause back in 2-3 of 403 address lines "
+        "(bench/README.md).",
+    )
     second_pass: bool = Field(
         True,
         description="Decode a final again when decode hints (the gazetteer) suggest phrases for it, e.g. the streets "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from asr.audio import ASR_RATE, read_wav_16k
 from asr.coverage import token_starts, uncovered_s
 from asr.faster_whisper_engine import FasterWhisperEngine
 from asr.telephone import telephone_path
-from asr.whisper_decoder import _UNCOVERED_S
+from asr.whisper_decoder import _UNCOVERED_S, WhisperDecoder
 
 CLIP = Path(__file__).parent / "data" / "address-district_town-100.wav"  # 丰台区王佐镇这边有人占着消防通道停车…
 PAD_S = 0.2
@@ -47,3 +48,18 @@ def test_the_words_of_a_clause_left_out_leave_its_speech_uncovered(whisper_engin
     assert left_out(reading) < _UNCOVERED_S, reading
     assert left_out(reading[third:]) > _UNCOVERED_S, reading[third:]  # its first third skipped
     assert left_out(reading[: 2 * third]) > _UNCOVERED_S, reading[: 2 * third]  # the line ended a third early
+
+
+@pytest.mark.slow
+def test_with_the_check_turned_off_a_reading_that_left_a_clause_out_stands(whisper_engine: FasterWhisperEngine) -> None:
+    audio = np.concatenate(
+        [np.zeros(int(PAD_S * ASR_RATE), np.float32), telephone_path(read_wav_16k(CLIP)), np.zeros(3200, np.float32)]
+    )
+    decoder = whisper_engine.decoder
+    prompt = decoder.prompt_tokens()
+    whole = decoder.decode(audio, prompt)
+    cut = replace(whole, text=whole.text[len(whole.text) // 3 :])  # its first third skipped
+    assert len(decoder.reread_if_uncovered(audio, prompt, cut).text) > len(cut.text)
+    off = WhisperDecoder(decoder.model, decoder.settings.model_copy(update={"reread_uncovered": False}))
+    assert off.reread_if_uncovered(audio, prompt, cut) is cut
+    assert off.uncovered_retries == 0
