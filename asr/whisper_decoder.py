@@ -12,7 +12,7 @@ What keeps Whisper base sane on short telephone utterances (measured on ../share
   clause) is decoded once more without the prompt, and the longer reading is kept;
 - a final whose reading, aligned to the audio, takes over 1.5 s to move on by two tokens (it left speech out:
   Whisper skipped the first clause, or ended early; asr.coverage) is decoded again without the prompt and with a
-  beam of 5, and the longest reading is kept (`reread_if_uncovered`);
+  beam of 5, and the longest reading is kept (`reread_if_uncovered`; `asr.reread_uncovered` turns it off);
 - book-title marks 《》 are never written (nobody says them on the phone, and a line Whisper opens with 《 is
   where it loops: "《《《《…" for a whole sentence);
 - text is converted to simplified characters (the prompt steers to simplified, not always: 換 -> 换);

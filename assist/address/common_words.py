@@ -1,9 +1,9 @@
 """Words of everyday Mandarin: a span the recogniser wrote as one of them is that word, not a place name that only
 sounds the same (任何, "any", is not 仁和镇; 曾经, "once", is not a place).
 
-The list is jieba's dictionary (its frequencies from a large corpus of modern text), read once: words of two to
-four characters at least `COMMON_FREQUENCY` times in it, place names (`ns`) left out, since a span written as a
-place is not evidence against a place."""
+The list is jieba's dictionary (PyPI `jieba`; a word, its frequency and its part of speech a line), read once:
+words of two to four characters at least `COMMON_FREQUENCY` times in it, place names (`ns`) left out, since a span
+written as a place is not evidence against a place."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def is_common_word(span: str) -> bool:
 
 
 def _dictionary() -> Path:
-    """jieba's dict.txt, found without importing jieba (which sets up its tokenizer)."""
+    """jieba's dict.txt, found without importing jieba (its package sets up a tokenizer and logging)."""
     spec = importlib.util.find_spec("jieba")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("jieba is not installed: pip install jieba (the everyday-words list)")
