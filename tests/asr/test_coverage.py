@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr.audio import ASR_RATE, read_wav_16k
+from asr.audio import ASR_RATE, FloatArray, read_wav_16k
 from asr.coverage import token_starts, uncovered_s
 from asr.faster_whisper_engine import FasterWhisperEngine
 from asr.telephone import telephone_path
@@ -16,6 +16,13 @@ from asr.whisper_decoder import _UNCOVERED_S, WhisperDecoder
 
 CLIP = Path(__file__).parent / "data" / "address-district_town-100.wav"  # 丰台区王佐镇这边有人占着消防通道停车…
 PAD_S = 0.2
+
+
+def _utterance() -> FloatArray:
+    """The clip through the telephone path, with the endpointer's speech pad before it and 0.2 s after."""
+    return np.concatenate(
+        [np.zeros(int(PAD_S * ASR_RATE), np.float32), telephone_path(read_wav_16k(CLIP)), np.zeros(3200, np.float32)]
+    )
 
 
 def test_a_reading_that_covers_its_speech_leaves_no_long_stretch() -> None:
@@ -31,9 +38,7 @@ def test_a_skipped_head_shows_as_a_jump_and_an_early_end_as_speech_after_the_las
 
 @pytest.mark.slow
 def test_the_words_of_a_clause_left_out_leave_its_speech_uncovered(whisper_engine: FasterWhisperEngine) -> None:
-    audio = np.concatenate(
-        [np.zeros(int(PAD_S * ASR_RATE), np.float32), telephone_path(read_wav_16k(CLIP)), np.zeros(3200, np.float32)]
-    )
+    audio = _utterance()
     decoder = whisper_engine.decoder
     prompt = decoder.prompt_tokens()
     encoded = decoder.encode(audio)
@@ -52,9 +57,7 @@ def test_the_words_of_a_clause_left_out_leave_its_speech_uncovered(whisper_engin
 
 @pytest.mark.slow
 def test_with_the_check_turned_off_a_reading_that_left_a_clause_out_stands(whisper_engine: FasterWhisperEngine) -> None:
-    audio = np.concatenate(
-        [np.zeros(int(PAD_S * ASR_RATE), np.float32), telephone_path(read_wav_16k(CLIP)), np.zeros(3200, np.float32)]
-    )
+    audio = _utterance()
     decoder = whisper_engine.decoder
     prompt = decoder.prompt_tokens()
     whole = decoder.decode(audio, prompt)
