@@ -22,7 +22,7 @@ up once its finals are in. What the bench reads is what the desk's WebSocket del
   caller audio played, over all calls (Asterisk and the phones are other processes).
 
 Compare settings in one sitting: --no-second-pass, --early-decode-ms 0 (the endpoint alone), --early-decode-long-ms
-0 (long utterances as short ones), --no-rescore, --min-silence-ms.
+0 (long utterances as short ones), --no-rescore, --min-silence-ms, --vad-threshold.
 """
 
 from __future__ import annotations
@@ -219,7 +219,8 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
         print(
             f"gateway and desk up in {time.monotonic() - started:.0f} s; second pass {a.second_pass}, rescoring "
             f"{a.rescore_readings}, early decode {a.early_decode_ms} ms ({a.early_decode_long_ms or a.early_decode_ms} "
-            f"ms from {a.early_decode_long_s:g} s of speech), endpoint {a.vad.min_silence_ms} ms",
+            f"ms from {a.early_decode_long_s:g} s of speech), endpoint {a.vad.min_silence_ms} ms, VAD threshold "
+            f"{a.vad.threshold:g}",
             flush=True,
         )
         cpu_start, audio_s = cpu_seconds(), 0.0
@@ -278,8 +279,13 @@ def asr_overrides(args: argparse.Namespace) -> dict[str, Any]:
         asr["early_decode_long_ms"] = args.early_decode_long_ms
     if args.no_rescore:
         asr["rescore_readings"] = False
+    vad: dict[str, Any] = {}
     if args.min_silence_ms is not None:
-        asr["vad"] = {"min_silence_ms": args.min_silence_ms}
+        vad["min_silence_ms"] = args.min_silence_ms
+    if args.vad_threshold is not None:
+        vad["threshold"] = args.vad_threshold
+    if vad:
+        asr["vad"] = vad
     return asr
 
 
@@ -339,6 +345,7 @@ def main() -> int:
     parser.add_argument("--early-decode-long-ms", type=int, default=None, help="0: long utterances as short ones")
     parser.add_argument("--no-rescore", action="store_true", help="no suggested lines scored against the audio")
     parser.add_argument("--min-silence-ms", type=int, default=None, help="the endpoint (asr.vad.min_silence_ms)")
+    parser.add_argument("--vad-threshold", type=float, default=None, help="speech starts here (asr.vad.threshold)")
     parser.add_argument("--dump", type=Path, default=None, help="append each call's outcome here (JSON lines)")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--log-level", default="WARNING")
