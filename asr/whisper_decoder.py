@@ -205,9 +205,8 @@ class WhisperDecoder:
         about ten times as much); readings replaced anyway (partials, early decodes the caller spoke past) do not."""
         samples, pad_s = len(audio), self.settings.vad.speech_pad_ms / 1000
         encoded = first.encoded
-        if not self.settings.reread_uncovered:
-            return first
-        if encoded is None or not first.text or samples / ASR_RATE - 2 * pad_s < _COVERAGE_MIN_S:
+        too_short = samples / ASR_RATE - 2 * pad_s < _COVERAGE_MIN_S
+        if not self.settings.reread_uncovered or encoded is None or not first.text or too_short:
             return first
         starts = token_starts(self.model, encoded, prompt, self.tokenizer.encode(first.text), samples)
         if uncovered_s(starts, samples, pad_s) <= _UNCOVERED_S:
