@@ -12,7 +12,8 @@ What keeps Whisper base sane on short telephone utterances (measured on ../share
   clause) is decoded once more without the prompt, and the longer reading is kept;
 - a final whose reading, aligned to the audio, takes over 1.5 s to move on by two tokens (it left speech out:
   Whisper skipped the first clause, or ended early; asr.coverage) is decoded again without the prompt and with a
-  beam of 5, and the longest reading is kept (`reread_if_uncovered`; `asr.reread_uncovered` turns it off);
+  beam of 5, and the longest reading is kept (`reread_if_uncovered`; `asr.reread_uncovered` turns it off); a
+  reading with more characters than the rest of its speech could hold is not aligned;
 - book-title marks 《》 are never written (nobody says them on the phone, and a line Whisper opens with 《 is
   where it loops: "《《《《…" for a whole sentence);
 - text is converted to simplified characters (the prompt steers to simplified, not always: 換 -> 换);
@@ -38,7 +39,7 @@ import numpy.typing as npt
 import zhconv  # type: ignore[import-untyped]
 
 from asr.audio import ASR_RATE, FloatArray
-from asr.coverage import token_starts, uncovered_s
+from asr.coverage import token_starts, too_many_to_leave_out, uncovered_s
 from asr.settings import AsrSettings
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class WhisperDecoder:
         self.loop_retries = 0  # decodes done again because the first one looped (read by benches)
         self.short_retries = 0  # ... because the first one stopped early
         self.uncovered_retries = 0  # ... because its words left part of the speech uncovered
+        self.coverage_checks = 0  # finals aligned to their audio (the others were short, or dense enough)
         self._unprompted = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
 
     def prompt_tokens(self, phrases: Sequence[str] = (), budget: int | None = None) -> list[int]:
@@ -202,12 +204,16 @@ class WhisperDecoder:
         """A final's reading (`first`, decoded from `audio` with `prompt`), or, when aligned to the audio its words
         take over _UNCOVERED_S to move on by two tokens (asr.coverage: Whisper skipped a clause), the longest of it
         and two more readings. Only finals pay for the alignment (about 45 ms of CPU; a decode of the same audio costs
-        about ten times as much); readings replaced anyway (partials, early decodes the caller spoke past) do not."""
+        about ten times as much), and only those with too few characters to prove they left nothing out; readings
+        replaced anyway (partials, early decodes the caller spoke past) do not."""
         samples, pad_s = len(audio), self.settings.vad.speech_pad_ms / 1000
         encoded = first.encoded
-        too_short = samples / ASR_RATE - 2 * pad_s < _COVERAGE_MIN_S
-        if not self.settings.reread_uncovered or encoded is None or not first.text or too_short:
+        speech_s = samples / ASR_RATE - 2 * pad_s
+        if not self.settings.reread_uncovered or encoded is None or not first.text or speech_s < _COVERAGE_MIN_S:
             return first
+        if too_many_to_leave_out(_han(first.text), speech_s, _UNCOVERED_S):
+            return first
+        self.coverage_checks += 1
         starts = token_starts(self.model, encoded, prompt, self.tokenizer.encode(first.text), samples)
         if uncovered_s(starts, samples, pad_s) <= _UNCOVERED_S:
             return first

@@ -152,7 +152,8 @@ async def transcribe(
             print(f"  decodes that looped, done again with a beam of 2: {decoder.loop_retries}", flush=True)
             print(f"  decodes that stopped early, done again without the prompt: {decoder.short_retries}", flush=True)
             print(
-                f"  finals whose words left speech uncovered, read again (no prompt; beam 5): "
+                f"  finals aligned to their audio (too few characters to rule out a clause left out): "
+                f"{decoder.coverage_checks}; their words left speech uncovered, read again (no prompt; beam 5): "
                 f"{decoder.uncovered_retries}",
                 flush=True,
             )

@@ -220,7 +220,7 @@ async def run(args: argparse.Namespace, groups: dict[str, list[SpeechCase]], wor
             f"gateway and desk up in {time.monotonic() - started:.0f} s; second pass {a.second_pass}, rescoring "
             f"{a.rescore_readings}, early decode {a.early_decode_ms} ms ({a.early_decode_long_ms or a.early_decode_ms} "
             f"ms from {a.early_decode_long_s:g} s of speech), endpoint {a.vad.min_silence_ms} ms, VAD threshold "
-            f"{a.vad.threshold:g}",
+            f"{a.vad.threshold:g} (silence below {a.vad.neg_threshold:g})",
             flush=True,
         )
         cpu_start, audio_s = cpu_seconds(), 0.0
@@ -320,12 +320,14 @@ def report(results: dict[str, list[CallResult]], seconds: float, service: Gatewa
     engine = service.asr_engine
     second, rescored = getattr(engine, "second_decodes", 0), getattr(engine, "rescored", 0)
     silent = getattr(engine, "silent_finals", 0)
-    uncovered = getattr(getattr(engine, "decoder", None), "uncovered_retries", 0)
+    decoder = getattr(engine, "decoder", None)
+    aligned, uncovered = getattr(decoder, "coverage_checks", 0), getattr(decoder, "uncovered_retries", 0)
     calls = sum(len(c) for c in results.values())
     print(
         f"calls: {calls} in {seconds:.0f} s; second readings: {rescored} suggested lines borne out, {second} guided "
-        f"decodes; {silent} utterances of {SPOKEN_S:g} s or more decoded to no text; {uncovered} read again because "
-        f"their words left speech uncovered; load average {os.getloadavg()[0]:.2f}"
+        f"decodes; {silent} utterances of {SPOKEN_S:g} s or more decoded to no text; {aligned} finals aligned to their "
+        f"audio, {uncovered} read again because their words left speech uncovered; "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
 
 
