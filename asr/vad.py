@@ -80,7 +80,7 @@ class VadState:
 
 @dataclass(frozen=True)
 class VadConfig:
-    threshold: float = 0.5
+    threshold: float = 0.4
     neg_threshold: float = 0.35
     min_silence_ms: int = 500
     min_speech_ms: int = 250

@@ -21,10 +21,12 @@ def test_defaults() -> None:
     assert AsrSettings(device="cuda").resolved_compute_type() == "float16"
     assert settings.vosk_model_dir == Path("var/models/vosk-model-small-cn-0.22")
     vad = settings.vad.config()
-    assert (vad.threshold, vad.neg_threshold, vad.min_silence_ms) == (0.5, pytest.approx(0.35), 500)
+    assert (vad.threshold, vad.neg_threshold, vad.min_silence_ms) == (0.4, 0.35, 500)
 
 
 def test_invalid_values_are_refused() -> None:
+    with pytest.raises(ValidationError, match=r"neg_threshold \(0.35\) must be below threshold \(0.3\)"):
+        AsrSettings(vad={"threshold": 0.3})
     with pytest.raises(ValidationError, match="extra"):
         AsrSettings(unknown=1)  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="needs model_path"):
