@@ -10,7 +10,7 @@ seconds before the speech does. Within one utterance the speaker never pauses as
 move on by two tokens (254 finals of 2 s or more, address lines in 19 voices), those that left a clause out
 2.4 s and more.
 The text can show the opposite, though: a reading with more characters than the speech less such a gap could hold
-at the fastest a caller speaks has left nothing out, and is not aligned (most finals of fluent speech).
+at the fastest a caller speaks has left nothing out, and is not aligned (about half the finals of fluent speech).
 """
 
 from __future__ import annotations
